@@ -1,0 +1,173 @@
+"""The clinic export contract, version 1, as data.
+
+Carried in the package (the pipeline never reads ``shared/`` at run time). Every stage that
+needs a column list, a code set or an item range takes it from here; the GX suites in
+``expectations/`` are generated from it and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONTRACT_VERSION = 1
+
+DROP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+SITE_ID_PATTERN = r"^[a-z0-9_-]{1,16}$"
+TREATMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+TARGET_PATTERN = r"^[a-z_]{1,32}$"
+INTEGER_PATTERN = r"^[+-]?[0-9]+$"
+NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
+
+FILES = ("patients", "treatments", "assessments")
+
+SEXES = ("F", "M", "X", "U")
+SIDES = ("L", "R", "B")
+ETIOLOGIES = ("bell", "ramsay_hunt", "tumor", "trauma", "iatrogenic", "infection", "other", "unknown")
+MODALITIES = (
+    "botox",
+    "physical_therapy",
+    "selective_neurectomy",
+    "selective_myectomy",
+    "other_surgery",
+)
+# Short codes in the contract's order: a combination joins them with '+' in this order.
+MODALITY_CODES = {
+    "botox": "BTX",
+    "physical_therapy": "PT",
+    "selective_neurectomy": "SN",
+    "selective_myectomy": "MY",
+    "other_surgery": "OS",
+}
+
+AGE_TOP_CODE = 90
+MIN_INDEX_YEAR = 1980
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # "text", "integer" or "number"
+    required: bool = True
+
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "patients": (
+        Column("patient_id", "text"),
+        Column("site_id", "text"),
+        Column("sex", "text"),
+        Column("age_at_onset", "integer"),
+        Column("side", "text"),
+        Column("etiology", "text"),
+        Column("index_year", "integer"),
+        Column("onset_to_index_days", "integer"),
+    ),
+    "treatments": (
+        Column("patient_id", "text"),
+        Column("site_id", "text"),
+        Column("treatment_id", "text"),
+        Column("day", "integer"),
+        Column("modality", "text"),
+        Column("botox_units", "number", required=False),
+        Column("pt_sessions", "integer", required=False),
+        Column("target", "text", required=False),
+    ),
+    "assessments": (
+        Column("patient_id", "text"),
+        Column("site_id", "text"),
+        Column("visit_day", "integer"),
+        Column("instrument", "text"),
+        Column("item", "text"),
+        Column("value", "number"),
+    ),
+}
+
+KEYS: dict[str, tuple[str, ...]] = {
+    "patients": ("site_id", "patient_id"),
+    "treatments": ("site_id", "patient_id", "treatment_id"),
+    "assessments": ("site_id", "patient_id", "visit_day", "instrument", "item"),
+}
+
+
+@dataclass(frozen=True)
+class Item:
+    instrument: str
+    code: str
+    low: float
+    high: float
+    kind: str  # "item" (scored item) or "total" (recorded score)
+    integer: bool = True
+
+
+def _items(instrument: str, codes: list[str], low: float, high: float, kind: str, integer: bool = True) -> list[Item]:
+    return [Item(instrument, code, low, high, kind, integer) for code in codes]
+
+
+SUNNYBROOK_REST = ["rest_eye", "rest_cheek", "rest_mouth"]
+SUNNYBROOK_VOLUNTARY = ["vm_brow", "vm_eye_closure", "vm_smile", "vm_snarl", "vm_pucker"]
+SUNNYBROOK_SYNKINESIS = ["syn_brow", "syn_eye_closure", "syn_smile", "syn_snarl", "syn_pucker"]
+EFACE_STATIC = ["static_brow", "static_palpebral_fissure", "static_nasolabial_fold", "static_oral_commissure"]
+EFACE_DYNAMIC = [
+    "dyn_brow_elevation",
+    "dyn_gentle_eye_closure",
+    "dyn_full_eye_closure",
+    "dyn_nlf_depth_smile",
+    "dyn_nlf_orientation_smile",
+    "dyn_commissure_smile",
+    "dyn_lower_lip_eee",
+]
+EFACE_SYNKINESIS = ["syn_ocular", "syn_midfacial", "syn_mentalis", "syn_platysmal"]
+SAQ_ITEMS = [f"q{i}" for i in range(1, 10)]
+FACE_SCORES = ["movement", "comfort", "oral_function", "eye_comfort", "lacrimal_control", "social_function", "total"]
+FDI_SCORES = ["physical", "social"]
+
+ITEMS: tuple[Item, ...] = tuple(
+    [Item("sunnybrook", "rest_eye", 0, 1, "item"), Item("sunnybrook", "rest_cheek", 0, 2, "item")]
+    + [Item("sunnybrook", "rest_mouth", 0, 1, "item")]
+    + _items("sunnybrook", SUNNYBROOK_VOLUNTARY, 1, 5, "item")
+    + _items("sunnybrook", SUNNYBROOK_SYNKINESIS, 0, 3, "item")
+    + [
+        Item("sunnybrook", "resting_score", 0, 20, "total", False),
+        Item("sunnybrook", "voluntary_score", 20, 100, "total", False),
+        Item("sunnybrook", "synkinesis_score", 0, 15, "total", False),
+        Item("sunnybrook", "composite", -15, 100, "total", False),
+    ]
+    + _items("eface", EFACE_STATIC, 0, 200, "item", False)
+    + _items("eface", EFACE_DYNAMIC, 0, 100, "item", False)
+    + _items("eface", EFACE_SYNKINESIS, 0, 100, "item", False)
+    + _items("eface", ["static_score", "dynamic_score", "synkinesis_score", "total"], 0, 100, "total", False)
+    + _items("saq", SAQ_ITEMS, 1, 5, "item")
+    + [Item("saq", "total_raw", 9, 45, "total", False), Item("saq", "total_pct", 20, 100, "total", False)]
+    + _items("face", FACE_SCORES, 0, 100, "total", False)
+    + _items("fdi", FDI_SCORES, 0, 100, "total", False)
+    + [Item("house_brackmann", "grade", 1, 6, "total")]
+)
+
+INSTRUMENTS = ("sunnybrook", "eface", "saq", "face", "fdi", "house_brackmann")
+
+# Where an instrument is given both ways, recorded totals must agree with items this closely.
+TOTAL_TOLERANCE = 0.5
+
+# Outcome codes of the warehouse contract and their direction.
+OUTCOMES: dict[str, bool] = {
+    "sunnybrook_composite": True,
+    "sunnybrook_voluntary": True,
+    "sunnybrook_resting": False,  # a resting-asymmetry score: higher is worse
+    "sunnybrook_synkinesis": False,  # higher is more synkinesis
+    "eface_total": True,
+    "eface_static": True,
+    "eface_dynamic": True,
+    "eface_synkinesis": True,
+    "saq": False,
+    "face_total": True,
+    "fdi_physical": True,
+    "fdi_social": True,
+    "house_brackmann": False,
+}
+
+
+def item_range(instrument: str, code: str) -> Item | None:
+    for item in ITEMS:
+        if item.instrument == instrument and item.code == code:
+            return item
+    return None

@@ -1,0 +1,37 @@
+"""Errors a coordinator reads: one clear sentence, never a cell value of a rejected export."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A fault the user can act on; the CLI prints its message without a traceback."""
+
+
+class DropRejected(PipelineError):
+    """The whole drop is refused: nothing of it is loaded."""
+
+    def __init__(self, drop_id: str, reason: str, fix: str = "") -> None:
+        self.drop_id = drop_id
+        self.reason = reason
+        self.fix = fix
+        message = f"Drop {drop_id} rejected: {reason}"
+        if fix:
+            message += f" To fix: {fix}"
+        super().__init__(message)
+
+
+class DropHeld(PipelineError):
+    """A full snapshot that would retire too much, held back until confirmed."""
+
+    def __init__(self, drop_id: str, reason: str) -> None:
+        self.drop_id = drop_id
+        self.reason = reason
+        super().__init__(f"Drop {drop_id} held: {reason}")
+
+
+def row_list(rows: list[int], limit: int = 10) -> str:
+    """'rows 2, 5, 9' or 'rows 2, 5, ... (40 rows)': row numbers are safe to print, values are not."""
+    shown = ", ".join(str(r) for r in rows[:limit])
+    if len(rows) > limit:
+        shown += f", ... ({len(rows)} rows)"
+    return ("row " if len(rows) == 1 else "rows ") + shown

@@ -1,0 +1,168 @@
+"""Apply a validated drop to the staging store: new versions, retirements, ledger, quarantine.
+
+Everything a drop changes is written in one transaction: killed at any point, the store is as
+it was, and a rerun loads the drop again from the archive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+
+from pipeline.contract import COLUMNS, KEYS
+from pipeline.sources import ReceivedFile
+from pipeline.store import current_patient_counts
+from pipeline.validation.rows import ValidatedDrop
+
+RETIRE_LIMIT = 0.20  # a full snapshot retiring more than this share of a site's patients is held
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    file: ReceivedFile
+    table: str
+    rows_in: int
+    rows_loaded: int
+    rows_quarantined: int
+    status: str
+    reason: str | None = None
+
+
+def drop_sites(validated: ValidatedDrop) -> list[str]:
+    sites = set(validated.source.tables["patients"]["site_id"].dropna())
+    if validated.source.manifest.site_id:
+        sites.add(validated.source.manifest.site_id)
+    return sorted(sites)
+
+
+def retirement_shares(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop) -> dict[str, tuple[int, int]]:
+    """Per site: (patients a full snapshot would retire, current patients)."""
+    sites = drop_sites(validated)
+    counts = current_patient_counts(con, sites)
+    present = validated.source.tables["patients"][["site_id", "patient_id"]].dropna()
+    con.register("present_patients", present)
+    try:
+        missing = dict(con.execute(
+            "SELECT h.site_id, count(*) FROM patients_history h "
+            "ANTI JOIN present_patients p USING (site_id, patient_id) "
+            "WHERE h.valid_to IS NULL AND list_contains(?, h.site_id) GROUP BY h.site_id", [sites]
+        ).fetchall())
+    finally:
+        con.unregister("present_patients")
+    return {site: (missing.get(site, 0), counts.get(site, 0)) for site in sites}
+
+
+def _hash_expression(table: str) -> str:
+    columns = ", ".join(f'CAST("{c.name}" AS VARCHAR)' for c in COLUMNS[table])
+    return f"md5(concat_ws('|', {columns}))"
+
+
+def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, drop_id: str, now: datetime) -> int:
+    """Insert rows that are new or changed; end the version they replace. Returns rows taken in."""
+    history = f"{table}_history"
+    key = " AND ".join(f'h."{k}" = i."{k}"' for k in KEYS[table])
+    columns = [c.name for c in COLUMNS[table]]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    con.register("incoming_raw", frame)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE incoming AS SELECT {quoted}, row_number, "
+            f"{_hash_expression(table)} AS row_hash FROM incoming_raw"
+        )
+    finally:
+        con.unregister("incoming_raw")
+    con.execute(
+        f"UPDATE {history} AS h SET valid_to = $now, ended_by_drop = $drop, end_reason = 'replaced' "
+        f"FROM incoming AS i WHERE h.valid_to IS NULL AND {key} AND h.row_hash <> i.row_hash",
+        {"now": now, "drop": drop_id},
+    )
+    con.execute(
+        f"INSERT INTO {history} ({quoted}, drop_id, row_number, row_hash, valid_from) "
+        f"SELECT {quoted}, $drop, row_number, row_hash, $now FROM incoming AS i "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {history} AS h WHERE h.valid_to IS NULL AND {key})",
+        {"now": now, "drop": drop_id},
+    )
+    con.execute("DROP TABLE incoming")
+    return len(frame)
+
+
+def _retire_missing(con: duckdb.DuckDBPyConnection, table: str, present: pd.DataFrame, sites: list[str],
+                    drop_id: str, now: datetime) -> None:
+    """A full snapshot is the site's whole data set: end every current record it no longer holds."""
+    keys = list(KEYS[table])
+    con.register("present_keys", present[keys].dropna().drop_duplicates())
+    try:
+        match = " AND ".join(f'p."{k}" = h."{k}"' for k in keys)
+        con.execute(
+            f"UPDATE {table}_history AS h SET valid_to = $now, ended_by_drop = $drop, end_reason = 'retired' "
+            f"WHERE h.valid_to IS NULL AND list_contains($sites, h.site_id) "
+            f"AND NOT EXISTS (SELECT 1 FROM present_keys AS p WHERE {match})",
+            {"now": now, "drop": drop_id, "sites": sites},
+        )
+    finally:
+        con.unregister("present_keys")
+
+
+def _present_keys(validated: ValidatedDrop, table: str) -> pd.DataFrame:
+    """Keys the export holds, valid or not: a quarantined row still says its record exists."""
+    text = validated.source.tables[table]
+    frame = text[list(KEYS[table])].copy()
+    for column in COLUMNS[table]:
+        if column.name in frame and column.kind != "text":
+            frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce").astype("Int64")
+    return frame
+
+
+def apply_drop(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop, outcomes: list[FileOutcome],
+               received_at: datetime, now: datetime, summary_json: str) -> None:
+    """Write the whole drop in one transaction (the caller holds the writer lock)."""
+    drop = validated.source
+    sites = drop_sites(validated)
+    duplicate_tables = {o.table for o in outcomes if o.status == "duplicate"}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, frame in validated.valid.items():
+            if table not in duplicate_tables and table in drop.files:
+                _upsert(con, table, frame, drop.drop_id, now)
+            if drop.manifest.snapshot == "full" and table in drop.files:
+                _retire_missing(con, table, _present_keys(validated, table), sites, drop.drop_id, now)
+        for table, frame in validated.quarantined.items():
+            if table in duplicate_tables or frame.empty:
+                continue
+            con.register("quarantined", frame)
+            con.execute(
+                'INSERT INTO quarantine SELECT drop_id, file, row_number, rule, columns, "row", $now FROM quarantined',
+                {"now": now},
+            )
+            con.unregister("quarantined")
+        record_outcomes(con, drop.drop_id, outcomes, received_at, now)
+        record_drop(con, drop.drop_id, drop.manifest.source, drop.manifest.snapshot, sites, "loaded", None,
+                    received_at, now, summary_json)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def record_outcomes(con: duckdb.DuckDBPyConnection, drop_id: str, outcomes: list[FileOutcome],
+                    received_at: datetime, loaded_at: datetime | None) -> None:
+    con.execute("DELETE FROM load_ledger WHERE drop_id = ?", [drop_id])
+    for o in outcomes:
+        con.execute(
+            "INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [drop_id, o.file.file, o.file.sha256, o.rows_in, o.rows_loaded, o.rows_quarantined, o.status,
+             o.reason, received_at, loaded_at if o.status in ("loaded", "duplicate") else None, str(o.file.path)],
+        )
+
+
+def record_drop(con: duckdb.DuckDBPyConnection, drop_id: str, source: str | None, snapshot: str | None,
+                sites: list[str], status: str, reason: str | None, received_at: datetime,
+                loaded_at: datetime | None, summary_json: str) -> None:
+    con.execute("DELETE FROM drops WHERE drop_id = ?", [drop_id])
+    con.execute(
+        "INSERT INTO drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [drop_id, source, snapshot, sites, status, reason, received_at, loaded_at, summary_json],
+    )

@@ -1,0 +1,113 @@
+"""Where the data lives and the analysis design values, each with the contract's default."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class DataHome:
+    """The data home: ``SYNK_HOME``, ``--home``, or ``data/`` in the checkout."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> DataHome:
+        chosen = home or os.environ.get("SYNK_HOME") or PROJECT_ROOT / "data"
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def landing(self) -> Path:
+        return self.root / "landing"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def staging(self) -> Path:
+        return self.root / "staging"
+
+    @property
+    def store_path(self) -> Path:
+        return self.staging / "store.duckdb"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.staging / "store.lock"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.warehouse_dir / "outcomes.duckdb"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.staging / "data_docs"
+
+    def ensure(self) -> DataHome:
+        for folder in (self.landing, self.archive, self.staging, self.warehouse_dir, self.published):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+@dataclass(frozen=True)
+class Timepoint:
+    name: str
+    target: int
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class DesignSettings:
+    """The analysis design of the warehouse contract; every build records the values it used."""
+
+    exposure_window_days: int = 180  # also the landmark
+    baseline_lookback_days: int = 90
+    timepoints: tuple[Timepoint, ...] = field(
+        default=(
+            Timepoint("3m", 90, 60, 120),
+            Timepoint("6m", 180, 150, 240),
+            Timepoint("12m", 365, 300, 430),
+        )
+    )
+    primary_timepoint: str = "12m"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Model settings; recorded in ``model_runs.settings``."""
+
+    min_group_size: int = 11  # no model for a group smaller than this (small-cell rule)
+    weight_truncation: float = 10.0
+    covariates: tuple[str, ...] = (
+        "age_at_onset",
+        "sex",
+        "etiology",
+        "onset_to_index_days",
+        "prior_treatment",
+        "site_id",
+    )
+    min_sites_for_cluster: int = 10  # cluster-robust errors by site only with enough sites
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)

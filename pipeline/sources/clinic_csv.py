@@ -1,0 +1,160 @@
+"""The clinic export of the contract: three comma-separated files, optional manifest.json.
+
+Parsing is strict: a file that cannot be read exactly as the contract says (encoding,
+delimiter, ragged rows, unknown or missing columns) rejects the drop, with a message naming
+the file and line, never a cell's content.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.contract import COLUMNS, FILES
+from pipeline.errors import DropRejected, row_list
+from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
+
+MANIFEST = "manifest.json"
+_SUFFIXES = (".csv", ".csv.gz")
+
+
+def table_of(file_name: str) -> str | None:
+    """The contract table a file name carries ('patients.csv.gz' -> 'patients'), if any."""
+    for table in FILES:
+        if file_name in (table + suffix for suffix in _SUFFIXES):
+            return table
+    return None
+
+
+def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
+    if received is None:
+        return Manifest()
+    try:
+        raw = json.loads(received.path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DropRejected(drop_id, f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).",
+                           'Write it as a JSON object such as {"site_id": "dal01", "snapshot": "full"}.') from None
+    if not isinstance(raw, dict):
+        raise DropRejected(drop_id, f"{MANIFEST} is not a JSON object.")
+    snapshot = raw.get("snapshot", "full")
+    if snapshot not in ("full", "incremental"):
+        raise DropRejected(drop_id, f"{MANIFEST} field 'snapshot' must be 'full' or 'incremental'.")
+    confirm = raw.get("confirm_retire", False)
+    if not isinstance(confirm, bool):
+        raise DropRejected(drop_id, f"{MANIFEST} field 'confirm_retire' must be true or false.")
+    site = raw.get("site_id")
+    return Manifest(
+        site_id=str(site) if site is not None else None,
+        exported_on=str(raw["exported_on"]) if raw.get("exported_on") is not None else None,
+        snapshot=snapshot,
+        confirm_retire=confirm,
+        source=str(raw.get("source", "clinic_csv")),
+        raw=raw,
+    )
+
+
+def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
+    """Read a drop's archived files into text frames; raise DropRejected on any file-level fault."""
+    by_table: dict[str, ReceivedFile] = {}
+    manifest_file: ReceivedFile | None = None
+    for item in received:
+        if item.file == MANIFEST:
+            manifest_file = item
+            continue
+        table = table_of(item.file)
+        if table is None:
+            raise DropRejected(
+                drop_id,
+                f"it holds a file the contract does not know: {item.file}.",
+                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json.",
+            )
+        if table in by_table:
+            raise DropRejected(drop_id, f"it holds {table} twice ({by_table[table].file} and {item.file}).",
+                               "Send one of them.")
+        by_table[table] = item
+    manifest = read_manifest(drop_id, manifest_file)
+    missing = [t for t in FILES if t not in by_table]
+    if missing and manifest.snapshot == "full":
+        raise DropRejected(
+            drop_id,
+            f"it lacks {', '.join(m + '.csv' for m in missing)}, which a full snapshot must hold.",
+            "Export all three files, or mark the drop incremental in manifest.json.",
+        )
+    tables = {table: read_table(drop_id, table, by_table[table]) for table in by_table}
+    for table in missing:
+        tables[table] = _empty(table)
+    return SourceDrop(drop_id=drop_id, manifest=manifest, files=by_table, tables=tables)
+
+
+def _empty(table: str) -> pd.DataFrame:
+    columns = {c.name: pd.Series([], dtype="str") for c in COLUMNS[table]}
+    columns[ROW_NUMBER] = pd.Series([], dtype="int64")
+    return pd.DataFrame(columns)
+
+
+def _decode(drop_id: str, received: ReceivedFile) -> str:
+    data = received.path.read_bytes()
+    if received.file.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, OSError, zlib.error):
+            raise DropRejected(drop_id, f"{received.file} is not a complete gzip file (truncated or corrupt).",
+                               "Compress the export again and resend it.") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DropRejected(drop_id, f"{received.file} is not UTF-8 (first bad byte on line {line}).",
+                           "Save the export as UTF-8 (CSV UTF-8 in Excel).") from None
+
+
+def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame:
+    """One contract file as text columns (empty cell = null) plus its spreadsheet row number."""
+    text = _decode(drop_id, received)
+    name = received.file
+    if not text.strip():
+        raise DropRejected(drop_id, f"{name} is empty: it has no header row.",
+                           "Export the file with its header row, even when it has no data rows.")
+    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = [h.strip() for h in next(rows)]
+        records = list(rows)
+    except csv.Error as exc:
+        raise DropRejected(drop_id, f"{name} is not valid CSV near line {rows.line_num} ({exc}).") from None
+    expected = [c.name for c in COLUMNS[table]]
+    if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
+        raise DropRejected(drop_id, f"{name} is not comma-separated (its header has one column).",
+                           "Export with commas as the delimiter.")
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        raise DropRejected(drop_id, f"{name} has duplicate column(s): {', '.join(duplicated)}.")
+    unknown = [h for h in header if h not in expected]
+    if unknown:
+        raise DropRejected(
+            drop_id,
+            f"{name} has column(s) the contract does not know: {', '.join(unknown)}.",
+            "Remove them from the export; unknown columns may carry identifiers, so nothing of the drop was loaded.",
+        )
+    absent = [c for c in expected if c not in header]
+    if absent:
+        raise DropRejected(drop_id, f"{name} lacks required column(s): {', '.join(absent)}.",
+                           "Export every column of the contract, in any order.")
+    ragged = [i + 2 for i, record in enumerate(records) if len(record) != len(header) and record]
+    if ragged:
+        raise DropRejected(drop_id, f"{name} has {row_list(ragged)} with a different number of fields than its header.",
+                           "Check for unquoted commas in those rows.")
+    # Blank lines are not rows; every other record keeps its spreadsheet row number.
+    numbered = [(i + 2, record) for i, record in enumerate(records) if record]
+    frame = pd.DataFrame([record for _, record in numbered], columns=header, dtype="str")
+    if frame.empty:
+        frame = pd.DataFrame({h: pd.Series([], dtype="str") for h in header})
+    frame = frame.apply(lambda col: col.str.strip()).replace("", None)
+    frame = frame[expected]
+    frame[ROW_NUMBER] = pd.Series([n for n, _ in numbered], dtype="int64")
+    return frame

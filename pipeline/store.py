@@ -1,0 +1,85 @@
+"""The staging store: ledger, quarantine and the full history of every record received.
+
+One DuckDB file under ``staging/``, written by one process at a time: a file lock here, and in
+Airflow a one-slot pool, serialize every writer. A drop is loaded in one transaction, so a
+load killed at any point leaves the store as it was before it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipeline.errors import PipelineError
+from pipeline.settings import DataHome
+from pipeline.sql_files import read_sql
+
+HISTORY_TABLES = ("patients", "treatments", "assessments")
+
+
+@contextmanager
+def writer_lock(home: DataHome, wait: bool = True) -> Iterator[None]:
+    """Hold the store's writer lock: two loads never interleave, whoever starts them."""
+    home.staging.mkdir(parents=True, exist_ok=True)
+    with open(home.lock_path, "a+") as handle:
+        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+        try:
+            fcntl.flock(handle.fileno(), flags)
+        except BlockingIOError:
+            raise PipelineError("Another load holds the staging store; try again when it has finished.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+@contextmanager
+def open_store(home: DataHome, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    path: Path = home.store_path
+    if read_only and not path.exists():
+        raise PipelineError(f"No staging store yet at {path}: run a load first.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        if not read_only:
+            con.execute(read_sql("store/schema.sql"))
+        yield con
+    finally:
+        con.close()
+
+
+def drop_already_received(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict[str, str]) -> bool:
+    """True when this drop id was recorded before with exactly these files and checksums."""
+    recorded = con.execute("SELECT file, sha256 FROM load_ledger WHERE drop_id = ?", [drop_id]).fetchall()
+    return bool(recorded) and dict(recorded) == checksums
+
+
+def loaded_checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """sha256 -> (drop, file) of every file already loaded."""
+    rows = con.execute(
+        "SELECT sha256, arg_min(drop_id, loaded_at), arg_min(file, loaded_at) FROM load_ledger "
+        "WHERE status = 'loaded' GROUP BY sha256"
+    ).fetchall()
+    return {sha: (drop, file) for sha, drop, file in rows}
+
+
+def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT site_id || '/' || patient_id FROM patients_history WHERE valid_to IS NULL").fetchall()
+    return {key for (key,) in rows}
+
+
+def current_patient_counts(con: duckdb.DuckDBPyConnection, sites: list[str]) -> dict[str, int]:
+    rows = con.execute(
+        "SELECT site_id, count(*) FROM patients_history WHERE valid_to IS NULL AND list_contains(?, site_id) "
+        "GROUP BY site_id", [sites]
+    ).fetchall()
+    return dict(rows)

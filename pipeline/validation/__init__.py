@@ -1,0 +1,1 @@
+"""Row-level validation of a screened drop with the GX suites in ``expectations/``."""

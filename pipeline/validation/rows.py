@@ -1,0 +1,143 @@
+"""Validate a screened drop row by row: failing rows go to quarantine with their rule, the rest load."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from pipeline.contract import COLUMNS, FILES, TOTAL_TOLERANCE
+from pipeline.sources import ROW_NUMBER, SourceDrop
+from pipeline.sql_files import read_sql
+from pipeline.validation.gx_runner import validate_frame
+from pipeline.validation.suites import CURRENT_YEAR, KNOWN_PATIENTS, TEXT_SUFFIX, load_suite
+
+QUARANTINE_COLUMNS = ["drop_id", "file", "row_number", "rule", "columns", "row"]
+
+
+@dataclass
+class ValidatedDrop:
+    source: SourceDrop
+    valid: dict[str, pd.DataFrame]  # typed contract columns + row_number
+    quarantined: dict[str, pd.DataFrame]  # QUARANTINE_COLUMNS
+    gx_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def rule_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for frame in self.quarantined.values():
+            for rules in frame["rule"]:
+                for rule in str(rules).split("; "):
+                    counts[rule] = counts.get(rule, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def _typed(table: str, text: pd.DataFrame) -> pd.DataFrame:
+    """The validation frame: text columns as given, numeric columns as numbers plus their text."""
+    frame = pd.DataFrame(index=text.index)
+    for column in COLUMNS[table]:
+        raw = text[column.name]
+        if column.kind == "text":
+            frame[column.name] = raw
+        else:
+            frame[column.name] = pd.to_numeric(raw, errors="coerce").astype("float64")
+            frame[column.name + TEXT_SUFFIX] = raw
+    if table != "patients":
+        frame["patient_key"] = text["site_id"].fillna("") + "/" + text["patient_id"].fillna("")
+    return frame
+
+
+def _quarantine_rows(drop: SourceDrop, table: str, text: pd.DataFrame, failures: dict[int, list[str]],
+                     columns_by_rule: dict[str, list[str]]) -> pd.DataFrame:
+    if not failures:
+        return pd.DataFrame({c: pd.Series([], dtype="object") for c in QUARANTINE_COLUMNS})
+    file = drop.files[table].file
+    contract_columns = [c.name for c in COLUMNS[table]]
+    index = sorted(failures)
+    rows = text.loc[index, contract_columns]
+    records = []
+    for position, row in zip(index, rows.itertuples(index=False), strict=True):
+        rules = list(dict.fromkeys(failures[position]))
+        columns = sorted({col for rule in rules for col in columns_by_rule.get(rule, [])})
+        values = {name: (None if pd.isna(value) else value) for name, value in zip(contract_columns, row, strict=True)}
+        records.append({
+            "drop_id": drop.drop_id,
+            "file": file,
+            "row_number": int(text.at[position, ROW_NUMBER]),
+            "rule": "; ".join(rules),
+            "columns": ", ".join(columns),
+            "row": json.dumps(values),
+        })
+    return pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)
+
+
+def _rule_columns(suite: dict[str, Any]) -> dict[str, list[str]]:
+    return {e["meta"]["rule"]: e["meta"]["columns"] for e in suite["expectations"]}
+
+
+def _to_contract_types(table: str, frame: pd.DataFrame, text: pd.DataFrame) -> pd.DataFrame:
+    typed = pd.DataFrame(index=frame.index)
+    for column in COLUMNS[table]:
+        if column.kind == "integer":
+            typed[column.name] = frame[column.name].astype("Int64")
+        elif column.kind == "number":
+            typed[column.name] = frame[column.name].astype("float64")
+        else:
+            typed[column.name] = frame[column.name]
+    typed[ROW_NUMBER] = text[ROW_NUMBER]
+    return typed
+
+
+def totals_disagreements(assessments: pd.DataFrame) -> dict[int, list[str]]:
+    """Rows of instrument-visits whose recorded totals disagree with their items by more than the tolerance."""
+    if assessments.empty:
+        return {}
+    con = duckdb.connect()
+    try:
+        con.register("assessments", assessments.reset_index(names="frame_index"))
+        con.execute(read_sql("core/04_item_scores.sql"))
+        bad = con.execute(
+            read_sql("checks/totals_disagree.sql"), {"tolerance": TOTAL_TOLERANCE}
+        ).fetchall()
+    finally:
+        con.close()
+    failures: dict[int, list[str]] = {}
+    for frame_index, rule in bad:
+        failures.setdefault(int(frame_index), []).append(rule)
+    return failures
+
+
+def validate_drop(drop: SourceDrop, known_patients: set[str], today: date | None = None) -> ValidatedDrop:
+    """Run each file's suite; patients first, since rows of the others must name a known patient."""
+    today = today or date.today()
+    valid: dict[str, pd.DataFrame] = {}
+    quarantined: dict[str, pd.DataFrame] = {}
+    gx_results: dict[str, dict[str, Any]] = {}
+    known = set(known_patients)
+    for table in FILES:
+        text = drop.tables[table].reset_index(drop=True)
+        frame = _typed(table, text)
+        suite = load_suite(table)
+        parameters = {KNOWN_PATIENTS: sorted(known), CURRENT_YEAR: today.year}
+        if text.empty:
+            failures: dict[int, list[str]] = {}
+        else:
+            failures, gx_results[table] = validate_frame(table, frame, suite, parameters)
+        rule_columns = _rule_columns(suite)
+        good = frame.drop(index=list(failures))
+        typed = _to_contract_types(table, good, text.loc[good.index])
+        if table == "assessments":
+            extra = totals_disagreements(typed)
+            for index, rules in extra.items():
+                failures.setdefault(index, []).extend(rules)
+                for rule in rules:
+                    rule_columns.setdefault(rule, ["instrument", "item", "value"])
+            typed = typed.drop(index=list(extra))
+        if table == "patients":
+            known |= set(typed["site_id"] + "/" + typed["patient_id"])
+        valid[table] = typed.reset_index(drop=True)
+        quarantined[table] = _quarantine_rows(drop, table, text, failures, rule_columns)
+    return ValidatedDrop(source=drop, valid=valid, quarantined=quarantined, gx_results=gx_results)

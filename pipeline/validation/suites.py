@@ -1,0 +1,135 @@
+"""The GX suites, generated from the contract and kept as JSON in ``expectations/``.
+
+``python -m pipeline.validation.suites`` rewrites the JSON files; a test fails when they and
+the contract drift apart. Each expectation's ``meta`` names the rule a failing row is
+quarantined under and the columns it concerns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pipeline import contract as c
+from pipeline.settings import PROJECT_ROOT
+
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+KNOWN_PATIENTS = "known_patient_keys"  # suite parameters, filled at validation time
+CURRENT_YEAR = "current_year"
+TEXT_SUFFIX = "__text"  # numeric columns are validated twice: as text for their type, as numbers for range
+
+_PATTERNS = {
+    "patient_id": c.PATIENT_ID_PATTERN,
+    "site_id": c.SITE_ID_PATTERN,
+    "treatment_id": c.TREATMENT_ID_PATTERN,
+    "target": c.TARGET_PATTERN,
+}
+_CODE_SETS = {
+    "sex": c.SEXES,
+    "side": c.SIDES,
+    "etiology": c.ETIOLOGIES,
+    "modality": c.MODALITIES,
+    "instrument": c.INSTRUMENTS,
+}
+_RANGES: dict[str, tuple[float, float | dict[str, str], bool]] = {
+    # column: (min, max, strict_min)
+    "age_at_onset": (0, c.AGE_TOP_CODE, False),
+    "index_year": (c.MIN_INDEX_YEAR, {"$PARAMETER": CURRENT_YEAR}, False),
+    "onset_to_index_days": (0, 36500, False),
+    "day": (-3650, 7300, False),
+    "botox_units": (0, 300, True),
+    "pt_sessions": (1, 200, False),
+    "visit_day": (-3650, 7300, False),
+}
+
+
+def _expectation(kind: str, rule: str, columns: list[str], **kwargs: object) -> dict[str, object]:
+    return {"type": kind, "kwargs": kwargs, "meta": {"rule": rule, "columns": columns}}
+
+
+def _column_rules(table: str) -> list[dict[str, object]]:
+    rules: list[dict[str, object]] = []
+    for column in c.COLUMNS[table]:
+        name = column.name
+        if column.required:
+            rules.append(_expectation("expect_column_values_to_not_be_null", f"required:{name}", [name], column=name))
+        if column.kind in ("integer", "number"):
+            pattern = c.INTEGER_PATTERN if column.kind == "integer" else c.NUMBER_PATTERN
+            rules.append(_expectation("expect_column_values_to_match_regex", f"type_{column.kind}:{name}", [name],
+                                      column=name + TEXT_SUFFIX, regex=pattern))
+        if name in _PATTERNS:
+            rules.append(_expectation("expect_column_values_to_match_regex", f"pattern:{name}", [name],
+                                      column=name, regex=_PATTERNS[name]))
+        if name in _CODE_SETS:
+            rules.append(_expectation("expect_column_values_to_be_in_set", f"code_set:{name}", [name],
+                                      column=name, value_set=list(_CODE_SETS[name])))
+        if name in _RANGES:
+            low, high, strict = _RANGES[name]
+            rules.append(_expectation("expect_column_values_to_be_between", f"range:{name}", [name],
+                                      column=name, min_value=low, max_value=high, strict_min=strict))
+    key = list(c.KEYS[table])
+    rules.append(_expectation("expect_compound_columns_to_be_unique", "duplicate_key", key, column_list=key))
+    return rules
+
+
+def _treatment_rules() -> list[dict[str, object]]:
+    return [
+        _expectation("expect_column_values_to_be_in_set", "unknown_patient", ["site_id", "patient_id"],
+                     column="patient_key", value_set={"$PARAMETER": KNOWN_PATIENTS}),
+        _expectation("expect_column_values_to_not_be_null", "botox_units_required", ["modality", "botox_units"],
+                     column="botox_units", row_condition='modality=="botox"', condition_parser="pandas"),
+        _expectation("expect_column_values_to_be_null", "botox_units_only_for_botox", ["modality", "botox_units"],
+                     column="botox_units", row_condition='modality!="botox"', condition_parser="pandas"),
+        _expectation("expect_column_values_to_be_null", "pt_sessions_only_for_physical_therapy",
+                     ["modality", "pt_sessions"], column="pt_sessions",
+                     row_condition='modality!="physical_therapy"', condition_parser="pandas"),
+    ]
+
+
+def _assessment_rules() -> list[dict[str, object]]:
+    rules = [
+        _expectation("expect_column_values_to_be_in_set", "unknown_patient", ["site_id", "patient_id"],
+                     column="patient_key", value_set={"$PARAMETER": KNOWN_PATIENTS}),
+    ]
+    for instrument in c.INSTRUMENTS:
+        codes = [i.code for i in c.ITEMS if i.instrument == instrument]
+        rules.append(_expectation("expect_column_values_to_be_in_set", "item_code", ["instrument", "item"],
+                                  column="item", value_set=codes,
+                                  row_condition=f'instrument=="{instrument}"', condition_parser="pandas"))
+    for item in c.ITEMS:
+        condition = f'instrument=="{item.instrument}" and item=="{item.code}"'
+        rules.append(_expectation("expect_column_values_to_be_between", f"item_range:{item.instrument}.{item.code}",
+                                  ["instrument", "item", "value"], column="value", min_value=item.low,
+                                  max_value=item.high, row_condition=condition, condition_parser="pandas"))
+        if item.integer:
+            rules.append(_expectation("expect_column_values_to_match_regex", f"item_integer:{item.instrument}.{item.code}",
+                                      ["instrument", "item", "value"], column="value" + TEXT_SUFFIX,
+                                      regex=c.INTEGER_PATTERN, row_condition=condition, condition_parser="pandas"))
+    return rules
+
+
+def build_suite(table: str) -> dict[str, object]:
+    rules = _column_rules(table)
+    if table == "treatments":
+        rules += _treatment_rules()
+    elif table == "assessments":
+        rules += _assessment_rules()
+    return {"name": table, "expectations": rules,
+            "meta": {"contract": f"clinic-export v{c.CONTRACT_VERSION}", "generated_by": "pipeline.validation.suites"}}
+
+
+def suite_path(table: str) -> Path:
+    return EXPECTATIONS_DIR / f"{table}.json"
+
+
+def load_suite(table: str) -> dict[str, object]:
+    return json.loads(suite_path(table).read_text(encoding="utf-8"))
+
+
+def write_suites() -> None:
+    for table in c.FILES:
+        suite_path(table).write_text(json.dumps(build_suite(table), indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_suites()

@@ -1,0 +1,75 @@
+-- The staging store: the pipeline's own record of everything received, kept for good.
+-- History tables hold every version of every record: valid_to is null for the current one.
+CREATE TABLE IF NOT EXISTS drops (
+    drop_id VARCHAR PRIMARY KEY,
+    source VARCHAR,
+    snapshot VARCHAR,
+    site_ids VARCHAR[],
+    status VARCHAR,            -- loaded, rejected, held
+    reason VARCHAR,
+    received_at TIMESTAMP,
+    loaded_at TIMESTAMP,
+    summary JSON               -- counts by table and by quarantine rule; never a cell value
+);
+
+CREATE TABLE IF NOT EXISTS load_ledger (
+    drop_id VARCHAR,
+    file VARCHAR,
+    sha256 VARCHAR,
+    rows_in BIGINT,
+    rows_loaded BIGINT,
+    rows_quarantined BIGINT,
+    status VARCHAR,
+    reason VARCHAR,
+    received_at TIMESTAMP,
+    loaded_at TIMESTAMP,
+    archive_path VARCHAR,
+    CHECK (rows_in = rows_loaded + rows_quarantined)
+);
+
+CREATE TABLE IF NOT EXISTS quarantine (
+    drop_id VARCHAR,
+    file VARCHAR,
+    row_number BIGINT,
+    rule VARCHAR,
+    columns VARCHAR,
+    "row" JSON,
+    quarantined_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS patients_history (
+    site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR,
+    etiology VARCHAR, index_year INTEGER, onset_to_index_days INTEGER,
+    drop_id VARCHAR, row_number BIGINT, row_hash VARCHAR,
+    valid_from TIMESTAMP, valid_to TIMESTAMP, ended_by_drop VARCHAR, end_reason VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS treatments_history (
+    site_id VARCHAR, patient_id VARCHAR, treatment_id VARCHAR, "day" INTEGER, modality VARCHAR,
+    botox_units DOUBLE, pt_sessions INTEGER, target VARCHAR,
+    drop_id VARCHAR, row_number BIGINT, row_hash VARCHAR,
+    valid_from TIMESTAMP, valid_to TIMESTAMP, ended_by_drop VARCHAR, end_reason VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS assessments_history (
+    site_id VARCHAR, patient_id VARCHAR, visit_day INTEGER, instrument VARCHAR, item VARCHAR,
+    "value" DOUBLE,
+    drop_id VARCHAR, row_number BIGINT, row_hash VARCHAR,
+    valid_from TIMESTAMP, valid_to TIMESTAMP, ended_by_drop VARCHAR, end_reason VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS model_runs (
+    run_id VARCHAR, started_at TIMESTAMP, data_snapshot VARCHAR, code_version VARCHAR,
+    settings JSON, packages JSON
+);
+
+CREATE TABLE IF NOT EXISTS model_estimates (
+    run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, contrast VARCHAR,
+    estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, p_adjusted DOUBLE,
+    n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, diagnostics_ok BOOLEAN, note VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS covariate_balance (
+    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, covariate VARCHAR,
+    smd_unweighted DOUBLE, smd_weighted DOUBLE
+);
