@@ -52,7 +52,10 @@ def _column_rules(table: str) -> list[dict[str, object]]:
     for column in c.COLUMNS[table]:
         name = column.name
         if column.required:
-            rules.append(_expectation("expect_column_values_to_not_be_null", f"required:{name}", [name], column=name))
+            # Numeric columns are checked for presence as text: a non-number is a type fault, not a missing value.
+            present = name + TEXT_SUFFIX if column.kind != "text" else name
+            rules.append(_expectation("expect_column_values_to_not_be_null", f"required:{name}", [name],
+                                      column=present))
         if column.kind in ("integer", "number"):
             pattern = c.INTEGER_PATTERN if column.kind == "integer" else c.NUMBER_PATTERN
             rules.append(_expectation("expect_column_values_to_match_regex", f"type_{column.kind}:{name}", [name],

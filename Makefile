@@ -1,0 +1,43 @@
+# Two commands for a new user: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYNK_HOME ?= $(CURDIR)/data
+export SYNK_HOME
+DEMO_DROP := $(SYNK_HOME)/landing/demo-site01-2026q4
+
+.PHONY: setup demo test lint suites clean-data
+
+# Only creates .venv and installs the project; does nothing while it is up to date.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=25"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01
+	$(BIN)/python -m pipeline.airflow_local --home $(SYNK_HOME)
+	@$(BIN)/synk status --home $(SYNK_HOME) | tail -n 9
+	@echo ""
+	@echo "Warehouse: $(SYNK_HOME)/warehouse/outcomes.duckdb"
+	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html | tail -n 1)"
+	@echo "Query it with the DuckDB CLI (1.5, as statisticians' tools may be):"
+	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+# Regenerate the GX suites in expectations/ from pipeline/contract.py.
+suites: setup
+	$(BIN)/python -m pipeline.validation.suites
+
+clean-data:
+	rm -rf $(SYNK_HOME)

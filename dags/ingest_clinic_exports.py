@@ -1,0 +1,68 @@
+"""Load clinic exports from the landing directory into the staging store and publish the warehouse."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET
+
+DOC = """
+### Load clinic exports
+
+Every hour (and whenever a coordinator triggers it), each new drop folder in the landing
+directory is archived with its checksum, screened for identifiers, validated against the
+clinic-export contract, and loaded: valid rows into the staging store, failing rows into
+quarantine with their rule. The warehouse is then rebuilt and published, which triggers
+the models DAG.
+
+**When it fails**: the `check_refusals` task says which drop was rejected or held and how to
+fix it (`synk status` shows the same). Other drops of the run are loaded all the same. Fix
+the export and send it again; for a held full snapshot, confirm it with the `confirm_retire`
+param or `"confirm_retire": true` in its manifest.
+"""
+
+
+@dag(
+    dag_id="ingest_clinic_exports",
+    schedule="@hourly",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["synkinesis", "ingest"],
+    doc_md=DOC,
+    default_args={"owner": DAG_OWNER, "retries": 2, "retry_delay": timedelta(minutes=2)},
+    params={
+        "drop": Param("", type="string", description="Load only this drop id (empty: every new drop)."),
+        "confirm_retire": Param(False, type="boolean", description="Confirm a held full snapshot."),
+    },
+)
+def ingest_clinic_exports() -> None:
+    @task(pool=STORE_WRITER_POOL)
+    def ingest_drops(params: dict | None = None) -> dict:
+        from pipeline.run import ingest
+        from pipeline.settings import DataHome
+
+        params = params or {}
+        return ingest(DataHome.resolve(), only_drop=params.get("drop") or None,
+                      confirm_retire=bool(params.get("confirm_retire")))
+
+    @task(pool=STORE_WRITER_POOL, outlets=[Asset(WAREHOUSE_ASSET)])
+    def publish_warehouse(summary: dict) -> dict:
+        from pipeline.run import publish_warehouse as publish
+        from pipeline.settings import DataHome
+
+        return publish(DataHome.resolve())
+
+    @task(retries=0)
+    def check_refusals(summary: dict, published: dict) -> None:
+        from pipeline.run import raise_refusals
+
+        raise_refusals(summary)
+
+    summary = ingest_drops()
+    check_refusals(summary, publish_warehouse(summary))
+
+
+ingest_clinic_exports()

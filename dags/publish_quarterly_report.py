@@ -1,0 +1,47 @@
+"""Write the department's quarterly report at 06:00 on the first day of each quarter."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, task
+
+from pipeline.settings import DAG_OWNER
+
+DOC = """
+### Publish the quarterly report
+
+At 06:00 on the first day of January, April, July and October, writes the report on the
+quarter just ended (taken from the run's logical date) under `published/`. A manual run may
+name the quarter with the `quarter` param (e.g. `2026Q3`).
+
+**When it fails**: the task log says why (no warehouse yet, a malformed quarter). Rerun it
+for the quarter once fixed.
+"""
+
+
+@dag(
+    dag_id="publish_quarterly_report",
+    schedule="0 6 1 1,4,7,10 *",
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["synkinesis", "report"],
+    doc_md=DOC,
+    default_args={"owner": DAG_OWNER, "retries": 1, "retry_delay": timedelta(minutes=10)},
+    params={"quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended).")},
+)
+def publish_quarterly_report() -> None:
+    @task
+    def write_report(params: dict | None = None, logical_date: datetime | None = None,
+                     run_after: datetime | None = None) -> str:
+        from pipeline.run import quarter_before, write_report as report
+        from pipeline.settings import DataHome
+
+        quarter = (params or {}).get("quarter") or quarter_before(logical_date or run_after)
+        return str(report(DataHome.resolve(), quarter))
+
+    write_report()
+
+
+publish_quarterly_report()

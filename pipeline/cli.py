@@ -1,0 +1,99 @@
+"""``synk``: the command line. Errors are one clear sentence, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+from pipeline.settings import DataHome
+
+
+def _home(args: argparse.Namespace) -> DataHome:
+    return DataHome.resolve(args.home).ensure()
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from pipeline.synthetic import generate_drop
+
+    counts = generate_drop(Path(args.out), patients=args.patients, seed=args.seed, site=args.site)
+    print(f"Wrote drop {Path(args.out).name}: " + ", ".join(f"{n} {table} rows" for table, n in counts.items()))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.run import raise_refusals, run_all
+
+    home = _home(args)
+    result = run_all(home)
+    drops = result.ingest["drops"]
+    loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
+    print(f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']}; "
+          f"model run {result.models['run_id']} with {result.models['estimates']} estimates.")
+    raise_refusals(result.ingest)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.run import write_report
+
+    path = write_report(_home(args), args.quarter)
+    print(f"Report written: {path}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pipeline.status import status_lines
+
+    print("\n".join(status_lines(_home(args))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--home", help="data home (default: $SYNK_HOME, else data/ in the checkout)")
+        return p
+
+    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1 drop")
+    gen.add_argument("--out", required=True, help="drop folder to write (its name is the drop id)")
+    gen.add_argument("--patients", type=int, default=200)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--site", default="site01")
+    gen.set_defaults(func=cmd_generate)
+
+    run = with_home(sub.add_parser("run", help="ingest every new drop, publish the warehouse, fit the models"))
+    run.set_defaults(func=cmd_run)
+
+    report = with_home(sub.add_parser("report", help="write a quarter's report"))
+    report.add_argument("--quarter", required=True, help="e.g. 2026Q4")
+    report.set_defaults(func=cmd_report)
+
+    status = with_home(sub.add_parser("status", help="show the load ledger and what the warehouse holds"))
+    status.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("synk").setLevel(logging.INFO if not sys.stderr.isatty() else logging.WARNING)
+    try:
+        return args.func(args)
+    except PipelineError as error:
+        print(f"synk: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("synk: interrupted; nothing half-done was kept (a load is one transaction).", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

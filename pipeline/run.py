@@ -1,0 +1,125 @@
+"""The pipeline's stages as plain functions: the CLI calls them, and each DAG task calls one.
+
+Every stage that writes the staging store or publishes the warehouse holds the store's writer
+lock; under Airflow those tasks also share a one-slot pool.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipeline import __version__
+from pipeline.errors import PipelineError
+from pipeline.ingest import IngestSummary, ingest_landing
+from pipeline.progress import step
+from pipeline.settings import DataHome, DesignSettings, ModelSettings
+from pipeline.store import open_store, writer_lock
+from pipeline.warehouse import build_and_publish
+
+log = logging.getLogger("synk.run")
+
+
+def ingest(home: DataHome, only_drop: str | None = None, confirm_retire: bool = False) -> dict[str, object]:
+    """Load every new drop; refusals are recorded and returned, not raised (see ``raise_refusals``)."""
+    summary = ingest_landing(home, only_drop=only_drop, confirm_retire=confirm_retire)
+    for line in summary.lines():
+        log.info("%s", line)
+    return summary.as_dict()
+
+
+def raise_refusals(summary: dict[str, object]) -> None:
+    """Fail with the coordinator-facing message when a drop was rejected or held."""
+    refusals = [d for d in summary["drops"] if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
+    if refusals:
+        raise PipelineError(" ".join(d["message"] for d in refusals))
+
+
+def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, str]:
+    with writer_lock(home), step("build and publish the warehouse"):
+        path, snapshot = build_and_publish(home, design)
+    return {"warehouse": str(path), "data_snapshot": snapshot}
+
+
+def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[str, object]:
+    """Fit the comparative models on the published warehouse, keep them in the store, republish."""
+    from pipeline.models.fit import fit_models as fit  # statsmodels loads only when models run
+
+    settings = settings or ModelSettings()
+    if not home.warehouse_path.exists():
+        raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    with step("fit comparative models"):
+        con = duckdb.connect(str(home.warehouse_path), read_only=True)
+        try:
+            snapshot = con.execute("SELECT data_snapshot FROM build_info").fetchone()[0]
+            results = fit(con, settings, data_snapshot=snapshot, code_version=__version__)
+        finally:
+            con.close()
+    for warning in results.warnings:
+        log.warning("%s", warning)
+    run_id = str(results.model_runs["run_id"].iloc[0])
+    with writer_lock(home):
+        with open_store(home) as store:
+            store.execute("BEGIN TRANSACTION")
+            # A refit of the same data and settings gives the same run id: replace it, never duplicate it.
+            for table in ("model_runs", "model_estimates", "covariate_balance"):
+                store.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+                frame = getattr(results, table)
+                if not frame.empty:
+                    store.register("results_frame", frame)
+                    columns = ", ".join(f'"{c}"' for c in frame.columns)
+                    store.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM results_frame")
+                    store.unregister("results_frame")
+            store.execute("COMMIT")
+        with step("republish the warehouse with the model results"):
+            build_and_publish(home)
+    return {"run_id": run_id, "estimates": len(results.model_estimates), "warnings": results.warnings}
+
+
+def write_report(home: DataHome, quarter: str) -> Path:
+    from pipeline.report.build import write_report as build_report
+
+    if not home.warehouse_path.exists():
+        raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    with step(f"write the {quarter} report"):
+        return build_report(home.warehouse_path, quarter, home.published)
+
+
+def quarter_before(moment: datetime) -> str:
+    """The quarter that ended before ``moment``: the report DAG runs on the first day of the next."""
+    quarter = (moment.month - 1) // 3  # 0-based index of the current quarter
+    year = moment.year
+    if quarter == 0:
+        return f"{year - 1}Q4"
+    return f"{year}Q{quarter}"
+
+
+def current_quarter(moment: datetime | None = None) -> str:
+    moment = moment or datetime.now(UTC)
+    return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
+
+
+@dataclass
+class RunResult:
+    ingest: dict[str, object]
+    warehouse: dict[str, str]
+    models: dict[str, object]
+
+
+def run_all(home: DataHome) -> RunResult:
+    """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
+    loaded = ingest(home)
+    published = publish_warehouse(home)
+    models = fit_models(home)
+    result = RunResult(loaded, published, models)
+    log.debug("%s", json.dumps(result.__dict__, default=str))
+    return result
+
+
+__all__ = ["IngestSummary", "ingest", "raise_refusals", "publish_warehouse", "fit_models", "write_report",
+           "quarter_before", "current_quarter", "run_all"]

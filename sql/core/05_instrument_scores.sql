@@ -1,0 +1,60 @@
+-- One row per score of an instrument at a visit. Recorded totals are the authority where given
+-- (items and totals that disagree were quarantined at ingest); otherwise the score is derived
+-- from a complete set of items. An incomplete instrument is kept with a flag and no value.
+CREATE TABLE instrument_scores AS
+WITH recorded AS (
+    SELECT site_id, patient_id, visit_day, instrument, item AS score, "value", 'recorded' AS provenance
+    FROM assessments
+    WHERE (instrument, item) IN (
+        SELECT * FROM (VALUES
+            ('sunnybrook', 'resting_score'), ('sunnybrook', 'voluntary_score'),
+            ('sunnybrook', 'synkinesis_score'), ('sunnybrook', 'composite'),
+            ('eface', 'static_score'), ('eface', 'dynamic_score'), ('eface', 'synkinesis_score'), ('eface', 'total'),
+            ('saq', 'total_pct'),
+            ('face', 'movement'), ('face', 'comfort'), ('face', 'oral_function'), ('face', 'eye_comfort'),
+            ('face', 'lacrimal_control'), ('face', 'social_function'), ('face', 'total'),
+            ('fdi', 'physical'), ('fdi', 'social'),
+            ('house_brackmann', 'grade')
+        )
+    )
+),
+
+-- The raw SAQ form becomes the scored percentage form: sum / 45 x 100.
+saq_from_raw AS (
+    SELECT r.site_id, r.patient_id, r.visit_day, 'saq' AS instrument, 'total_pct' AS score,
+        round(r."value" / 45 * 100, 6) AS "value", 'recorded' AS provenance
+    FROM assessments AS r
+    WHERE r.instrument = 'saq' AND r.item = 'total_raw'
+),
+
+derived AS (
+    SELECT site_id, patient_id, visit_day, instrument, score, "value", 'derived' AS provenance, complete
+    FROM item_scores
+    WHERE NOT (instrument = 'saq' AND score = 'total_raw')
+),
+
+candidates AS (
+    SELECT *, 1 AS priority, true AS complete FROM recorded
+    UNION ALL
+    SELECT *, 2 AS priority, true AS complete FROM saq_from_raw
+    UNION ALL
+    SELECT site_id, patient_id, visit_day, instrument, score, "value", provenance, 3 AS priority, complete
+    FROM derived
+),
+
+chosen AS (
+    SELECT *
+    FROM candidates
+    QUALIFY row_number() OVER (
+        PARTITION BY site_id, patient_id, visit_day, instrument, score ORDER BY priority
+    ) = 1
+)
+
+SELECT
+    site_id, patient_id, visit_day, instrument, score, "value", provenance,
+    CASE
+        WHEN NOT complete THEN 'incomplete_items'
+        WHEN instrument = 'sunnybrook' AND score = 'composite' AND "value" < 0 THEN 'negative_composite'
+    END AS flag
+FROM chosen
+ORDER BY site_id, patient_id, visit_day, instrument, score;

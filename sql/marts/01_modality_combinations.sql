@@ -1,0 +1,63 @@
+-- One row per patient: the modality combination started in the exposure window [t0, t0 + window],
+-- where t0 is the first treatment on or after day 0. The window end is also the landmark: a
+-- patient followed for less cannot be classified and is excluded from comparisons, with the reason.
+CREATE TABLE modality_combinations AS
+WITH index_treatment AS (
+    SELECT site_id, patient_id, min("day") AS t0_day
+    FROM treatments
+    WHERE "day" >= 0
+    GROUP BY ALL
+),
+
+exposed AS (
+    SELECT
+        t.site_id, t.patient_id,
+        bool_or(t.modality = 'botox') AS btx,
+        bool_or(t.modality = 'physical_therapy') AS pt,
+        bool_or(t.modality = 'selective_neurectomy') AS sn,
+        bool_or(t.modality = 'selective_myectomy') AS my,
+        bool_or(t.modality = 'other_surgery') AS os
+    FROM treatments AS t
+    INNER JOIN index_treatment AS i USING (site_id, patient_id)
+    WHERE t."day" BETWEEN i.t0_day AND i.t0_day + getvariable('exposure_window_days')
+    GROUP BY ALL
+),
+
+last_contact AS (
+    SELECT site_id, patient_id, max(contact_day) AS last_day
+    FROM (
+        SELECT site_id, patient_id, visit_day AS contact_day FROM assessments
+        UNION ALL
+        SELECT site_id, patient_id, "day" AS contact_day FROM treatments
+    )
+    GROUP BY ALL
+),
+
+combined AS (
+    SELECT
+        p.site_id, p.patient_id, i.t0_day,
+        nullif(concat_ws('+',
+            CASE WHEN e.btx THEN 'BTX' END, CASE WHEN e.pt THEN 'PT' END, CASE WHEN e.sn THEN 'SN' END,
+            CASE WHEN e.my THEN 'MY' END, CASE WHEN e.os THEN 'OS' END), '') AS combination,
+        e.btx::INTEGER + e.pt::INTEGER + e.sn::INTEGER + e.my::INTEGER + e.os::INTEGER AS n_modalities,
+        coalesce(e.btx, false) AS btx, coalesce(e.pt, false) AS pt, coalesce(e.sn, false) AS sn,
+        coalesce(e.my, false) AS my, coalesce(e.os, false) AS os,
+        c.last_day - i.t0_day AS followup_days
+    FROM patients AS p
+    LEFT JOIN index_treatment AS i USING (site_id, patient_id)
+    LEFT JOIN exposed AS e USING (site_id, patient_id)
+    LEFT JOIN last_contact AS c USING (site_id, patient_id)
+)
+
+SELECT
+    site_id, patient_id, t0_day, combination, n_modalities,
+    n_modalities >= 2 AS is_combined,
+    btx, pt, sn, my, os, followup_days,
+    t0_day IS NOT NULL AND followup_days >= getvariable('exposure_window_days') AS classifiable,
+    CASE
+        WHEN t0_day IS NULL THEN 'no treatment on or after day 0'
+        WHEN followup_days < getvariable('exposure_window_days')
+            THEN 'follow-up ends before the ' || getvariable('exposure_window_days') || '-day landmark'
+    END AS exclusion_reason
+FROM combined
+ORDER BY site_id, patient_id;

@@ -1,0 +1,69 @@
+import gzip
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import DropRejected
+from pipeline.landing import archive_file
+from pipeline.sources.clinic_csv import parse_drop, read_table
+from tests.conftest import PATIENTS_HEADER, csv_text
+
+
+def received(tmp_path: Path, name: str, content: bytes):
+    path = tmp_path / "drop" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return archive_file(path, tmp_path / "archive", "d1")
+
+
+def test_reads_text_columns_with_spreadsheet_row_numbers(tmp_path: Path) -> None:
+    text = "\ufeff" + csv_text(PATIENTS_HEADER, ["P1,s1,F,45,L,bell,2020,400", "", "P2,s1,M,,R,bell,2021,300"])
+    frame = read_table("d1", "patients", received(tmp_path, "patients.csv", text.replace("\n", "\r\n").encode()))
+    assert frame["patient_id"].tolist() == ["P1", "P2"]
+    assert frame["row_number"].tolist() == [2, 4]  # header is row 1; the blank line keeps its number
+    assert frame["age_at_onset"].isna().tolist() == [False, True]  # empty cell is null
+
+
+def test_column_order_does_not_matter_and_gzip_is_read(tmp_path: Path) -> None:
+    header = "site_id,patient_id,sex,age_at_onset,side,etiology,index_year,onset_to_index_days"
+    content = gzip.compress(csv_text(header, ["s1,P1,F,45,L,bell,2020,400"]).encode())
+    frame = read_table("d1", "patients", received(tmp_path, "patients.csv.gz", content))
+    assert frame.loc[0, "patient_id"] == "P1"
+    assert list(frame.columns)[:2] == ["patient_id", "site_id"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("patients.csv", b"", "empty"),
+        ("patients.csv", "patient_id;site_id\nP1;s1\n".encode(), "not comma-separated"),
+        ("patients.csv", (PATIENTS_HEADER + ",email\n").encode(), "does not know: email"),
+        ("patients.csv", b"patient_id,site_id\nP1,s1\n", "lacks required column"),
+        ("patients.csv", (PATIENTS_HEADER + "\nP1,s1,F,45,L,bell,2020,400,extra\n").encode(), "row 2"),
+        ("patients.csv", (PATIENTS_HEADER + "\nP1,s1,F,4\xe95,L,bell,2020,400\n").encode("latin-1"), "not UTF-8"),
+        ("patients.csv.gz", gzip.compress(csv_text(PATIENTS_HEADER, ["P1,s1,F,45,L,bell,2020,400"]).encode())[:-8],
+         "not a complete gzip"),
+    ],
+)
+def test_file_level_faults_reject_the_drop(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+    with pytest.raises(DropRejected) as caught:
+        read_table("d1", "patients", received(tmp_path, name, content))
+    assert expected in str(caught.value)
+    assert name in str(caught.value)
+
+
+def test_full_snapshot_needs_all_three_files(tmp_path: Path) -> None:
+    files = [received(tmp_path, "patients.csv", csv_text(PATIENTS_HEADER, []).encode())]
+    with pytest.raises(DropRejected, match=r"lacks treatments.csv, assessments.csv"):
+        parse_drop("d1", files)
+    files.append(received(tmp_path, "manifest.json", b'{"snapshot": "incremental"}'))
+    drop = parse_drop("d1", files)
+    assert drop.manifest.snapshot == "incremental"
+    assert drop.tables["assessments"].empty
+
+
+def test_unknown_file_and_bad_manifest_reject(tmp_path: Path) -> None:
+    with pytest.raises(DropRejected, match="does not know: notes.txt"):
+        parse_drop("d1", [received(tmp_path, "notes.txt", b"hello")])
+    with pytest.raises(DropRejected, match="'snapshot' must be"):
+        parse_drop("d1", [received(tmp_path, "manifest.json", b'{"snapshot": "partial"}')])
