@@ -27,20 +27,24 @@ def home(tmp_path: Path) -> DataHome:
 WriteDrop = Callable[..., Path]
 
 
+def write_drop_files(home: DataHome, drop_id: str, patients: list[str] | None = None,
+                     treatments: list[str] | None = None, assessments: list[str] | None = None,
+                     manifest: dict | None = None) -> Path:
+    """Write a drop folder into the landing directory; rows are CSV lines without the header."""
+    folder = home.landing / drop_id
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, header, rows in (("patients", PATIENTS_HEADER, patients), ("treatments", TREATMENTS_HEADER, treatments),
+                               ("assessments", ASSESSMENTS_HEADER, assessments)):
+        (folder / f"{name}.csv").write_text(csv_text(header, rows or []), encoding="utf-8")
+    if manifest is not None:
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
 def write_drop(home: DataHome) -> WriteDrop:
-    """Write a drop folder into the landing directory; rows are CSV lines without the header."""
-
-    def write(drop_id: str, patients: list[str] | None = None, treatments: list[str] | None = None,
-              assessments: list[str] | None = None, manifest: dict | None = None) -> Path:
-        folder = home.landing / drop_id
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, header, rows in (("patients", PATIENTS_HEADER, patients), ("treatments", TREATMENTS_HEADER, treatments),
-                                   ("assessments", ASSESSMENTS_HEADER, assessments)):
-            (folder / f"{name}.csv").write_text(csv_text(header, rows or []), encoding="utf-8")
-        if manifest is not None:
-            (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-        return folder
+    def write(drop_id: str, *args: list[str] | None, **kwargs: object) -> Path:
+        return write_drop_files(home, drop_id, *args, **kwargs)
 
     return write
 
