@@ -169,6 +169,9 @@ def ingest_drop(home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDr
         status = "held" if isinstance(refusal, DropHeld) else "rejected"
         return _refuse(con, landed, received, drop, status, str(refusal), received_at)
     outcomes = _file_outcomes(validated, loaded_checksums(con))
+    carried = {item.file for item in drop.files.values()}
+    # The manifest is a received file too: it is ledgered (and archived) like the others, with no rows.
+    outcomes += [FileOutcome(item, item.file, 0, 0, 0, "loaded") for item in received if item.file not in carried]
     result = DropResult(
         landed.drop_id, "loaded",
         rows_loaded=sum(o.rows_loaded for o in outcomes),

@@ -119,3 +119,14 @@ def test_build_records_its_design_and_is_readable_as_duckdb_1_5_storage(warehous
     assert settings == [("180",)]
     tags = one(warehouse, "SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = 'outcomes'")
     assert tags[0][0].startswith("v1.5.0")
+
+
+def test_every_published_table_and_column_has_a_comment(warehouse) -> None:
+    from pipeline.warehouse import PUBLISHED_TABLES
+
+    tables = dict(one(warehouse, "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'outcomes'"))
+    assert set(tables) == set(PUBLISHED_TABLES)
+    assert all(tables.values()), [t for t, c in tables.items() if not c]
+    missing = one(warehouse, "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+                             "WHERE database_name = 'outcomes' AND (comment IS NULL OR comment = '')")
+    assert missing == []

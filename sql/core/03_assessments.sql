@@ -27,3 +27,12 @@ FROM stg_assessments AS a
 SEMI JOIN patients USING (site_id, patient_id)
 LEFT JOIN last_injection AS l USING (site_id, patient_id, visit_day)
 ORDER BY a.site_id, a.patient_id, a.visit_day, a.instrument, a.item;
+
+COMMENT ON TABLE assessments IS 'One row per scored item or recorded total of an instrument at a visit, as received.';
+COMMENT ON COLUMN assessments.site_id IS 'Site code.';
+COMMENT ON COLUMN assessments.patient_id IS 'Patient pseudonym.';
+COMMENT ON COLUMN assessments.visit_day IS 'Day of the visit from the index visit; a visit is (site_id, patient_id, visit_day).';
+COMMENT ON COLUMN assessments.instrument IS 'sunnybrook, eface, saq, face, fdi or house_brackmann.';
+COMMENT ON COLUMN assessments.item IS 'Item or recorded-total code of the instrument (see the clinic-export contract).';
+COMMENT ON COLUMN assessments."value" IS 'The item''s value in its own range.';
+COMMENT ON COLUMN assessments.days_since_last_botox IS 'Days since the last BoNT injection before this visit; null when none came earlier.';

@@ -58,3 +58,13 @@ SELECT
     END AS flag
 FROM chosen
 ORDER BY site_id, patient_id, visit_day, instrument, score;
+
+COMMENT ON TABLE instrument_scores IS 'One row per score of an instrument at a visit: recorded totals where given, otherwise derived from a complete set of items.';
+COMMENT ON COLUMN instrument_scores.site_id IS 'Site code.';
+COMMENT ON COLUMN instrument_scores.patient_id IS 'Patient pseudonym.';
+COMMENT ON COLUMN instrument_scores.visit_day IS 'Day of the visit from the index visit.';
+COMMENT ON COLUMN instrument_scores.instrument IS 'Instrument code.';
+COMMENT ON COLUMN instrument_scores.score IS 'Score code within the instrument (e.g. composite, resting_score, total_pct, total).';
+COMMENT ON COLUMN instrument_scores."value" IS 'The score; null when the instrument''s items were incomplete. Sunnybrook, eFACE, FaCE, FDI: higher is better; SAQ, House-Brackmann: higher is worse.';
+COMMENT ON COLUMN instrument_scores.provenance IS 'recorded (given in the export, SAQ raw totals converted to percent) or derived (computed from items).';
+COMMENT ON COLUMN instrument_scores.flag IS 'incomplete_items (not scored) or negative_composite (kept, for review); null otherwise.';

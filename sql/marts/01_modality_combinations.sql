@@ -61,3 +61,19 @@ SELECT
     END AS exclusion_reason
 FROM combined
 ORDER BY site_id, patient_id;
+
+COMMENT ON TABLE modality_combinations IS 'One row per patient: the modality combination started in the exposure window [t0, t0 + window] and whether the patient can be classified.';
+COMMENT ON COLUMN modality_combinations.site_id IS 'Site code.';
+COMMENT ON COLUMN modality_combinations.patient_id IS 'Patient pseudonym.';
+COMMENT ON COLUMN modality_combinations.t0_day IS 'Index treatment day: the first treatment on or after day 0; null when there is none.';
+COMMENT ON COLUMN modality_combinations.combination IS 'Modality short codes started in the window, joined by + in the order BTX, PT, SN, MY, OS.';
+COMMENT ON COLUMN modality_combinations.n_modalities IS 'Number of modalities in the combination.';
+COMMENT ON COLUMN modality_combinations.is_combined IS 'True for two or more modalities (combined), false for one (single).';
+COMMENT ON COLUMN modality_combinations.btx IS 'BoNT started in the window.';
+COMMENT ON COLUMN modality_combinations.pt IS 'Physical therapy started in the window.';
+COMMENT ON COLUMN modality_combinations.sn IS 'Selective neurectomy in the window.';
+COMMENT ON COLUMN modality_combinations.my IS 'Selective myectomy in the window.';
+COMMENT ON COLUMN modality_combinations.os IS 'Other surgery in the window.';
+COMMENT ON COLUMN modality_combinations.followup_days IS 'Days from t0 to the patient''s last contact (visit or treatment).';
+COMMENT ON COLUMN modality_combinations.classifiable IS 'True when follow-up reaches the landmark (the end of the exposure window): only these enter comparisons.';
+COMMENT ON COLUMN modality_combinations.exclusion_reason IS 'Why the patient is not classifiable; null when classifiable.';

@@ -58,3 +58,14 @@ SELECT
 FROM followup AS f
 LEFT JOIN baseline AS b USING (site_id, patient_id, outcome)
 ORDER BY site_id, patient_id, outcome, timepoint;
+
+COMMENT ON TABLE followup_scores IS 'One row per patient, outcome and timepoint: the baseline and the follow-up scores chosen by the analysis design.';
+COMMENT ON COLUMN followup_scores.site_id IS 'Site code.';
+COMMENT ON COLUMN followup_scores.patient_id IS 'Patient pseudonym.';
+COMMENT ON COLUMN followup_scores.outcome IS 'Outcome code (sunnybrook_composite, saq, eface_total, ...).';
+COMMENT ON COLUMN followup_scores.timepoint IS 'baseline, 3m, 6m or 12m.';
+COMMENT ON COLUMN followup_scores.visit_day IS 'Day of the visit used, from the index visit.';
+COMMENT ON COLUMN followup_scores.days_from_t0 IS 'Days of that visit from t0.';
+COMMENT ON COLUMN followup_scores."value" IS 'The outcome''s value at that visit.';
+COMMENT ON COLUMN followup_scores.baseline_value IS 'The patient''s baseline value of the outcome (latest in [t0 - 90, t0]); null without a baseline.';
+COMMENT ON COLUMN followup_scores.change IS 'value - baseline_value; null on baseline rows and without a baseline.';

@@ -4,3 +4,11 @@ SELECT drop_id, file, row_number, rule, columns, "row"
 FROM store.quarantine
 WHERE quarantined_at <= getvariable('as_of')
 ORDER BY drop_id, file, row_number;
+
+COMMENT ON TABLE quarantine IS 'One row per row refused at validation, with the rule it broke and the row itself.';
+COMMENT ON COLUMN quarantine.drop_id IS 'Drop the row came in.';
+COMMENT ON COLUMN quarantine.file IS 'File the row came in.';
+COMMENT ON COLUMN quarantine.row_number IS 'The row''s number as a spreadsheet shows it (the header is row 1).';
+COMMENT ON COLUMN quarantine.rule IS 'Rule(s) the row broke, separated by ''; '' (e.g. range:age_at_onset, unknown_patient).';
+COMMENT ON COLUMN quarantine.columns IS 'Columns the rule concerns.';
+COMMENT ON COLUMN quarantine."row" IS 'The row''s cells as JSON text, as received.';

@@ -1,0 +1,84 @@
+"""The three DAGs run through Airflow's dag.test() on a generated sample, and their products are checked."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+
+from pipeline.settings import DataHome
+
+
+def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
+    from pipeline.airflow_local import run_dag
+    from pipeline.synthetic import generate_drop
+
+    counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
+
+    assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
+    try:
+        ledger = con.execute("SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger "
+                             "ORDER BY file").fetchall()
+        assert [row[0] for row in ledger] == ["assessments.csv", "manifest.json", "patients.csv", "treatments.csv"]
+        by_file = {file.split(".")[0]: row for file, *row in ledger}
+        for table in ("patients", "treatments", "assessments"):
+            rows_in, loaded, quarantined, status = by_file[table]
+            assert rows_in == counts[table] == loaded + quarantined
+            assert status == "loaded"
+            warehouse_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert warehouse_rows == loaded  # one drop: every loaded row is current
+        assert con.execute("SELECT count(*) FROM instrument_scores WHERE score = 'composite' "
+                           "AND value IS NOT NULL").fetchone()[0] > 100
+    finally:
+        con.close()
+
+    assert run_dag(dags["fit_outcome_models"]).endswith("success")
+    con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
+    try:
+        estimate = con.execute(
+            "SELECT estimate, ci_low, ci_high FROM model_estimates WHERE method = 'ancova' "
+            "AND contrast = 'combined_vs_single' AND outcome = 'sunnybrook_composite' AND timepoint = '12m'"
+        ).fetchone()
+        assert estimate is not None and estimate[1] < estimate[0] < estimate[2]
+        assert con.execute("SELECT count(*) FROM model_runs").fetchone()[0] == 1
+    finally:
+        con.close()
+
+    # The quarterly run on 2027-01-01 06:00 reports on the quarter just ended, 2026Q4.
+    report_day = datetime(2027, 1, 1, 6, tzinfo=UTC)
+    assert run_dag(dags["publish_quarterly_report"], logical_date=report_day).endswith("success")
+    report = airflow_home.published / "2026-Q4" / "report.html"
+    assert report.exists()
+    assert "data:image/png;base64" in report.read_text(encoding="utf-8")
+
+    # A second ingest run loads nothing twice.
+    assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
+    try:
+        assert con.execute("SELECT count(DISTINCT drop_id) FROM load_ledger").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == counts["patients"] - by_file["patients"][2]
+    finally:
+        con.close()
+
+
+def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airflow_home: DataHome, dags) -> None:
+    from pipeline.airflow_local import run_dag
+
+    bad = airflow_home.landing / "zz-bad-export"
+    bad.mkdir(parents=True)
+    (bad / "patients.csv").write_text("patient_id,site_id,sex,age_at_onset,side,etiology,index_year,"
+                                      "onset_to_index_days,email\n")
+    try:
+        assert run_dag(dags["ingest_clinic_exports"]).endswith("failed")
+    finally:
+        for path in bad.iterdir():
+            path.unlink()
+        bad.rmdir()
+    con = duckdb.connect(str(airflow_home.store_path), read_only=True)
+    try:
+        status, reason = con.execute("SELECT status, reason FROM drops WHERE drop_id = 'zz-bad-export'").fetchone()
+    finally:
+        con.close()
+    assert status == "rejected"
+    assert "patients.csv has column(s) the contract does not know: email" in reason
