@@ -45,8 +45,9 @@ def ingest_clinic_exports() -> None:
         from pipeline.settings import DataHome
 
         params = params or {}
-        return ingest(DataHome.resolve(), only_drop=params.get("drop") or None,
-                      confirm_retire=bool(params.get("confirm_retire")))
+        return ingest(
+            DataHome.resolve(), only_drop=params.get("drop") or None, confirm_retire=bool(params.get("confirm_retire"))
+        )
 
     @task(pool=STORE_WRITER_POOL, outlets=[Asset(WAREHOUSE_ASSET)])
     def publish_warehouse(summary: dict) -> dict:

@@ -29,13 +29,17 @@ for the quarter once fixed.
     tags=["synkinesis", "report"],
     doc_md=DOC,
     default_args={"owner": DAG_OWNER, "retries": 1, "retry_delay": timedelta(minutes=10)},
-    params={"quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended).")},
+    params={
+        "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended).")
+    },
 )
 def publish_quarterly_report() -> None:
     @task
-    def write_report(params: dict | None = None, logical_date: datetime | None = None,
-                     run_after: datetime | None = None) -> str:
-        from pipeline.run import quarter_before, write_report as report
+    def write_report(
+        params: dict | None = None, logical_date: datetime | None = None, run_after: datetime | None = None
+    ) -> str:
+        from pipeline.run import quarter_before
+        from pipeline.run import write_report as report
         from pipeline.settings import DataHome
 
         quarter = (params or {}).get("quarter") or quarter_before(logical_date or run_after)

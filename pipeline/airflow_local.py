@@ -79,13 +79,17 @@ def main(argv: list[str] | None = None) -> int:
 
     quarter = current_quarter()
     year, q = int(quarter[:4]), int(quarter[-1])
-    report_date = (datetime.fromisoformat(args.report_date) if args.report_date
-                   else datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, 6))
+    report_date = (
+        datetime.fromisoformat(args.report_date)
+        if args.report_date
+        else datetime(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1, 6)
+    )
     states = {}
     states["ingest_clinic_exports"] = run_dag(dags["ingest_clinic_exports"])
     states["fit_outcome_models"] = run_dag(dags["fit_outcome_models"])
-    states["publish_quarterly_report"] = run_dag(dags["publish_quarterly_report"],
-                                                 logical_date=report_date.astimezone())
+    states["publish_quarterly_report"] = run_dag(
+        dags["publish_quarterly_report"], logical_date=report_date.astimezone()
+    )
     for dag_id, state in states.items():
         print(f"{dag_id}: {state}")
     return 0 if all(s.endswith("success") for s in states.values()) else 1

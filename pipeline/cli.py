@@ -30,8 +30,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_all(home)
     drops = result.ingest["drops"]
     loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
-    print(f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']}; "
-          f"model run {result.models['run_id']} with {result.models['estimates']} estimates.")
+    print(
+        f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']}; "
+        f"model run {result.models['run_id']} with {result.models['estimates']} estimates."
+    )
     raise_refusals(result.ingest)
     return 0
 
@@ -81,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not args.verbose:
         logging.getLogger("synk").setLevel(logging.INFO if not sys.stderr.isatty() else logging.WARNING)
     try:

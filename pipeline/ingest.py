@@ -59,8 +59,9 @@ class IngestSummary:
         for d in self.drops:
             if d.status == "loaded":
                 rules = ", ".join(f"{rule}: {n}" for rule, n in d.quarantine_by_rule.items()) or "none"
-                out.append(f"{d.drop_id}: loaded {d.rows_loaded} rows, quarantined {d.rows_quarantined} "
-                           f"(by rule: {rules})")
+                out.append(
+                    f"{d.drop_id}: loaded {d.rows_loaded} rows, quarantined {d.rows_quarantined} (by rule: {rules})"
+                )
             elif d.status != "unchanged":
                 out.append(f"{d.drop_id}: {d.status}. {d.message}")
         return out
@@ -76,8 +77,9 @@ def _row_count(drop: SourceDrop | None, table: str | None) -> int:
     return len(drop.tables[table])
 
 
-def _refusal_outcomes(received: list[ReceivedFile], drop: SourceDrop | None, status: str,
-                      reason: str) -> list[FileOutcome]:
+def _refusal_outcomes(
+    received: list[ReceivedFile], drop: SourceDrop | None, status: str, reason: str
+) -> list[FileOutcome]:
     """Every file of a refused drop: its rows counted as quarantined whole (the file is in the archive)."""
     outcomes = []
     for item in received:
@@ -97,14 +99,31 @@ def _previous_attempt(con: duckdb.DuckDBPyConnection, drop_id: str) -> tuple[str
     return row[0], dict(files)
 
 
-def _refuse(con: duckdb.DuckDBPyConnection, landed: LandedDrop, received: list[ReceivedFile],
-            drop: SourceDrop | None, status: str, message: str, received_at: datetime) -> DropResult:
+def _refuse(
+    con: duckdb.DuckDBPyConnection,
+    landed: LandedDrop,
+    received: list[ReceivedFile],
+    drop: SourceDrop | None,
+    status: str,
+    message: str,
+    received_at: datetime,
+) -> DropResult:
     outcomes = _refusal_outcomes(received, drop, status, message)
     con.execute("BEGIN TRANSACTION")
     record_outcomes(con, landed.drop_id, outcomes, received_at, None)
     manifest = drop.manifest if drop else None
-    record_drop(con, landed.drop_id, manifest.source if manifest else None, manifest.snapshot if manifest else None,
-                [], status, message, received_at, None, json.dumps({"files": len(received)}))
+    record_drop(
+        con,
+        landed.drop_id,
+        manifest.source if manifest else None,
+        manifest.snapshot if manifest else None,
+        [],
+        status,
+        message,
+        received_at,
+        None,
+        json.dumps({"files": len(received)}),
+    )
     con.execute("COMMIT")
     log.warning("%s", message)
     return DropResult(landed.drop_id, status, message, 0, sum(o.rows_quarantined for o in outcomes))
@@ -116,8 +135,17 @@ def _file_outcomes(validated: ValidatedDrop, seen: dict[str, tuple[str, str]]) -
     for table, item in drop.files.items():
         if item.sha256 in seen:
             first_drop, first_file = seen[item.sha256]
-            outcomes.append(FileOutcome(item, table, 0, 0, 0, "duplicate",
-                                        f"same content as {first_file} of drop {first_drop}, already loaded"))
+            outcomes.append(
+                FileOutcome(
+                    item,
+                    table,
+                    0,
+                    0,
+                    0,
+                    "duplicate",
+                    f"same content as {first_file} of drop {first_drop}, already loaded",
+                )
+            )
             continue
         quarantined = len(validated.quarantined[table])
         loaded = len(validated.valid[table])
@@ -125,8 +153,9 @@ def _file_outcomes(validated: ValidatedDrop, seen: dict[str, tuple[str, str]]) -
     return outcomes
 
 
-def ingest_drop(home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDrop,
-                confirm_retire: bool = False) -> DropResult:
+def ingest_drop(
+    home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDrop, confirm_retire: bool = False
+) -> DropResult:
     received_at = _now()
     if landed.refusal:
         reason = f"Folder {landed.drop_id} in the landing directory was not read: {landed.refusal}."
@@ -141,14 +170,19 @@ def ingest_drop(home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDr
     if previous and previous[1] == checksums and not (previous[0] == "held" and confirm_retire):
         return DropResult(landed.drop_id, "unchanged")
     if previous and previous[0] == "loaded":
-        message = (f"Drop {landed.drop_id} rejected: a drop of this name was loaded before with other content. "
-                   "To fix: send corrections as a new drop with a new name; a later row replaces an earlier one.")
+        message = (
+            f"Drop {landed.drop_id} rejected: a drop of this name was loaded before with other content. "
+            "To fix: send corrections as a new drop with a new name; a later row replaces an earlier one."
+        )
         return _refuse(con, landed, received, None, "rejected", message, received_at)
     drop: SourceDrop | None = None
     try:
         if refused_entries:
-            raise DropRejected(landed.drop_id, f"it holds entries that are not plain files: {', '.join(refused_entries)}.",
-                               "Put only the export's files in the drop folder; links and sub-folders are not read.")
+            raise DropRejected(
+                landed.drop_id,
+                f"it holds entries that are not plain files: {', '.join(refused_entries)}.",
+                "Put only the export's files in the drop folder; links and sub-folders are not read.",
+            )
         with step(f"{landed.drop_id}: parse"):
             drop = parse_drop(landed.drop_id, received)
         with step(f"{landed.drop_id}: de-identification screen"):
@@ -161,8 +195,8 @@ def ingest_drop(home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDr
                     raise DropHeld(
                         landed.drop_id,
                         f"as a full snapshot it would retire {missing} of site {site}'s {current} current patients "
-                        f"(more than {RETIRE_LIMIT:.0%}). If the export is partial, mark it \"snapshot\": "
-                        "\"incremental\" in manifest.json; if the patients really left, add \"confirm_retire\": true "
+                        f'(more than {RETIRE_LIMIT:.0%}). If the export is partial, mark it "snapshot": '
+                        '"incremental" in manifest.json; if the patients really left, add "confirm_retire": true '
                         "(or run with the confirm flag) and send it again.",
                     )
     except (DropRejected, DropHeld) as refusal:
@@ -173,13 +207,18 @@ def ingest_drop(home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDr
     # The manifest is a received file too: it is ledgered (and archived) like the others, with no rows.
     outcomes += [FileOutcome(item, item.file, 0, 0, 0, "loaded") for item in received if item.file not in carried]
     result = DropResult(
-        landed.drop_id, "loaded",
+        landed.drop_id,
+        "loaded",
         rows_loaded=sum(o.rows_loaded for o in outcomes),
         rows_quarantined=sum(o.rows_quarantined for o in outcomes),
         quarantine_by_rule=validated.rule_counts(),
     )
-    summary = {"rows_loaded": result.rows_loaded, "rows_quarantined": result.rows_quarantined,
-               "quarantine_by_rule": result.quarantine_by_rule, "validation": validated.gx_results}
+    summary = {
+        "rows_loaded": result.rows_loaded,
+        "rows_quarantined": result.rows_quarantined,
+        "quarantine_by_rule": result.quarantine_by_rule,
+        "validation": validated.gx_results,
+    }
     with step(f"{landed.drop_id}: load {result.rows_loaded} rows"):
         apply_drop(con, validated, outcomes, received_at, _now(), json.dumps(summary))
     return result

@@ -45,11 +45,14 @@ def retirement_shares(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop) 
     present = validated.source.tables["patients"][["site_id", "patient_id"]].dropna()
     con.register("present_patients", present)
     try:
-        missing = dict(con.execute(
-            "SELECT h.site_id, count(*) FROM patients_history h "
-            "ANTI JOIN present_patients p USING (site_id, patient_id) "
-            "WHERE h.valid_to IS NULL AND list_contains(?, h.site_id) GROUP BY h.site_id", [sites]
-        ).fetchall())
+        missing = dict(
+            con.execute(
+                "SELECT h.site_id, count(*) FROM patients_history h "
+                "ANTI JOIN present_patients p USING (site_id, patient_id) "
+                "WHERE h.valid_to IS NULL AND list_contains(?, h.site_id) GROUP BY h.site_id",
+                [sites],
+            ).fetchall()
+        )
     finally:
         con.unregister("present_patients")
     return {site: (missing.get(site, 0), counts.get(site, 0)) for site in sites}
@@ -89,8 +92,9 @@ def _upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, dro
     return len(frame)
 
 
-def _retire_missing(con: duckdb.DuckDBPyConnection, table: str, present: pd.DataFrame, sites: list[str],
-                    drop_id: str, now: datetime) -> None:
+def _retire_missing(
+    con: duckdb.DuckDBPyConnection, table: str, present: pd.DataFrame, sites: list[str], drop_id: str, now: datetime
+) -> None:
     """A full snapshot is the site's whole data set: end every current record it no longer holds."""
     keys = list(KEYS[table])
     con.register("present_keys", present[keys].dropna().drop_duplicates())
@@ -116,8 +120,14 @@ def _present_keys(validated: ValidatedDrop, table: str) -> pd.DataFrame:
     return frame
 
 
-def apply_drop(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop, outcomes: list[FileOutcome],
-               received_at: datetime, now: datetime, summary_json: str) -> None:
+def apply_drop(
+    con: duckdb.DuckDBPyConnection,
+    validated: ValidatedDrop,
+    outcomes: list[FileOutcome],
+    received_at: datetime,
+    now: datetime,
+    summary_json: str,
+) -> None:
     """Write the whole drop in one transaction (the caller holds the writer lock)."""
     drop = validated.source
     sites = drop_sites(validated)
@@ -139,28 +149,63 @@ def apply_drop(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop, outcome
             )
             con.unregister("quarantined")
         record_outcomes(con, drop.drop_id, outcomes, received_at, now)
-        record_drop(con, drop.drop_id, drop.manifest.source, drop.manifest.snapshot, sites, "loaded", None,
-                    received_at, now, summary_json)
+        record_drop(
+            con,
+            drop.drop_id,
+            drop.manifest.source,
+            drop.manifest.snapshot,
+            sites,
+            "loaded",
+            None,
+            received_at,
+            now,
+            summary_json,
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
 
 
-def record_outcomes(con: duckdb.DuckDBPyConnection, drop_id: str, outcomes: list[FileOutcome],
-                    received_at: datetime, loaded_at: datetime | None) -> None:
+def record_outcomes(
+    con: duckdb.DuckDBPyConnection,
+    drop_id: str,
+    outcomes: list[FileOutcome],
+    received_at: datetime,
+    loaded_at: datetime | None,
+) -> None:
     con.execute("DELETE FROM load_ledger WHERE drop_id = ?", [drop_id])
     for o in outcomes:
         con.execute(
             "INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [drop_id, o.file.file, o.file.sha256, o.rows_in, o.rows_loaded, o.rows_quarantined, o.status,
-             o.reason, received_at, loaded_at if o.status in ("loaded", "duplicate") else None, str(o.file.path)],
+            [
+                drop_id,
+                o.file.file,
+                o.file.sha256,
+                o.rows_in,
+                o.rows_loaded,
+                o.rows_quarantined,
+                o.status,
+                o.reason,
+                received_at,
+                loaded_at if o.status in ("loaded", "duplicate") else None,
+                str(o.file.path),
+            ],
         )
 
 
-def record_drop(con: duckdb.DuckDBPyConnection, drop_id: str, source: str | None, snapshot: str | None,
-                sites: list[str], status: str, reason: str | None, received_at: datetime,
-                loaded_at: datetime | None, summary_json: str) -> None:
+def record_drop(
+    con: duckdb.DuckDBPyConnection,
+    drop_id: str,
+    source: str | None,
+    snapshot: str | None,
+    sites: list[str],
+    status: str,
+    reason: str | None,
+    received_at: datetime,
+    loaded_at: datetime | None,
+    summary_json: str,
+) -> None:
     con.execute("DELETE FROM drops WHERE drop_id = ?", [drop_id])
     con.execute(
         "INSERT INTO drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

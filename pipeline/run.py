@@ -82,10 +82,10 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
 
 
 def write_report(home: DataHome, quarter: str) -> Path:
-    from pipeline.report.build import write_report as build_report
-
     if not home.warehouse_path.exists():
         raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    from pipeline.report.build import write_report as build_report
+
     with step(f"write the {quarter} report"):
         return build_report(home.warehouse_path, quarter, home.published)
 
@@ -121,5 +121,14 @@ def run_all(home: DataHome) -> RunResult:
     return result
 
 
-__all__ = ["IngestSummary", "ingest", "raise_refusals", "publish_warehouse", "fit_models", "write_report",
-           "quarter_before", "current_quarter", "run_all"]
+__all__ = [
+    "IngestSummary",
+    "current_quarter",
+    "fit_models",
+    "ingest",
+    "publish_warehouse",
+    "quarter_before",
+    "raise_refusals",
+    "run_all",
+    "write_report",
+]

@@ -17,11 +17,53 @@ from pipeline.sources import ROW_NUMBER, SourceDrop
 
 # Column names that look like identifiers, in any case and with any separators.
 _IDENTIFIER_WORDS = (
-    "name", "firstname", "lastname", "surname", "fullname", "initials", "mrn", "medicalrecord", "recordnumber",
-    "ssn", "socialsecurity", "dob", "birth", "birthdate", "dateofbirth", "phone", "telephone", "mobile", "fax",
-    "email", "mail", "address", "street", "city", "zip", "zipcode", "postcode", "postalcode", "ip", "ipaddress",
-    "url", "website", "deviceserial", "serial", "photo", "image", "picture", "video", "insurance", "healthplan",
-    "account", "licence", "license", "vehicle", "biometric", "fingerprint", "date",
+    "name",
+    "firstname",
+    "lastname",
+    "surname",
+    "fullname",
+    "initials",
+    "mrn",
+    "medicalrecord",
+    "recordnumber",
+    "ssn",
+    "socialsecurity",
+    "dob",
+    "birth",
+    "birthdate",
+    "dateofbirth",
+    "phone",
+    "telephone",
+    "mobile",
+    "fax",
+    "email",
+    "mail",
+    "address",
+    "street",
+    "city",
+    "zip",
+    "zipcode",
+    "postcode",
+    "postalcode",
+    "ip",
+    "ipaddress",
+    "url",
+    "website",
+    "deviceserial",
+    "serial",
+    "photo",
+    "image",
+    "picture",
+    "video",
+    "insurance",
+    "healthplan",
+    "account",
+    "licence",
+    "license",
+    "vehicle",
+    "biometric",
+    "fingerprint",
+    "date",
 )
 _NAME_NORMALISE = re.compile(r"[^a-z0-9]+")
 
@@ -58,8 +100,10 @@ class Finding:
 def identifier_like(column: str) -> bool:
     words = _NAME_NORMALISE.sub(" ", column.lower()).split()
     joined = "".join(words)
-    return any(w in _IDENTIFIER_WORDS for w in words) or joined in _IDENTIFIER_WORDS or any(
-        joined.startswith(w) or joined.endswith(w) for w in _IDENTIFIER_WORDS if len(w) >= 5
+    return (
+        any(w in _IDENTIFIER_WORDS for w in words)
+        or joined in _IDENTIFIER_WORDS
+        or any(joined.startswith(w) or joined.endswith(w) for w in _IDENTIFIER_WORDS if len(w) >= 5)
     )
 
 
@@ -83,8 +127,9 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
         ages = pd.to_numeric(frame["age_at_onset"], errors="coerce")
         over = (ages > 89) & (ages != AGE_TOP_CODE)
         if over.any():
-            findings.append(Finding(file, "age_at_onset", "age_over_89_not_top_coded",
-                                    frame.loc[over, ROW_NUMBER].tolist()))
+            findings.append(
+                Finding(file, "age_at_onset", "age_over_89_not_top_coded", frame.loc[over, ROW_NUMBER].tolist())
+            )
     return findings
 
 
@@ -97,7 +142,9 @@ def screen_drop(drop: SourceDrop) -> None:
     if findings:
         raise DropRejected(
             drop.drop_id,
-            "the de-identification screen found possible identifiers: " + "; ".join(f.sentence() for f in findings) + ".",
+            "the de-identification screen found possible identifiers: "
+            + "; ".join(f.sentence() for f in findings)
+            + ".",
             "Remove calendar dates (use days from the index visit), contact details and names from those cells, "
             "top-code ages over 89 as 90, and send the drop again.",
         )

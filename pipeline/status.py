@@ -7,8 +7,7 @@ import duckdb
 from pipeline.settings import DataHome
 from pipeline.store import open_store
 
-_WAREHOUSE_COUNTS = ("patients", "treatments", "assessments", "instrument_scores", "followup_scores",
-                     "model_estimates")
+_WAREHOUSE_COUNTS = ("patients", "treatments", "assessments", "instrument_scores", "followup_scores", "model_estimates")
 
 
 def status_lines(home: DataHome) -> list[str]:
@@ -45,8 +44,9 @@ def status_lines(home: DataHome) -> list[str]:
         con = duckdb.connect(str(home.warehouse_path), read_only=True)
         try:
             built_at, snapshot = con.execute("SELECT built_at, data_snapshot FROM build_info").fetchone()
-            lines.append(f"Warehouse: {home.warehouse_path} (built {built_at:%Y-%m-%d %H:%M}, "
-                         f"data snapshot {snapshot[:12]})")
+            lines.append(
+                f"Warehouse: {home.warehouse_path} (built {built_at:%Y-%m-%d %H:%M}, data snapshot {snapshot[:12]})"
+            )
             for table in _WAREHOUSE_COUNTS:
                 count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 lines.append(f"  {table:<20} {count:>10} rows")

@@ -48,7 +48,11 @@ def open_store(home: DataHome, read_only: bool = False) -> Iterator[duckdb.DuckD
     if read_only and not path.exists():
         raise PipelineError(f"No staging store yet at {path}: run a load first.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException:
+        # DuckDB lets no other process open a file while one writes it.
+        raise PipelineError("The staging store is busy with a load; try again when it has finished.") from None
     try:
         if not read_only:
             con.execute(read_sql("store/schema.sql"))
@@ -80,6 +84,7 @@ def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
 def current_patient_counts(con: duckdb.DuckDBPyConnection, sites: list[str]) -> dict[str, int]:
     rows = con.execute(
         "SELECT site_id, count(*) FROM patients_history WHERE valid_to IS NULL AND list_contains(?, site_id) "
-        "GROUP BY site_id", [sites]
+        "GROUP BY site_id",
+        [sites],
     ).fetchall()
     return dict(rows)

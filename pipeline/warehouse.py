@@ -23,8 +23,18 @@ from pipeline.sql_files import LAYERS, layer_files
 
 STORAGE_VERSION = "v1.5.0"
 PUBLISHED_TABLES = (
-    "patients", "treatments", "assessments", "instrument_scores", "modality_combinations", "followup_scores",
-    "load_ledger", "quarantine", "model_runs", "model_estimates", "covariate_balance", "build_info",
+    "patients",
+    "treatments",
+    "assessments",
+    "instrument_scores",
+    "modality_combinations",
+    "followup_scores",
+    "load_ledger",
+    "quarantine",
+    "model_runs",
+    "model_estimates",
+    "covariate_balance",
+    "build_info",
 )
 
 
@@ -45,8 +55,9 @@ def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
     con.unregister("timepoints_frame")
 
 
-def build_warehouse(home: DataHome, target: Path, design: DesignSettings | None = None,
-                    as_of: datetime | None = None) -> str:
+def build_warehouse(
+    home: DataHome, target: Path, design: DesignSettings | None = None, as_of: datetime | None = None
+) -> str:
     """Build every published table into ``target`` (a new file). Returns the data snapshot hash."""
     design = design or DesignSettings()
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)

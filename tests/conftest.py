@@ -27,14 +27,22 @@ def home(tmp_path: Path) -> DataHome:
 WriteDrop = Callable[..., Path]
 
 
-def write_drop_files(home: DataHome, drop_id: str, patients: list[str] | None = None,
-                     treatments: list[str] | None = None, assessments: list[str] | None = None,
-                     manifest: dict | None = None) -> Path:
+def write_drop_files(
+    home: DataHome,
+    drop_id: str,
+    patients: list[str] | None = None,
+    treatments: list[str] | None = None,
+    assessments: list[str] | None = None,
+    manifest: dict | None = None,
+) -> Path:
     """Write a drop folder into the landing directory; rows are CSV lines without the header."""
     folder = home.landing / drop_id
     folder.mkdir(parents=True, exist_ok=True)
-    for name, header, rows in (("patients", PATIENTS_HEADER, patients), ("treatments", TREATMENTS_HEADER, treatments),
-                               ("assessments", ASSESSMENTS_HEADER, assessments)):
+    for name, header, rows in (
+        ("patients", PATIENTS_HEADER, patients),
+        ("treatments", TREATMENTS_HEADER, treatments),
+        ("assessments", ASSESSMENTS_HEADER, assessments),
+    ):
         (folder / f"{name}.csv").write_text(csv_text(header, rows or []), encoding="utf-8")
     if manifest is not None:
         (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
@@ -60,9 +68,19 @@ BASE_TREATMENTS = [
     "P2,s1,T1,5,botox,30,,",
 ]
 SUNNYBROOK_ITEMS = {  # resting 5*(1+1+0)=10, voluntary 4*(3+3+4+3+4)=68, synkinesis 1+2+1+0+1=5, composite 53
-    "rest_eye": 1, "rest_cheek": 1, "rest_mouth": 0,
-    "vm_brow": 3, "vm_eye_closure": 3, "vm_smile": 4, "vm_snarl": 3, "vm_pucker": 4,
-    "syn_brow": 1, "syn_eye_closure": 2, "syn_smile": 1, "syn_snarl": 0, "syn_pucker": 1,
+    "rest_eye": 1,
+    "rest_cheek": 1,
+    "rest_mouth": 0,
+    "vm_brow": 3,
+    "vm_eye_closure": 3,
+    "vm_smile": 4,
+    "vm_snarl": 3,
+    "vm_pucker": 4,
+    "syn_brow": 1,
+    "syn_eye_closure": 2,
+    "syn_smile": 1,
+    "syn_snarl": 0,
+    "syn_pucker": 1,
 }
 
 

@@ -14,31 +14,43 @@ import duckdb
 from pipeline.settings import DataHome
 from tests.conftest import SUNNYBROOK_ITEMS, write_drop_files
 
-INGEST = "import sys; from pipeline.settings import DataHome; from pipeline.ingest import ingest_landing; " \
-         "s = ingest_landing(DataHome.resolve(sys.argv[1])); print([d.status for d in s.drops])"
+INGEST = (
+    "import sys; from pipeline.settings import DataHome; from pipeline.ingest import ingest_landing; "
+    "s = ingest_landing(DataHome.resolve(sys.argv[1])); print([d.status for d in s.drops])"
+)
 
 
 def big_drop(home: DataHome, drop_id: str, patients: int, visits: int) -> int:
     """A valid drop large enough that a load takes a few seconds; returns its assessment rows."""
     patient_rows = [f"P{i},s1,F,50,L,bell,2020,365" for i in range(patients)]
     treatments = [f"P{i},s1,T1,0,botox,25,," for i in range(patients)]
-    assessments = [f"P{i},s1,{day * 30},sunnybrook,{item},{value}"
-                   for i in range(patients) for day in range(visits) for item, value in SUNNYBROOK_ITEMS.items()]
+    assessments = [
+        f"P{i},s1,{day * 30},sunnybrook,{item},{value}"
+        for i in range(patients)
+        for day in range(visits)
+        for item, value in SUNNYBROOK_ITEMS.items()
+    ]
     write_drop_files(home, drop_id, patient_rows, treatments, assessments)
     return len(assessments)
 
 
 def ingest_process(home: DataHome) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", INGEST, str(home.root)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    return subprocess.Popen(
+        [sys.executable, "-c", INGEST, str(home.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
 
 
 def store_state(home: DataHome) -> dict[str, object]:
     con = duckdb.connect(str(home.store_path), read_only=True)
     try:
         return {
-            "ledger": con.execute("SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger "
-                                  "ORDER BY file").fetchall(),
+            "ledger": con.execute(
+                "SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger ORDER BY file"
+            ).fetchall(),
             "assessments": con.execute("SELECT count(*) FROM assessments_history WHERE valid_to IS NULL").fetchone()[0],
             "versions": con.execute("SELECT count(*) FROM assessments_history").fetchone()[0],
             "drops": con.execute("SELECT drop_id, status FROM drops").fetchall(),

@@ -22,9 +22,14 @@ def test_a_valid_drop_loads_and_the_ledger_accounts_for_every_row(home, write_dr
     write_drop("d1", BASE_PATIENTS + ["P3,s1,Q,30,R,bell,2021,300"], BASE_TREATMENTS, sunnybrook_rows("P1", 0))
     summary = ingest_landing(home)
     assert [(d.drop_id, d.status) for d in summary.drops] == [("d1", "loaded")]
-    ledger = store_rows(home, "SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger ORDER BY file")
-    assert ledger == [("assessments.csv", 13, 13, 0, "loaded"), ("patients.csv", 3, 2, 1, "loaded"),
-                      ("treatments.csv", 3, 3, 0, "loaded")]
+    ledger = store_rows(
+        home, "SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger ORDER BY file"
+    )
+    assert ledger == [
+        ("assessments.csv", 13, 13, 0, "loaded"),
+        ("patients.csv", 3, 2, 1, "loaded"),
+        ("treatments.csv", 3, 3, 0, "loaded"),
+    ]
     assert store_rows(home, "SELECT row_number, rule FROM quarantine") == [(4, "code_set:sex")]
     assert all((home.archive / "d1").rglob("patients.csv"))
     assert summary.drops[0].quarantine_by_rule == {"code_set:sex": 1}
@@ -37,7 +42,9 @@ def test_rerun_loads_nothing_twice_and_a_copied_file_is_a_duplicate(home, write_
     # The same files again under a new drop name: recorded as duplicates, nothing changes.
     shutil.copytree(home.landing / "d1", home.landing / "d2")
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged", "loaded"]
-    assert store_rows(home, "SELECT DISTINCT status, rows_in FROM load_ledger WHERE drop_id = 'd2'") == [("duplicate", 0)]
+    assert store_rows(home, "SELECT DISTINCT status, rows_in FROM load_ledger WHERE drop_id = 'd2'") == [
+        ("duplicate", 0)
+    ]
     assert store_rows(home, "SELECT count(*) FROM patients_history") == [(2,)]
 
 
@@ -46,8 +53,11 @@ def test_a_later_row_replaces_an_earlier_one_and_history_keeps_both(home, write_
     ingest_landing(home)
     write_drop("d2", ["P1,s1,F,46,L,bell,2020,400"], [], [], manifest={"snapshot": "incremental"})
     ingest_landing(home)
-    versions = store_rows(home, "SELECT age_at_onset, drop_id, valid_to IS NULL, ended_by_drop, end_reason "
-                                "FROM patients_history WHERE patient_id = 'P1' ORDER BY valid_from")
+    versions = store_rows(
+        home,
+        "SELECT age_at_onset, drop_id, valid_to IS NULL, ended_by_drop, end_reason "
+        "FROM patients_history WHERE patient_id = 'P1' ORDER BY valid_from",
+    )
     assert versions == [(45, "d1", False, "d2", "replaced"), (46, "d2", True, None, None)]
     # Incremental: P2 is not retired.
     assert store_rows(home, "SELECT count(*) FROM patients_history WHERE valid_to IS NULL") == [(2,)]

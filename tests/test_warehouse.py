@@ -11,12 +11,16 @@ from tests.conftest import SUNNYBROOK_ITEMS, sunnybrook_rows, write_drop_files
 PATIENTS = [f"P{i},s1,F,50,L,bell,2020,365" for i in range(1, 6)]
 TREATMENTS = [
     # P1: prior BoNT at day -30, t0 = day 0 (BoNT), PT on day 180 (in window), myectomy on day 181 (outside).
-    "P1,s1,A,-30,botox,20,,", "P1,s1,B,0,botox,25,,", "P1,s1,C,180,physical_therapy,,10,",
-    "P1,s1,D,181,selective_myectomy,,,", "P1,s1,E,90,botox,30,,",
+    "P1,s1,A,-30,botox,20,,",
+    "P1,s1,B,0,botox,25,,",
+    "P1,s1,C,180,physical_therapy,,10,",
+    "P1,s1,D,181,selective_myectomy,,,",
+    "P1,s1,E,90,botox,30,,",
     # P2: PT alone from day 10; followed only to day 100 (before the landmark).
     "P2,s1,A,10,physical_therapy,,8,",
     # P3: BoNT alone at day 0.
-    "P3,s1,A,0,botox,25,,", "P3,s1,B,95,botox,25,,",
+    "P3,s1,A,0,botox,25,,",
+    "P3,s1,B,95,botox,25,,",
     # P5: no treatment at all.
 ]
 
@@ -27,23 +31,38 @@ def saq_items(patient: str, day: int, value: int) -> list[str]:
 
 ASSESSMENTS = [
     # P1 baseline candidates: day -100 (outside [t0-90, t0]) and day -10 (the latest inside).
-    *saq_items("P1", -100, 5), *saq_items("P1", -10, 4),
+    *saq_items("P1", -100, 5),
+    *saq_items("P1", -10, 4),
     # 3m window [60, 120] around target 90: days 80 and 100 are equidistant, the earlier wins.
-    *saq_items("P1", 80, 3), *saq_items("P1", 100, 2),
+    *saq_items("P1", 80, 3),
+    *saq_items("P1", 100, 2),
     # Day 121 is just outside the 3m window and before the 6m one: used for neither.
     *saq_items("P1", 121, 1),
     # 12m from the raw SAQ form: 27 / 45 x 100 = 60.
     "P1,s1,365,saq,total_raw,27",
-    *sunnybrook_rows("P1", 0), *sunnybrook_rows("P1", 370),
-    *saq_items("P2", 10, 3), *saq_items("P2", 100, 2),
+    *sunnybrook_rows("P1", 0),
+    *sunnybrook_rows("P1", 370),
+    *saq_items("P2", 10, 3),
+    *saq_items("P2", 100, 2),
     # P3: a negative composite (voluntary 20, resting 15, synkinesis 15 -> -10) and an incomplete SAQ.
-    *sunnybrook_rows("P3", 0, {**{k: 1 for k in SUNNYBROOK_ITEMS if k.startswith("vm_")},
-                               "rest_eye": 1, "rest_cheek": 1, "rest_mouth": 1,
-                               **{k: 3 for k in SUNNYBROOK_ITEMS if k.startswith("syn_")}}),
-    "P3,s1,0,saq,q1,2", "P3,s1,0,saq,q2,2",
+    *sunnybrook_rows(
+        "P3",
+        0,
+        {
+            **{k: 1 for k in SUNNYBROOK_ITEMS if k.startswith("vm_")},
+            "rest_eye": 1,
+            "rest_cheek": 1,
+            "rest_mouth": 1,
+            **{k: 3 for k in SUNNYBROOK_ITEMS if k.startswith("syn_")},
+        },
+    ),
+    "P3,s1,0,saq,q1,2",
+    "P3,s1,0,saq,q2,2",
     # eFACE items for P4: static items folded (130 -> 70, 90 -> 90).
-    "P4,s1,0,eface,static_brow,130", "P4,s1,0,eface,static_palpebral_fissure,90",
-    "P4,s1,0,eface,static_nasolabial_fold,100", "P4,s1,0,eface,static_oral_commissure,100",
+    "P4,s1,0,eface,static_brow,130",
+    "P4,s1,0,eface,static_palpebral_fissure,90",
+    "P4,s1,0,eface,static_nasolabial_fold,100",
+    "P4,s1,0,eface,static_oral_commissure,100",
     "P4,s1,0,eface,total,77",
     "P3,s1,200,saq,total_pct,40",
 ]
@@ -66,8 +85,11 @@ def one(con, sql: str):
 
 
 def test_modality_combinations_follow_the_design(warehouse) -> None:
-    rows = one(warehouse, "SELECT patient_id, t0_day, combination, n_modalities, is_combined, followup_days, "
-                          "classifiable, exclusion_reason FROM modality_combinations ORDER BY patient_id")
+    rows = one(
+        warehouse,
+        "SELECT patient_id, t0_day, combination, n_modalities, is_combined, followup_days, "
+        "classifiable, exclusion_reason FROM modality_combinations ORDER BY patient_id",
+    )
     assert rows == [
         ("P1", 0, "BTX+PT", 2, True, 370, True, None),  # myectomy on day 181 is outside the window
         ("P2", 10, "PT", 1, False, 90, False, "follow-up ends before the 180-day landmark"),
@@ -79,27 +101,48 @@ def test_modality_combinations_follow_the_design(warehouse) -> None:
 
 
 def test_followup_scores_nearest_in_window_with_the_earlier_on_a_tie(warehouse) -> None:
-    rows = one(warehouse, "SELECT timepoint, visit_day, value, baseline_value, change FROM followup_scores "
-                          "WHERE patient_id = 'P1' AND outcome = 'saq' ORDER BY days_from_t0")
+    rows = one(
+        warehouse,
+        "SELECT timepoint, visit_day, value, baseline_value, change FROM followup_scores "
+        "WHERE patient_id = 'P1' AND outcome = 'saq' ORDER BY days_from_t0",
+    )
     assert rows == [
         ("baseline", -10, 80.0, 80.0, None),  # 36 / 45 x 100
         ("3m", 80, 60.0, 80.0, -20.0),
         ("12m", 365, 60.0, 80.0, -20.0),
     ]
-    composite = one(warehouse, "SELECT timepoint, value, change FROM followup_scores "
-                               "WHERE patient_id = 'P1' AND outcome = 'sunnybrook_composite' ORDER BY days_from_t0")
+    composite = one(
+        warehouse,
+        "SELECT timepoint, value, change FROM followup_scores "
+        "WHERE patient_id = 'P1' AND outcome = 'sunnybrook_composite' ORDER BY days_from_t0",
+    )
     assert composite == [("baseline", 53.0, None), ("12m", 53.0, 0.0)]
 
 
 def test_instrument_scores_recorded_derived_and_flagged(warehouse) -> None:
-    p1 = dict(((s, p), v) for s, v, p in one(
-        warehouse, "SELECT score, value, provenance FROM instrument_scores WHERE patient_id = 'P1' "
-                   "AND visit_day = 0 AND instrument = 'sunnybrook'"))
-    assert p1 == {("composite", "derived"): 53.0, ("resting_score", "derived"): 10.0,
-                  ("voluntary_score", "derived"): 68.0, ("synkinesis_score", "derived"): 5.0}
-    p3 = one(warehouse, "SELECT instrument, score, value, flag FROM instrument_scores WHERE patient_id = 'P3' "
-                        "AND visit_day = 0 AND flag IS NOT NULL ORDER BY instrument")
-    assert p3 == [("saq", "total_pct", None, "incomplete_items"), ("sunnybrook", "composite", -10.0, "negative_composite")]
+    p1 = dict(
+        ((s, p), v)
+        for s, v, p in one(
+            warehouse,
+            "SELECT score, value, provenance FROM instrument_scores WHERE patient_id = 'P1' "
+            "AND visit_day = 0 AND instrument = 'sunnybrook'",
+        )
+    )
+    assert p1 == {
+        ("composite", "derived"): 53.0,
+        ("resting_score", "derived"): 10.0,
+        ("voluntary_score", "derived"): 68.0,
+        ("synkinesis_score", "derived"): 5.0,
+    }
+    p3 = one(
+        warehouse,
+        "SELECT instrument, score, value, flag FROM instrument_scores WHERE patient_id = 'P3' "
+        "AND visit_day = 0 AND flag IS NOT NULL ORDER BY instrument",
+    )
+    assert p3 == [
+        ("saq", "total_pct", None, "incomplete_items"),
+        ("sunnybrook", "composite", -10.0, "negative_composite"),
+    ]
     raw = one(warehouse, "SELECT value, provenance FROM instrument_scores WHERE patient_id = 'P1' AND visit_day = 365")
     assert raw == [(60.0, "recorded")]
     # eFACE: the recorded total is the authority; the static score is derived from folded items.
@@ -108,8 +151,10 @@ def test_instrument_scores_recorded_derived_and_flagged(warehouse) -> None:
 
 
 def test_days_since_last_botox(warehouse) -> None:
-    rows = one(warehouse, "SELECT DISTINCT visit_day, days_since_last_botox FROM assessments "
-                          "WHERE patient_id = 'P1' ORDER BY visit_day")
+    rows = one(
+        warehouse,
+        "SELECT DISTINCT visit_day, days_since_last_botox FROM assessments WHERE patient_id = 'P1' ORDER BY visit_day",
+    )
     # Injections on days -30, 0 and 90; a visit on an injection day counts the injection before it.
     assert rows == [(-100, None), (-10, 20), (0, 30), (80, 80), (100, 10), (121, 31), (365, 275), (370, 280)]
 
@@ -127,6 +172,9 @@ def test_every_published_table_and_column_has_a_comment(warehouse) -> None:
     tables = dict(one(warehouse, "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = 'outcomes'"))
     assert set(tables) == set(PUBLISHED_TABLES)
     assert all(tables.values()), [t for t, c in tables.items() if not c]
-    missing = one(warehouse, "SELECT table_name || '.' || column_name FROM duckdb_columns() "
-                             "WHERE database_name = 'outcomes' AND (comment IS NULL OR comment = '')")
+    missing = one(
+        warehouse,
+        "SELECT table_name || '.' || column_name FROM duckdb_columns() "
+        "WHERE database_name = 'outcomes' AND (comment IS NULL OR comment = '')",
+    )
     assert missing == []

@@ -12,7 +12,6 @@ import gzip
 import io
 import json
 import zlib
-from pathlib import Path
 
 import pandas as pd
 
@@ -38,8 +37,11 @@ def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
     try:
         raw = json.loads(received.path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DropRejected(drop_id, f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).",
-                           'Write it as a JSON object such as {"site_id": "dal01", "snapshot": "full"}.') from None
+        raise DropRejected(
+            drop_id,
+            f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).",
+            'Write it as a JSON object such as {"site_id": "dal01", "snapshot": "full"}.',
+        ) from None
     if not isinstance(raw, dict):
         raise DropRejected(drop_id, f"{MANIFEST} is not a JSON object.")
     snapshot = raw.get("snapshot", "full")
@@ -75,8 +77,9 @@ def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
                 "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json.",
             )
         if table in by_table:
-            raise DropRejected(drop_id, f"it holds {table} twice ({by_table[table].file} and {item.file}).",
-                               "Send one of them.")
+            raise DropRejected(
+                drop_id, f"it holds {table} twice ({by_table[table].file} and {item.file}).", "Send one of them."
+            )
         by_table[table] = item
     manifest = read_manifest(drop_id, manifest_file)
     missing = [t for t in FILES if t not in by_table]
@@ -104,14 +107,20 @@ def _decode(drop_id: str, received: ReceivedFile) -> str:
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error):
-            raise DropRejected(drop_id, f"{received.file} is not a complete gzip file (truncated or corrupt).",
-                               "Compress the export again and resend it.") from None
+            raise DropRejected(
+                drop_id,
+                f"{received.file} is not a complete gzip file (truncated or corrupt).",
+                "Compress the export again and resend it.",
+            ) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise DropRejected(drop_id, f"{received.file} is not UTF-8 (first bad byte on line {line}).",
-                           "Save the export as UTF-8 (CSV UTF-8 in Excel).") from None
+        raise DropRejected(
+            drop_id,
+            f"{received.file} is not UTF-8 (first bad byte on line {line}).",
+            "Save the export as UTF-8 (CSV UTF-8 in Excel).",
+        ) from None
 
 
 def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame:
@@ -119,8 +128,11 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
     text = _decode(drop_id, received)
     name = received.file
     if not text.strip():
-        raise DropRejected(drop_id, f"{name} is empty: it has no header row.",
-                           "Export the file with its header row, even when it has no data rows.")
+        raise DropRejected(
+            drop_id,
+            f"{name} is empty: it has no header row.",
+            "Export the file with its header row, even when it has no data rows.",
+        )
     rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [h.strip() for h in next(rows)]
@@ -129,8 +141,11 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
         raise DropRejected(drop_id, f"{name} is not valid CSV near line {rows.line_num} ({exc}).") from None
     expected = [c.name for c in COLUMNS[table]]
     if len(header) == 1 and any(sep in header[0] for sep in (";", "\t", "|")):
-        raise DropRejected(drop_id, f"{name} is not comma-separated (its header has one column).",
-                           "Export with commas as the delimiter.")
+        raise DropRejected(
+            drop_id,
+            f"{name} is not comma-separated (its header has one column).",
+            "Export with commas as the delimiter.",
+        )
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise DropRejected(drop_id, f"{name} has duplicate column(s): {', '.join(duplicated)}.")
@@ -143,12 +158,18 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
         )
     absent = [c for c in expected if c not in header]
     if absent:
-        raise DropRejected(drop_id, f"{name} lacks required column(s): {', '.join(absent)}.",
-                           "Export every column of the contract, in any order.")
+        raise DropRejected(
+            drop_id,
+            f"{name} lacks required column(s): {', '.join(absent)}.",
+            "Export every column of the contract, in any order.",
+        )
     ragged = [i + 2 for i, record in enumerate(records) if len(record) != len(header) and record]
     if ragged:
-        raise DropRejected(drop_id, f"{name} has {row_list(ragged)} with a different number of fields than its header.",
-                           "Check for unquoted commas in those rows.")
+        raise DropRejected(
+            drop_id,
+            f"{name} has {row_list(ragged)} with a different number of fields than its header.",
+            "Check for unquoted commas in those rows.",
+        )
     # Blank lines are not rows; every other record keeps its spreadsheet row number.
     numbered = [(i + 2, record) for i, record in enumerate(records) if record]
     frame = pd.DataFrame([record for _, record in numbered], columns=header, dtype="str")

@@ -40,8 +40,9 @@ def _gx_context() -> Any:
     return _context
 
 
-def validate_frame(name: str, frame: pd.DataFrame, suite_json: dict[str, Any],
-                   parameters: dict[str, Any]) -> tuple[dict[int, list[str]], dict[str, Any]]:
+def validate_frame(
+    name: str, frame: pd.DataFrame, suite_json: dict[str, Any], parameters: dict[str, Any]
+) -> tuple[dict[int, list[str]], dict[str, Any]]:
     """Failing frame index -> rule names (suite order), and the GX result as a JSON dict."""
     context = _gx_context()
     source_name = f"drop_{name}"
@@ -78,13 +79,15 @@ def _summary(result: Any) -> dict[str, Any]:
     """Counts per expectation for Data Docs and the run summary: no values, no index lists."""
     rows = []
     for outcome in result.results:
-        rows.append({
-            "expectation": outcome.expectation_config.type,
-            "rule": outcome.expectation_config.meta.get("rule"),
-            "column": outcome.expectation_config.kwargs.get("column")
-            or outcome.expectation_config.kwargs.get("column_list"),
-            "success": bool(outcome.success),
-            "unexpected_count": int(outcome.result.get("unexpected_count", 0) or 0),
-            "element_count": int(outcome.result.get("element_count", 0) or 0),
-        })
+        rows.append(
+            {
+                "expectation": outcome.expectation_config.type,
+                "rule": outcome.expectation_config.meta.get("rule"),
+                "column": outcome.expectation_config.kwargs.get("column")
+                or outcome.expectation_config.kwargs.get("column_list"),
+                "success": bool(outcome.success),
+                "unexpected_count": int(outcome.result.get("unexpected_count", 0) or 0),
+                "element_count": int(outcome.result.get("element_count", 0) or 0),
+            }
+        )
     return {"success": bool(result.success), "expectations": rows}

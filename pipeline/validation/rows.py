@@ -50,8 +50,13 @@ def _typed(table: str, text: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _quarantine_rows(drop: SourceDrop, table: str, text: pd.DataFrame, failures: dict[int, list[str]],
-                     columns_by_rule: dict[str, list[str]]) -> pd.DataFrame:
+def _quarantine_rows(
+    drop: SourceDrop,
+    table: str,
+    text: pd.DataFrame,
+    failures: dict[int, list[str]],
+    columns_by_rule: dict[str, list[str]],
+) -> pd.DataFrame:
     if not failures:
         return pd.DataFrame({c: pd.Series([], dtype="object") for c in QUARANTINE_COLUMNS})
     file = drop.files[table].file
@@ -63,14 +68,16 @@ def _quarantine_rows(drop: SourceDrop, table: str, text: pd.DataFrame, failures:
         rules = list(dict.fromkeys(failures[position]))
         columns = sorted({col for rule in rules for col in columns_by_rule.get(rule, [])})
         values = {name: (None if pd.isna(value) else value) for name, value in zip(contract_columns, row, strict=True)}
-        records.append({
-            "drop_id": drop.drop_id,
-            "file": file,
-            "row_number": int(text.at[position, ROW_NUMBER]),
-            "rule": "; ".join(rules),
-            "columns": ", ".join(columns),
-            "row": json.dumps(values),
-        })
+        records.append(
+            {
+                "drop_id": drop.drop_id,
+                "file": file,
+                "row_number": int(text.at[position, ROW_NUMBER]),
+                "rule": "; ".join(rules),
+                "columns": ", ".join(columns),
+                "row": json.dumps(values),
+            }
+        )
     return pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)
 
 
@@ -99,9 +106,7 @@ def totals_disagreements(assessments: pd.DataFrame) -> dict[int, list[str]]:
     try:
         con.register("assessments", assessments.reset_index(names="frame_index"))
         con.execute(read_sql("core/04_item_scores.sql"))
-        bad = con.execute(
-            read_sql("checks/totals_disagree.sql"), {"tolerance": TOTAL_TOLERANCE}
-        ).fetchall()
+        bad = con.execute(read_sql("checks/totals_disagree.sql"), {"tolerance": TOTAL_TOLERANCE}).fetchall()
     finally:
         con.close()
     failures: dict[int, list[str]] = {}

@@ -54,22 +54,49 @@ def _column_rules(table: str) -> list[dict[str, object]]:
         if column.required:
             # Numeric columns are checked for presence as text: a non-number is a type fault, not a missing value.
             present = name + TEXT_SUFFIX if column.kind != "text" else name
-            rules.append(_expectation("expect_column_values_to_not_be_null", f"required:{name}", [name],
-                                      column=present))
+            rules.append(
+                _expectation("expect_column_values_to_not_be_null", f"required:{name}", [name], column=present)
+            )
         if column.kind in ("integer", "number"):
             pattern = c.INTEGER_PATTERN if column.kind == "integer" else c.NUMBER_PATTERN
-            rules.append(_expectation("expect_column_values_to_match_regex", f"type_{column.kind}:{name}", [name],
-                                      column=name + TEXT_SUFFIX, regex=pattern))
+            rules.append(
+                _expectation(
+                    "expect_column_values_to_match_regex",
+                    f"type_{column.kind}:{name}",
+                    [name],
+                    column=name + TEXT_SUFFIX,
+                    regex=pattern,
+                )
+            )
         if name in _PATTERNS:
-            rules.append(_expectation("expect_column_values_to_match_regex", f"pattern:{name}", [name],
-                                      column=name, regex=_PATTERNS[name]))
+            rules.append(
+                _expectation(
+                    "expect_column_values_to_match_regex", f"pattern:{name}", [name], column=name, regex=_PATTERNS[name]
+                )
+            )
         if name in _CODE_SETS:
-            rules.append(_expectation("expect_column_values_to_be_in_set", f"code_set:{name}", [name],
-                                      column=name, value_set=list(_CODE_SETS[name])))
+            rules.append(
+                _expectation(
+                    "expect_column_values_to_be_in_set",
+                    f"code_set:{name}",
+                    [name],
+                    column=name,
+                    value_set=list(_CODE_SETS[name]),
+                )
+            )
         if name in _RANGES:
             low, high, strict = _RANGES[name]
-            rules.append(_expectation("expect_column_values_to_be_between", f"range:{name}", [name],
-                                      column=name, min_value=low, max_value=high, strict_min=strict))
+            rules.append(
+                _expectation(
+                    "expect_column_values_to_be_between",
+                    f"range:{name}",
+                    [name],
+                    column=name,
+                    min_value=low,
+                    max_value=high,
+                    strict_min=strict,
+                )
+            )
     key = list(c.KEYS[table])
     rules.append(_expectation("expect_compound_columns_to_be_unique", "duplicate_key", key, column_list=key))
     return rules
@@ -77,37 +104,89 @@ def _column_rules(table: str) -> list[dict[str, object]]:
 
 def _treatment_rules() -> list[dict[str, object]]:
     return [
-        _expectation("expect_column_values_to_be_in_set", "unknown_patient", ["site_id", "patient_id"],
-                     column="patient_key", value_set={"$PARAMETER": KNOWN_PATIENTS}),
-        _expectation("expect_column_values_to_not_be_null", "botox_units_required", ["modality", "botox_units"],
-                     column="botox_units", row_condition='modality=="botox"', condition_parser="pandas"),
-        _expectation("expect_column_values_to_be_null", "botox_units_only_for_botox", ["modality", "botox_units"],
-                     column="botox_units", row_condition='modality!="botox"', condition_parser="pandas"),
-        _expectation("expect_column_values_to_be_null", "pt_sessions_only_for_physical_therapy",
-                     ["modality", "pt_sessions"], column="pt_sessions",
-                     row_condition='modality!="physical_therapy"', condition_parser="pandas"),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "unknown_patient",
+            ["site_id", "patient_id"],
+            column="patient_key",
+            value_set={"$PARAMETER": KNOWN_PATIENTS},
+        ),
+        _expectation(
+            "expect_column_values_to_not_be_null",
+            "botox_units_required",
+            ["modality", "botox_units"],
+            column="botox_units",
+            row_condition='modality=="botox"',
+            condition_parser="pandas",
+        ),
+        _expectation(
+            "expect_column_values_to_be_null",
+            "botox_units_only_for_botox",
+            ["modality", "botox_units"],
+            column="botox_units",
+            row_condition='modality!="botox"',
+            condition_parser="pandas",
+        ),
+        _expectation(
+            "expect_column_values_to_be_null",
+            "pt_sessions_only_for_physical_therapy",
+            ["modality", "pt_sessions"],
+            column="pt_sessions",
+            row_condition='modality!="physical_therapy"',
+            condition_parser="pandas",
+        ),
     ]
 
 
 def _assessment_rules() -> list[dict[str, object]]:
     rules = [
-        _expectation("expect_column_values_to_be_in_set", "unknown_patient", ["site_id", "patient_id"],
-                     column="patient_key", value_set={"$PARAMETER": KNOWN_PATIENTS}),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "unknown_patient",
+            ["site_id", "patient_id"],
+            column="patient_key",
+            value_set={"$PARAMETER": KNOWN_PATIENTS},
+        ),
     ]
     for instrument in c.INSTRUMENTS:
         codes = [i.code for i in c.ITEMS if i.instrument == instrument]
-        rules.append(_expectation("expect_column_values_to_be_in_set", "item_code", ["instrument", "item"],
-                                  column="item", value_set=codes,
-                                  row_condition=f'instrument=="{instrument}"', condition_parser="pandas"))
+        rules.append(
+            _expectation(
+                "expect_column_values_to_be_in_set",
+                "item_code",
+                ["instrument", "item"],
+                column="item",
+                value_set=codes,
+                row_condition=f'instrument=="{instrument}"',
+                condition_parser="pandas",
+            )
+        )
     for item in c.ITEMS:
         condition = f'instrument=="{item.instrument}" and item=="{item.code}"'
-        rules.append(_expectation("expect_column_values_to_be_between", f"item_range:{item.instrument}.{item.code}",
-                                  ["instrument", "item", "value"], column="value", min_value=item.low,
-                                  max_value=item.high, row_condition=condition, condition_parser="pandas"))
+        rules.append(
+            _expectation(
+                "expect_column_values_to_be_between",
+                f"item_range:{item.instrument}.{item.code}",
+                ["instrument", "item", "value"],
+                column="value",
+                min_value=item.low,
+                max_value=item.high,
+                row_condition=condition,
+                condition_parser="pandas",
+            )
+        )
         if item.integer:
-            rules.append(_expectation("expect_column_values_to_match_regex", f"item_integer:{item.instrument}.{item.code}",
-                                      ["instrument", "item", "value"], column="value" + TEXT_SUFFIX,
-                                      regex=c.INTEGER_PATTERN, row_condition=condition, condition_parser="pandas"))
+            rules.append(
+                _expectation(
+                    "expect_column_values_to_match_regex",
+                    f"item_integer:{item.instrument}.{item.code}",
+                    ["instrument", "item", "value"],
+                    column="value" + TEXT_SUFFIX,
+                    regex=c.INTEGER_PATTERN,
+                    row_condition=condition,
+                    condition_parser="pandas",
+                )
+            )
     return rules
 
 
@@ -117,8 +196,11 @@ def build_suite(table: str) -> dict[str, object]:
         rules += _treatment_rules()
     elif table == "assessments":
         rules += _assessment_rules()
-    return {"name": table, "expectations": rules,
-            "meta": {"contract": f"clinic-export v{c.CONTRACT_VERSION}", "generated_by": "pipeline.validation.suites"}}
+    return {
+        "name": table,
+        "expectations": rules,
+        "meta": {"contract": f"clinic-export v{c.CONTRACT_VERSION}", "generated_by": "pipeline.validation.suites"},
+    }
 
 
 def suite_path(table: str) -> Path:

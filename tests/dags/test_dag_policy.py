@@ -52,8 +52,10 @@ def test_the_warehouse_asset_links_ingest_to_models(dags) -> None:
 def test_dag_files_import_quickly_and_hold_no_logic() -> None:
     """Wiring only: importing a DAG file must not import pandas, duckdb, GX or statsmodels."""
     for path in DAGS_FOLDER.glob("*.py"):
-        code = (f"import sys, runpy; runpy.run_path({str(path)!r}); "
-                "heavy = [m for m in ('pandas', 'duckdb', 'great_expectations', 'statsmodels') if m in sys.modules]; "
-                "print(','.join(heavy))")
+        code = (
+            f"import sys, runpy; runpy.run_path({str(path)!r}); "
+            "heavy = [m for m in ('pandas', 'duckdb', 'great_expectations', 'statsmodels') if m in sys.modules]; "
+            "print(','.join(heavy))"
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "", f"{path.name} imports {out.stdout.strip()} at parse time"

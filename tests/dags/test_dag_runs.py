@@ -10,16 +10,18 @@ from pipeline.settings import DataHome
 
 
 def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
-    from pipeline.airflow_local import run_dag
     from pipeline.synthetic import generate_drop
+
+    from pipeline.airflow_local import run_dag
 
     counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
 
     assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
     con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
     try:
-        ledger = con.execute("SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger "
-                             "ORDER BY file").fetchall()
+        ledger = con.execute(
+            "SELECT file, rows_in, rows_loaded, rows_quarantined, status FROM load_ledger ORDER BY file"
+        ).fetchall()
         assert [row[0] for row in ledger] == ["assessments.csv", "manifest.json", "patients.csv", "treatments.csv"]
         by_file = {file.split(".")[0]: row for file, *row in ledger}
         for table in ("patients", "treatments", "assessments"):
@@ -28,8 +30,12 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
             assert status == "loaded"
             warehouse_rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             assert warehouse_rows == loaded  # one drop: every loaded row is current
-        assert con.execute("SELECT count(*) FROM instrument_scores WHERE score = 'composite' "
-                           "AND value IS NOT NULL").fetchone()[0] > 100
+        assert (
+            con.execute(
+                "SELECT count(*) FROM instrument_scores WHERE score = 'composite' AND value IS NOT NULL"
+            ).fetchone()[0]
+            > 100
+        )
     finally:
         con.close()
 
@@ -67,8 +73,9 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
 
     bad = airflow_home.landing / "zz-bad-export"
     bad.mkdir(parents=True)
-    (bad / "patients.csv").write_text("patient_id,site_id,sex,age_at_onset,side,etiology,index_year,"
-                                      "onset_to_index_days,email\n")
+    (bad / "patients.csv").write_text(
+        "patient_id,site_id,sex,age_at_onset,side,etiology,index_year,onset_to_index_days,email\n"
+    )
     try:
         assert run_dag(dags["ingest_clinic_exports"]).endswith("failed")
     finally:

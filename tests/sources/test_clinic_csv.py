@@ -36,13 +36,16 @@ def test_column_order_does_not_matter_and_gzip_is_read(tmp_path: Path) -> None:
     ("name", "content", "expected"),
     [
         ("patients.csv", b"", "empty"),
-        ("patients.csv", "patient_id;site_id\nP1;s1\n".encode(), "not comma-separated"),
+        ("patients.csv", b"patient_id;site_id\nP1;s1\n", "not comma-separated"),
         ("patients.csv", (PATIENTS_HEADER + ",email\n").encode(), "does not know: email"),
         ("patients.csv", b"patient_id,site_id\nP1,s1\n", "lacks required column"),
         ("patients.csv", (PATIENTS_HEADER + "\nP1,s1,F,45,L,bell,2020,400,extra\n").encode(), "row 2"),
         ("patients.csv", (PATIENTS_HEADER + "\nP1,s1,F,4\xe95,L,bell,2020,400\n").encode("latin-1"), "not UTF-8"),
-        ("patients.csv.gz", gzip.compress(csv_text(PATIENTS_HEADER, ["P1,s1,F,45,L,bell,2020,400"]).encode())[:-8],
-         "not a complete gzip"),
+        (
+            "patients.csv.gz",
+            gzip.compress(csv_text(PATIENTS_HEADER, ["P1,s1,F,45,L,bell,2020,400"]).encode())[:-8],
+            "not a complete gzip",
+        ),
     ],
 )
 def test_file_level_faults_reject_the_drop(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
@@ -63,7 +66,7 @@ def test_full_snapshot_needs_all_three_files(tmp_path: Path) -> None:
 
 
 def test_unknown_file_and_bad_manifest_reject(tmp_path: Path) -> None:
-    with pytest.raises(DropRejected, match="does not know: notes.txt"):
+    with pytest.raises(DropRejected, match=r"does not know: notes\.txt"):
         parse_drop("d1", [received(tmp_path, "notes.txt", b"hello")])
     with pytest.raises(DropRejected, match="'snapshot' must be"):
         parse_drop("d1", [received(tmp_path, "manifest.json", b'{"snapshot": "partial"}')])

@@ -18,8 +18,11 @@ def make_drop(tmp_path: Path, patients: list[str], treatments: list[str], assess
     folder = tmp_path / "d1"
     folder.mkdir(exist_ok=True)
     received = []
-    for name, header, rows in (("patients", PATIENTS_HEADER, patients), ("treatments", TREATMENTS_HEADER, treatments),
-                               ("assessments", ASSESSMENTS_HEADER, assessments)):
+    for name, header, rows in (
+        ("patients", PATIENTS_HEADER, patients),
+        ("treatments", TREATMENTS_HEADER, treatments),
+        ("assessments", ASSESSMENTS_HEADER, assessments),
+    ):
         (folder / f"{name}.csv").write_text(csv_text(header, rows))
         received.append(archive_file(folder / f"{name}.csv", tmp_path / "archive", "d1"))
     return parse_drop("d1", received)
@@ -88,10 +91,13 @@ def test_totals_that_disagree_with_items_quarantine_the_instrument_at_that_visit
 def test_tolerance_is_half_a_point() -> None:
     import pandas as pd
 
-    rows = [{"site_id": "s1", "patient_id": "P1", "visit_day": 0, "instrument": "saq", "item": f"q{i}", "value": 2.0}
-            for i in range(1, 10)]
-    rows.append({"site_id": "s1", "patient_id": "P1", "visit_day": 0, "instrument": "saq", "item": "total_pct",
-                 "value": 40.4})  # 18 / 45 x 100 = 40.0: within 0.5
+    rows = [
+        {"site_id": "s1", "patient_id": "P1", "visit_day": 0, "instrument": "saq", "item": f"q{i}", "value": 2.0}
+        for i in range(1, 10)
+    ]
+    rows.append(
+        {"site_id": "s1", "patient_id": "P1", "visit_day": 0, "instrument": "saq", "item": "total_pct", "value": 40.4}
+    )  # 18 / 45 x 100 = 40.0: within 0.5
     assert totals_disagreements(pd.DataFrame(rows)) == {}
     rows[-1]["value"] = 40.6
     assert set(totals_disagreements(pd.DataFrame(rows))) == set(range(10))
