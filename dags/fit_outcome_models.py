@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
 ### Fit comparative models
@@ -29,7 +29,7 @@ numbers.
     max_active_runs=1,
     tags=["synkinesis", "models"],
     doc_md=DOC,
-    default_args={"owner": DAG_OWNER, "retries": 1, "retry_delay": timedelta(minutes=5)},
+    default_args={"owner": DAG_OWNER, "retries": task_retries(1), "retry_delay": timedelta(minutes=5)},
 )
 def fit_outcome_models() -> None:
     @task(pool=STORE_WRITER_POOL)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from pipeline.settings import DAG_OWNER
+from pipeline.settings import DAG_OWNER, task_retries
 
 DOC = """
 ### Publish the quarterly report
@@ -28,7 +28,7 @@ for the quarter once fixed.
     max_active_runs=1,
     tags=["synkinesis", "report"],
     doc_md=DOC,
-    default_args={"owner": DAG_OWNER, "retries": 1, "retry_delay": timedelta(minutes=10)},
+    default_args={"owner": DAG_OWNER, "retries": task_retries(1), "retry_delay": timedelta(minutes=10)},
     params={
         "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended).")
     },

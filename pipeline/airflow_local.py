@@ -30,6 +30,9 @@ def configure(home: DataHome) -> dict[str, str]:
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "SYNK_HOME": str(home.root),
         "GX_ANALYTICS_ENABLED": "False",
+        # dag.test() waits out a retry's delay in the foreground: embedded runs report a failure at once.
+        "SYNK_TASK_RETRIES": "0",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING"),
     }
     os.environ.update(settings)
     return settings

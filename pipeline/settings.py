@@ -118,3 +118,8 @@ WAREHOUSE_ASSET = "synk_outcomes_warehouse"
 STORE_WRITER_POOL = "synk_store_writer"
 DAG_TAGS = frozenset({"synkinesis", "ingest", "models", "report"})
 DAG_OWNER = "synk-data"
+
+
+def task_retries(default: int) -> int:
+    """Retries for DAG tasks; ``SYNK_TASK_RETRIES`` overrides (0 in embedded runs, which report at once)."""
+    return int(os.environ.get("SYNK_TASK_RETRIES", default))

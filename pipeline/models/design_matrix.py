@@ -1,0 +1,181 @@
+"""The analysis frames: who is compared with whom, on what, with which covariates.
+
+Population: classifiable patients of ``modality_combinations`` (follow-up reaches the landmark),
+joined to ``patients`` for the covariates. Outcome rows: follow-up rows of ``followup_scores``
+(3m, 6m, 12m) with both a value and a baseline value. Everything is sorted by site and patient
+so that a fit on the same data always sees the same rows in the same order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import MODALITY_CODES
+
+FOLLOWUP_TIMEPOINTS = ("3m", "6m", "12m")
+COMBINED_VS_SINGLE = "combined_vs_single"
+
+# How each covariate the settings may name enters a model.
+NUMERIC_COVARIATES = frozenset({"age_at_onset", "onset_to_index_days", "index_year"})
+BINARY_COVARIATES = frozenset({"prior_treatment"})
+CATEGORICAL_COVARIATES = frozenset({"sex", "etiology", "site_id", "side"})
+KNOWN_COVARIATES = NUMERIC_COVARIATES | BINARY_COVARIATES | CATEGORICAL_COVARIATES
+
+_CODE_ORDER = {code: rank for rank, code in enumerate(MODALITY_CODES.values())}
+
+
+def _check_covariates(covariates: tuple[str, ...]) -> None:
+    unknown = sorted(set(covariates) - KNOWN_COVARIATES)
+    if unknown:
+        raise ValueError(f"Unknown covariate(s) in the model settings: {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(KNOWN_COVARIATES))}.")
+
+
+def load_population(con: duckdb.DuckDBPyConnection, covariates: tuple[str, ...]) -> pd.DataFrame:
+    """Classifiable patients with their combination, group and covariates, one row each."""
+    _check_covariates(covariates)
+    extra = "".join(f", p.{name}" for name in dict.fromkeys(covariates) if name != "site_id")
+    frame = con.execute(
+        "SELECT m.site_id, m.patient_id, m.combination, m.is_combined" + extra + " "
+        "FROM modality_combinations AS m INNER JOIN patients AS p USING (site_id, patient_id) "
+        "WHERE m.classifiable AND m.combination IS NOT NULL "
+        "ORDER BY m.site_id, m.patient_id"
+    ).df()
+    frame["is_combined"] = frame["is_combined"].astype(bool)
+    return frame.reset_index(drop=True)
+
+
+def load_changes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Follow-up rows with both a value and a baseline value (so a change from baseline)."""
+    placeholders = ", ".join("?" for _ in FOLLOWUP_TIMEPOINTS)
+    return con.execute(
+        "SELECT site_id, patient_id, outcome, timepoint, baseline_value, \"value\" - baseline_value AS change "
+        "FROM followup_scores "
+        f"WHERE timepoint IN ({placeholders}) AND \"value\" IS NOT NULL AND baseline_value IS NOT NULL "
+        "ORDER BY site_id, patient_id, outcome, timepoint",
+        list(FOLLOWUP_TIMEPOINTS),
+    ).df()
+
+
+def combination_sort_key(combination: str) -> tuple[int, ...]:
+    return tuple(_CODE_ORDER.get(code, len(_CODE_ORDER)) for code in combination.split("+"))
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """Two groups: ``treated`` minus ``control``. ``None`` means any combined / any single combination."""
+
+    name: str
+    treated: frozenset[str] | None = None
+    control: frozenset[str] | None = None
+    treated_label: str = "combined"
+    control_label: str = "single modality"
+
+    def group(self, population: pd.DataFrame) -> pd.Series:
+        """1 for the first group, 0 for the second, NaN for patients in neither."""
+        combined = population["is_combined"].astype(bool)
+        combination = population["combination"].astype(str)
+        in_treated = combined if self.treated is None else combination.isin(self.treated)
+        in_control = ~combined if self.control is None else combination.isin(self.control)
+        return pd.Series(np.where(in_treated, 1.0, np.where(in_control, 0.0, np.nan)), index=population.index)
+
+
+def define_contrasts(population: pd.DataFrame, min_group_size: int) -> tuple[list[Contrast], list[str]]:
+    """``combined_vs_single``, then each combined combination with enough patients against the most
+    common single modality (ties broken by the contract's modality order)."""
+    contrasts = [Contrast(COMBINED_VS_SINGLE)]
+    warnings: list[str] = []
+    counts = population.groupby("combination").size()
+    single = [c for c in counts.index if "+" not in c]
+    if not single:
+        warnings.append("No classifiable patient on a single modality: no combination-specific contrasts.")
+        return contrasts, warnings
+    reference = sorted(single, key=lambda c: (-counts[c], combination_sort_key(c)))[0]
+    combined = sorted((c for c in counts.index if "+" in c), key=lambda c: (-counts[c], combination_sort_key(c)))
+    for combination in combined:
+        if counts[combination] < min_group_size:
+            warnings.append(f"{combination}: fewer than {min_group_size} classifiable patients; "
+                            f"no {combination}_vs_{reference} contrast.")
+            continue
+        contrasts.append(Contrast(f"{combination}_vs_{reference}", frozenset({combination}), frozenset({reference}),
+                                  combination, reference))
+    return contrasts, warnings
+
+
+def analysis_frames(population: pd.DataFrame, changes: pd.DataFrame, contrast: Contrast
+                    ) -> dict[tuple[str, str], pd.DataFrame]:
+    """Per (outcome, timepoint): the patients of either group with a change, with ``treated`` 0/1."""
+    grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
+    merged = grouped.merge(changes[["site_id", "patient_id", "outcome", "timepoint", "baseline_value", "change"]],
+                           on=["site_id", "patient_id"], how="inner", validate="one_to_many")
+    merged["treated"] = merged["treated"].astype(int)
+    frames = {}
+    for key, frame in merged.groupby(["outcome", "timepoint"], sort=True):
+        frames[(str(key[0]), str(key[1]))] = frame.sort_values(["site_id", "patient_id"]).reset_index(drop=True)
+    return frames
+
+
+def _categorical(values: pd.Series, min_level_size: int) -> tuple[pd.Series, list[str]]:
+    """Collapse levels with fewer than ``min_level_size`` patients to 'other'; if that pooled level is
+    still too small it joins the most common level, so no dummy rests on a handful of patients."""
+    notes: list[str] = []
+    values = values.astype(object).where(values.notna(), "missing").astype(str)
+    counts = values.value_counts()
+    rare = sorted(counts[counts < min_level_size].index)
+    if rare and len(counts) > 1:
+        values = values.where(~values.isin(rare), "other")
+        counts = values.value_counts()
+        notes.append(f"{values.name} levels with fewer than {min_level_size} patients pooled as 'other'")
+        if "other" in counts and counts["other"] < min_level_size and len(counts) > 1:
+            largest = sorted(counts.drop("other").index, key=lambda lvl: (-counts[lvl], lvl))[0]
+            values = values.where(values != "other", largest)
+            notes[-1] += f" and, still too few, with '{largest}'"
+    return values, notes
+
+
+def covariate_matrix(frame: pd.DataFrame, covariates: tuple[str, ...], min_level_size: int
+                     ) -> tuple[pd.DataFrame, list[str]]:
+    """The covariate columns of the ANCOVA design (numeric; dummies against the most common level),
+    with notes on what was pooled or dropped. Rows with a missing numeric covariate are kept only
+    if the caller drops them (see ``complete_cases``)."""
+    columns: dict[str, pd.Series] = {}
+    notes: list[str] = []
+    for name in dict.fromkeys(covariates):
+        if name in NUMERIC_COVARIATES or name in BINARY_COVARIATES:
+            values = frame[name].astype(float)
+            if values.nunique(dropna=True) <= 1:
+                notes.append(f"{name} dropped (no variation)")
+                continue
+            columns[name] = values
+            continue
+        values, pooled = _categorical(frame[name], min_level_size)
+        notes.extend(pooled)
+        counts = values.value_counts()
+        if len(counts) <= 1:
+            notes.append(f"{name} dropped (a single level)")
+            continue
+        reference = sorted(counts.index, key=lambda lvl: (-counts[lvl], lvl))[0]
+        for level in sorted(counts.index):
+            if level != reference:
+                columns[f"{name}[{level}]"] = (values == level).astype(float)
+    return pd.DataFrame(columns, index=frame.index), notes
+
+
+def full_rank_columns(design: pd.DataFrame, keep: int) -> tuple[list[str], list[str]]:
+    """Columns kept so the design has full column rank: the first ``keep`` always, then each further
+    column only if it adds to the rank. Returns (kept, dropped)."""
+    kept: list[str] = list(design.columns[:keep])
+    dropped: list[str] = []
+    rank = np.linalg.matrix_rank(design[kept].to_numpy(dtype=float)) if kept else 0
+    for column in design.columns[keep:]:
+        trial = np.linalg.matrix_rank(design[[*kept, column]].to_numpy(dtype=float))
+        if trial > rank:
+            kept.append(column)
+            rank = trial
+        else:
+            dropped.append(column)
+    return kept, dropped

@@ -1,0 +1,110 @@
+"""The report's figures, drawn with matplotlib's Agg canvas (no pyplot, no global backend switch)
+and returned as PNG bytes. Points computed on fewer than 11 patients are never drawn."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pipeline.contract import OUTCOMES
+from pipeline.report.tables import (
+    METHOD_LABELS,
+    OUTCOME_LABELS,
+    SMALL_CELL,
+    TIMEPOINT_MONTHS,
+    contrast_label,
+    direction_words,
+    outcome_label,
+)
+
+# Okabe-Ito colours: distinguishable with colour-vision deficiency and in greyscale print.
+GROUP_STYLE = {"combined": ("#0072B2", "o", "-"), "single modality": ("#E69F00", "s", "--")}
+METHOD_STYLE = {"unadjusted": ("#999999", "o"), "ancova": ("#0072B2", "D"), "iptw": ("#009E73", "s"),
+                "mixed": ("#CC79A7", "^"), "mice": ("#D55E00", "v")}
+DPI = 150
+
+
+def png_bytes(figure: Figure) -> bytes:
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _message(figure: Figure, text: str) -> None:
+    axis = figure.add_subplot()
+    axis.axis("off")
+    axis.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, wrap=True)
+
+
+def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes:
+    """Mean score and 95% CI at baseline, 3, 6 and 12 months, one panel per outcome, one line per
+    group. ``summary``: outcome, group, timepoint, n, mean, ci_low, ci_high."""
+    figure = Figure(figsize=(6.4, 3.6 * len(outcomes)), layout="constrained")
+    axes = figure.subplots(len(outcomes), 1, squeeze=False)[:, 0]
+    for axis, outcome in zip(axes, outcomes, strict=True):
+        name, scale = OUTCOME_LABELS[outcome]
+        drawn = False
+        for offset, (group, (colour, marker, line)) in zip((-0.15, 0.15), GROUP_STYLE.items(), strict=True):
+            rows = summary[(summary["outcome"] == outcome) & (summary["group"] == group)
+                           & (summary["n"] >= SMALL_CELL)].copy()
+            if rows.empty:
+                continue
+            rows["month"] = rows["timepoint"].map(TIMEPOINT_MONTHS) + offset
+            rows = rows.sort_values("month")
+            error = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+            axis.errorbar(rows["month"], rows["mean"], yerr=error, color=colour, marker=marker, linestyle=line,
+                          capsize=4, linewidth=2, markersize=7,
+                          label="Combined treatment" if group == "combined" else "Single modality")
+            drawn = True
+        axis.set_title(f"{name}: mean and 95% CI by treatment group", fontsize=11, loc="left")
+        axis.set_ylabel(f"{name} ({scale})\n{direction_words(OUTCOMES[outcome])}", fontsize=10)
+        axis.set_xlabel("Months from the start of treatment (0 = baseline)", fontsize=10)
+        axis.set_xticks(list(TIMEPOINT_MONTHS.values()), ["Baseline", "3", "6", "12"])
+        axis.set_xlim(-1, 13)
+        axis.grid(axis="y", alpha=0.3)
+        if drawn:
+            axis.legend(loc="best", fontsize=9, frameon=False)
+        else:
+            axis.text(0.5, 0.5, f"Too few patients (fewer than {SMALL_CELL} per group) to show",
+                      transform=axis.transAxes, ha="center", va="center", fontsize=10)
+    return png_bytes(figure)
+
+
+def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
+    """One panel per contrast, one row per outcome and method: estimate and 95% CI. Lower-is-better
+    outcomes are sign-reversed so that right of zero always means the first group improved more.
+    ``estimates``: shown rows only, with method, outcome, contrast, estimate, ci_low, ci_high, higher_is_better."""
+    if estimates.empty:
+        figure = Figure(figsize=(6.4, 1.6))
+        _message(figure, f"No estimate at {timepoint_label} can be shown yet (too few patients or no model run).")
+        return png_bytes(figure)
+    contrasts = list(dict.fromkeys(estimates["contrast"]))
+    sizes = [int((estimates["contrast"] == c).sum()) for c in contrasts]
+    figure = Figure(figsize=(6.4, 1.4 + 0.3 * sum(sizes) + 0.5 * len(contrasts)), layout="constrained")
+    axes = figure.subplots(len(contrasts), 1, sharex=True, squeeze=False, height_ratios=[n + 1 for n in sizes])[:, 0]
+    for axis, contrast in zip(axes, contrasts, strict=True):
+        rows = estimates[estimates["contrast"] == contrast].reset_index(drop=True)
+        labels = []
+        for position, record in enumerate(rows.itertuples(index=False)):
+            sign = 1.0 if record.higher_is_better else -1.0
+            low, high = sorted((sign * record.ci_low, sign * record.ci_high))
+            colour, marker = METHOD_STYLE.get(record.method, ("#000000", "o"))
+            y = len(rows) - 1 - position
+            axis.plot([low, high], [y, y], color=colour, linewidth=2)
+            axis.plot([sign * record.estimate], [y], marker=marker, color=colour, markersize=7, linestyle="none")
+            reversed_note = " (sign reversed)" if sign < 0 else ""
+            method = METHOD_LABELS.get(record.method, record.method)
+            labels.append(f"{outcome_label(record.outcome)}{reversed_note}\n{method}")
+        axis.set_yticks(range(len(rows)), list(reversed(labels)), fontsize=8)
+        axis.set_ylim(-0.7, len(rows) - 0.3)
+        axis.axvline(0, color="#333333", linewidth=1)
+        axis.grid(axis="x", alpha=0.3)
+        axis.set_title(contrast_label(contrast), fontsize=10, loc="left")
+    axes[-1].set_xlabel("Difference in improvement from baseline (outcome's own units)\n"
+                       "right of 0: the first group (combined treatment) improved more", fontsize=9)
+    figure.suptitle(f"Estimated differences at {timepoint_label}, with 95% CI", fontsize=11, x=0.02, ha="left")
+    return png_bytes(figure)

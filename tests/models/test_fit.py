@@ -1,0 +1,284 @@
+"""fit_models on small in-memory warehouses built from a seeded simulation with a known effect."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from pipeline.contract import OUTCOMES
+from pipeline.models import ModelResults, fit_models
+from pipeline.models.design_matrix import covariate_matrix
+from pipeline.models.estimators import holm
+from pipeline.models.fit import ESTIMATE_COLUMNS
+from pipeline.settings import ModelSettings
+
+TABLES = {
+    "patients": "site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR, "
+                "etiology VARCHAR, index_year INTEGER, onset_to_index_days INTEGER, prior_treatment BOOLEAN, "
+                "first_drop_id VARCHAR, last_drop_id VARCHAR",
+    "modality_combinations": "site_id VARCHAR, patient_id VARCHAR, t0_day INTEGER, combination VARCHAR, "
+                             "n_modalities INTEGER, is_combined BOOLEAN, btx BOOLEAN, pt BOOLEAN, sn BOOLEAN, "
+                             "my BOOLEAN, os BOOLEAN, followup_days INTEGER, classifiable BOOLEAN, "
+                             "exclusion_reason VARCHAR",
+    "followup_scores": "site_id VARCHAR, patient_id VARCHAR, outcome VARCHAR, timepoint VARCHAR, visit_day INTEGER, "
+                       "days_from_t0 INTEGER, value DOUBLE, baseline_value DOUBLE, change DOUBLE",
+}
+TIMEPOINT_DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
+
+
+def build_warehouse(con: duckdb.DuckDBPyConnection, patients: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """Create the three tables the models read. ``patients``: site_id, patient_id, combination and
+    covariates; ``scores``: site_id, patient_id, outcome, timepoint, value (baseline rows included)."""
+    for table, columns in TABLES.items():
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    p = patients.copy()
+    for column, default in (("sex", "F"), ("side", "L"), ("etiology", "bell"), ("age_at_onset", 50),
+                            ("index_year", 2020), ("onset_to_index_days", 300), ("prior_treatment", False),
+                            ("classifiable", True)):
+        if column not in p:
+            p[column] = default
+    p["first_drop_id"] = "d1"
+    p["last_drop_id"] = "d1"
+    con.register("p_frame", p)
+    con.execute("INSERT INTO patients SELECT site_id, patient_id, sex, age_at_onset, side, etiology, index_year, "
+                "onset_to_index_days, prior_treatment, first_drop_id, last_drop_id FROM p_frame")
+    con.execute("""
+        INSERT INTO modality_combinations
+        SELECT site_id, patient_id, 0, combination, len(string_split(combination, '+')),
+               len(string_split(combination, '+')) >= 2,
+               contains(combination, 'BTX'), contains(combination, 'PT'), contains(combination, 'SN'),
+               contains(combination, 'MY'), contains(combination, 'OS'),
+               CASE WHEN classifiable THEN 400 ELSE 100 END, classifiable,
+               CASE WHEN NOT classifiable THEN 'follow-up ends before the 180-day landmark' END
+        FROM p_frame""")
+    s = scores.assign(visit_day=scores["timepoint"].map(TIMEPOINT_DAYS))
+    con.register("s_frame", s)
+    con.execute("""
+        INSERT INTO followup_scores
+        SELECT f.site_id, f.patient_id, f.outcome, f.timepoint, f.visit_day, f.visit_day, f.value,
+               b.value, CASE WHEN f.timepoint <> 'baseline' THEN f.value - b.value END
+        FROM s_frame AS f
+        LEFT JOIN (SELECT * FROM s_frame WHERE timepoint = 'baseline') AS b USING (site_id, patient_id, outcome)""")
+    con.unregister("p_frame")
+    con.unregister("s_frame")
+
+
+def simulate(seed: int, effect: float, n: int = 300, n_sites: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Confounding by indication: a worse (lower) Sunnybrook baseline makes combined treatment more
+    likely AND brings more improvement; combined treatment adds ``effect`` points of change."""
+    rng = np.random.default_rng(seed)
+    baseline = rng.normal(50, 15, n)
+    combined = rng.random(n) < 1 / (1 + np.exp((baseline - 50) / 8))
+    single = np.where(rng.random(n) < 0.7, "BTX", "PT")
+    combination = np.where(combined, np.where(rng.random(n) < 0.97, "BTX+PT", "BTX+PT+SN"), single)
+    age = rng.integers(20, 80, n)
+    sex = np.where(rng.random(n) < 0.6, "F", "M")
+    etiology = rng.choice(["bell", "ramsay_hunt", "trauma"], n, p=[0.7, 0.27, 0.03])
+    patients = pd.DataFrame({
+        "site_id": [f"s{i % n_sites}" for i in range(n)], "patient_id": [f"P{i:04d}" for i in range(n)],
+        "combination": combination, "sex": sex, "age_at_onset": age, "etiology": etiology,
+        "onset_to_index_days": rng.integers(100, 1500, n), "prior_treatment": rng.random(n) < 0.2,
+    })
+    rows = []
+    for timepoint, share in (("3m", 0.5), ("6m", 0.8), ("12m", 1.0)):
+        change = share * (10 - 0.4 * (baseline - 50) + effect * combined + 0.05 * (age - 50)) + rng.normal(0, 6, n)
+        rows.append(patients[["site_id", "patient_id"]].assign(outcome="sunnybrook_composite", timepoint=timepoint,
+                                                                value=baseline + change))
+    rows.append(patients[["site_id", "patient_id"]].assign(outcome="sunnybrook_composite", timepoint="baseline",
+                                                            value=baseline))
+    return patients, pd.concat(rows, ignore_index=True)
+
+
+def fit(patients: pd.DataFrame, scores: pd.DataFrame, settings: ModelSettings | None = None) -> ModelResults:
+    con = duckdb.connect()
+    try:
+        build_warehouse(con, patients, scores)
+        return fit_models(con, settings or ModelSettings(), data_snapshot="snap", code_version="test")
+    finally:
+        con.close()
+
+
+def row(results: ModelResults, method: str, outcome: str = "sunnybrook_composite", timepoint: str = "12m",
+        contrast: str = "combined_vs_single") -> pd.Series:
+    e = results.model_estimates
+    match = e[(e.method == method) & (e.outcome == outcome) & (e.timepoint == timepoint) & (e.contrast == contrast)]
+    assert len(match) == 1, match
+    return match.iloc[0]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_ancova_recovers_the_effect_the_unadjusted_comparison_misses(seed: int) -> None:
+    truth = 6.0
+    results = fit(*simulate(seed, truth))
+    ancova, crude = row(results, "ancova"), row(results, "unadjusted")
+    assert ancova.ci_low < truth < ancova.ci_high
+    assert abs(ancova.estimate - truth) < 2
+    assert crude.ci_low > truth  # confounded by indication: biased upwards, CI excludes the truth
+    assert ancova.diagnostics_ok and crude.diagnostics_ok
+    assert "HC3" in ancova.note
+    assert ancova.higher_is_better
+    assert list(results.model_estimates.columns) == list(ESTIMATE_COLUMNS)
+    assert ancova.n_treated + ancova.n_control == 300
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_no_effect_gives_an_ancova_estimate_near_zero(seed: int) -> None:
+    ancova = row(fit(*simulate(seed, 0.0)), "ancova")
+    assert ancova.ci_low < 0 < ancova.ci_high
+    assert abs(ancova.estimate) < 1.5
+
+
+def test_combination_contrast_against_the_most_common_single_modality() -> None:
+    results = fit(*simulate(1, 6.0))
+    contrasts = set(results.model_estimates["contrast"])
+    assert contrasts == {"combined_vs_single", "BTX+PT_vs_BTX"}  # BTX+PT+SN is too rare for its own contrast
+    assert any("BTX+PT+SN" in w and "fewer than 11" in w for w in results.warnings)
+    specific = row(results, "ancova", contrast="BTX+PT_vs_BTX")
+    assert specific.ci_low < 6.0 < specific.ci_high
+    assert specific.n_treated + specific.n_control < 300
+
+
+def test_covariates_single_levels_dropped_rare_levels_pooled() -> None:
+    n = 40
+    frame = pd.DataFrame({
+        "sex": ["F"] * n,
+        "etiology": ["bell"] * 18 + ["ramsay_hunt"] * 11 + ["trauma"] * 6 + ["tumor"] * 5,  # 6 + 5 pooled = 11
+        "site_id": ["a"] * 30 + ["b"] * 6 + ["c"] * 4,  # b + c pooled = 10, still < 11: joins 'a'
+        "age_at_onset": np.arange(n), "prior_treatment": [True, False] * 20,
+    })
+    columns, notes = covariate_matrix(frame, ("sex", "etiology", "site_id", "age_at_onset", "prior_treatment"), 11)
+    assert list(columns.columns) == ["etiology[other]", "etiology[ramsay_hunt]", "age_at_onset", "prior_treatment"]
+    assert columns["etiology[other]"].sum() == 11
+    assert "sex dropped (a single level)" in notes
+    assert "site_id dropped (a single level)" in notes
+    assert any(note.startswith("site_id levels") and "with 'a'" in note for note in notes)
+
+
+def test_cluster_robust_errors_with_enough_sites() -> None:
+    results = fit(*simulate(1, 6.0, n_sites=4), ModelSettings(min_sites_for_cluster=4))
+    assert "cluster-robust errors by site (4 sites)" in row(results, "ancova").note
+
+
+def test_unadjusted_matches_a_hand_computation() -> None:
+    treated = [4, 6, 8, 10, 12, 14] * 2  # mean 9, sum of squares about the mean 140
+    control = [1, 2, 3, 4, 5, 6] * 2  # mean 3.5, sum of squares about the mean 35
+    ids = [f"T{i:02d}" for i in range(12)] + [f"C{i:02d}" for i in range(12)]
+    patients = pd.DataFrame({"site_id": "s1", "patient_id": ids, "combination": ["BTX+PT"] * 12 + ["BTX"] * 12,
+                             "age_at_onset": range(30, 54)})
+    baseline = pd.DataFrame({"site_id": "s1", "patient_id": ids, "outcome": "saq", "timepoint": "baseline",
+                             "value": 60.0})
+    followup = baseline.assign(timepoint="12m", value=[60.0 + c for c in treated + control])
+    results = fit(patients, pd.concat([baseline, followup]))
+    crude = row(results, "unadjusted", outcome="saq")
+    se = np.sqrt(140 / 11 / 12 + 35 / 11 / 12)  # Welch: sqrt(s1²/n1 + s0²/n0) = sqrt(175/132)
+    a, b = 140 / 132, 35 / 132
+    df = (a + b) ** 2 / (a**2 / 11 + b**2 / 11)  # Welch–Satterthwaite, about 16.18
+    assert crude.estimate == pytest.approx(5.5)
+    assert crude.std_error == pytest.approx(se)
+    assert crude.ci_low == pytest.approx(5.5 - stats.t.ppf(0.975, df) * se)
+    assert crude.ci_high == pytest.approx(5.5 + stats.t.ppf(0.975, df) * se)
+    assert crude.p_value == pytest.approx(2 * stats.t.sf(5.5 / se, df))
+    assert (crude.n_treated, crude.n_control) == (12, 12)
+    assert not crude.higher_is_better  # SAQ: lower is better
+    assert crude.p_adjusted == pytest.approx(crude.p_value)  # a family of one outcome
+    assert "collinear term(s) dropped: baseline_value" in row(results, "ancova", outcome="saq").note  # all 60
+
+
+def test_a_small_group_gets_a_row_without_an_estimate_and_a_reason() -> None:
+    ids = [f"P{i:02d}" for i in range(38)]
+    patients = pd.DataFrame({"site_id": "s1", "patient_id": ids, "combination": ["BTX+PT"] * 8 + ["BTX"] * 30})
+    rng = np.random.default_rng(0)
+    baseline = pd.DataFrame({"site_id": "s1", "patient_id": ids, "outcome": "sunnybrook_composite",
+                             "timepoint": "baseline", "value": rng.normal(50, 10, 38)})
+    followup = baseline.assign(timepoint="12m", value=baseline["value"] + rng.normal(5, 5, 38))
+    results = fit(patients, pd.concat([baseline, followup]))
+    for method in ("unadjusted", "ancova"):
+        small = row(results, method)
+        assert np.isnan(small.estimate) and np.isnan(small.ci_low) and np.isnan(small.p_adjusted)
+        assert not small.diagnostics_ok
+        assert "fewer than 11 patients in the combined group" in small.note
+        assert (small.n_treated, small.n_control) == (8, 30)
+    assert any("combined_vs_single, sunnybrook_composite at 12m" in w and "fewer than 11" in w
+               for w in results.warnings)
+    assert not any("8" in w for w in results.warnings)  # warnings never print a small count
+
+
+def test_unclassifiable_patients_are_left_out() -> None:
+    patients, scores = simulate(1, 6.0)
+    patients["classifiable"] = [i % 10 != 0 for i in range(len(patients))]
+    ancova = row(fit(patients, scores), "ancova")
+    assert ancova.n_treated + ancova.n_control == 270
+
+
+def test_holm_across_outcomes_of_one_method_contrast_and_timepoint() -> None:
+    adjusted = holm(pd.Series([0.01, 0.04, np.nan, 0.03]))
+    # sorted 0.01, 0.03, 0.04 over m = 3: 3*0.01 = 0.03; max(0.03, 2*0.03) = 0.06; max(0.06, 1*0.04) = 0.06
+    assert adjusted.tolist()[:2] == pytest.approx([0.03, 0.06]) and adjusted[3] == pytest.approx(0.06)
+    assert np.isnan(adjusted[2])
+    p_values = np.array([0.2, 0.001, 0.04, 0.012, 0.5, 0.03, 0.03])
+    assert holm(pd.Series(p_values)).to_numpy() == pytest.approx(multipletests(p_values, method="holm")[1])
+
+    patients, scores = simulate(4, 3.0)
+    # Two more outcomes on the same patients: SAQ with an effect, FDI physical with none.
+    rng = np.random.default_rng(5)
+    extra = []
+    for outcome, shift in (("saq", -4.0), ("fdi_physical", 0.0)):
+        base = scores[scores.timepoint == "baseline"].assign(outcome=outcome, value=rng.normal(60, 10, 300))
+        combined = patients["combination"].str.contains(r"\+").to_numpy()
+        extra += [base, base.assign(timepoint="12m", value=base["value"] + shift * combined + rng.normal(0, 8, 300))]
+    results = fit(patients, pd.concat([scores, *extra], ignore_index=True))
+    e = results.model_estimates
+    family = e[(e.method == "ancova") & (e.contrast == "combined_vs_single") & (e.timepoint == "12m")]
+    assert set(family.outcome) == {"sunnybrook_composite", "saq", "fdi_physical"}
+    p = family.set_index("outcome")["p_value"].sort_values()
+    m = len(p)
+    by_hand, running = {}, 0.0
+    for rank, (outcome, value) in enumerate(p.items()):
+        running = max(running, min(1.0, (m - rank) * value))
+        by_hand[outcome] = running
+    for outcome, value in by_hand.items():
+        assert family.set_index("outcome").loc[outcome, "p_adjusted"] == pytest.approx(value)
+
+
+def test_fitting_twice_gives_identical_estimates_and_run_id() -> None:
+    patients, scores = simulate(7, 6.0)
+    first, second = fit(patients, scores), fit(patients, scores)
+    pd.testing.assert_frame_equal(first.model_estimates, second.model_estimates)
+    assert first.model_runs["run_id"].iloc[0] == second.model_runs["run_id"].iloc[0]
+    assert first.warnings == second.warnings
+    other = fit(patients, scores, ModelSettings(min_group_size=12))
+    assert other.model_runs["run_id"].iloc[0] != first.model_runs["run_id"].iloc[0]
+
+
+def test_model_runs_records_settings_and_package_versions() -> None:
+    results = fit(*simulate(1, 6.0))
+    run = results.model_runs.iloc[0]
+    assert list(results.model_runs.columns) == ["run_id", "started_at", "data_snapshot", "code_version", "settings",
+                                                "packages"]
+    assert run.data_snapshot == "snap" and run.code_version == "test"
+    assert '"min_group_size": 11' in run.settings
+    assert all(name in run.packages for name in ("numpy", "pandas", "statsmodels", "duckdb"))
+    assert set(results.model_estimates["run_id"]) == {run.run_id}
+    assert list(results.covariate_balance.columns) == ["run_id", "contrast", "outcome", "covariate", "smd_unweighted",
+                                                       "smd_weighted"]
+    # Only the simulated outcome has data; the others are listed once as missing.
+    assert set(results.model_estimates["outcome"]) == {"sunnybrook_composite"}
+    assert any("No follow-up score with a baseline at any timepoint" in w and "saq" in w for w in results.warnings)
+    assert set(OUTCOMES) >= set(results.model_estimates["outcome"])
+
+
+def test_results_insert_into_the_contract_tables() -> None:
+    results = fit(*simulate(1, 6.0))
+    con = duckdb.connect()
+    con.execute("CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
+                "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
+                "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
+                "diagnostics_ok BOOLEAN, note VARCHAR)")
+    con.register("frame", results.model_estimates)
+    con.execute("INSERT INTO model_estimates SELECT * FROM frame")
+    assert con.execute("SELECT count(*) FROM model_estimates WHERE note IS NULL").fetchone()[0] > 0  # unadjusted
+    con.close()
