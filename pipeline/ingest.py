@@ -188,7 +188,7 @@ def ingest_drop(
         with step(f"{landed.drop_id}: de-identification screen"):
             screen_drop(drop)
         with step(f"{landed.drop_id}: validate"):
-            validated = validate_drop(drop, current_patient_keys(con))
+            validated = validate_drop(drop, current_patient_keys(con), gx_root=home.gx_root)
         if drop.manifest.snapshot == "full" and not (drop.manifest.confirm_retire or confirm_retire):
             for site, (missing, current) in retirement_shares(con, validated).items():
                 if current and missing / current > RETIRE_LIMIT:

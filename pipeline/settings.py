@@ -54,8 +54,13 @@ class DataHome:
         return self.root / "published"
 
     @property
-    def data_docs(self) -> Path:
-        return self.staging / "data_docs"
+    def gx_root(self) -> Path:
+        """GX's stores: suites and validation results of every load, and the Data Docs site."""
+        return self.staging / "gx"
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.gx_root / "data_docs" / "index.html"
 
     def ensure(self) -> DataHome:
         for folder in (self.landing, self.archive, self.staging, self.warehouse_dir, self.published):

@@ -39,6 +39,9 @@ def status_lines(home: DataHome) -> list[str]:
         lines.append("")
         lines.append("Quarantined rows by rule:")
         lines.extend(f"  {rule}: {count}" for rule, count in by_rule)
+    if home.data_docs_index.exists():
+        lines.append("")
+        lines.append(f"Validation results (GX Data Docs): {home.data_docs_index.as_uri()}")
     lines.append("")
     if home.warehouse_path.exists():
         con = duckdb.connect(str(home.warehouse_path), read_only=True)

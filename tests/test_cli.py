@@ -47,3 +47,6 @@ def test_status_shows_ledger_refusals_and_quarantine_by_rule(tmp_path: Path) -> 
     assert "bad" in out and "rejected" in out and "different number of fields" in out
     assert "code_set:sex: 1" in out
     assert "patients" in out and "Warehouse:" in out
+    docs = home.data_docs_index
+    assert f"GX Data Docs): {docs.as_uri()}" in out
+    assert "good" in docs.read_text(encoding="utf-8")  # the load's validation results are listed

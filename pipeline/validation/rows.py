@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -115,8 +116,13 @@ def totals_disagreements(assessments: pd.DataFrame) -> dict[int, list[str]]:
     return failures
 
 
-def validate_drop(drop: SourceDrop, known_patients: set[str], today: date | None = None) -> ValidatedDrop:
-    """Run each file's suite; patients first, since rows of the others must name a known patient."""
+def validate_drop(
+    drop: SourceDrop, known_patients: set[str], today: date | None = None, gx_root: Path | None = None
+) -> ValidatedDrop:
+    """Run each file's suite; patients first, since rows of the others must name a known patient.
+
+    With ``gx_root``, GX keeps each result there and updates its Data Docs site.
+    """
     today = today or date.today()
     valid: dict[str, pd.DataFrame] = {}
     quarantined: dict[str, pd.DataFrame] = {}
@@ -130,7 +136,7 @@ def validate_drop(drop: SourceDrop, known_patients: set[str], today: date | None
         if text.empty:
             failures: dict[int, list[str]] = {}
         else:
-            failures, gx_results[table] = validate_frame(table, frame, suite, parameters)
+            failures, gx_results[table] = validate_frame(table, frame, suite, parameters, gx_root, drop.drop_id)
         rule_columns = _rule_columns(suite)
         good = frame.drop(index=list(failures))
         typed = _to_contract_types(table, good, text.loc[good.index])
