@@ -29,6 +29,7 @@ PUBLISHED_TABLES = (
     "instrument_scores",
     "modality_combinations",
     "followup_scores",
+    "attrition",
     "load_ledger",
     "quarantine",
     "model_runs",

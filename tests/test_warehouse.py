@@ -178,3 +178,23 @@ def test_every_published_table_and_column_has_a_comment(warehouse) -> None:
         "WHERE database_name = 'outcomes' AND (comment IS NULL OR comment = '')",
     )
     assert missing == []
+
+
+def test_attrition_from_received_to_analysable(warehouse) -> None:
+    rows = one(
+        warehouse,
+        "SELECT step, patients, excluded FROM attrition WHERE outcome = 'saq' AND timepoint = '3m' ORDER BY step_order",
+    )
+    # P1..P5 received; P4, P5 untreated; P2 followed too briefly; P1 and P3 classifiable; only P1 has a SAQ
+    # baseline (P3's was incomplete) and a 3m score.
+    assert rows == [
+        ("received", 5, 0),
+        ("treated on or after day 0", 3, 2),
+        ("classifiable", 2, 1),
+        ("with a baseline score", 1, 1),
+        ("analysable", 1, 0),
+    ]
+    twelve = one(
+        warehouse, "SELECT patients FROM attrition WHERE outcome = 'saq' AND timepoint = '12m' AND step = 'analysable'"
+    )
+    assert twelve == [(1,)]
