@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import PipelineError
-from pipeline.settings import DataHome
+from pipeline.settings import PROJECT_ROOT, DataHome
 
 
 def _home(args: argparse.Namespace) -> DataHome:
@@ -53,6 +53,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from pipeline.data_dictionary import write_dictionary
+
+    home = _home(args)
+    if not home.warehouse_path.exists():
+        raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    print(f"Data dictionary written: {write_dictionary(home.warehouse_path, Path(args.out))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -78,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = with_home(sub.add_parser("status", help="show the load ledger and what the warehouse holds"))
     status.set_defaults(func=cmd_status)
+
+    docs = with_home(sub.add_parser("docs", help="write the warehouse data dictionary and example queries"))
+    docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "warehouse.md"))
+    docs.set_defaults(func=cmd_docs)
     return parser
 
 

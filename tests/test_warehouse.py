@@ -198,3 +198,14 @@ def test_attrition_from_received_to_analysable(warehouse) -> None:
         warehouse, "SELECT patients FROM attrition WHERE outcome = 'saq' AND timepoint = '12m' AND step = 'analysable'"
     )
     assert twelve == [(1,)]
+
+
+def test_data_dictionary_documents_every_table_and_its_examples_run(warehouse) -> None:
+    from pipeline.data_dictionary import EXAMPLES, render
+
+    text = render(warehouse)
+    for table in ("patients", "followup_scores", "model_estimates", "attrition"):
+        assert f"### `{table}`" in text
+    assert "| `days_since_last_botox` | INTEGER | Days since the last BoNT injection" in text
+    for _, sql in EXAMPLES:
+        warehouse.execute(sql).fetchall()  # every example runs as written

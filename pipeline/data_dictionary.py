@@ -1,0 +1,162 @@
+"""Write ``docs/warehouse.md``: the data dictionary, read from the warehouse's own COMMENTs, and
+example queries a statistician would run, in SQL, Python and R.
+
+``synk docs`` regenerates it from a published warehouse; a test runs every SQL example as
+written against a built warehouse, so the examples cannot drift from the tables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipeline.warehouse import PUBLISHED_TABLES
+
+# Each example: (title, SQL). The same SQL is shown from the CLI, Python and R.
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    (
+        "The primary comparison: combined vs single treatment at 12 months, every method",
+        "SELECT method, outcome, round(estimate, 2) AS estimate, round(ci_low, 2) AS ci_low,\n"
+        "       round(ci_high, 2) AS ci_high, p_adjusted, n_treated, n_control, diagnostics_ok, note\n"
+        "FROM model_estimates\n"
+        "WHERE contrast = 'combined_vs_single' AND timepoint = '12m'\n"
+        "  AND run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1)\n"
+        "ORDER BY outcome, method",
+    ),
+    (
+        "Who gets which combination",
+        "SELECT combination, is_combined, count(*) AS patients,\n"
+        "       count(*) FILTER (WHERE classifiable) AS classifiable\n"
+        "FROM modality_combinations\n"
+        "GROUP BY ALL\n"
+        "ORDER BY patients DESC",
+    ),
+    (
+        "Mean change in the Sunnybrook composite by group and timepoint",
+        "SELECT m.is_combined, f.timepoint, count(*) AS patients,\n"
+        "       round(avg(f.change), 1) AS mean_change, round(stddev(f.change), 1) AS sd_change\n"
+        "FROM followup_scores AS f\n"
+        "JOIN modality_combinations AS m USING (site_id, patient_id)\n"
+        "WHERE m.classifiable AND f.outcome = 'sunnybrook_composite' AND f.timepoint <> 'baseline'\n"
+        "GROUP BY ALL\n"
+        "ORDER BY m.is_combined, f.timepoint",
+    ),
+    (
+        "An analysis frame: one row per classifiable patient, 12-month SAQ change with covariates",
+        "SELECT p.site_id, p.patient_id, p.sex, p.age_at_onset, p.etiology, p.onset_to_index_days,\n"
+        "       p.prior_treatment, m.combination, m.is_combined, f.baseline_value, f.value, f.change\n"
+        "FROM followup_scores AS f\n"
+        "JOIN modality_combinations AS m USING (site_id, patient_id)\n"
+        "JOIN patients AS p USING (site_id, patient_id)\n"
+        "WHERE m.classifiable AND f.outcome = 'saq' AND f.timepoint = '12m' AND f.baseline_value IS NOT NULL",
+    ),
+    (
+        "Scores taken near a BoNT injection's peak effect (2 to 4 weeks after it)",
+        "SELECT s.instrument, s.score, count(*) AS visits, round(avg(s.value), 1) AS mean_value\n"
+        "FROM instrument_scores AS s\n"
+        "JOIN (SELECT DISTINCT site_id, patient_id, visit_day, days_since_last_botox FROM assessments) AS a\n"
+        "  USING (site_id, patient_id, visit_day)\n"
+        "WHERE a.days_since_last_botox BETWEEN 14 AND 28 AND s.value IS NOT NULL\n"
+        "GROUP BY ALL\n"
+        "ORDER BY s.instrument, s.score",
+    ),
+    (
+        "Patient flow to the 12-month SAQ analysis",
+        "SELECT step, patients, excluded, reason\n"
+        "FROM attrition\n"
+        "WHERE outcome = 'saq' AND timepoint = '12m'\n"
+        "ORDER BY step_order",
+    ),
+    (
+        "What was refused, and why",
+        "SELECT l.drop_id, l.file, l.status, l.rows_in, l.rows_loaded, l.rows_quarantined, l.reason\n"
+        "FROM load_ledger AS l\n"
+        "ORDER BY l.received_at",
+    ),
+)
+
+
+def _python(sql: str) -> str:
+    return (
+        "import duckdb\n\n"
+        'con = duckdb.connect("warehouse/outcomes.duckdb", read_only=True)\n'
+        f'frame = con.sql("""\n{sql}\n""").df()\n'
+        "con.close()"
+    )
+
+
+def _r(sql: str) -> str:
+    return (
+        "library(duckdb)\n\n"
+        'con <- dbConnect(duckdb(), "warehouse/outcomes.duckdb", read_only = TRUE)\n'
+        f'frame <- dbGetQuery(con, "\n{sql.replace(chr(34), chr(92) + chr(34))}\n")\n'
+        "dbDisconnect(con, shutdown = TRUE)"
+    )
+
+
+def render(con: duckdb.DuckDBPyConnection) -> str:
+    tables = dict(
+        con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    )
+    columns = con.execute(
+        "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
+        "WHERE database_name = current_database() ORDER BY table_name, column_index"
+    ).fetchall()
+    out = [
+        "# The published warehouse: data dictionary and example queries",
+        "",
+        "Generated from the warehouse itself (`synk docs`): every table and column below carries this",
+        "text as a DuckDB `COMMENT`, so `SELECT * FROM duckdb_columns()` shows it too. The file is",
+        "`warehouse/outcomes.duckdb` under the data home, written in DuckDB 1.5 storage so that DuckDB",
+        "1.5 and newer (the CLI, Python, R, DBeaver) can open it. Open it read-only: the pipeline",
+        "replaces the file whole when it publishes, and a reader keeps the snapshot it opened.",
+        "",
+        "## Tables",
+        "",
+    ]
+    for table in PUBLISHED_TABLES:
+        out += [f"### `{table}`", "", tables.get(table) or "", "", "| column | type | meaning |", "| --- | --- | --- |"]
+        for name, column, data_type, comment in columns:
+            if name == table:
+                out.append(f"| `{column}` | {data_type} | {(comment or '').replace('|', '/')} |")
+        out.append("")
+    out += ["## Example queries", "", "Each runs as written from the data home (`data/` by default).", ""]
+    for title, sql in EXAMPLES:
+        out += [
+            f"### {title}",
+            "",
+            "DuckDB CLI:",
+            "",
+            "```sql",
+            "-- duckdb -readonly warehouse/outcomes.duckdb",
+            sql + ";",
+            "```",
+            "",
+            "Python:",
+            "",
+            "```python",
+            _python(sql),
+            "```",
+            "",
+            "R:",
+            "",
+            "```r",
+            _r(sql),
+            "```",
+            "",
+        ]
+    return "\n".join(out)
+
+
+def write_dictionary(warehouse: Path, out: Path) -> Path:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        text = render(con)
+    finally:
+        con.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out
