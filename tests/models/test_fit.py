@@ -18,14 +18,14 @@ from pipeline.settings import ModelSettings
 
 TABLES = {
     "patients": "site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR, "
-                "etiology VARCHAR, index_year INTEGER, onset_to_index_days INTEGER, prior_treatment BOOLEAN, "
-                "first_drop_id VARCHAR, last_drop_id VARCHAR",
+    "etiology VARCHAR, index_year INTEGER, onset_to_index_days INTEGER, prior_treatment BOOLEAN, "
+    "first_drop_id VARCHAR, last_drop_id VARCHAR",
     "modality_combinations": "site_id VARCHAR, patient_id VARCHAR, t0_day INTEGER, combination VARCHAR, "
-                             "n_modalities INTEGER, is_combined BOOLEAN, btx BOOLEAN, pt BOOLEAN, sn BOOLEAN, "
-                             "my BOOLEAN, os BOOLEAN, followup_days INTEGER, classifiable BOOLEAN, "
-                             "exclusion_reason VARCHAR",
+    "n_modalities INTEGER, is_combined BOOLEAN, btx BOOLEAN, pt BOOLEAN, sn BOOLEAN, "
+    "my BOOLEAN, os BOOLEAN, followup_days INTEGER, classifiable BOOLEAN, "
+    "exclusion_reason VARCHAR",
     "followup_scores": "site_id VARCHAR, patient_id VARCHAR, outcome VARCHAR, timepoint VARCHAR, visit_day INTEGER, "
-                       "days_from_t0 INTEGER, value DOUBLE, baseline_value DOUBLE, change DOUBLE",
+    "days_from_t0 INTEGER, value DOUBLE, baseline_value DOUBLE, change DOUBLE",
 }
 TIMEPOINT_DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
 
@@ -36,16 +36,25 @@ def build_warehouse(con: duckdb.DuckDBPyConnection, patients: pd.DataFrame, scor
     for table, columns in TABLES.items():
         con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
     p = patients.copy()
-    for column, default in (("sex", "F"), ("side", "L"), ("etiology", "bell"), ("age_at_onset", 50),
-                            ("index_year", 2020), ("onset_to_index_days", 300), ("prior_treatment", False),
-                            ("classifiable", True)):
+    for column, default in (
+        ("sex", "F"),
+        ("side", "L"),
+        ("etiology", "bell"),
+        ("age_at_onset", 50),
+        ("index_year", 2020),
+        ("onset_to_index_days", 300),
+        ("prior_treatment", False),
+        ("classifiable", True),
+    ):
         if column not in p:
             p[column] = default
     p["first_drop_id"] = "d1"
     p["last_drop_id"] = "d1"
     con.register("p_frame", p)
-    con.execute("INSERT INTO patients SELECT site_id, patient_id, sex, age_at_onset, side, etiology, index_year, "
-                "onset_to_index_days, prior_treatment, first_drop_id, last_drop_id FROM p_frame")
+    con.execute(
+        "INSERT INTO patients SELECT site_id, patient_id, sex, age_at_onset, side, etiology, index_year, "
+        "onset_to_index_days, prior_treatment, first_drop_id, last_drop_id FROM p_frame"
+    )
     con.execute("""
         INSERT INTO modality_combinations
         SELECT site_id, patient_id, 0, combination, len(string_split(combination, '+')),
@@ -78,18 +87,29 @@ def simulate(seed: int, effect: float, n: int = 300, n_sites: int = 3) -> tuple[
     age = rng.integers(20, 80, n)
     sex = np.where(rng.random(n) < 0.6, "F", "M")
     etiology = rng.choice(["bell", "ramsay_hunt", "trauma"], n, p=[0.7, 0.27, 0.03])
-    patients = pd.DataFrame({
-        "site_id": [f"s{i % n_sites}" for i in range(n)], "patient_id": [f"P{i:04d}" for i in range(n)],
-        "combination": combination, "sex": sex, "age_at_onset": age, "etiology": etiology,
-        "onset_to_index_days": rng.integers(100, 1500, n), "prior_treatment": rng.random(n) < 0.2,
-    })
+    patients = pd.DataFrame(
+        {
+            "site_id": [f"s{i % n_sites}" for i in range(n)],
+            "patient_id": [f"P{i:04d}" for i in range(n)],
+            "combination": combination,
+            "sex": sex,
+            "age_at_onset": age,
+            "etiology": etiology,
+            "onset_to_index_days": rng.integers(100, 1500, n),
+            "prior_treatment": rng.random(n) < 0.2,
+        }
+    )
     rows = []
     for timepoint, share in (("3m", 0.5), ("6m", 0.8), ("12m", 1.0)):
         change = share * (10 - 0.4 * (baseline - 50) + effect * combined + 0.05 * (age - 50)) + rng.normal(0, 6, n)
-        rows.append(patients[["site_id", "patient_id"]].assign(outcome="sunnybrook_composite", timepoint=timepoint,
-                                                                value=baseline + change))
-    rows.append(patients[["site_id", "patient_id"]].assign(outcome="sunnybrook_composite", timepoint="baseline",
-                                                            value=baseline))
+        rows.append(
+            patients[["site_id", "patient_id"]].assign(
+                outcome="sunnybrook_composite", timepoint=timepoint, value=baseline + change
+            )
+        )
+    rows.append(
+        patients[["site_id", "patient_id"]].assign(outcome="sunnybrook_composite", timepoint="baseline", value=baseline)
+    )
     return patients, pd.concat(rows, ignore_index=True)
 
 
@@ -102,8 +122,13 @@ def fit(patients: pd.DataFrame, scores: pd.DataFrame, settings: ModelSettings | 
         con.close()
 
 
-def row(results: ModelResults, method: str, outcome: str = "sunnybrook_composite", timepoint: str = "12m",
-        contrast: str = "combined_vs_single") -> pd.Series:
+def row(
+    results: ModelResults,
+    method: str,
+    outcome: str = "sunnybrook_composite",
+    timepoint: str = "12m",
+    contrast: str = "combined_vs_single",
+) -> pd.Series:
     e = results.model_estimates
     match = e[(e.method == method) & (e.outcome == outcome) & (e.timepoint == timepoint) & (e.contrast == contrast)]
     assert len(match) == 1, match
@@ -144,12 +169,15 @@ def test_combination_contrast_against_the_most_common_single_modality() -> None:
 
 def test_covariates_single_levels_dropped_rare_levels_pooled() -> None:
     n = 40
-    frame = pd.DataFrame({
-        "sex": ["F"] * n,
-        "etiology": ["bell"] * 18 + ["ramsay_hunt"] * 11 + ["trauma"] * 6 + ["tumor"] * 5,  # 6 + 5 pooled = 11
-        "site_id": ["a"] * 30 + ["b"] * 6 + ["c"] * 4,  # b + c pooled = 10, still < 11: joins 'a'
-        "age_at_onset": np.arange(n), "prior_treatment": [True, False] * 20,
-    })
+    frame = pd.DataFrame(
+        {
+            "sex": ["F"] * n,
+            "etiology": ["bell"] * 18 + ["ramsay_hunt"] * 11 + ["trauma"] * 6 + ["tumor"] * 5,  # 6 + 5 pooled = 11
+            "site_id": ["a"] * 30 + ["b"] * 6 + ["c"] * 4,  # b + c pooled = 10, still < 11: joins 'a'
+            "age_at_onset": np.arange(n),
+            "prior_treatment": [True, False] * 20,
+        }
+    )
     columns, notes = covariate_matrix(frame, ("sex", "etiology", "site_id", "age_at_onset", "prior_treatment"), 11)
     assert list(columns.columns) == ["etiology[other]", "etiology[ramsay_hunt]", "age_at_onset", "prior_treatment"]
     assert columns["etiology[other]"].sum() == 11
@@ -167,10 +195,17 @@ def test_unadjusted_matches_a_hand_computation() -> None:
     treated = [4, 6, 8, 10, 12, 14] * 2  # mean 9, sum of squares about the mean 140
     control = [1, 2, 3, 4, 5, 6] * 2  # mean 3.5, sum of squares about the mean 35
     ids = [f"T{i:02d}" for i in range(12)] + [f"C{i:02d}" for i in range(12)]
-    patients = pd.DataFrame({"site_id": "s1", "patient_id": ids, "combination": ["BTX+PT"] * 12 + ["BTX"] * 12,
-                             "age_at_onset": range(30, 54)})
-    baseline = pd.DataFrame({"site_id": "s1", "patient_id": ids, "outcome": "saq", "timepoint": "baseline",
-                             "value": 60.0})
+    patients = pd.DataFrame(
+        {
+            "site_id": "s1",
+            "patient_id": ids,
+            "combination": ["BTX+PT"] * 12 + ["BTX"] * 12,
+            "age_at_onset": range(30, 54),
+        }
+    )
+    baseline = pd.DataFrame(
+        {"site_id": "s1", "patient_id": ids, "outcome": "saq", "timepoint": "baseline", "value": 60.0}
+    )
     followup = baseline.assign(timepoint="12m", value=[60.0 + c for c in treated + control])
     results = fit(patients, pd.concat([baseline, followup]))
     crude = row(results, "unadjusted", outcome="saq")
@@ -192,8 +227,15 @@ def test_a_small_group_gets_a_row_without_an_estimate_and_a_reason() -> None:
     ids = [f"P{i:02d}" for i in range(38)]
     patients = pd.DataFrame({"site_id": "s1", "patient_id": ids, "combination": ["BTX+PT"] * 8 + ["BTX"] * 30})
     rng = np.random.default_rng(0)
-    baseline = pd.DataFrame({"site_id": "s1", "patient_id": ids, "outcome": "sunnybrook_composite",
-                             "timepoint": "baseline", "value": rng.normal(50, 10, 38)})
+    baseline = pd.DataFrame(
+        {
+            "site_id": "s1",
+            "patient_id": ids,
+            "outcome": "sunnybrook_composite",
+            "timepoint": "baseline",
+            "value": rng.normal(50, 10, 38),
+        }
+    )
     followup = baseline.assign(timepoint="12m", value=baseline["value"] + rng.normal(5, 5, 38))
     results = fit(patients, pd.concat([baseline, followup]))
     for method in ("unadjusted", "ancova"):
@@ -202,8 +244,9 @@ def test_a_small_group_gets_a_row_without_an_estimate_and_a_reason() -> None:
         assert not small.diagnostics_ok
         assert "fewer than 11 patients in the combined group" in small.note
         assert (small.n_treated, small.n_control) == (8, 30)
-    assert any("combined_vs_single, sunnybrook_composite at 12m" in w and "fewer than 11" in w
-               for w in results.warnings)
+    assert any(
+        "combined_vs_single, sunnybrook_composite at 12m" in w and "fewer than 11" in w for w in results.warnings
+    )
     assert not any("8" in w for w in results.warnings)  # warnings never print a small count
 
 
@@ -257,14 +300,26 @@ def test_fitting_twice_gives_identical_estimates_and_run_id() -> None:
 def test_model_runs_records_settings_and_package_versions() -> None:
     results = fit(*simulate(1, 6.0))
     run = results.model_runs.iloc[0]
-    assert list(results.model_runs.columns) == ["run_id", "started_at", "data_snapshot", "code_version", "settings",
-                                                "packages"]
+    assert list(results.model_runs.columns) == [
+        "run_id",
+        "started_at",
+        "data_snapshot",
+        "code_version",
+        "settings",
+        "packages",
+    ]
     assert run.data_snapshot == "snap" and run.code_version == "test"
     assert '"min_group_size": 11' in run.settings
     assert all(name in run.packages for name in ("numpy", "pandas", "statsmodels", "duckdb"))
     assert set(results.model_estimates["run_id"]) == {run.run_id}
-    assert list(results.covariate_balance.columns) == ["run_id", "contrast", "outcome", "covariate", "smd_unweighted",
-                                                       "smd_weighted"]
+    assert list(results.covariate_balance.columns) == [
+        "run_id",
+        "contrast",
+        "outcome",
+        "covariate",
+        "smd_unweighted",
+        "smd_weighted",
+    ]
     # Only the simulated outcome has data; the others are listed once as missing.
     assert set(results.model_estimates["outcome"]) == {"sunnybrook_composite"}
     assert any("No follow-up score with a baseline at any timepoint" in w and "saq" in w for w in results.warnings)
@@ -274,10 +329,12 @@ def test_model_runs_records_settings_and_package_versions() -> None:
 def test_results_insert_into_the_contract_tables() -> None:
     results = fit(*simulate(1, 6.0))
     con = duckdb.connect()
-    con.execute("CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
-                "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
-                "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
-                "diagnostics_ok BOOLEAN, note VARCHAR)")
+    con.execute(
+        "CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
+        "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
+        "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
+        "diagnostics_ok BOOLEAN, note VARCHAR)"
+    )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
     assert con.execute("SELECT count(*) FROM model_estimates WHERE note IS NULL").fetchone()[0] > 0  # unadjusted

@@ -53,14 +53,26 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
     combination[:3] = "BTX+PT+SN"  # a rare combination: 3 patients, shown as <11
     classifiable = np.ones(n, dtype=bool)
     classifiable[3:7] = False  # 4 patients not followed to the landmark: a small cell
-    patients = pd.DataFrame({"site_id": "s1", "patient_id": ids, "sex": np.where(rng.random(n) < 0.6, "F", "M"),
-                             "age_at_onset": rng.integers(20, 80, n), "side": "L", "etiology": "bell",
-                             "index_year": 2022, "onset_to_index_days": rng.integers(100, 900, n),
-                             "prior_treatment": rng.random(n) < 0.2, "first_drop_id": "d1", "last_drop_id": "d1"})
+    patients = pd.DataFrame(
+        {
+            "site_id": "s1",
+            "patient_id": ids,
+            "sex": np.where(rng.random(n) < 0.6, "F", "M"),
+            "age_at_onset": rng.integers(20, 80, n),
+            "side": "L",
+            "etiology": "bell",
+            "index_year": 2022,
+            "onset_to_index_days": rng.integers(100, 900, n),
+            "prior_treatment": rng.random(n) < 0.2,
+            "first_drop_id": "d1",
+            "last_drop_id": "d1",
+        }
+    )
     con.register("p", patients)
     con.execute("INSERT INTO patients SELECT * FROM p")
-    combos = pd.DataFrame({"site_id": "s1", "patient_id": ids, "combination": combination,
-                           "classifiable": classifiable})
+    combos = pd.DataFrame(
+        {"site_id": "s1", "patient_id": ids, "combination": combination, "classifiable": classifiable}
+    )
     con.register("c", combos)
     con.execute("""INSERT INTO modality_combinations SELECT site_id, patient_id, 0, combination,
         len(string_split(combination, '+')), len(string_split(combination, '+')) >= 2, contains(combination, 'BTX'),
@@ -68,14 +80,19 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
         CASE WHEN classifiable THEN 400 ELSE 100 END, classifiable,
         CASE WHEN NOT classifiable THEN 'follow-up ends before the 180-day landmark' END FROM c""")
     rows = []
-    for outcome, base, slope, sign in (("sunnybrook_composite", baseline, -0.4, 1.0),
-                                       ("saq", rng.normal(60, 12, n), -0.3, -1.0)):
+    for outcome, base, slope, sign in (
+        ("sunnybrook_composite", baseline, -0.4, 1.0),
+        ("saq", rng.normal(60, 12, n), -0.3, -1.0),
+    ):
         rows.append(pd.DataFrame({"patient_id": ids, "outcome": outcome, "timepoint": "baseline", "value": base}))
         for timepoint, share in (("3m", 0.5), ("6m", 0.8), ("12m", 1.0)):
             change = share * (sign * 8 + slope * (base - base.mean()) + sign * 6 * combined) + rng.normal(0, 6, n)
             keep = rng.random(n) < 0.9  # some loss to follow-up
-            rows.append(pd.DataFrame({"patient_id": ids, "outcome": outcome, "timepoint": timepoint,
-                                      "value": base + change})[keep])
+            rows.append(
+                pd.DataFrame({"patient_id": ids, "outcome": outcome, "timepoint": timepoint, "value": base + change})[
+                    keep
+                ]
+            )
     scores = pd.concat(rows, ignore_index=True).assign(site_id="s1")
     scores["visit_day"] = scores["timepoint"].map(DAYS)
     con.register("s", scores)
@@ -84,11 +101,14 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
         FROM s AS f LEFT JOIN (SELECT * FROM s WHERE timepoint = 'baseline') AS b
         USING (site_id, patient_id, outcome)""")
     received, loaded = pd.Timestamp("2026-11-01 10:00"), pd.Timestamp("2026-11-01 10:01")
-    con.executemany("INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?)", [
-        ("d1", "patients.csv", "aa", 165, 160, 5, received, loaded),
-        ("d1", "treatments.csv", "bb", 400, 380, 20, received, loaded),
-        ("d1", "assessments.csv", "cc", 2000, 1970, 30, received, loaded),
-    ])
+    con.executemany(
+        "INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, 'loaded', NULL, ?, ?)",
+        [
+            ("d1", "patients.csv", "aa", 165, 160, 5, received, loaded),
+            ("d1", "treatments.csv", "bb", 400, 380, 20, received, loaded),
+            ("d1", "assessments.csv", "cc", 2000, 1970, 30, received, loaded),
+        ],
+    )
     quarantine = [("d1", "patients.csv", i + 2, "range:age_at_onset", "age_at_onset", "{}") for i in range(5)]
     quarantine += [("d1", "treatments.csv", i + 2, "unknown_patient", "patient_id", "{}") for i in range(20)]
     quarantine += [("d1", "assessments.csv", i + 2, "range:value; unknown_patient", "value", "{}") for i in range(30)]
@@ -121,15 +141,30 @@ def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
     assert report.name == "report.html" and report.parent.name == "2026-Q4" and report.exists()
     for name in ("trajectories.png", "forest_12m.png"):
         assert (report.parent / name).read_bytes().startswith(b"\x89PNG")
-    for name in ("patient_flow", "exclusions", "combinations", "trajectories", "estimates", "load_ledger",
-                 "quarantine_by_rule"):
+    for name in (
+        "patient_flow",
+        "exclusions",
+        "combinations",
+        "trajectories",
+        "estimates",
+        "load_ledger",
+        "quarantine_by_rule",
+    ):
         assert (report.parent / f"{name}.csv").exists(), name
 
 
 def test_report_has_the_sections_in_order_and_embedded_figures(report: Path) -> None:
     html = report.read_text(encoding="utf-8")
-    headings = ["Key findings", "Patient flow", "Treatment combinations", "Score trajectories",
-                "Comparative estimates", "Data quality", "Methods", "Limitations"]
+    headings = [
+        "Key findings",
+        "Patient flow",
+        "Treatment combinations",
+        "Score trajectories",
+        "Comparative estimates",
+        "Data quality",
+        "Methods",
+        "Limitations",
+    ]
     positions = [html.index(f">{heading}") for heading in headings]
     assert positions == sorted(positions)
     assert html.count('src="data:image/png;base64,') == 2
@@ -159,8 +194,9 @@ def test_published_counts_are_suppressed(report: Path) -> None:
                 if column in row:
                     assert not re.fullmatch(r"[1-9]|10", row[column]), (name, row)
     for row in read_csv(report.parent / "estimates.csv"):
-        assert not re.fullmatch(r"[1-9]|10", row["n first group"]) and not re.fullmatch(r"[1-9]|10",
-                                                                                          row["n second group"])
+        assert not re.fullmatch(r"[1-9]|10", row["n first group"]) and not re.fullmatch(
+            r"[1-9]|10", row["n second group"]
+        )
         if row["n first group"] == "<11" or row["n second group"] == "<11":
             assert row["estimate"] == "" and row["95% CI"] == "" and "fewer than 11" in row["note"]
 
@@ -220,15 +256,39 @@ def test_hide_small() -> None:
 
 
 def test_estimates_table_hides_small_and_failed_estimates() -> None:
-    base = {"contrast": "combined_vs_single", "method": "ancova", "outcome": "sunnybrook_composite",
-            "timepoint": "12m", "estimate": 6.04, "std_error": 1.0, "ci_low": 4.0, "ci_high": 8.1, "p_value": 0.0001,
-            "p_adjusted": 0.0004, "n_treated": 40, "n_control": 50, "higher_is_better": True,
-            "diagnostics_ok": True, "note": "HC3 robust errors"}
-    rows = pd.DataFrame([base, {**base, "n_treated": 7}, {**base, "diagnostics_ok": False, "note": "no overlap"},
-                         {**base, "estimate": float("nan"), "note": "fit failed: singular"}])
+    base = {
+        "contrast": "combined_vs_single",
+        "method": "ancova",
+        "outcome": "sunnybrook_composite",
+        "timepoint": "12m",
+        "estimate": 6.04,
+        "std_error": 1.0,
+        "ci_low": 4.0,
+        "ci_high": 8.1,
+        "p_value": 0.0001,
+        "p_adjusted": 0.0004,
+        "n_treated": 40,
+        "n_control": 50,
+        "higher_is_better": True,
+        "diagnostics_ok": True,
+        "note": "HC3 robust errors",
+    }
+    rows = pd.DataFrame(
+        [
+            base,
+            {**base, "n_treated": 7},
+            {**base, "diagnostics_ok": False, "note": "no overlap"},
+            {**base, "estimate": float("nan"), "note": "fit failed: singular"},
+        ]
+    )
     table = estimates_table(rows)
     assert table.loc[0, ["estimate", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
-        "6.0", "4.0 to 8.1", "<0.001", "<0.001", "40"]
+        "6.0",
+        "4.0 to 8.1",
+        "<0.001",
+        "<0.001",
+        "40",
+    ]
     assert table.loc[1, ["estimate", "95% CI", "p", "n first group"]].tolist() == ["", "", "", "<11"]
     assert table.loc[1, "note"] == "not estimated: fewer than 11 patients in a group"
     assert table.loc[2, "estimate"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
