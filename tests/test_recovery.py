@@ -25,7 +25,7 @@ def test_ancova_recovers_the_known_effect_and_the_unadjusted_estimate_is_biased(
     finally:
         con.close()
     estimates = {method: (estimate, low, high) for method, estimate, low, high in rows}
-    estimate, low, high = estimates["ancova"]
+    _, low, high = estimates["ancova"]
     assert low < params.combined_effect < high, estimates
-    naive, naive_low, naive_high = estimates["unadjusted"]
+    _, naive_low, _ = estimates["unadjusted"]
     assert naive_low > params.combined_effect, estimates  # biased upwards: worse baselines improve more

@@ -31,8 +31,10 @@ _CODE_ORDER = {code: rank for rank, code in enumerate(MODALITY_CODES.values())}
 def _check_covariates(covariates: tuple[str, ...]) -> None:
     unknown = sorted(set(covariates) - KNOWN_COVARIATES)
     if unknown:
-        raise ValueError(f"Unknown covariate(s) in the model settings: {', '.join(unknown)}; "
-                         f"known: {', '.join(sorted(KNOWN_COVARIATES))}.")
+        raise ValueError(
+            f"Unknown covariate(s) in the model settings: {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(KNOWN_COVARIATES))}."
+        )
 
 
 def load_population(con: duckdb.DuckDBPyConnection, covariates: tuple[str, ...]) -> pd.DataFrame:
@@ -53,9 +55,9 @@ def load_changes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Follow-up rows with both a value and a baseline value (so a change from baseline)."""
     placeholders = ", ".join("?" for _ in FOLLOWUP_TIMEPOINTS)
     return con.execute(
-        "SELECT site_id, patient_id, outcome, timepoint, baseline_value, \"value\" - baseline_value AS change "
+        'SELECT site_id, patient_id, outcome, timepoint, baseline_value, "value" - baseline_value AS change '
         "FROM followup_scores "
-        f"WHERE timepoint IN ({placeholders}) AND \"value\" IS NOT NULL AND baseline_value IS NOT NULL "
+        f'WHERE timepoint IN ({placeholders}) AND "value" IS NOT NULL AND baseline_value IS NOT NULL '
         "ORDER BY site_id, patient_id, outcome, timepoint",
         list(FOLLOWUP_TIMEPOINTS),
     ).df()
@@ -98,20 +100,34 @@ def define_contrasts(population: pd.DataFrame, min_group_size: int) -> tuple[lis
     combined = sorted((c for c in counts.index if "+" in c), key=lambda c: (-counts[c], combination_sort_key(c)))
     for combination in combined:
         if counts[combination] < min_group_size:
-            warnings.append(f"{combination}: fewer than {min_group_size} classifiable patients; "
-                            f"no {combination}_vs_{reference} contrast.")
+            warnings.append(
+                f"{combination}: fewer than {min_group_size} classifiable patients; "
+                f"no {combination}_vs_{reference} contrast."
+            )
             continue
-        contrasts.append(Contrast(f"{combination}_vs_{reference}", frozenset({combination}), frozenset({reference}),
-                                  combination, reference))
+        contrasts.append(
+            Contrast(
+                f"{combination}_vs_{reference}",
+                frozenset({combination}),
+                frozenset({reference}),
+                combination,
+                reference,
+            )
+        )
     return contrasts, warnings
 
 
-def analysis_frames(population: pd.DataFrame, changes: pd.DataFrame, contrast: Contrast
-                    ) -> dict[tuple[str, str], pd.DataFrame]:
+def analysis_frames(
+    population: pd.DataFrame, changes: pd.DataFrame, contrast: Contrast
+) -> dict[tuple[str, str], pd.DataFrame]:
     """Per (outcome, timepoint): the patients of either group with a change, with ``treated`` 0/1."""
     grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
-    merged = grouped.merge(changes[["site_id", "patient_id", "outcome", "timepoint", "baseline_value", "change"]],
-                           on=["site_id", "patient_id"], how="inner", validate="one_to_many")
+    merged = grouped.merge(
+        changes[["site_id", "patient_id", "outcome", "timepoint", "baseline_value", "change"]],
+        on=["site_id", "patient_id"],
+        how="inner",
+        validate="one_to_many",
+    )
     merged["treated"] = merged["treated"].astype(int)
     frames = {}
     for key, frame in merged.groupby(["outcome", "timepoint"], sort=True):
@@ -137,8 +153,9 @@ def _categorical(values: pd.Series, min_level_size: int) -> tuple[pd.Series, lis
     return values, notes
 
 
-def covariate_matrix(frame: pd.DataFrame, covariates: tuple[str, ...], min_level_size: int
-                     ) -> tuple[pd.DataFrame, list[str]]:
+def covariate_matrix(
+    frame: pd.DataFrame, covariates: tuple[str, ...], min_level_size: int
+) -> tuple[pd.DataFrame, list[str]]:
     """The covariate columns of the ANCOVA design (numeric; dummies against the most common level),
     with notes on what was pooled or dropped. Rows with a missing numeric covariate are kept only
     if the caller drops them (see ``complete_cases``)."""

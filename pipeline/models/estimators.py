@@ -47,8 +47,9 @@ def unadjusted(frame: pd.DataFrame) -> Estimate:
         return failed("fit failed: no variation in change in either group")
     _, p_value, _ = compare.ttest_ind(usevar="unequal")
     ci_low, ci_high = compare.tconfint_diff(alpha=ALPHA, usevar="unequal")
-    result = Estimate(float(treated.mean() - control.mean()), std_error, float(ci_low), float(ci_high),
-                      float(p_value), True, None)
+    result = Estimate(
+        float(treated.mean() - control.mean()), std_error, float(ci_low), float(ci_high), float(p_value), True, None
+    )
     return result if result.ok else failed("fit failed: non-finite result")
 
 
@@ -58,9 +59,20 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
     notes: list[str] = []
     covariates, covariate_notes = covariate_matrix(frame, settings.covariates, settings.min_group_size)
     notes.extend(covariate_notes)
-    design = pd.concat([pd.DataFrame({"const": 1.0, "treated": frame["treated"].astype(float),
-                                      "baseline_value": frame["baseline_value"].astype(float)}, index=frame.index),
-                        covariates], axis=1)
+    design = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "const": 1.0,
+                    "treated": frame["treated"].astype(float),
+                    "baseline_value": frame["baseline_value"].astype(float),
+                },
+                index=frame.index,
+            ),
+            covariates,
+        ],
+        axis=1,
+    )
     complete = design.notna().all(axis=1) & frame["change"].notna()
     if not complete.all():
         left_out = int((~complete).sum())  # a small count is never written out (small-cell rule)
@@ -69,8 +81,14 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
         design = design[complete]
     n_treated = int(design["treated"].sum())
     if n_treated < settings.min_group_size or len(design) - n_treated < settings.min_group_size:
-        return failed("; ".join([*notes, f"not estimated: fewer than {settings.min_group_size} patients "
-                                          "in a group with every covariate"]))
+        return failed(
+            "; ".join(
+                [
+                    *notes,
+                    f"not estimated: fewer than {settings.min_group_size} patients in a group with every covariate",
+                ]
+            )
+        )
     kept, dropped = full_rank_columns(design, keep=2)
     if len(kept) < 2:
         return failed("; ".join([*notes, "fit failed: everyone is in one group"]))
@@ -94,8 +112,15 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
     ci = fit.conf_int(alpha=ALPHA)
-    result = Estimate(float(fit.params[1]), float(fit.bse[1]), float(ci[1, 0]), float(ci[1, 1]),
-                      float(fit.pvalues[1]), True, "; ".join(notes))
+    result = Estimate(
+        float(fit.params[1]),
+        float(fit.bse[1]),
+        float(ci[1, 0]),
+        float(ci[1, 1]),
+        float(fit.pvalues[1]),
+        True,
+        "; ".join(notes),
+    )
     if not result.ok:
         return failed("; ".join([*notes, "fit failed: non-finite standard error (a patient with leverage 1?)"]))
     return result

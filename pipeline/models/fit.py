@@ -36,9 +36,24 @@ from pipeline.settings import ModelSettings
 METHODS = ("unadjusted", "ancova")
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb")
 
-ESTIMATE_COLUMNS = ("run_id", "method", "outcome", "timepoint", "contrast", "estimate", "std_error", "ci_low",
-                    "ci_high", "p_value", "p_adjusted", "n_treated", "n_control", "higher_is_better",
-                    "diagnostics_ok", "note")
+ESTIMATE_COLUMNS = (
+    "run_id",
+    "method",
+    "outcome",
+    "timepoint",
+    "contrast",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "p_adjusted",
+    "n_treated",
+    "n_control",
+    "higher_is_better",
+    "diagnostics_ok",
+    "note",
+)
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 BALANCE_COLUMNS = ("run_id", "contrast", "outcome", "covariate", "smd_unweighted", "smd_weighted")
 
@@ -74,14 +89,22 @@ def _inputs_digest(population: pd.DataFrame, changes: pd.DataFrame) -> str:
 
 
 def make_run_id(data_snapshot: str, settings: ModelSettings, code_version: str, inputs_digest: str) -> str:
-    key = json.dumps({"data_snapshot": data_snapshot, "settings": settings.as_dict(), "code_version": code_version,
-                      "inputs": inputs_digest}, sort_keys=True)
+    key = json.dumps(
+        {
+            "data_snapshot": data_snapshot,
+            "settings": settings.as_dict(),
+            "code_version": code_version,
+            "inputs": inputs_digest,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _small_group_note(contrast: Contrast, n_treated: int, n_control: int, minimum: int) -> str:
-    groups = [label for label, n in ((contrast.treated_label, n_treated), (contrast.control_label, n_control))
-              if n < minimum]
+    groups = [
+        label for label, n in ((contrast.treated_label, n_treated), (contrast.control_label, n_control)) if n < minimum
+    ]
     return f"not estimated: fewer than {minimum} patients in the {' and the '.join(groups)} group"
 
 
@@ -92,8 +115,13 @@ def _fit_cell(frame: pd.DataFrame, method: str, settings: ModelSettings) -> Esti
         return failed(f"fit failed: {type(error).__name__}: {error}")
 
 
-def _estimate_rows(population: pd.DataFrame, changes: pd.DataFrame, contrasts: list[Contrast],
-                   settings: ModelSettings, warnings: list[str]) -> list[dict[str, object]]:
+def _estimate_rows(
+    population: pd.DataFrame,
+    changes: pd.DataFrame,
+    contrasts: list[Contrast],
+    settings: ModelSettings,
+    warnings: list[str],
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     missing: dict[str, list[str]] = {}
     for contrast in contrasts:
@@ -115,12 +143,24 @@ def _estimate_rows(population: pd.DataFrame, changes: pd.DataFrame, contrasts: l
                     result = failed(note) if small else _fit_cell(frame, method, settings)
                     if not small and not result.diagnostics_ok:
                         warnings.append(f"{contrast.name}, {outcome} at {timepoint}, {method}: {result.note}.")
-                    rows.append({"method": method, "outcome": outcome, "timepoint": timepoint,
-                                 "contrast": contrast.name, "estimate": result.estimate,
-                                 "std_error": result.std_error, "ci_low": result.ci_low, "ci_high": result.ci_high,
-                                 "p_value": result.p_value, "n_treated": n_treated, "n_control": n_control,
-                                 "higher_is_better": higher_is_better, "diagnostics_ok": result.diagnostics_ok,
-                                 "note": result.note})
+                    rows.append(
+                        {
+                            "method": method,
+                            "outcome": outcome,
+                            "timepoint": timepoint,
+                            "contrast": contrast.name,
+                            "estimate": result.estimate,
+                            "std_error": result.std_error,
+                            "ci_low": result.ci_low,
+                            "ci_high": result.ci_high,
+                            "p_value": result.p_value,
+                            "n_treated": n_treated,
+                            "n_control": n_control,
+                            "higher_is_better": higher_is_better,
+                            "diagnostics_ok": result.diagnostics_ok,
+                            "note": result.note,
+                        }
+                    )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(FOLLOWUP_TIMEPOINTS)]
     if never:
         warnings.append(f"No follow-up score with a baseline at any timepoint (no estimate) for: {', '.join(never)}.")
@@ -154,8 +194,12 @@ def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list
     return frame[list(ESTIMATE_COLUMNS)]
 
 
-def fit_models(con: duckdb.DuckDBPyConnection, settings: ModelSettings = ModelSettings(),  # noqa: B008
-               data_snapshot: str = "", code_version: str = "") -> ModelResults:
+def fit_models(
+    con: duckdb.DuckDBPyConnection,
+    settings: ModelSettings = ModelSettings(),  # noqa: B008
+    data_snapshot: str = "",
+    code_version: str = "",
+) -> ModelResults:
     """Fit ``unadjusted`` and ``ancova`` for every contrast, outcome and follow-up timepoint."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
@@ -166,10 +210,27 @@ def fit_models(con: duckdb.DuckDBPyConnection, settings: ModelSettings = ModelSe
     warnings.extend(contrast_warnings)
     rows = _estimate_rows(population, changes, contrasts, settings, warnings)
     estimates = _estimates_frame(rows, run_id, contrasts)
-    runs = pd.DataFrame([{"run_id": run_id, "started_at": pd.Timestamp(started_at), "data_snapshot": data_snapshot,
-                          "code_version": code_version, "settings": settings_json(settings),
-                          "packages": json.dumps(package_versions(), sort_keys=True)}], columns=list(RUN_COLUMNS))
-    balance = pd.DataFrame({"run_id": pd.Series(dtype="str"), "contrast": pd.Series(dtype="str"),
-                            "outcome": pd.Series(dtype="str"), "covariate": pd.Series(dtype="str"),
-                            "smd_unweighted": pd.Series(dtype=float), "smd_weighted": pd.Series(dtype=float)})
+    runs = pd.DataFrame(
+        [
+            {
+                "run_id": run_id,
+                "started_at": pd.Timestamp(started_at),
+                "data_snapshot": data_snapshot,
+                "code_version": code_version,
+                "settings": settings_json(settings),
+                "packages": json.dumps(package_versions(), sort_keys=True),
+            }
+        ],
+        columns=list(RUN_COLUMNS),
+    )
+    balance = pd.DataFrame(
+        {
+            "run_id": pd.Series(dtype="str"),
+            "contrast": pd.Series(dtype="str"),
+            "outcome": pd.Series(dtype="str"),
+            "covariate": pd.Series(dtype="str"),
+            "smd_unweighted": pd.Series(dtype=float),
+            "smd_weighted": pd.Series(dtype=float),
+        }
+    )
     return ModelResults(runs, estimates, balance, warnings)

@@ -22,8 +22,13 @@ from pipeline.report.tables import (
 
 # Okabe-Ito colours: distinguishable with colour-vision deficiency and in greyscale print.
 GROUP_STYLE = {"combined": ("#0072B2", "o", "-"), "single modality": ("#E69F00", "s", "--")}
-METHOD_STYLE = {"unadjusted": ("#999999", "o"), "ancova": ("#0072B2", "D"), "iptw": ("#009E73", "s"),
-                "mixed": ("#CC79A7", "^"), "mice": ("#D55E00", "v")}
+METHOD_STYLE = {
+    "unadjusted": ("#999999", "o"),
+    "ancova": ("#0072B2", "D"),
+    "iptw": ("#009E73", "s"),
+    "mixed": ("#CC79A7", "^"),
+    "mice": ("#D55E00", "v"),
+}
 DPI = 150
 
 
@@ -49,16 +54,26 @@ def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes
         name, scale = OUTCOME_LABELS[outcome]
         drawn = False
         for offset, (group, (colour, marker, line)) in zip((-0.15, 0.15), GROUP_STYLE.items(), strict=True):
-            rows = summary[(summary["outcome"] == outcome) & (summary["group"] == group)
-                           & (summary["n"] >= SMALL_CELL)].copy()
+            rows = summary[
+                (summary["outcome"] == outcome) & (summary["group"] == group) & (summary["n"] >= SMALL_CELL)
+            ].copy()
             if rows.empty:
                 continue
             rows["month"] = rows["timepoint"].map(TIMEPOINT_MONTHS) + offset
             rows = rows.sort_values("month")
             error = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
-            axis.errorbar(rows["month"], rows["mean"], yerr=error, color=colour, marker=marker, linestyle=line,
-                          capsize=4, linewidth=2, markersize=7,
-                          label="Combined treatment" if group == "combined" else "Single modality")
+            axis.errorbar(
+                rows["month"],
+                rows["mean"],
+                yerr=error,
+                color=colour,
+                marker=marker,
+                linestyle=line,
+                capsize=4,
+                linewidth=2,
+                markersize=7,
+                label="Combined treatment" if group == "combined" else "Single modality",
+            )
             drawn = True
         axis.set_title(f"{name}: mean and 95% CI by treatment group", fontsize=11, loc="left")
         axis.set_ylabel(f"{name} ({scale})\n{direction_words(OUTCOMES[outcome])}", fontsize=10)
@@ -69,8 +84,15 @@ def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes
         if drawn:
             axis.legend(loc="best", fontsize=9, frameon=False)
         else:
-            axis.text(0.5, 0.5, f"Too few patients (fewer than {SMALL_CELL} per group) to show",
-                      transform=axis.transAxes, ha="center", va="center", fontsize=10)
+            axis.text(
+                0.5,
+                0.5,
+                f"Too few patients (fewer than {SMALL_CELL} per group) to show",
+                transform=axis.transAxes,
+                ha="center",
+                va="center",
+                fontsize=10,
+            )
     return png_bytes(figure)
 
 
@@ -104,7 +126,10 @@ def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
         axis.axvline(0, color="#333333", linewidth=1)
         axis.grid(axis="x", alpha=0.3)
         axis.set_title(contrast_label(contrast), fontsize=10, loc="left")
-    axes[-1].set_xlabel("Difference in improvement from baseline (outcome's own units)\n"
-                       "right of 0: the first group (combined treatment) improved more", fontsize=9)
+    axes[-1].set_xlabel(
+        "Difference in improvement from baseline (outcome's own units)\n"
+        "right of 0: the first group (combined treatment) improved more",
+        fontsize=9,
+    )
     figure.suptitle(f"Estimated differences at {timepoint_label}, with 95% CI", fontsize=11, x=0.02, ha="left")
     return png_bytes(figure)

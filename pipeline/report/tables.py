@@ -37,8 +37,13 @@ OUTCOME_LABELS: dict[str, tuple[str, str]] = {
     "fdi_social": ("FDI social", "points, 0 to 100"),
     "house_brackmann": ("House-Brackmann grade", "grade, 1 to 6"),
 }
-METHOD_LABELS = {"unadjusted": "Unadjusted", "ancova": "Adjusted (ANCOVA)", "iptw": "Weighted (IPTW)",
-                 "mixed": "Mixed model", "mice": "ANCOVA after imputation"}
+METHOD_LABELS = {
+    "unadjusted": "Unadjusted",
+    "ancova": "Adjusted (ANCOVA)",
+    "iptw": "Weighted (IPTW)",
+    "mixed": "Mixed model",
+    "mice": "ANCOVA after imputation",
+}
 
 
 def outcome_label(outcome: str) -> str:
@@ -82,8 +87,10 @@ def suppress_counts(counts: Sequence[int], complementary: bool = True) -> list[s
         candidates = sorted((value, i) for i, value in enumerate(values) if value > 0 and i not in hidden)
         while candidates and (len(hidden) < 2 or sum(values[i] for i in hidden) < SMALL_CELL):
             hidden.add(candidates.pop(0)[1])
-    return [SUPPRESSED if i in small else COMPLEMENTARY if i in hidden else format_count(value)
-            for i, value in enumerate(values)]
+    return [
+        SUPPRESSED if i in small else COMPLEMENTARY if i in hidden else format_count(value)
+        for i, value in enumerate(values)
+    ]
 
 
 def flow_counts(counts: Sequence[int]) -> list[str]:
@@ -120,6 +127,7 @@ def format_p(p: object) -> str:
 
 # --- display tables ------------------------------------------------------------------------------------
 
+
 def flow_table(steps: Sequence[tuple[str, int]]) -> pd.DataFrame:
     return pd.DataFrame({"step": [s for s, _ in steps], "patients": flow_counts([n for _, n in steps])})
 
@@ -132,14 +140,17 @@ def counts_table(frame: pd.DataFrame, count_column: str, complementary: bool = T
 
 
 def ledger_table(ledger: pd.DataFrame) -> pd.DataFrame:
-    shown = pd.DataFrame({
-        "drop": ledger["drop_id"].astype(str), "file": ledger["file"].astype(str),
-        "status": ledger["status"].astype(str),
-        "received": [f"{t:%Y-%m-%d}" if not _missing(t) and not pd.isna(t) else "" for t in ledger["received_at"]],
-        # The report also gives the totals of both columns: complementary suppression.
-        "rows loaded": suppress_counts(ledger["rows_loaded"].tolist()),
-        "rows quarantined": suppress_counts(ledger["rows_quarantined"].tolist()),
-    })
+    shown = pd.DataFrame(
+        {
+            "drop": ledger["drop_id"].astype(str),
+            "file": ledger["file"].astype(str),
+            "status": ledger["status"].astype(str),
+            "received": [f"{t:%Y-%m-%d}" if not _missing(t) and not pd.isna(t) else "" for t in ledger["received_at"]],
+            # The report also gives the totals of both columns: complementary suppression.
+            "rows loaded": suppress_counts(ledger["rows_loaded"].tolist()),
+            "rows quarantined": suppress_counts(ledger["rows_quarantined"].tolist()),
+        }
+    )
     return shown
 
 
@@ -147,13 +158,21 @@ def trajectory_table(summary: pd.DataFrame) -> pd.DataFrame:
     """``summary``: outcome, group, timepoint, n, mean, sd, ci_low, ci_high."""
     rows = []
     for record in summary.itertuples(index=False):
-        rows.append({"outcome": outcome_label(record.outcome), "group": record.group,
-                     "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
-                     "patients": format_count(record.n), "mean": hide_small(record.mean, record.n),
-                     "sd": hide_small(record.sd, record.n), "95% CI low": hide_small(record.ci_low, record.n),
-                     "95% CI high": hide_small(record.ci_high, record.n)})
-    return pd.DataFrame(rows, columns=["outcome", "group", "timepoint", "patients", "mean", "sd", "95% CI low",
-                                       "95% CI high"])
+        rows.append(
+            {
+                "outcome": outcome_label(record.outcome),
+                "group": record.group,
+                "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
+                "patients": format_count(record.n),
+                "mean": hide_small(record.mean, record.n),
+                "sd": hide_small(record.sd, record.n),
+                "95% CI low": hide_small(record.ci_low, record.n),
+                "95% CI high": hide_small(record.ci_high, record.n),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["outcome", "group", "timepoint", "patients", "mean", "sd", "95% CI low", "95% CI high"]
+    )
 
 
 def too_small(record: object) -> bool:
@@ -164,8 +183,11 @@ def too_small(record: object) -> bool:
 def shown_estimate(record: object) -> bool:
     """Whether an estimate may be published: estimated, both groups at least 11 patients, and its
     diagnostics passed (like OHDSI's CohortMethod, no estimate is shown before its diagnostics pass)."""
-    return (not too_small(record) and not _missing(record.estimate)  # type: ignore[attr-defined]
-            and bool(record.diagnostics_ok))  # type: ignore[attr-defined]
+    return (
+        not too_small(record)
+        and not _missing(record.estimate)  # type: ignore[attr-defined]
+        and bool(record.diagnostics_ok)
+    )  # type: ignore[attr-defined]
 
 
 def _estimate_note(record: object) -> str:
@@ -183,17 +205,39 @@ def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for record in estimates.itertuples(index=False):
         shown = shown_estimate(record)
-        ci = (f"{record.ci_low:.1f} to {record.ci_high:.1f}"
-              if shown and not _missing(record.ci_low) and not _missing(record.ci_high) else "")
-        rows.append({
-            "contrast": contrast_label(record.contrast), "method": METHOD_LABELS.get(record.method, record.method),
-            "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
-            "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
-            "estimate": f"{record.estimate:.1f}" if shown else "", "95% CI": ci,
-            "p": format_p(record.p_value) if shown else "",
-            "p (Holm)": format_p(record.p_adjusted) if shown else "",
-            "n first group": format_count(record.n_treated), "n second group": format_count(record.n_control),
-            "note": _estimate_note(record),
-        })
-    return pd.DataFrame(rows, columns=["contrast", "method", "outcome", "timepoint", "estimate", "95% CI", "p",
-                                       "p (Holm)", "n first group", "n second group", "note"])
+        ci = (
+            f"{record.ci_low:.1f} to {record.ci_high:.1f}"
+            if shown and not _missing(record.ci_low) and not _missing(record.ci_high)
+            else ""
+        )
+        rows.append(
+            {
+                "contrast": contrast_label(record.contrast),
+                "method": METHOD_LABELS.get(record.method, record.method),
+                "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
+                "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
+                "estimate": f"{record.estimate:.1f}" if shown else "",
+                "95% CI": ci,
+                "p": format_p(record.p_value) if shown else "",
+                "p (Holm)": format_p(record.p_adjusted) if shown else "",
+                "n first group": format_count(record.n_treated),
+                "n second group": format_count(record.n_control),
+                "note": _estimate_note(record),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "contrast",
+            "method",
+            "outcome",
+            "timepoint",
+            "estimate",
+            "95% CI",
+            "p",
+            "p (Holm)",
+            "n first group",
+            "n second group",
+            "note",
+        ],
+    )

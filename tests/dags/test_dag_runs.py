@@ -10,9 +10,8 @@ from pipeline.settings import DataHome
 
 
 def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
-    from pipeline.synthetic import generate_drop
-
     from pipeline.airflow_local import run_dag
+    from pipeline.synthetic import generate_drop
 
     counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
 
@@ -73,6 +72,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
 
     bad = airflow_home.landing / "zz-bad-export"
     bad.mkdir(parents=True)
+    (bad / "manifest.json").write_text('{"snapshot": "incremental"}')
     (bad / "patients.csv").write_text(
         "patient_id,site_id,sex,age_at_onset,side,etiology,index_year,onset_to_index_days,email\n"
     )
