@@ -60,8 +60,12 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             results = fit(con, settings, data_snapshot=snapshot, code_version=__version__)
         finally:
             con.close()
+    # Small groups are expected at a single clinic: one line says how many, the details go to INFO.
     for warning in results.warnings:
-        log.warning("%s", warning)
+        log.info("%s", warning)
+    if results.warnings:
+        log.warning("%d model notes (small groups, missing data); see the INFO log or model_estimates.note",
+                    len(results.warnings))
     run_id = str(results.model_runs["run_id"].iloc[0])
     with writer_lock(home):
         with open_store(home) as store:
