@@ -18,10 +18,10 @@ from tests.conftest import write_drop_files
 # Opens, reads and closes the warehouse in a loop; with "hold", keeps one connection open throughout
 # instead (DuckDB shares one instance per path within a process, so the two kinds run apart).
 READER = """
-import json, sys, time, duckdb
-path, deadline, hold = sys.argv[1], time.time() + float(sys.argv[2]), sys.argv[3] == "hold"
-seen, errors, con = [], [], None
-while time.time() < deadline:
+import json, pathlib, sys, time, duckdb
+path, stop, hold = sys.argv[1], pathlib.Path(sys.argv[2]), sys.argv[3] == "hold"
+seen, errors, con, deadline = [], [], None, time.time() + 120
+while time.time() < deadline and not stop.exists():
     try:
         if con is None or not hold:
             con = duckdb.connect(path, read_only=True)
@@ -44,9 +44,10 @@ def test_readers_see_whole_builds_only_and_do_not_block_publication(tmp_path: Pa
     ingest_landing(home)
     build_and_publish(home)
 
+    stop = tmp_path / "stop-reading"
     readers = {
         mode: subprocess.Popen(
-            [sys.executable, "-c", READER, str(home.warehouse_path), "12", mode], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", READER, str(home.warehouse_path), str(stop), mode], stdout=subprocess.PIPE, text=True
         )
         for mode in ("reopen", "hold")
     }
@@ -62,6 +63,8 @@ def test_readers_see_whole_builds_only_and_do_not_block_publication(tmp_path: Pa
             "SELECT (SELECT count(*) FROM patients), (SELECT count(DISTINCT drop_id) FROM load_ledger)"
         ).fetchone()
         con.close()
+    time.sleep(1)  # let the readers open the newest build before they stop
+    stop.touch()
     results = {mode: json.loads(reader.communicate(timeout=60)[0]) for mode, reader in readers.items()}
 
     reopened, held = results["reopen"], results["hold"]
