@@ -64,8 +64,10 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     for warning in results.warnings:
         log.info("%s", warning)
     if results.warnings:
-        log.warning("%d model notes (small groups, missing data); see the INFO log or model_estimates.note",
-                    len(results.warnings))
+        log.warning(
+            "%d model notes (small groups, missing data); see the INFO log or model_estimates.note",
+            len(results.warnings),
+        )
     run_id = str(results.model_runs["run_id"].iloc[0])
     with writer_lock(home):
         with open_store(home) as store:

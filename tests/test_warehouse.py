@@ -209,3 +209,28 @@ def test_data_dictionary_documents_every_table_and_its_examples_run(warehouse) -
     assert "| `days_since_last_botox` | INTEGER | Days since the last BoNT injection" in text
     for _, sql in EXAMPLES:
         warehouse.execute(sql).fetchall()  # every example runs as written
+
+
+def test_duckdb_1_5_cli_opens_the_published_file(warehouse) -> None:
+    """Statisticians' tools lag: the DuckDB 1.5 CLI, a separate binary, reads the file the 2.x build wrote."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = warehouse.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'outcomes'").fetchone()[0]
+    cli = Path(sys.executable).with_name("duckdb")
+    version = subprocess.run([str(cli), "--version"], capture_output=True, text=True, check=True).stdout
+    assert version.startswith("v1.5.")
+    out = subprocess.run(
+        [
+            str(cli),
+            "-readonly",
+            "-csv",
+            path,
+            "SELECT count(*) FROM patients; SELECT combination FROM modality_combinations WHERE patient_id = 'P1';",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["count_star()", "5", "combination", "BTX+PT"]
