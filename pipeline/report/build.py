@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.contract import MODALITY_CODES, OUTCOMES
+from pipeline.models.fit import ESTIMATE_COLUMNS
 from pipeline.report import figures
 from pipeline.report.tables import (
     FOLLOWUP_TIMEPOINTS,
@@ -305,26 +306,7 @@ def _build(data: WarehouseData, quarter: str) -> tuple[dict[str, pd.DataFrame], 
         "trajectories": trajectory_table(data.trajectories),
         "estimates": estimates_table(data.estimates)
         if len(data.estimates)
-        else estimates_table(
-            pd.DataFrame(
-                columns=[
-                    "contrast",
-                    "method",
-                    "outcome",
-                    "timepoint",
-                    "estimate",
-                    "ci_low",
-                    "ci_high",
-                    "p_value",
-                    "p_adjusted",
-                    "n_treated",
-                    "n_control",
-                    "higher_is_better",
-                    "diagnostics_ok",
-                    "note",
-                ]
-            )
-        ),
+        else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS))),
         "load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
