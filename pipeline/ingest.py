@@ -24,6 +24,7 @@ from pipeline.settings import DataHome
 from pipeline.sources import ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import parse_drop, table_of
 from pipeline.store import current_patient_keys, loaded_checksums, open_store, writer_lock
+from pipeline.validation.gx_runner import build_data_docs
 from pipeline.validation.rows import ValidatedDrop, validate_drop
 
 log = logging.getLogger("synk.ingest")
@@ -233,4 +234,7 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
             if only_drop and landed.drop_id != only_drop:
                 continue
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire))
+    if summary.loaded:
+        with step("update the GX Data Docs"):
+            build_data_docs(home.gx_root)
     return summary

@@ -3,11 +3,12 @@
 GX validates pandas frames here (not DuckDB tables: GX's SQLAlchemy path cannot read DuckDB).
 Only row indexes are taken from GX results: ``unexpected_list`` holds cell values and is never
 read, so no value of a row reaches a log. Given a docs folder, each validation runs through a
-checkpoint that records its result and updates the GX Data Docs site there.
+result is stored there; ``build_data_docs`` renders the site once per ingest run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import defaultdict
@@ -28,9 +29,14 @@ from great_expectations.data_context.types.base import (  # noqa: E402
     InMemoryStoreBackendDefaults,
     ProgressBarsConfig,
 )
+from great_expectations.data_context.types.resource_identifiers import (  # noqa: E402
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
 
 DOCS_SITE = "synk"
 _contexts: dict[str, Any] = {}
+_suites: dict[tuple[int, str], tuple[str, Any]] = {}
 
 
 def _gx_context(root: Path | None) -> Any:
@@ -62,6 +68,23 @@ def _gx_context(root: Path | None) -> Any:
     return _contexts[key]
 
 
+def _suite(context: Any, suite_json: dict[str, Any]) -> Any:
+    """The suite, added once per context: re-adding compares every expectation and is slow."""
+    fingerprint = json.dumps(suite_json, sort_keys=True)
+    cached = _suites.get((id(context), suite_json["name"]))
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    suite = context.suites.add_or_update(gx.ExpectationSuite(**json.loads(fingerprint)))
+    _suites[(id(context), suite_json["name"])] = (fingerprint, suite)
+    return suite
+
+
+def build_data_docs(gx_root: Path) -> Path:
+    """Render the Data Docs site from every stored validation result (once per ingest run)."""
+    _gx_context(gx_root).build_data_docs(site_names=[DOCS_SITE])
+    return gx_root / "data_docs" / "index.html"
+
+
 def _batch_definition(context: Any, name: str) -> Any:
     try:
         source = context.data_sources.get("drops")
@@ -88,29 +111,18 @@ def validate_frame(
     """Failing frame index -> rule names (suite order), and a summary of the result (counts only)."""
     context = _gx_context(gx_root)
     batch_definition = _batch_definition(context, name)
-    suite = context.suites.add_or_update(gx.ExpectationSuite(**suite_json))
-    result_format = {"result_format": "COMPLETE"}
-    if gx_root is None:
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(suite, expectation_parameters=parameters, result_format=result_format)
-    else:
-        definition = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{run_name}.{name}")
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{run_name}.{name}",
-                validation_definitions=[definition],
-                result_format=result_format,
-                actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[DOCS_SITE])],
-            )
-        )
-        run = checkpoint.run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=parameters,
+    suite = _suite(context, suite_json)
+    batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite, expectation_parameters=parameters, result_format={"result_format": "COMPLETE"})
+    if gx_root is not None:
+        # Kept for Data Docs. (A checkpoint would store it too, but its add_or_update of definitions
+        # compares whole suites and costs more than the validation itself.)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
             run_id=RunIdentifier(run_name=run_name),
+            batch_identifier=f"{run_name}.{name}",
         )
-        result = next(iter(run.run_results.values()))
+        context.validation_results_store.set(key, result)
     failures: dict[int, list[str]] = defaultdict(list)
     for outcome in result.results:
         if outcome.success:

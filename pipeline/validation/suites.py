@@ -161,33 +161,43 @@ def _assessment_rules() -> list[dict[str, object]]:
                 condition_parser="pandas",
             )
         )
-    for item in c.ITEMS:
-        condition = f'instrument=="{item.instrument}" and item=="{item.code}"'
+    # One expectation per instrument and range (GX's cost is per expectation, not per row): the
+    # condition lists the items, so the suite still states every item's range.
+    for (instrument, low, high), codes in _items_by_range().items():
         rules.append(
             _expectation(
                 "expect_column_values_to_be_between",
-                f"item_range:{item.instrument}.{item.code}",
+                f"item_range:{instrument}[{low:g},{high:g}]",
                 ["instrument", "item", "value"],
                 column="value",
-                min_value=item.low,
-                max_value=item.high,
-                row_condition=condition,
+                min_value=low,
+                max_value=high,
+                row_condition=f'instrument=="{instrument}" and item in {codes!r}'.replace("'", '"'),
                 condition_parser="pandas",
             )
         )
-        if item.integer:
+    for instrument in c.INSTRUMENTS:
+        codes = [i.code for i in c.ITEMS if i.instrument == instrument and i.integer]
+        if codes:
             rules.append(
                 _expectation(
                     "expect_column_values_to_match_regex",
-                    f"item_integer:{item.instrument}.{item.code}",
+                    f"item_integer:{instrument}",
                     ["instrument", "item", "value"],
                     column="value" + TEXT_SUFFIX,
                     regex=c.INTEGER_PATTERN,
-                    row_condition=condition,
+                    row_condition=f'instrument=="{instrument}" and item in {codes!r}'.replace("'", '"'),
                     condition_parser="pandas",
                 )
             )
     return rules
+
+
+def _items_by_range() -> dict[tuple[str, float, float], list[str]]:
+    groups: dict[tuple[str, float, float], list[str]] = {}
+    for item in c.ITEMS:
+        groups.setdefault((item.instrument, item.low, item.high), []).append(item.code)
+    return groups
 
 
 def build_suite(table: str) -> dict[str, object]:

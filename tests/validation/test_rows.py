@@ -58,7 +58,7 @@ def test_valid_rows_load_and_failing_rows_carry_their_rule(tmp_path: Path) -> No
     assert len(validated.valid["assessments"]) == 0  # every P1 row names a quarantined patient
     counts = validated.rule_counts()
     assert counts["unknown_patient"] == 3 + 15
-    assert counts["item_range:saq.q1"] == 1
+    assert counts["item_range:saq[1,5]"] == 1
     # Accounting: every row is either valid or quarantined, once.
     for table in ("patients", "treatments", "assessments"):
         assert len(validated.valid[table]) + len(validated.quarantined[table]) == len(validated.source.tables[table])

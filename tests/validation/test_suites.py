@@ -10,8 +10,12 @@ def test_json_suites_match_the_contract() -> None:
         assert json.loads(suite_path(table).read_text()) == build_suite(table), table
 
 
-def test_every_item_has_a_range_expectation() -> None:
+def test_every_item_has_its_range_in_the_suite() -> None:
     suite = build_suite("assessments")
-    rules = {e["meta"]["rule"] for e in suite["expectations"]}
+    ranges = [e["kwargs"] for e in suite["expectations"] if e["meta"]["rule"].startswith("item_range:")]
     for item in contract.ITEMS:
-        assert f"item_range:{item.instrument}.{item.code}" in rules
+        condition = f'instrument=="{item.instrument}" and item in ['
+        matching = [
+            r for r in ranges if r["row_condition"].startswith(condition) and f'"{item.code}"' in r["row_condition"]
+        ]
+        assert [(r["min_value"], r["max_value"]) for r in matching] == [(item.low, item.high)], item
