@@ -373,7 +373,7 @@ def test_no_row_is_ever_missing(loaded) -> None:
     per_file_quarantine = dict(
         ((d, f), n) for d, f, n in query(home, "SELECT drop_id, file, count(*) FROM quarantine GROUP BY ALL")
     )
-    for drop_id, file, rows_in, loaded_rows, quarantined, status in ledger:
+    for drop_id, file, rows_in, _, quarantined, status in ledger:
         if status == "loaded":
             assert per_file_quarantine.get((drop_id, file), 0) == quarantined, (drop_id, file)
         # Each received file's data rows are counted, whatever became of them.
