@@ -1,5 +1,6 @@
 """Ingest end to end on hand-made drops: ledger, quarantine, history, snapshots, refusals."""
 
+import logging
 import os
 import shutil
 
@@ -84,9 +85,11 @@ def test_full_snapshot_retires_missing_records_and_holds_a_large_retirement(home
     assert store_rows(home, "SELECT count(*) FROM patients_history WHERE valid_to IS NULL") == [(5,)]
 
 
-def test_a_rejected_drop_loads_nothing_and_says_where_never_what(home, write_drop) -> None:
+def test_a_rejected_drop_loads_nothing_and_says_where_never_what(home, write_drop, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
     write_drop("d1", BASE_PATIENTS, ["P1,s1,T1,0,botox,25,,seen 2024-03-05"], [])
     result = ingest_landing(home).drops[0]
+    assert "2024-03-05" not in caplog.text  # no log line carries a cell of a rejected drop
     assert result.status == "rejected"
     assert "treatments.csv, column target: calendar date (row 2)" in result.message
     assert "2024-03-05" not in result.message
