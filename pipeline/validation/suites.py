@@ -102,15 +102,20 @@ def _column_rules(table: str) -> list[dict[str, object]]:
     return rules
 
 
+def _known_patient_rule() -> dict[str, object]:
+    """Rows of treatments and assessments must name a patient of the drop or one already loaded."""
+    return _expectation(
+        "expect_column_values_to_be_in_set",
+        "unknown_patient",
+        ["site_id", "patient_id"],
+        column="patient_key",
+        value_set={"$PARAMETER": KNOWN_PATIENTS},
+    )
+
+
 def _treatment_rules() -> list[dict[str, object]]:
     return [
-        _expectation(
-            "expect_column_values_to_be_in_set",
-            "unknown_patient",
-            ["site_id", "patient_id"],
-            column="patient_key",
-            value_set={"$PARAMETER": KNOWN_PATIENTS},
-        ),
+        _known_patient_rule(),
         _expectation(
             "expect_column_values_to_not_be_null",
             "botox_units_required",
@@ -139,15 +144,7 @@ def _treatment_rules() -> list[dict[str, object]]:
 
 
 def _assessment_rules() -> list[dict[str, object]]:
-    rules = [
-        _expectation(
-            "expect_column_values_to_be_in_set",
-            "unknown_patient",
-            ["site_id", "patient_id"],
-            column="patient_key",
-            value_set={"$PARAMETER": KNOWN_PATIENTS},
-        ),
-    ]
+    rules = [_known_patient_rule()]
     for instrument in c.INSTRUMENTS:
         codes = [i.code for i in c.ITEMS if i.instrument == instrument]
         rules.append(
