@@ -7,6 +7,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from pipeline.errors import PipelineError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -96,6 +98,22 @@ class DesignSettings:
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True)
+
+    @classmethod
+    def for_home(cls, home: DataHome) -> DesignSettings:
+        """The contract's defaults, overridden by ``design.json`` in the data home where it exists."""
+        path = home.root / "design.json"
+        if not path.exists():
+            return cls()
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+            if "timepoints" in values:
+                values["timepoints"] = tuple(Timepoint(**t) for t in values["timepoints"])
+            return cls(**values)
+        except (ValueError, TypeError) as error:
+            raise PipelineError(
+                f"{path} is not a valid design file ({error}); its keys are those of build_info.design_settings."
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,7 @@ def build_warehouse(
     home: DataHome, target: Path, design: DesignSettings | None = None, as_of: datetime | None = None
 ) -> str:
     """Build every published table into ``target`` (a new file). Returns the data snapshot hash."""
-    design = design or DesignSettings()
+    design = design or DesignSettings.for_home(home)
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     if not home.store_path.exists():
         raise PipelineError(f"No staging store at {home.store_path}: nothing has been loaded yet.")

@@ -234,3 +234,31 @@ def test_duckdb_1_5_cli_opens_the_published_file(warehouse) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["count_star()", "5", "combination", "BTX+PT"]
+
+
+def test_design_values_are_settings_and_each_build_records_them(tmp_path) -> None:
+    home = DataHome.resolve(tmp_path).ensure()
+    write_drop_files(home, "d1", PATIENTS, TREATMENTS, ASSESSMENTS)
+    ingest_landing(home)
+    (home.root / "design.json").write_text('{"exposure_window_days": 365, "baseline_lookback_days": 5}')
+    path, _ = build_and_publish(home)
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        recorded = con.execute(
+            "SELECT design_settings->>'exposure_window_days', design_settings->>'baseline_lookback_days' "
+            "FROM build_info"
+        ).fetchone()
+        # With a 365-day window P1 (370 days of follow-up) stays classifiable and P3 (200 days) no longer is;
+        # P1's SAQ baseline on day -10 falls outside a 5-day lookback.
+        classifiable = con.execute(
+            "SELECT patient_id FROM modality_combinations WHERE classifiable ORDER BY patient_id"
+        ).fetchall()
+        baselines = con.execute(
+            "SELECT count(*) FROM followup_scores WHERE patient_id = 'P1' AND outcome = 'saq' "
+            "AND timepoint = 'baseline'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert recorded == ("365", "5")
+    assert classifiable == [("P1",)]
+    assert baselines == (0,)
