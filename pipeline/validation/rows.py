@@ -15,7 +15,14 @@ from pipeline.contract import COLUMNS, FILES, TOTAL_TOLERANCE
 from pipeline.sources import ROW_NUMBER, SourceDrop
 from pipeline.sql_files import read_sql
 from pipeline.validation.gx_runner import validate_frame
-from pipeline.validation.suites import CURRENT_YEAR, KNOWN_PATIENTS, TEXT_SUFFIX, load_suite
+from pipeline.validation.suites import (
+    CURRENT_YEAR,
+    KNOWN_PATIENTS,
+    TEXT_SUFFIX,
+    TOTALS_CHECK,
+    TOTALS_RULE,
+    load_suite,
+)
 
 QUARANTINE_COLUMNS = ["drop_id", "file", "row_number", "rule", "columns", "row"]
 
@@ -116,6 +123,15 @@ def totals_disagreements(assessments: pd.DataFrame) -> dict[int, list[str]]:
     return failures
 
 
+def _totals_check(frame: pd.DataFrame) -> pd.Series:
+    """Per row: the totals_disagree rule of its instrument at its visit, or null where totals agree."""
+    numeric = frame.loc[frame["value"].notna(), ["site_id", "patient_id", "visit_day", "instrument", "item", "value"]]
+    check = pd.Series([None] * len(frame), index=frame.index, dtype="object")
+    for index, rules in totals_disagreements(numeric).items():
+        check[index] = rules[0]
+    return check
+
+
 def validate_drop(
     drop: SourceDrop, known_patients: set[str], today: date | None = None, gx_root: Path | None = None
 ) -> ValidatedDrop:
@@ -133,20 +149,21 @@ def validate_drop(
         frame = _typed(table, text)
         suite = load_suite(table)
         parameters = {KNOWN_PATIENTS: sorted(known), CURRENT_YEAR: today.year}
+        if table == "assessments":
+            # A cross-row rule: computed in SQL (the scoring formulas), reported by its GX expectation.
+            frame[TOTALS_CHECK] = _totals_check(frame)
         if text.empty:
             failures: dict[int, list[str]] = {}
         else:
             failures, gx_results[table] = validate_frame(table, frame, suite, parameters, gx_root, drop.drop_id)
         rule_columns = _rule_columns(suite)
+        if table == "assessments":
+            # Name the instrument and score that disagreed, not just the rule.
+            for index, rules in failures.items():
+                failures[index] = [frame.at[index, TOTALS_CHECK] if r == TOTALS_RULE else r for r in rules]
+                rule_columns.update({r: rule_columns[TOTALS_RULE] for r in failures[index] if r not in rule_columns})
         good = frame.drop(index=list(failures))
         typed = _to_contract_types(table, good, text.loc[good.index])
-        if table == "assessments":
-            extra = totals_disagreements(typed)
-            for index, rules in extra.items():
-                failures.setdefault(index, []).extend(rules)
-                for rule in rules:
-                    rule_columns.setdefault(rule, ["instrument", "item", "value"])
-            typed = typed.drop(index=list(extra))
         if table == "patients":
             known |= set(typed["site_id"] + "/" + typed["patient_id"])
         valid[table] = typed.reset_index(drop=True)

@@ -16,7 +16,11 @@ from pipeline.settings import PROJECT_ROOT
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 KNOWN_PATIENTS = "known_patient_keys"  # suite parameters, filled at validation time
 CURRENT_YEAR = "current_year"
-TEXT_SUFFIX = "__text"  # numeric columns are validated twice: as text for their type, as numbers for range
+TEXT_SUFFIX = "__text"
+# Recorded totals must agree with items: the check is computed per row (in SQL, by the scoring
+# formulas) into this column, and the suite's expectation reports it.
+TOTALS_CHECK = "totals_check"
+TOTALS_RULE = "totals_disagree"  # numeric columns are validated twice: as text for their type, as numbers for range
 
 _PATTERNS = {
     "patient_id": c.PATIENT_ID_PATTERN,
@@ -144,7 +148,15 @@ def _treatment_rules() -> list[dict[str, object]]:
 
 
 def _assessment_rules() -> list[dict[str, object]]:
-    rules = [_known_patient_rule()]
+    rules = [
+        _known_patient_rule(),
+        _expectation(
+            "expect_column_values_to_be_null",
+            TOTALS_RULE,
+            ["instrument", "item", "value"],
+            column=TOTALS_CHECK,
+        ),
+    ]
     for instrument in c.INSTRUMENTS:
         codes = [i.code for i in c.ITEMS if i.instrument == instrument]
         rules.append(
