@@ -174,7 +174,7 @@ def record_outcomes(
     received_at: datetime,
     loaded_at: datetime | None,
 ) -> None:
-    con.execute("DELETE FROM load_ledger WHERE drop_id = ?", [drop_id])
+    # Every attempt keeps its rows: a held or rejected drop sent again adds a new receipt.
     for o in outcomes:
         con.execute(
             "INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

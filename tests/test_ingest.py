@@ -80,9 +80,12 @@ def test_full_snapshot_retires_missing_records_and_holds_a_large_retirement(home
     assert "retire 3 of site s1's 8 current patients" in result.message
     assert store_rows(home, "SELECT DISTINCT status FROM load_ledger WHERE drop_id = 'd3'") == [("held",)]
     assert store_rows(home, "SELECT count(*) FROM patients_history WHERE valid_to IS NULL") == [(8,)]
-    # Confirmed, it loads.
+    # Confirmed, it loads; the ledger keeps the held attempt beside the loaded one.
     assert ingest_landing(home, confirm_retire=True).drops[-1].status == "loaded"
     assert store_rows(home, "SELECT count(*) FROM patients_history WHERE valid_to IS NULL") == [(5,)]
+    attempts = store_rows(home, "SELECT status, count(*) FROM load_ledger WHERE drop_id = 'd3' GROUP BY ALL ORDER BY 1")
+    # (Its empty treatments and assessments files have the checksums of d2's: duplicates.)
+    assert attempts == [("duplicate", 2), ("held", 3), ("loaded", 1)]
 
 
 def test_a_rejected_drop_loads_nothing_and_says_where_never_what(home, write_drop, caplog) -> None:
