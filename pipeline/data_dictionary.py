@@ -77,7 +77,7 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 )
 
 
-def _python(sql: str) -> str:
+def python_snippet(sql: str) -> str:
     return (
         "import duckdb\n\n"
         'con = duckdb.connect("warehouse/outcomes.duckdb", read_only=True)\n'
@@ -86,7 +86,7 @@ def _python(sql: str) -> str:
     )
 
 
-def _r(sql: str) -> str:
+def r_snippet(sql: str) -> str:
     return (
         "library(duckdb)\n\n"
         'con <- dbConnect(duckdb(), "warehouse/outcomes.duckdb", read_only = TRUE)\n'
@@ -138,13 +138,13 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
             "Python:",
             "",
             "```python",
-            _python(sql),
+            python_snippet(sql),
             "```",
             "",
             "R:",
             "",
             "```r",
-            _r(sql),
+            r_snippet(sql),
             "```",
             "",
         ]

@@ -262,3 +262,17 @@ def test_design_values_are_settings_and_each_build_records_them(tmp_path) -> Non
     assert recorded == ("365", "5")
     assert classifiable == [("P1",)]
     assert baselines == (0,)
+
+
+def test_python_examples_of_the_data_dictionary_run_as_written(warehouse) -> None:
+    """Each Python snippet of docs/warehouse.md, run from the data home in a separate interpreter."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pipeline.data_dictionary import EXAMPLES, python_snippet
+
+    path = Path(warehouse.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'outcomes'").fetchone()[0])
+    script = "\n\n".join(python_snippet(sql) + "\nassert frame is not None" for _, sql in EXAMPLES)
+    out = subprocess.run([sys.executable, "-c", script], cwd=path.parent.parent, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
