@@ -115,14 +115,17 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
         if identifier_like(column):
             findings.append(Finding(file, column, "identifier_column_name", []))
         cells = frame[column].dropna()
-        # Short plain numbers (most cells of an export) cannot carry any pattern: skip the regexes for them.
-        cells = cells[~cells.str.fullmatch(_PLAIN_NUMBER)]
-        if cells.empty:
+        # Screen each distinct value once (codes and ids repeat across millions of rows), and skip short
+        # plain numbers, which cannot carry any pattern.
+        distinct = pd.Series(cells.unique(), dtype="str")
+        distinct = distinct[~distinct.str.fullmatch(_PLAIN_NUMBER)]
+        if distinct.empty:
             continue
         for rule, pattern in CELL_RULES.items():
-            hits = cells.map(lambda cell, p=pattern: p.search(cell) is not None).astype(bool)
-            if hits.any():
-                findings.append(Finding(file, column, rule, frame.loc[hits[hits].index, ROW_NUMBER].tolist()))
+            flagged = distinct[distinct.map(lambda cell, p=pattern: p.search(cell) is not None).astype(bool)]
+            if not flagged.empty:
+                rows = frame.loc[cells.index[cells.isin(flagged)], ROW_NUMBER].tolist()
+                findings.append(Finding(file, column, rule, rows))
     if "age_at_onset" in frame.columns:
         ages = pd.to_numeric(frame["age_at_onset"], errors="coerce")
         over = (ages > 89) & (ages != AGE_TOP_CODE)
