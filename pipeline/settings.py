@@ -121,7 +121,7 @@ class ModelSettings:
     """Model settings; recorded in ``model_runs.settings``."""
 
     min_group_size: int = 11  # no model for a group smaller than this (small-cell rule)
-    weight_truncation: float = 10.0
+    weight_truncation: float = 10.0  # iptw: stabilized weights above this are set to it
     covariates: tuple[str, ...] = (
         "age_at_onset",
         "sex",
@@ -131,9 +131,43 @@ class ModelSettings:
         "site_id",
     )
     min_sites_for_cluster: int = 10  # cluster-robust errors by site only with enough sites
+    # iptw diagnostics' pass marks.
+    max_smd: float = 0.1  # every |SMD| after weighting below this
+    equipoise_bounds: tuple[float, float] = (0.3, 0.7)  # preference score range counted as equipoise
+    min_equipoise_share: float = 0.2  # share of patients in equipoise above this
+    # mixed: with a random slope on time where it converges (else a random intercept only).
+    mixed_random_slope: bool = False  # off by default: about 5 times the cost of the intercept-only fit
+    mixed_maxiter: int = 200
+    # mice: imputed data sets (independent chains), chained-equation cycles per chain (R mice's maxit),
+    # and the seed (reproducible).
+    mice_imputations: int = 20
+    mice_iterations: int = 10
+    mice_seed: int = 20261125
+    power: float = 0.8  # for the minimum detectable difference
+    # Every method by default; a data home may ask for fewer (a quick look at a new site's data).
+    methods: tuple[str, ...] = ("unadjusted", "ancova", "iptw", "mixed", "mice")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    @classmethod
+    def for_home(cls, home: DataHome) -> ModelSettings:
+        """The defaults, overridden by ``models.json`` in the data home where it exists."""
+        path = home.root / "models.json"
+        if not path.exists():
+            return cls()
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+            values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+            settings = cls(**values)
+        except (ValueError, TypeError) as error:
+            raise PipelineError(
+                f"{path} is not a valid model settings file ({error}); its keys are those of model_runs.settings."
+            ) from None
+        unknown = sorted(set(settings.methods) - set(cls.methods))
+        if unknown or not settings.methods:
+            raise PipelineError(f"{path}: methods must be some of {', '.join(cls.methods)}; got {unknown or 'none'}.")
+        return settings
 
 
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).

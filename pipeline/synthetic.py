@@ -49,6 +49,9 @@ class SyntheticParameters:
     items_and_totals_share: float = 0.15  # of item-level ones, the share that also carry recorded totals
     prior_treatment_share: float = 0.1  # share with a treatment before the index visit
     late_modality_share: float = 0.08  # share given a further modality after the exposure window
+    # Missing at random given baseline: the log-odds of missing the 12-month visit rise by this much
+    # per SD of worse observed baseline (0: no such dropout).
+    dropout_by_severity: float = 0.0
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -238,6 +241,90 @@ def _function_at(visits: pd.DataFrame, cohort: pd.DataFrame) -> np.ndarray:
     return np.clip((composite + 15) / 115, 0.02, 0.98)
 
 
+def _followup_items(
+    rng: np.random.Generator, followup: pd.DataFrame, cohort: pd.DataFrame, params: SyntheticParameters
+) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+    """Follow-up items, and the true 12-month effect on the measured Sunnybrook composite.
+
+    The effect is set on the latent scale; floors and ceilings of the items shrink it on the
+    measured one. So every follow-up visit is scored twice with the same noise, as if combined and
+    as if single, and the truth is the mean difference of the composites at 12-month visits. The
+    observed items are those of the treatment the patient had (the random stream is as one scoring)."""
+    state = rng.bit_generator.state
+    worlds = []
+    for combined in (True, False):
+        rng.bit_generator.state = state
+        shift = params.combined_effect * (float(combined) - cohort["combined"].to_numpy(dtype=float))
+        worlds.append(
+            _instrument_items(rng, _function_at(followup, cohort.assign(change_12m=cohort["change_12m"] + shift)))
+        )
+    had = followup[["patient_id"]].merge(cohort[["patient_id", "combined"]], on="patient_id", how="left")["combined"]
+    had = had.fillna(False).to_numpy(dtype=bool)
+    items = {
+        instrument: {code: np.where(had, worlds[0][instrument][code], worlds[1][instrument][code]) for code in codes}
+        for instrument, codes in worlds[0].items()
+    }
+    at_12m = ((followup["from_t0"] >= 300) & (followup["from_t0"] <= 430)).to_numpy()
+    composites = [_totals("sunnybrook", world["sunnybrook"], rng)["composite"] for world in worlds]
+    truth = float(np.mean(composites[0][at_12m] - composites[1][at_12m])) if at_12m.any() else float("nan")
+    return items, truth
+
+
+def _drop_out(
+    rng: np.random.Generator, followup: pd.DataFrame, observed_baseline: pd.Series, params: SyntheticParameters
+) -> pd.DataFrame:
+    """Missing at random given baseline: a worse observed baseline makes a missed 12-month visit likelier."""
+    if params.dropout_by_severity == 0:
+        return followup  # draws nothing, so data sets without dropout are unchanged
+    severity_seen = (55 - observed_baseline.groupby(level=0).first()) / 15
+    logit = -1.5 + params.dropout_by_severity * severity_seen.reindex(followup["patient_id"]).fillna(0).to_numpy()
+    missed = (followup["from_t0"].to_numpy() >= 300) & (rng.random(len(followup)) < 1 / (1 + np.exp(-logit)))
+    return followup[~missed].reset_index(drop=True)
+
+
+def analysis_tables(
+    patients: int, seed: int, site: str = "site01", params: SyntheticParameters | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """The same cohort, treatment choice and Sunnybrook scores as ``generate_drop``, as the two frames
+    the models read (patients with their combination; composite scores at baseline, 3, 6 and 12
+    months) and the true 12-month effect on the measured composite, without the export, load and
+    warehouse around them: for checking the models against the truth over many seeds quickly.
+    Visits fall on the timepoints' targets."""
+    params = params or SyntheticParameters()
+    rng = np.random.default_rng(seed)
+    patient_frame = _patients(rng, patients, site, 2026)
+    cohort = _cohort(rng, patient_frame, params)
+    keep = rng.random((len(cohort), 3)) < 0.92
+    frames = [pd.DataFrame({"patient_id": cohort["patient_id"], "from_t0": 0})]
+    for column, target in enumerate((90, 180, 365)):
+        frames.append(pd.DataFrame({"patient_id": cohort["patient_id"][keep[:, column]], "from_t0": target}))
+    visits = pd.concat(frames, ignore_index=True).merge(cohort[["patient_id", "followup_end"]], on="patient_id")
+    visits = visits[visits["from_t0"] <= visits["followup_end"]].reset_index(drop=True)
+    baseline_visits = visits[visits["from_t0"] == 0].reset_index(drop=True)
+    followup_visits = visits[visits["from_t0"] > 0].reset_index(drop=True)
+    baseline_items = _instrument_items(rng, _function_at(baseline_visits, cohort.assign(change_12m=0.0)))
+    observed = pd.Series(
+        _totals("sunnybrook", baseline_items["sunnybrook"], rng)["composite"], index=baseline_visits["patient_id"]
+    )
+    cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
+    followup_visits = _drop_out(rng, followup_visits, observed, params)
+    items, truth = _followup_items(rng, followup_visits, cohort, params)
+    followup = _totals("sunnybrook", items["sunnybrook"], rng)
+    timepoint = {0: "baseline", 90: "3m", 180: "6m", 365: "12m"}
+    scores = pd.concat(
+        [
+            baseline_visits.assign(value=observed.to_numpy()),
+            followup_visits.assign(value=followup["composite"]),
+        ],
+        ignore_index=True,
+    ).assign(site_id=site, outcome="sunnybrook_composite")
+    scores["timepoint"] = scores["from_t0"].map(timepoint)
+    patient_frame = patient_frame.merge(cohort[["patient_id", "combination", "prior", "followup_end"]], on="patient_id")
+    patient_frame["prior_treatment"] = patient_frame.pop("prior")
+    patient_frame["classifiable"] = patient_frame.pop("followup_end") >= 180
+    return patient_frame, scores[["site_id", "patient_id", "outcome", "timepoint", "value"]], truth
+
+
 def _noisy(rng: np.random.Generator, centre: np.ndarray, sd: float, low: float, high: float) -> np.ndarray:
     return np.clip(np.round(centre + rng.normal(0, sd, len(centre))), low, high)
 
@@ -376,7 +463,8 @@ def generate_drop(
         _totals("sunnybrook", baseline_items["sunnybrook"], rng)["composite"], index=baseline_visits["patient_id"]
     )
     cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
-    followup_items = _instrument_items(rng, _function_at(followup_visits, cohort))
+    followup_visits = _drop_out(rng, followup_visits, observed, params)
+    followup_items, truth = _followup_items(rng, followup_visits, cohort, params)
     treatments = _treatments(rng, cohort, site)
     all_visits = pd.concat([baseline_visits, followup_visits], ignore_index=True)
     assessments = _assessments(rng, all_visits, _concat_items(baseline_items, followup_items), params, site)
@@ -394,7 +482,13 @@ def generate_drop(
         "site_id": site,
         "exported_on": f"{exported_year}-11-20",
         "snapshot": snapshot,
-        "generator": {"seed": seed, "patients": patients, "params": asdict(params)},
+        "generator": {
+            "seed": seed,
+            "patients": patients,
+            "params": asdict(params),
+            # What the models should recover: combined_effect as the measured composite shows it.
+            "true_effect_12m_sunnybrook_composite": round(truth, 3),
+        },
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return {name: len(frame) for name, frame in tables.items()}

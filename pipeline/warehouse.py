@@ -35,6 +35,7 @@ PUBLISHED_TABLES = (
     "model_runs",
     "model_estimates",
     "covariate_balance",
+    "propensity_diagnostics",
     "build_info",
 )
 

@@ -55,11 +55,20 @@ def load_changes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Follow-up rows with both a value and a baseline value (so a change from baseline)."""
     placeholders = ", ".join("?" for _ in FOLLOWUP_TIMEPOINTS)
     return con.execute(
-        'SELECT site_id, patient_id, outcome, timepoint, baseline_value, "value" - baseline_value AS change '
+        "SELECT site_id, patient_id, outcome, timepoint, days_from_t0, baseline_value, "
+        '"value" - baseline_value AS change '
         "FROM followup_scores "
         f'WHERE timepoint IN ({placeholders}) AND "value" IS NOT NULL AND baseline_value IS NOT NULL '
         "ORDER BY site_id, patient_id, outcome, timepoint",
         list(FOLLOWUP_TIMEPOINTS),
+    ).df()
+
+
+def load_baselines(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every baseline value, follow-up or not: the population that multiple imputation completes."""
+    return con.execute(
+        'SELECT site_id, patient_id, outcome, "value" AS baseline_value FROM followup_scores '
+        "WHERE timepoint = 'baseline' AND \"value\" IS NOT NULL ORDER BY site_id, patient_id, outcome"
     ).df()
 
 
@@ -123,7 +132,7 @@ def analysis_frames(
     """Per (outcome, timepoint): the patients of either group with a change, with ``treated`` 0/1."""
     grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
     merged = grouped.merge(
-        changes[["site_id", "patient_id", "outcome", "timepoint", "baseline_value", "change"]],
+        changes[["site_id", "patient_id", "outcome", "timepoint", "days_from_t0", "baseline_value", "change"]],
         on=["site_id", "patient_id"],
         how="inner",
         validate="one_to_many",
@@ -133,6 +142,26 @@ def analysis_frames(
     for key, frame in merged.groupby(["outcome", "timepoint"], sort=True):
         frames[(str(key[0]), str(key[1]))] = frame.sort_values(["site_id", "patient_id"]).reset_index(drop=True)
     return frames
+
+
+def wide_frame(
+    population: pd.DataFrame, baselines: pd.DataFrame, changes: pd.DataFrame, contrast: Contrast
+) -> dict[str, pd.DataFrame]:
+    """Per outcome: the patients of either group with a baseline value, one row each, with
+    ``change_3m``, ``change_6m`` and ``change_12m`` (missing where not observed)."""
+    grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
+    grouped["treated"] = grouped["treated"].astype(int)
+    by_timepoint = changes.pivot_table(
+        index=["site_id", "patient_id", "outcome"], columns="timepoint", values="change", aggfunc="first"
+    )
+    by_timepoint.columns = [f"change_{t}" for t in by_timepoint.columns]
+    merged = grouped.merge(baselines, on=["site_id", "patient_id"], how="inner", validate="one_to_many").merge(
+        by_timepoint.reset_index(), on=["site_id", "patient_id", "outcome"], how="left", validate="one_to_one"
+    )
+    return {
+        str(outcome): frame.sort_values(["site_id", "patient_id"]).reset_index(drop=True)
+        for outcome, frame in merged.groupby("outcome", sort=True)
+    }
 
 
 def _categorical(values: pd.Series, min_level_size: int) -> tuple[pd.Series, list[str]]:

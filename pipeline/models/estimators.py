@@ -53,9 +53,10 @@ def unadjusted(frame: pd.DataFrame) -> Estimate:
     return result if result.ok else failed("fit failed: non-finite result")
 
 
-def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
-    """OLS of change on group, baseline value and covariates; HC3 robust errors, or cluster-robust by
-    site when the frame has at least ``settings.min_sites_for_cluster`` sites. t-based inference."""
+def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.DataFrame | None, list[str]]:
+    """The ANCOVA design (const, treated, baseline_value, covariates) on complete cases with full
+    column rank, and notes on what was pooled, dropped or left out; ``None`` (with the reason as the
+    last note) where no comparison can be made."""
     notes: list[str] = []
     covariates, covariate_notes = covariate_matrix(frame, settings.covariates, settings.min_group_size)
     notes.extend(covariate_notes)
@@ -73,7 +74,9 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
         ],
         axis=1,
     )
-    complete = design.notna().all(axis=1) & frame["change"].notna()
+    complete = design.notna().all(axis=1)
+    if "change" in frame:
+        complete &= frame["change"].notna()
     if not complete.all():
         left_out = int((~complete).sum())  # a small count is never written out (small-cell rule)
         shown = left_out if left_out >= settings.min_group_size else f"fewer than {settings.min_group_size}"
@@ -81,49 +84,66 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
         design = design[complete]
     n_treated = int(design["treated"].sum())
     if n_treated < settings.min_group_size or len(design) - n_treated < settings.min_group_size:
-        return failed(
-            "; ".join(
-                [
-                    *notes,
-                    f"not estimated: fewer than {settings.min_group_size} patients in a group with every covariate",
-                ]
-            )
-        )
+        notes.append(f"not estimated: fewer than {settings.min_group_size} patients in a group with every covariate")
+        return None, notes
     kept, dropped = full_rank_columns(design, keep=2)
     if len(kept) < 2:
-        return failed("; ".join([*notes, "fit failed: everyone is in one group"]))
+        return None, [*notes, "fit failed: everyone is in one group"]
     if dropped:
         notes.append("collinear term(s) dropped: " + ", ".join(dropped))
     design = design[kept]
     if len(design) - design.shape[1] < 2:
-        return failed("; ".join([*notes, "fit failed: too few patients for the number of covariates"]))
-    y = frame.loc[design.index, "change"].astype(float)
-    sites = frame.loc[design.index, "site_id"].astype(str)
+        return None, [*notes, "fit failed: too few patients for the number of covariates"]
+    return design, notes
+
+
+def robust_fit(
+    model: sm.regression.linear_model.RegressionModel, sites: pd.Series, settings: ModelSettings, notes: list[str]
+) -> sm.regression.linear_model.RegressionResults:
+    """HC3 robust errors, or cluster-robust by site with at least ``min_sites_for_cluster`` sites."""
     n_sites = sites.nunique()
-    try:
-        model = sm.OLS(y.to_numpy(), design.to_numpy(dtype=float))
-        if n_sites >= settings.min_sites_for_cluster:
-            groups = pd.factorize(sites, sort=True)[0]
-            fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
-            notes.append(f"cluster-robust errors by site ({n_sites} sites)")
-        else:
-            fit = model.fit(cov_type="HC3", use_t=True)
-            notes.append("HC3 robust errors")
-    except (np.linalg.LinAlgError, ValueError) as error:
-        return failed("; ".join([*notes, f"fit failed: {error}"]))
-    ci = fit.conf_int(alpha=ALPHA)
+    if n_sites >= settings.min_sites_for_cluster:
+        groups = pd.factorize(sites, sort=True)[0]
+        notes.append(f"cluster-robust errors by site ({n_sites} sites)")
+        return model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    notes.append("HC3 robust errors")
+    return model.fit(cov_type="HC3", use_t=True)
+
+
+def coefficient(fit: sm.regression.linear_model.RegressionResults, index: int, notes: list[str]) -> Estimate:
+    """The estimate of one coefficient of a fitted regression, with its t-based 95% CI."""
+    ci = np.asarray(fit.conf_int(alpha=ALPHA))
     result = Estimate(
-        float(fit.params[1]),
-        float(fit.bse[1]),
-        float(ci[1, 0]),
-        float(ci[1, 1]),
-        float(fit.pvalues[1]),
+        float(np.asarray(fit.params)[index]),
+        float(np.asarray(fit.bse)[index]),
+        float(ci[index, 0]),
+        float(ci[index, 1]),
+        float(np.asarray(fit.pvalues)[index]),
         True,
         "; ".join(notes),
     )
     if not result.ok:
         return failed("; ".join([*notes, "fit failed: non-finite standard error (a patient with leverage 1?)"]))
     return result
+
+
+def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
+    """OLS of change on group, baseline value and covariates; HC3 robust errors, or cluster-robust by
+    site when the frame has at least ``settings.min_sites_for_cluster`` sites. t-based inference."""
+    design, notes = adjustment_design(frame, settings)
+    if design is None:
+        return failed("; ".join(notes))
+    y = frame.loc[design.index, "change"].astype(float)
+    try:
+        fit = robust_fit(
+            sm.OLS(y.to_numpy(), design.to_numpy(dtype=float)),
+            frame.loc[design.index, "site_id"].astype(str),
+            settings,
+            notes,
+        )
+    except (np.linalg.LinAlgError, ValueError) as error:
+        return failed("; ".join([*notes, f"fit failed: {error}"]))
+    return coefficient(fit, 1, notes)
 
 
 def holm(p_values: pd.Series) -> pd.Series:

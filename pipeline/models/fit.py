@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from typing import TypeVar
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline.contract import OUTCOMES
@@ -27,13 +30,20 @@ from pipeline.models.design_matrix import (
     Contrast,
     analysis_frames,
     define_contrasts,
+    load_baselines,
     load_changes,
     load_population,
+    wide_frame,
 )
 from pipeline.models.estimators import Estimate, ancova, failed, holm, unadjusted
+from pipeline.models.imputation import mice
+from pipeline.models.mixed import mixed
+from pipeline.models.propensity import PropensityResult, iptw
+from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
-METHODS = ("unadjusted", "ancova")
+T = TypeVar("T")
+METHODS = ("unadjusted", "ancova", "iptw", "mixed", "mice")
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb")
 
 ESTIMATE_COLUMNS = (
@@ -53,9 +63,27 @@ ESTIMATE_COLUMNS = (
     "higher_is_better",
     "diagnostics_ok",
     "note",
+    "e_value",
+    "e_value_ci",
+    "mdd",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
-BALANCE_COLUMNS = ("run_id", "contrast", "outcome", "covariate", "smd_unweighted", "smd_weighted")
+BALANCE_COLUMNS = ("run_id", "contrast", "outcome", "timepoint", "covariate", "smd_unweighted", "smd_weighted")
+DIAGNOSTICS_COLUMNS = (
+    "run_id",
+    "contrast",
+    "outcome",
+    "timepoint",
+    "covariates",
+    "auc",
+    "equipoise_share",
+    "ess_treated",
+    "ess_control",
+    "max_abs_smd_weighted",
+    "n_truncated",
+    "diagnostics_ok",
+    "note",
+)
 
 
 @dataclass
@@ -63,6 +91,7 @@ class ModelResults:
     model_runs: pd.DataFrame
     model_estimates: pd.DataFrame
     covariate_balance: pd.DataFrame
+    propensity_diagnostics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
 
 
@@ -108,46 +137,166 @@ def _small_group_note(contrast: Contrast, n_treated: int, n_control: int, minimu
     return f"not estimated: fewer than {minimum} patients in the {' and the '.join(groups)} group"
 
 
-def _fit_cell(frame: pd.DataFrame, method: str, settings: ModelSettings) -> Estimate:
+def _guarded(method: str, fit: Callable[[], T], fallback: Callable[[str], T]) -> T:
     try:
-        return unadjusted(frame) if method == "unadjusted" else ancova(frame, settings)
+        return fit()
     except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
-        return failed(f"fit failed: {type(error).__name__}: {error}")
+        return fallback(f"fit failed ({method}): {type(error).__name__}: {error}")
+
+
+def _pooled_sd(frame: pd.DataFrame) -> float:
+    """Pooled within-group SD of change: the scale of the E-value's standardized difference."""
+    groups = [frame.loc[frame["treated"] == g, "change"].astype(float) for g in (1, 0)]
+    dof = sum(len(g) - 1 for g in groups)
+    if dof <= 0:
+        return float("nan")
+    return float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
+
+
+@dataclass
+class _Cell:
+    """One contrast, outcome and timepoint: its observed patients and every method's result."""
+
+    contrast: Contrast
+    outcome: str
+    timepoint: str
+    frame: pd.DataFrame
+    small_note: str | None
+    results: dict[str, tuple[Estimate, int, int]] = field(default_factory=dict)
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        n_treated = int((self.frame["treated"] == 1).sum())
+        return n_treated, len(self.frame) - n_treated
+
+
+def _group_counts(frame: pd.DataFrame) -> tuple[int, int]:
+    patients = frame.drop_duplicates(["site_id", "patient_id"])
+    n_treated = int((patients["treated"] == 1).sum())
+    return n_treated, len(patients) - n_treated
+
+
+def _fit_cross_sectional(
+    cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
+) -> None:
+    """unadjusted, ancova and iptw on the patients observed at the cell's timepoint."""
+    counts, frame = cell.counts, cell.frame
+    if "unadjusted" in settings.methods:
+        cell.results["unadjusted"] = (_guarded("unadjusted", lambda: unadjusted(frame), failed), *counts)
+    if "ancova" in settings.methods:
+        cell.results["ancova"] = (_guarded("ancova", lambda: ancova(frame, settings), failed), *counts)
+    if "iptw" not in settings.methods:
+        return
+    weighted = _guarded("iptw", lambda: iptw(frame, settings), lambda note: PropensityResult(failed(note)))
+    cell.results["iptw"] = (weighted.estimate, *counts)
+    if weighted.covariates and np.isfinite(weighted.auc):
+        key = {"contrast": cell.contrast.name, "outcome": cell.outcome, "timepoint": cell.timepoint}
+        diagnostics.append(
+            {
+                **key,
+                "covariates": json.dumps(weighted.covariates),
+                "auc": weighted.auc,
+                "equipoise_share": weighted.equipoise_share,
+                "ess_treated": weighted.ess_treated,
+                "ess_control": weighted.ess_control,
+                "max_abs_smd_weighted": weighted.max_abs_smd_weighted,
+                "n_truncated": weighted.n_truncated,
+                "diagnostics_ok": weighted.estimate.diagnostics_ok,
+                "note": weighted.estimate.note,
+            }
+        )
+        balance.append(weighted.balance.assign(**key))
+
+
+def _fit_longitudinal(cells: list[_Cell], wide: pd.DataFrame | None, settings: ModelSettings) -> None:
+    """mixed (every follow-up row) and mice (every patient with a baseline), once per contrast and
+    outcome; each gives an estimate for every timepoint."""
+    by_timepoint = {cell.timepoint: cell for cell in cells}
+
+    def spread(method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int]) -> None:
+        results = _guarded(method, fit, lambda note: {t: failed(note) for t in by_timepoint})
+        for timepoint, cell in by_timepoint.items():
+            cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
+
+    if "mixed" in settings.methods:
+        long = pd.concat([cell.frame for cell in cells], ignore_index=True)
+        spread("mixed", lambda: mixed(long, settings), _group_counts(long))
+    if "mice" in settings.methods and wide is not None:
+        key = f"{cells[0].contrast.name}/{cells[0].outcome}"
+        spread("mice", lambda: mice(wide, settings, key), _group_counts(wide))
+
+
+def _fit_outcome(
+    contrast: Contrast,
+    outcome: str,
+    frames: dict[tuple[str, str], pd.DataFrame],
+    wide: pd.DataFrame | None,
+    settings: ModelSettings,
+    warnings: list[str],
+    diagnostics: list[dict[str, object]],
+    balance: list[pd.DataFrame],
+) -> list[_Cell]:
+    cells = []
+    for timepoint in FOLLOWUP_TIMEPOINTS:
+        frame = frames.get((outcome, timepoint))
+        if frame is None:
+            continue
+        n_treated = int((frame["treated"] == 1).sum())
+        n_control = len(frame) - n_treated
+        small = None
+        if min(n_treated, n_control) < settings.min_group_size:
+            small = _small_group_note(contrast, n_treated, n_control, settings.min_group_size)
+            warnings.append(f"{contrast.name}, {outcome} at {timepoint}: {small}.")
+        cells.append(_Cell(contrast, outcome, timepoint, frame, small))
+    fitted = [cell for cell in cells if cell.small_note is None]
+    for cell in fitted:
+        _fit_cross_sectional(cell, settings, diagnostics, balance)
+    if fitted:
+        _fit_longitudinal(fitted, wide, settings)
+    for cell in cells:
+        for method in settings.methods:
+            if method in cell.results:
+                result = cell.results[method][0]
+                if not result.diagnostics_ok:
+                    warnings.append(f"{contrast.name}, {outcome} at {cell.timepoint}, {method}: {result.note}.")
+            else:
+                cell.results[method] = (failed(cell.small_note or "not estimated"), *cell.counts)
+    return cells
 
 
 def _estimate_rows(
     population: pd.DataFrame,
+    baselines: pd.DataFrame,
     changes: pd.DataFrame,
     contrasts: list[Contrast],
     settings: ModelSettings,
     warnings: list[str],
+    diagnostics: list[dict[str, object]],
+    balance: list[pd.DataFrame],
 ) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     missing: dict[str, list[str]] = {}
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
+        wides = wide_frame(population, baselines, changes, contrast)
         for outcome, higher_is_better in OUTCOMES.items():
-            for timepoint in FOLLOWUP_TIMEPOINTS:
-                frame = frames.get((outcome, timepoint))
-                if frame is None:
-                    if contrast is contrasts[0]:
+            if contrast is contrasts[0]:
+                for timepoint in FOLLOWUP_TIMEPOINTS:
+                    if (outcome, timepoint) not in frames:
                         missing.setdefault(outcome, []).append(timepoint)
-                    continue
-                n_treated = int((frame["treated"] == 1).sum())
-                n_control = len(frame) - n_treated
-                small = min(n_treated, n_control) < settings.min_group_size
-                if small:
-                    note = _small_group_note(contrast, n_treated, n_control, settings.min_group_size)
-                    warnings.append(f"{contrast.name}, {outcome} at {timepoint}: {note}.")
-                for method in METHODS:
-                    result = failed(note) if small else _fit_cell(frame, method, settings)
-                    if not small and not result.diagnostics_ok:
-                        warnings.append(f"{contrast.name}, {outcome} at {timepoint}, {method}: {result.note}.")
+            cells = _fit_outcome(
+                contrast, outcome, frames, wides.get(outcome), settings, warnings, diagnostics, balance
+            )
+            for cell in cells:
+                sd = _pooled_sd(cell.frame)
+                for method in settings.methods:
+                    result, n_treated, n_control = cell.results[method]
+                    e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
                     rows.append(
                         {
                             "method": method,
                             "outcome": outcome,
-                            "timepoint": timepoint,
+                            "timepoint": cell.timepoint,
                             "contrast": contrast.name,
                             "estimate": result.estimate,
                             "std_error": result.std_error,
@@ -159,6 +308,9 @@ def _estimate_rows(
                             "higher_is_better": higher_is_better,
                             "diagnostics_ok": result.diagnostics_ok,
                             "note": result.note,
+                            "e_value": e_value,
+                            "e_value_ci": e_value_ci,
+                            "mdd": minimum_detectable_difference(result.std_error, settings.power),
                         }
                     )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(FOLLOWUP_TIMEPOINTS)]
@@ -184,7 +336,17 @@ def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list
     }
     keys = pd.DataFrame({k: frame[k].map(v) for k, v in order.items()})
     frame = frame.iloc[keys.sort_values(list(order)).index].reset_index(drop=True)
-    for column in ("estimate", "std_error", "ci_low", "ci_high", "p_value", "p_adjusted"):
+    for column in (
+        "estimate",
+        "std_error",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "p_adjusted",
+        "e_value",
+        "e_value_ci",
+        "mdd",
+    ):
         frame[column] = frame[column].astype(float)
     for column in ("n_treated", "n_control"):
         frame[column] = frame[column].astype("int64")
@@ -194,21 +356,44 @@ def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list
     return frame[list(ESTIMATE_COLUMNS)]
 
 
+def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
+    frame = frame.assign(run_id=run_id).reindex(columns=list(columns))
+    for column in frame.columns:
+        if column in ("diagnostics_ok",):
+            frame[column] = frame[column].astype(bool)
+        elif column == "n_truncated":
+            frame[column] = frame[column].astype("int64")
+        elif column in (
+            "auc",
+            "equipoise_share",
+            "ess_treated",
+            "ess_control",
+            "max_abs_smd_weighted",
+        ) or column.startswith("smd"):
+            frame[column] = frame[column].astype(float)
+        else:
+            frame[column] = frame[column].astype("str")
+    return frame
+
+
 def fit_models(
     con: duckdb.DuckDBPyConnection,
     settings: ModelSettings = ModelSettings(),  # noqa: B008
     data_snapshot: str = "",
     code_version: str = "",
 ) -> ModelResults:
-    """Fit ``unadjusted`` and ``ancova`` for every contrast, outcome and follow-up timepoint."""
+    """Fit every method for every contrast, outcome and follow-up timepoint."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
     population = load_population(con, settings.covariates)
     changes = load_changes(con)
+    baselines = load_baselines(con)
     run_id = make_run_id(data_snapshot, settings, code_version, _inputs_digest(population, changes))
     contrasts, contrast_warnings = define_contrasts(population, settings.min_group_size)
     warnings.extend(contrast_warnings)
-    rows = _estimate_rows(population, changes, contrasts, settings, warnings)
+    diagnostics: list[dict[str, object]] = []
+    balance: list[pd.DataFrame] = []
+    rows = _estimate_rows(population, baselines, changes, contrasts, settings, warnings, diagnostics, balance)
     estimates = _estimates_frame(rows, run_id, contrasts)
     runs = pd.DataFrame(
         [
@@ -223,14 +408,12 @@ def fit_models(
         ],
         columns=list(RUN_COLUMNS),
     )
-    balance = pd.DataFrame(
-        {
-            "run_id": pd.Series(dtype="str"),
-            "contrast": pd.Series(dtype="str"),
-            "outcome": pd.Series(dtype="str"),
-            "covariate": pd.Series(dtype="str"),
-            "smd_unweighted": pd.Series(dtype=float),
-            "smd_weighted": pd.Series(dtype=float),
-        }
+    balance_frame = pd.concat(balance, ignore_index=True) if balance else pd.DataFrame(columns=list(BALANCE_COLUMNS))
+    diagnostics_frame = pd.DataFrame(diagnostics, columns=[c for c in DIAGNOSTICS_COLUMNS if c != "run_id"])
+    return ModelResults(
+        runs,
+        estimates,
+        _typed(balance_frame, BALANCE_COLUMNS, run_id),
+        _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
+        warnings,
     )
-    return ModelResults(runs, estimates, balance, warnings)

@@ -1,6 +1,9 @@
 -- Every comparative estimate of every model run.
 CREATE TABLE model_estimates AS
-SELECT * FROM store.model_estimates
+SELECT
+    run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value, p_adjusted,
+    n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd
+FROM store.model_estimates
 ORDER BY run_id, method, contrast, outcome, timepoint;
 
 COMMENT ON TABLE model_estimates IS 'One row per comparative estimate: first group minus second, in the outcome''s own units.';
@@ -15,8 +18,11 @@ COMMENT ON COLUMN model_estimates.ci_low IS 'Lower bound of the 95% confidence i
 COMMENT ON COLUMN model_estimates.ci_high IS 'Upper bound of the 95% confidence interval.';
 COMMENT ON COLUMN model_estimates.p_value IS 'Raw p-value.';
 COMMENT ON COLUMN model_estimates.p_adjusted IS 'Holm-adjusted p-value across the outcomes of one method, contrast and timepoint.';
-COMMENT ON COLUMN model_estimates.n_treated IS 'Patients in the first group.';
-COMMENT ON COLUMN model_estimates.n_control IS 'Patients in the second group.';
+COMMENT ON COLUMN model_estimates.n_treated IS 'Patients in the first group (mixed: with any follow-up; mice: with a baseline value).';
+COMMENT ON COLUMN model_estimates.n_control IS 'Patients in the second group (as n_treated).';
 COMMENT ON COLUMN model_estimates.higher_is_better IS 'The outcome''s direction.';
-COMMENT ON COLUMN model_estimates.diagnostics_ok IS 'Whether the run''s diagnostics passed.';
-COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed, or what else a reader must know.';
+COMMENT ON COLUMN model_estimates.diagnostics_ok IS 'Whether the diagnostics passed: iptw balance and overlap, mixed convergence; false with a reason in note, and for estimates not made.';
+COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate was made, and what else a reader must know (robust errors, pooled levels, imputed share).';
+COMMENT ON COLUMN model_estimates.e_value IS 'E-value (VanderWeele & Ding): the risk ratio an unmeasured confounder would need with both group and outcome to explain the estimate away (difference put on the RR scale as exp(0.91 x estimate / pooled SD of change)).';
+COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit nearer the null (1 when the CI contains 0).';
+COMMENT ON COLUMN model_estimates.mdd IS 'Minimum detectable difference at 80% power and 5% two-sided, from this estimate''s standard error: (z 0.975 + z 0.80) x SE, in the outcome''s units.';

@@ -66,10 +66,24 @@ CREATE TABLE IF NOT EXISTS model_runs (
 CREATE TABLE IF NOT EXISTS model_estimates (
     run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, contrast VARCHAR,
     estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, p_adjusted DOUBLE,
-    n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, diagnostics_ok BOOLEAN, note VARCHAR
+    n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, diagnostics_ok BOOLEAN, note VARCHAR,
+    e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE
 );
 
 CREATE TABLE IF NOT EXISTS covariate_balance (
-    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, covariate VARCHAR,
+    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, timepoint VARCHAR, covariate VARCHAR,
     smd_unweighted DOUBLE, smd_weighted DOUBLE
 );
+
+CREATE TABLE IF NOT EXISTS propensity_diagnostics (
+    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, timepoint VARCHAR, covariates JSON,
+    auc DOUBLE, equipoise_share DOUBLE, ess_treated DOUBLE, ess_control DOUBLE,
+    max_abs_smd_weighted DOUBLE, n_truncated BIGINT, diagnostics_ok BOOLEAN, note VARCHAR
+);
+
+-- Stores made before warehouse contract 1.1 gain its columns (new columns go last in the store;
+-- the marts select them in the published order).
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value DOUBLE;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value_ci DOUBLE;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS mdd DOUBLE;
+ALTER TABLE covariate_balance ADD COLUMN IF NOT EXISTS timepoint VARCHAR;

@@ -27,6 +27,8 @@ TABLES = {
     "followup_scores": "site_id VARCHAR, patient_id VARCHAR, outcome VARCHAR, timepoint VARCHAR, visit_day INTEGER, "
     "days_from_t0 INTEGER, value DOUBLE, baseline_value DOUBLE, change DOUBLE",
 }
+# The methods these tests are about; test_methods.py covers the other three.
+QUICK = ModelSettings(methods=("unadjusted", "ancova"))
 TIMEPOINT_DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
 
 
@@ -117,7 +119,7 @@ def fit(patients: pd.DataFrame, scores: pd.DataFrame, settings: ModelSettings | 
     con = duckdb.connect()
     try:
         build_warehouse(con, patients, scores)
-        return fit_models(con, settings or ModelSettings(), data_snapshot="snap", code_version="test")
+        return fit_models(con, settings or QUICK, data_snapshot="snap", code_version="test")
     finally:
         con.close()
 
@@ -187,7 +189,7 @@ def test_covariates_single_levels_dropped_rare_levels_pooled() -> None:
 
 
 def test_cluster_robust_errors_with_enough_sites() -> None:
-    results = fit(*simulate(1, 6.0, n_sites=4), ModelSettings(min_sites_for_cluster=4))
+    results = fit(*simulate(1, 6.0, n_sites=4), ModelSettings(min_sites_for_cluster=4, methods=QUICK.methods))
     assert "cluster-robust errors by site (4 sites)" in row(results, "ancova").note
 
 
@@ -237,8 +239,8 @@ def test_a_small_group_gets_a_row_without_an_estimate_and_a_reason() -> None:
         }
     )
     followup = baseline.assign(timepoint="12m", value=baseline["value"] + rng.normal(5, 5, 38))
-    results = fit(patients, pd.concat([baseline, followup]))
-    for method in ("unadjusted", "ancova"):
+    results = fit(patients, pd.concat([baseline, followup]), ModelSettings())
+    for method in ModelSettings().methods:  # no method is fitted on a group of fewer than 11
         small = row(results, method)
         assert np.isnan(small.estimate) and np.isnan(small.ci_low) and np.isnan(small.p_adjusted)
         assert not small.diagnostics_ok
@@ -293,7 +295,7 @@ def test_fitting_twice_gives_identical_estimates_and_run_id() -> None:
     pd.testing.assert_frame_equal(first.model_estimates, second.model_estimates)
     assert first.model_runs["run_id"].iloc[0] == second.model_runs["run_id"].iloc[0]
     assert first.warnings == second.warnings
-    other = fit(patients, scores, ModelSettings(min_group_size=12))
+    other = fit(patients, scores, ModelSettings(min_group_size=12, methods=QUICK.methods))
     assert other.model_runs["run_id"].iloc[0] != first.model_runs["run_id"].iloc[0]
 
 
@@ -316,6 +318,7 @@ def test_model_runs_records_settings_and_package_versions() -> None:
         "run_id",
         "contrast",
         "outcome",
+        "timepoint",
         "covariate",
         "smd_unweighted",
         "smd_weighted",
@@ -333,7 +336,7 @@ def test_results_insert_into_the_contract_tables() -> None:
         "CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
-        "diagnostics_ok BOOLEAN, note VARCHAR)"
+        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE)"
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")

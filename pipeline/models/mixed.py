@@ -1,0 +1,131 @@
+"""The mixed model: every follow-up change of an outcome (3, 6 and 12 months) in one linear mixed
+model with timepoint, group by timepoint, baseline value and covariates as fixed effects and a
+random intercept per patient, with a random slope on time where that converges. The group
+difference at each timepoint is its group-by-timepoint coefficient (cell-means coding, so no
+linear combination is needed).
+
+statsmodels' MixedLM warns rather than fails when it does not converge: the warnings are caught,
+the fit falls back from slope to intercept, and a fit that still does not converge keeps its
+numbers with ``diagnostics_ok`` false and the reason in ``note``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from pipeline.models.design_matrix import covariate_matrix, full_rank_columns
+from pipeline.models.estimators import Estimate, failed
+from pipeline.settings import ModelSettings
+
+Z_975 = float(stats.norm.ppf(0.975))
+BOUNDARY = "The MLE may be on the boundary"
+
+
+def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) -> tuple[pd.DataFrame, list[str]]:
+    patients = long.drop_duplicates(["site_id", "patient_id"]).reset_index(drop=True)
+    covariates, notes = covariate_matrix(patients, settings.covariates, settings.min_group_size)
+    columns: dict[str, pd.Series] = {}
+    for timepoint in timepoints:
+        columns[f"at[{timepoint}]"] = (long["timepoint"] == timepoint).astype(float)
+    for timepoint in timepoints:
+        columns[f"treated_at[{timepoint}]"] = ((long["timepoint"] == timepoint) & (long["treated"] == 1)).astype(float)
+    for timepoint in timepoints:  # baseline by timepoint, as in an MMRM: its effect grows with time
+        columns[f"baseline_at[{timepoint}]"] = (
+            long["baseline_value"].astype(float).where(long["timepoint"] == timepoint, 0.0)
+        )
+    fixed = pd.DataFrame(columns, index=long.index)
+    # Patient-level covariates (levels pooled by patient counts), repeated on each of the patient's rows.
+    keyed = pd.concat([patients[["site_id", "patient_id"]], covariates], axis=1)
+    per_row = long[["site_id", "patient_id"]].merge(keyed, on=["site_id", "patient_id"], how="left")
+    per_row = per_row.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
+    return pd.concat([fixed, per_row], axis=1), notes
+
+
+def _fit(
+    y: np.ndarray, x: np.ndarray, groups: np.ndarray, exog_re: np.ndarray | None, maxiter: int, methods: list[str]
+) -> tuple[object | None, list[str]]:
+    """Fit by REML with the optimizers given in turn; return the fit (or None) and the problems seen."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = MixedLM(y, x, groups, exog_re=exog_re).fit(reml=True, maxiter=maxiter, method=methods)
+        except (np.linalg.LinAlgError, ValueError) as error:
+            return None, [f"{type(error).__name__}: {error}"]
+    messages = sorted({str(w.message).split(".")[0] for w in caught if issubclass(w.category, ConvergenceWarning)})
+    # A variance estimated at zero is a singular fit, not a failure (lme4 says the same): noted by the caller.
+    problems = [m for m in messages if not m.startswith(BOUNDARY)]
+    if len(problems) < len(messages):
+        fit.boundary = True  # type: ignore[attr-defined]
+    if not getattr(fit, "converged", False):
+        problems.append("the optimizer did not converge")
+    if not np.isfinite(np.asarray(fit.bse_fe)).all():
+        problems.append("non-finite standard errors")
+    return fit, problems
+
+
+def mixed(long: pd.DataFrame, settings: ModelSettings) -> dict[str, Estimate]:
+    """``long``: one row per patient and follow-up timepoint (``treated``, ``change``, ``baseline_value``,
+    ``days_from_t0``, covariates). Returns an estimate per timepoint present."""
+    timepoints = [t for t in ("3m", "6m", "12m") if (long["timepoint"] == t).any()]
+    design, notes = _design(long, timepoints, settings)
+    complete = design.notna().all(axis=1) & long["change"].notna()
+    if not complete.all():
+        notes.append("rows without a covariate value left out")
+        design = design[complete]
+    keep = 2 * len(timepoints)
+    kept, dropped = full_rank_columns(design, keep=keep)
+    if len(kept) < keep:
+        return {
+            t: failed("; ".join([*notes, "fit failed: a group has no follow-up at some timepoint"])) for t in timepoints
+        }
+    if dropped:
+        notes.append("collinear term(s) dropped: " + ", ".join(dropped))
+    design = design[kept]
+    rows = long.loc[design.index]
+    y = rows["change"].to_numpy(dtype=float)
+    groups = pd.factorize(rows["site_id"].astype(str) + "/" + rows["patient_id"].astype(str))[0]
+    x = design.to_numpy(dtype=float)
+    fit, problems = None, ["not fitted"]
+    if settings.mixed_random_slope:
+        time = np.column_stack([np.ones(len(rows)), rows["days_from_t0"].to_numpy(dtype=float) / 365.25])
+        # One optimizer for the slope: it is an option, not worth statsmodels' three retries.
+        fit, problems = _fit(y, x, groups, time, settings.mixed_maxiter, ["bfgs"])
+        if problems or getattr(fit, "boundary", False):
+            notes.append("random slope on time not supported (did not converge or zero variance); intercept only")
+            problems = ["slope dropped"]
+        else:
+            notes.append("random intercept and slope on time per patient")
+    if problems:
+        fit, problems = _fit(y, x, groups, None, settings.mixed_maxiter, ["bfgs", "lbfgs", "cg"])
+        if not problems:
+            notes.append("random intercept per patient")
+        if getattr(fit, "boundary", False):
+            notes.append("random-intercept variance estimated at zero (singular fit: no patient-level variation)")
+    if fit is None:
+        return {t: failed("; ".join([*notes, f"fit failed: {'; '.join(problems)}"])) for t in timepoints}
+    ok = not problems
+    if problems:
+        notes.append("did not converge (" + "; ".join(problems) + "): numbers shown for completeness only")
+    params, bse = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)
+    results = {}
+    for timepoint in timepoints:
+        index = kept.index(f"treated_at[{timepoint}]")
+        estimate, std_error = float(params[index]), float(bse[index])
+        z = estimate / std_error if std_error > 0 else float("nan")
+        p_value = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
+        results[timepoint] = Estimate(
+            estimate,
+            std_error,
+            estimate - Z_975 * std_error,
+            estimate + Z_975 * std_error,
+            p_value,
+            ok,
+            "; ".join(notes),
+        )
+    return results
