@@ -25,6 +25,20 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
         "ORDER BY outcome, method",
     ),
     (
+        "How much each 12-month estimate can bear: diagnostics, E-value, detectable difference",
+        "SELECT e.method, e.outcome, round(e.estimate, 2) AS estimate, e.diagnostics_ok,\n"
+        "       round(e.e_value, 2) AS e_value, round(e.e_value_ci, 2) AS e_value_ci, round(e.mdd, 2) AS mdd,\n"
+        "       round(d.auc, 2) AS propensity_auc, round(d.equipoise_share, 2) AS equipoise,\n"
+        "       round(d.max_abs_smd_weighted, 2) AS max_smd\n"
+        "FROM model_estimates AS e\n"
+        "LEFT JOIN propensity_diagnostics AS d\n"
+        "  ON e.method = 'iptw' AND d.run_id = e.run_id AND d.contrast = e.contrast\n"
+        "  AND d.outcome = e.outcome AND d.timepoint = e.timepoint\n"
+        "WHERE e.contrast = 'combined_vs_single' AND e.timepoint = '12m'\n"
+        "  AND e.run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1)\n"
+        "ORDER BY e.outcome, e.method",
+    ),
+    (
         "Who gets which combination",
         "SELECT combination, is_combined, count(*) AS patients,\n"
         "       count(*) FILTER (WHERE classifiable) AS classifiable\n"
