@@ -141,7 +141,7 @@ class ModelSettings:
     # mice: imputed data sets (independent chains), chained-equation cycles per chain (R mice's maxit),
     # and the seed (reproducible).
     mice_imputations: int = 20
-    mice_iterations: int = 10
+    mice_iterations: int = 5
     mice_seed: int = 20261125
     power: float = 0.8  # for the minimum detectable difference
     # Every method by default; a data home may ask for fewer (a quick look at a new site's data).

@@ -5,14 +5,19 @@ The known effect is the generator's parameter; the generator reports it on the m
 
 from __future__ import annotations
 
+import warnings
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.power import TTestIndPower
 
 from pipeline.models import ModelResults, fit_models
+from pipeline.models.imputation import rubin
 from pipeline.models.mixed import mixed
+from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import e_value_rr, e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.synthetic import SyntheticParameters, analysis_tables
@@ -234,3 +239,31 @@ def test_every_method_gives_the_same_numbers_twice() -> None:
     pd.testing.assert_frame_equal(first.model_estimates, second.model_estimates)
     pd.testing.assert_frame_equal(first.covariate_balance, second.covariate_balance)
     assert set(first.model_estimates["method"]) == set(settings.methods)
+
+
+@pytest.mark.parametrize("patient_sd", [2.0, 0.0])
+def test_the_random_intercept_fit_agrees_with_statsmodels_mixedlm(patient_sd: float) -> None:
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(1, 4, 400)
+    groups = np.repeat(np.arange(400), sizes)
+    x = np.column_stack([np.ones(len(groups)), rng.normal(size=(len(groups), 6))])
+    y = x @ rng.normal(size=7) + rng.normal(0, patient_sd, 400)[groups] + rng.normal(0, 3, len(groups))
+    ours = fit_random_intercept(y, x, groups)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # MixedLM's own boundary warning when patient_sd is 0
+        reference = MixedLM(y, x, groups).fit(reml=True)
+    assert ours.fe_params == pytest.approx(np.asarray(reference.fe_params), abs=1e-5)
+    # MixedLM takes its errors from the full Hessian (variance terms too): within 2% here.
+    assert ours.bse_fe == pytest.approx(np.asarray(reference.bse_fe), rel=0.02)
+    assert ours.sigma2 == pytest.approx(reference.scale, rel=1e-3)
+    assert ours.tau2 == pytest.approx(float(np.asarray(reference.cov_re)[0, 0]), abs=0.05)
+    assert ours.converged
+
+
+def test_rubins_rules_with_barnard_rubin_degrees_of_freedom() -> None:
+    pooled, std_error, df = rubin(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]), complete_df=100)
+    # U = 1, B = 1, T = U + (1 + 1/3) B = 7/3; lambda = 4/7; df_old = 2 / lambda^2 = 6.125;
+    # df_obs = 101/103 x 100 x (1 - lambda) = 42.03; df = 1 / (1/6.125 + 1/42.03) = 5.346
+    assert pooled == pytest.approx(2.0)
+    assert std_error == pytest.approx(np.sqrt(7 / 3))
+    assert df == pytest.approx(5.346, abs=1e-3)
