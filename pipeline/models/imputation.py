@@ -25,7 +25,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed, robust_fit
+from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed
 from pipeline.settings import ModelSettings
 
 TIMEPOINTS = ("3m", "6m", "12m")
@@ -54,7 +54,8 @@ def _norm_update(filled: np.ndarray, missing: np.ndarray, column: int, rng: np.r
     """One chained-equation step for one column: Bayesian linear regression imputation (R mice's
     ``norm``, van Buuren 2018 algorithm 3.1): draw sigma, then beta, then each value with its noise."""
     observed = ~missing[:, column]
-    x = np.column_stack([np.ones(len(filled)), np.delete(filled, column, axis=1)])
+    x = filled.copy()
+    x[:, column] = 1.0  # the column itself becomes the intercept: every other column predicts it
     y = filled[observed, column]
     x_obs = x[observed]
     xtx = x_obs.T @ x_obs
@@ -87,6 +88,41 @@ def chained_imputations(
     return completed
 
 
+class _GroupCoefficient:
+    """The group coefficient of an OLS of each completed outcome on the same design, with the
+    ANCOVA's robust variance (HC3, or cluster-robust by site with enough sites, as statsmodels
+    computes them): the design's projection and leverages are computed once for every imputation
+    and timepoint, rather than a statsmodels fit each (the tests check the two agree)."""
+
+    def __init__(self, x: np.ndarray, sites: pd.Series, settings: ModelSettings, index: int = 1) -> None:
+        self.x = x
+        self.projection = np.linalg.solve(x.T @ x, x.T)  # (X'X)^-1 X'
+        self.row = self.projection[index]
+        self.index = index
+        n_sites = sites.nunique()
+        self.clusters = pd.factorize(sites, sort=True)[0] if n_sites >= settings.min_sites_for_cluster else None
+        if self.clusters is None:
+            leverage = np.einsum("ij,ji->i", x, self.projection)
+            with np.errstate(divide="ignore"):
+                self.scale = 1 / (1 - leverage)
+            self.note = "HC3 robust errors"
+            self.df = float(x.shape[0] - x.shape[1])
+        else:
+            n, p = x.shape
+            self.correction = n_sites / (n_sites - 1) * (n - 1) / (n - p)
+            self.note = f"cluster-robust errors by site ({n_sites} sites)"
+            self.df = float(n_sites - 1)  # as statsmodels' cluster-robust t tests
+
+    def __call__(self, y: np.ndarray) -> tuple[float, float]:
+        residuals = y - self.x @ (self.projection @ y)
+        if self.clusters is None:
+            variance = float(((self.row * residuals * self.scale) ** 2).sum())
+        else:
+            sums = np.bincount(self.clusters, weights=self.row * residuals)
+            variance = float(self.correction * (sums**2).sum())
+        return float(self.row @ y), variance
+
+
 def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Estimate]:
     """``wide``: one row per patient with ``treated``, ``baseline_value``, covariates and ``change_<tp>``
     (missing where not observed). Returns an estimate per timepoint with any observed change."""
@@ -101,15 +137,12 @@ def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Est
     sites = wide.loc[design.index, "site_id"].astype(str)
     x = sm.add_constant(covariates.to_numpy(dtype=float), has_constant="add")
     draws: dict[str, list[tuple[float, float]]] = {t: [] for t in timepoints}
-    fit_notes: list[str] = []
+    coefficient = _GroupCoefficient(x, sites, settings)
     rng = np.random.default_rng(_seed(settings, key))
     for completed in chained_imputations(data, settings.mice_imputations, settings.mice_iterations, rng):
         for index, timepoint in enumerate(timepoints):
-            fit_notes = []
-            y = completed[:, covariates.shape[1] + index]
-            fit = robust_fit(sm.OLS(y, x), sites, settings, fit_notes)
-            draws[timepoint].append((float(fit.params[1]), float(fit.bse[1]) ** 2))
-    complete_df = float(len(data) - x.shape[1])
+            draws[timepoint].append(coefficient(completed[:, covariates.shape[1] + index]))
+    complete_df = coefficient.df
     results = {}
     for timepoint in timepoints:
         values = np.array(draws[timepoint])
@@ -120,7 +153,7 @@ def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Est
             f"{settings.mice_imputations} imputations by chained equations (Bayesian linear regression)",
             "pooled by Rubin's rules",
             f"{missing[timepoint]:.0%} of changes at {timepoint} imputed",
-            *fit_notes,
+            coefficient.note,
             *notes,
         ]
         results[timepoint] = Estimate(pooled, std_error, pooled - half, pooled + half, p_value, True, "; ".join(note))

@@ -21,7 +21,7 @@ from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import e_value_rr, e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.synthetic import SyntheticParameters, analysis_tables
-from tests.models.test_fit import build_warehouse, row
+from tests.models.test_fit import build_warehouse, row, simulate
 
 CROSS_SECTIONAL = ModelSettings(methods=("unadjusted", "ancova", "iptw"))
 
@@ -267,3 +267,17 @@ def test_rubins_rules_with_barnard_rubin_degrees_of_freedom() -> None:
     assert pooled == pytest.approx(2.0)
     assert std_error == pytest.approx(np.sqrt(7 / 3))
     assert df == pytest.approx(5.346, abs=1e-3)
+
+
+@pytest.mark.parametrize("sites", [1, 4])
+def test_mice_without_missing_follow_up_is_exactly_the_ancova(sites: int) -> None:
+    # Nothing to impute: every completed data set is the data, so the pooled result is the ANCOVA's,
+    # robust errors (HC3, or cluster-robust with enough sites) and all, computed by statsmodels there.
+    patients, scores = simulate(2, 6.0, n_sites=sites)
+    settings = ModelSettings(methods=("ancova", "mice"), mice_imputations=3, min_sites_for_cluster=4)
+    results = _fit(patients, scores, settings)
+    ancova, imputed = row(results, "ancova"), row(results, "mice")
+    for column in ("estimate", "std_error", "ci_low", "ci_high", "p_value"):
+        assert imputed[column] == pytest.approx(ancova[column], rel=1e-9), column
+    assert "0% of changes at 12m imputed" in imputed.note
+    assert ("cluster-robust" in imputed.note) == (sites == 4)
