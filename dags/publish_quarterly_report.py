@@ -12,10 +12,14 @@ DOC = """
 ### Publish the quarterly report
 
 At 06:00 on the first day of January, April, July and October, writes the report on the
-quarter just ended (taken from the run's logical date) under `published/`. A manual run may
-name the quarter with the `quarter` param (e.g. `2026Q3`).
+quarter just ended (taken from the run's logical date) under `published/YYYY-Qn/`, from the data
+as loaded by the end of that quarter: report.html, report.pdf, figures, tables, manifest.json, and
+`published/index.html`. A manual run may name the quarter with the `quarter` param (e.g. `2026Q3`);
+with `provisional` on, a quarter not yet ended is reported on the data loaded so far, marked
+PROVISIONAL, under `published/provisional/`.
 
-**When it fails**: the task log says why (no warehouse yet, a malformed quarter). Rerun it
+**When it fails**: the task log says why (the quarter has not ended, no data loaded by its end,
+a malformed quarter, Chromium missing). Rerun it
 for the quarter once fixed.
 """
 
@@ -30,7 +34,8 @@ for the quarter once fixed.
     doc_md=DOC,
     default_args={"owner": DAG_OWNER, "retries": task_retries(1), "retry_delay": timedelta(minutes=10)},
     params={
-        "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended).")
+        "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended)."),
+        "provisional": Param(False, type="boolean", description="Report a quarter not yet ended, marked PROVISIONAL."),
     },
 )
 def publish_quarterly_report() -> None:
@@ -42,8 +47,9 @@ def publish_quarterly_report() -> None:
         from pipeline.run import write_report as report
         from pipeline.settings import DataHome
 
-        quarter = (params or {}).get("quarter") or quarter_before(logical_date or run_after)
-        return str(report(DataHome.resolve(), quarter))
+        params = params or {}
+        quarter = params.get("quarter") or quarter_before(logical_date or run_after)
+        return str(report(DataHome.resolve(), quarter, provisional=bool(params.get("provisional"))))
 
     write_report()
 

@@ -41,8 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.run import write_report
 
-    path = write_report(_home(args), args.quarter)
-    print(f"Report written: {path}")
+    path = write_report(_home(args), args.quarter, provisional=args.provisional)
+    label = "Provisional report written (not in the index)" if args.provisional else "Report written"
+    print(f"{label}: {path}")
+    print(f"PDF: {path.with_name('report.pdf')}")
     return 0
 
 
@@ -83,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     report = with_home(sub.add_parser("report", help="write a quarter's report"))
-    report.add_argument("--quarter", required=True, help="e.g. 2026Q4")
+    report.add_argument("--quarter", required=True, help="e.g. 2026Q3: the data as loaded by the end of that quarter")
+    report.add_argument(
+        "--provisional",
+        action="store_true",
+        help="a quarter not yet ended: the data loaded so far, marked PROVISIONAL, under published/provisional/",
+    )
     report.set_defaults(func=cmd_report)
 
     status = with_home(sub.add_parser("status", help="show the load ledger and what the warehouse holds"))

@@ -87,13 +87,23 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     return {"run_id": run_id, "estimates": len(results.model_estimates), "warnings": results.warnings}
 
 
-def write_report(home: DataHome, quarter: str) -> Path:
-    if not home.warehouse_path.exists():
-        raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
-    from pipeline.report.build import write_report as build_report
+def write_report(
+    home: DataHome,
+    quarter: str,
+    provisional: bool = False,
+    now: datetime | None = None,
+    settings: ModelSettings | None = None,
+) -> Path:
+    """The quarter's report as of the quarter's end (see pipeline.report.publish); returns report.html.
+    A quarter not yet ended, or with no data loaded by its end, is refused unless ``provisional``."""
+    from pipeline.report.build import parse_quarter
+    from pipeline.report.publish import publish_quarter
 
-    with step(f"write the {quarter} report"):
-        return build_report(home.warehouse_path, quarter, home.published)
+    try:
+        parse_quarter(quarter)
+    except ValueError as error:
+        raise PipelineError(str(error)) from None
+    return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
 
 
 def quarter_before(moment: datetime) -> str:

@@ -25,10 +25,10 @@ def test_status_before_anything_is_loaded(tmp_path: Path) -> None:
     assert "Nothing loaded yet" in result.stdout
 
 
-def test_report_without_a_warehouse_is_one_clear_sentence(tmp_path: Path) -> None:
+def test_report_without_data_is_one_clear_sentence(tmp_path: Path) -> None:
     result = synk("report", "--quarter", "2026Q3", "--home", str(tmp_path))
     assert result.returncode == 1
-    assert result.stderr.startswith("synk: No published warehouse at ")
+    assert result.stderr.startswith("synk: No data had been loaded by the end of 2026-Q3 (2026-09-30)")
     assert "Traceback" not in result.stderr
 
 

@@ -12,7 +12,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -22,19 +22,33 @@ from scipy import stats
 
 from pipeline.contract import MODALITY_CODES, OUTCOMES
 from pipeline.models.fit import ESTIMATE_COLUMNS
-from pipeline.report import figures
+from pipeline.report import figures, queries
+from pipeline.report.suppression import (
+    SMALL_CELL,
+    audit_table,
+    flow_excluded,
+    format_count,
+    mark_shown,
+    safe_summary,
+    shown_estimate,
+    too_small,
+)
 from pipeline.report.tables import (
     FOLLOWUP_TIMEPOINTS,
     METHOD_LABELS,
-    SMALL_CELL,
+    OUTCOME_LABELS,
+    TIMEPOINT_LABELS,
+    by_year_table,
+    contrast_label,
     counts_table,
+    dose_table,
     estimates_table,
     flow_table,
-    format_count,
+    grouped_counts,
     ledger_table,
     outcome_label,
-    shown_estimate,
-    too_small,
+    quarter_refusals_table,
+    table_one,
     trajectory_table,
 )
 
@@ -50,7 +64,32 @@ COVARIATE_WORDS = {
     "index_year": "year of the index visit",
 }
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
-TRAJECTORY_OUTCOMES = ("sunnybrook_composite", "saq")
+MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
+HALLMARKS = (
+    (
+        "hallmark_synkinesis",
+        "Involuntary movement with voluntary movement: the synkinesis scores",
+        ("sunnybrook_synkinesis", "eface_synkinesis"),
+    ),
+    (
+        "hallmark_rest",
+        "Tightness at rest: Sunnybrook resting asymmetry and eFACE static",
+        ("sunnybrook_resting", "eface_static"),
+    ),
+    (
+        "hallmark_smile",
+        "Opposing muscles firing together in a smile: the eFACE smile and commissure items",
+        tuple(queries.SMILE_ITEMS),
+    ),
+)
+TRAJECTORY_OUTCOMES = (
+    *MAIN_OUTCOMES,
+    "sunnybrook_synkinesis",
+    "eface_synkinesis",
+    "sunnybrook_resting",
+    "eface_static",
+)
+ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
 KEY_OUTCOMES = ("sunnybrook_composite", "saq")
 PRIMARY_TIMEPOINT = "12m"
 PRIMARY_CONTRAST = "combined_vs_single"
@@ -83,6 +122,14 @@ class WarehouseData:
     estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
     ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
     quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
+    table_one: pd.DataFrame = field(default_factory=pd.DataFrame)
+    orders: pd.DataFrame = field(default_factory=pd.DataFrame)
+    by_year: pd.DataFrame = field(default_factory=pd.DataFrame)
+    doses: pd.DataFrame = field(default_factory=pd.DataFrame)
+    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    refused: pd.DataFrame = field(default_factory=pd.DataFrame)
+    flow_reasons: list[str] = field(default_factory=list)
 
 
 def _combination_key(combination: str) -> tuple[int, ...]:
@@ -106,24 +153,19 @@ def _trajectories(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ]
     frame["ci_low"] = frame["mean"] - half
     frame["ci_high"] = frame["mean"] + half
+    items = queries.item_trajectories(con, queries.SMILE_ITEMS)
+    frame = pd.concat([frame, items[frame.columns]], ignore_index=True) if len(items) else frame
     order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(FOLLOWUP_TIMEPOINTS)}}
     keys = [
-        (TRAJECTORY_OUTCOMES.index(o), g, order.get(t, 9))
+        (ALL_TRAJECTORIES.index(o), g, order.get(t, 9))
         for o, g, t in zip(frame["outcome"], frame["group"], frame["timepoint"], strict=True)
     ]
     return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)].reset_index(drop=True)
 
 
-def _estimates(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[dict[str, object], pd.DataFrame]:
-    if not {"model_runs", "model_estimates"} <= tables:
-        return {}, pd.DataFrame()
-    runs = con.execute(
-        "SELECT run_id, started_at, settings FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1"
-    ).fetchall()
-    if not runs:
-        return {}, pd.DataFrame()
-    run_id, started_at, settings = runs[0]
-    estimates = con.execute("SELECT * FROM model_estimates WHERE run_id = ?", [run_id]).df()
+def _sort_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
+    if estimates.empty:
+        return estimates
     contrasts = sorted(set(estimates["contrast"]), key=lambda c: (c != PRIMARY_CONTRAST, c))
     outcomes = list(OUTCOMES)
     keys = [
@@ -137,12 +179,50 @@ def _estimates(con: duckdb.DuckDBPyConnection, tables: set[str]) -> tuple[dict[s
             estimates["contrast"], estimates["outcome"], estimates["timepoint"], estimates["method"], strict=True
         )
     ]
-    estimates = estimates.iloc[sorted(range(len(estimates)), key=keys.__getitem__)].reset_index(drop=True)
-    settings_dict = json.loads(settings) if isinstance(settings, str) and settings else {}
-    return {"run_id": run_id, "started_at": started_at, "settings": settings_dict}, estimates
+    return estimates.iloc[sorted(range(len(estimates)), key=keys.__getitem__)].reset_index(drop=True)
 
 
-def read_warehouse(con: duckdb.DuckDBPyConnection) -> WarehouseData:
+def _run_info(runs: pd.DataFrame) -> dict[str, object]:
+    if runs.empty:
+        return {}
+    run = runs.sort_values(["started_at", "run_id"], ascending=[False, True]).iloc[0]
+    settings, packages = run["settings"], run.get("packages")
+    return {
+        "run_id": str(run["run_id"]),
+        "settings": json.loads(settings) if isinstance(settings, str) and settings else {},
+        "packages": json.loads(packages) if isinstance(packages, str) and packages else {},
+        "data_snapshot": str(run.get("data_snapshot") or ""),
+        "code_version": str(run.get("code_version") or ""),
+    }
+
+
+def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str], results: object | None) -> dict[str, pd.DataFrame]:
+    """The model run to report: ``results`` (a ModelResults fitted in memory) or, without it, the
+    warehouse's latest run. Newer tables and columns (propensity_diagnostics, e_value, timepoint) are
+    used when present."""
+    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
+    if results is not None:
+        return {
+            n: getattr(results, n, None) if getattr(results, n, None) is not None else pd.DataFrame() for n in names
+        }
+    frames = {n: pd.DataFrame() for n in names}
+    if "model_runs" not in tables:
+        return frames
+    frames["model_runs"] = con.execute("SELECT * FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1").df()
+    if frames["model_runs"].empty:
+        return frames
+    run_id = str(frames["model_runs"]["run_id"].iloc[0])
+    for name in names[1:]:
+        if name in tables:
+            frames[name] = con.execute(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]).df()
+    return frames
+
+
+def read_warehouse(
+    con: duckdb.DuckDBPyConnection, results: object | None = None, window: tuple[datetime, datetime] | None = None
+) -> WarehouseData:
+    """Everything the report needs, raw (suppression comes later). ``window``: the quarter's
+    [start, end) for its data-quality section."""
     tables = _tables(con)
     data = WarehouseData()
     if "build_info" in tables:
@@ -179,18 +259,24 @@ def read_warehouse(con: duckdb.DuckDBPyConnection) -> WarehouseData:
         for g, c, n in zip(combinations["group"], combinations["combination"], combinations["patients"], strict=True)
     ]
     data.combinations = combinations.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
+    data.flow_reasons = [
+        "",
+        "no treatment on or after the index visit",
+        "followed up for less than the exposure window",
+        "no 12-month score with a baseline",
+    ]
     data.trajectories = _trajectories(con)
-    data.run, data.estimates = _estimates(con, tables)
-    if "load_ledger" in tables:
-        data.ledger = con.execute(
-            "SELECT drop_id, file, status, received_at, rows_loaded, rows_quarantined "
-            "FROM load_ledger ORDER BY received_at, drop_id, file"
-        ).df()
-    if "quarantine" in tables:
-        data.quarantine = con.execute(
-            'SELECT trim(r) AS rule, count(*) AS "rows" FROM '
-            "(SELECT unnest(string_split(rule, '; ')) AS r FROM quarantine) GROUP BY ALL ORDER BY rule"
-        ).df()
+    data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
+    data.orders = queries.treatment_orders(con)
+    data.by_year = queries.groups_by_year(con)
+    data.doses = queries.bont_doses(con)
+    models = _model_frames(con, tables, results)
+    data.run = _run_info(models["model_runs"])
+    data.estimates = _sort_estimates(models["model_estimates"])
+    data.balance = models["covariate_balance"]
+    data.diagnostics = models["propensity_diagnostics"]
+    start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
+    data.ledger, data.quarantine, data.refused = queries.quarter_quality(con, start, end)
     return data
 
 
@@ -253,7 +339,7 @@ def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str =
 
 def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
     sentences = [
-        f"The warehouse holds {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
+        f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
         f"treatments they started in the exposure window, and {flow_shown[3]} of these have a 12-month "
         "score with a baseline."
     ]
@@ -271,6 +357,27 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
             "the adjusted figure is the one to use, because patients are not given combined "
             "treatment at random: those with worse scores at baseline more often are."
         )
+    if adjusted is not None and shown_estimate(adjusted) and pd.notna(adjusted.get("e_value", float("nan"))):
+        limit = adjusted.get("e_value_ci", float("nan"))
+        sentences.append(
+            f"Unmeasured confounding: to explain away the {outcome_label(KEY_OUTCOMES[0])} difference, a factor not "
+            f"in the data would have to raise both the chance of combined treatment and of a better outcome by a "
+            f"risk ratio of {adjusted['e_value']:.1f} each (E-value"
+            + (f"; {limit:.1f} to move the confidence interval to include no difference)." if pd.notna(limit) else ").")
+        )
+    weighted = _pick(data.estimates, "iptw", KEY_OUTCOMES[0])
+    if weighted is not None and not too_small(weighted):
+        if shown_estimate(weighted):
+            sentences.append(
+                f"The weighted (IPTW) comparison passed its balance and overlap checks and gives "
+                f"{weighted['estimate']:.1f} points (95% CI {weighted['ci_low']:.1f} to {weighted['ci_high']:.1f}) "
+                f"on the {outcome_label(KEY_OUTCOMES[0])}."
+            )
+        else:
+            sentences.append(
+                "The weighted (IPTW) comparison did not pass its balance or overlap checks, so it is not shown; "
+                "read the adjusted results with that in mind."
+            )
     return sentences
 
 
@@ -293,80 +400,246 @@ def _table_payload(frame: pd.DataFrame) -> dict[str, object]:
     return {"columns": list(frame.columns), "rows": frame.astype(str).values.tolist()}
 
 
-def _build(data: WarehouseData, quarter: str) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object]]:
+def _figure_labels(outcomes: tuple[str, ...]) -> dict[str, tuple[str, str, bool]]:
+    return {o: (*OUTCOME_LABELS.get(o, (o, "")), bool(OUTCOMES.get(o, True))) for o in outcomes}
+
+
+def _balance_for_plot(data: WarehouseData) -> tuple[pd.DataFrame, str]:
+    """The primary comparison's balance (12 months, first outcome with rows), as a Love plot draws it."""
+    balance = data.balance
+    if balance is None or balance.empty:
+        return pd.DataFrame(), ""
+    rows = balance[balance["contrast"] == PRIMARY_CONTRAST] if "contrast" in balance else balance
+    if "timepoint" in rows and (rows["timepoint"] == PRIMARY_TIMEPOINT).any():
+        rows = rows[rows["timepoint"] == PRIMARY_TIMEPOINT]
+    if rows.empty:
+        return pd.DataFrame(), ""
+    outcome = next((o for o in OUTCOMES if o in set(rows["outcome"])), str(rows["outcome"].iloc[0]))
+    rows = rows[rows["outcome"] == outcome].drop_duplicates("covariate")
+    return rows, f"Balance, combined vs single, {outcome_label(outcome)} at 12 months (IPTW)"
+
+
+def _diagnostics_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
+    columns = [
+        "contrast",
+        "outcome",
+        "timepoint",
+        "AUC",
+        "equipoise",
+        "ESS first group",
+        "ESS second group",
+        "max |SMD| weighted",
+        "passed",
+        "note",
+    ]
+    if diagnostics is None or diagnostics.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    for r in diagnostics.itertuples(index=False):
+        rows.append(
+            [
+                contrast_label(str(r.contrast)),
+                outcome_label(str(r.outcome)),
+                TIMEPOINT_LABELS.get(str(r.timepoint), str(r.timepoint)),
+                "" if pd.isna(r.auc) else f"{r.auc:.2f}",
+                "" if pd.isna(r.equipoise_share) else f"{100 * r.equipoise_share:.0f}%",
+                "" if pd.isna(r.ess_treated) else format_count(round(r.ess_treated)),
+                "" if pd.isna(r.ess_control) else format_count(round(r.ess_control)),
+                "" if pd.isna(r.max_abs_smd_weighted) else f"{r.max_abs_smd_weighted:.3f}",
+                "yes" if bool(r.diagnostics_ok) else "no",
+                "" if pd.isna(r.note) else str(r.note),
+            ]
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _flow_steps(data: WarehouseData) -> list[dict[str, str]]:
+    counts = [n for _, n in data.flow]
+    shown = flow_table(data.flow)["patients"].tolist()
+    excluded = flow_excluded(counts)
+    return [
+        {"label": label, "patients": shown[i], "excluded": excluded[i], "reason": data.flow_reasons[i]}
+        for i, (label, _) in enumerate(data.flow)
+    ]
+
+
+def _build(
+    data: WarehouseData, quarter: str, as_of_words: str = "", provisional: bool = False
+) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object]]:
     flow = flow_table(data.flow)
+    flow["excluded at this step"] = flow_excluded([n for _, n in data.flow])
+    by_year, years, shares = by_year_table(data.by_year)
+    trajectories = safe_summary(data.trajectories)
+    doses = safe_summary(data.doses)
+    doses["label"] = [f"{s}+" if s >= queries.MAX_SESSION else str(s) for s in doses["session"]]
+    orders = data.orders.rename(columns={"order": "order received"})
     tables = {
         "patient_flow": flow,
         "exclusions": counts_table(data.exclusions, "patients")
         if len(data.exclusions)
         else pd.DataFrame(columns=["reason", "patients"]),
-        "combinations": counts_table(data.combinations, "patients")
+        "table1": table_one(data.table_one, MAIN_OUTCOMES),
+        "combinations": grouped_counts(
+            data.combinations.loc[data.combinations.index.repeat(data.combinations["patients"])], "combination"
+        )
         if len(data.combinations)
         else pd.DataFrame(columns=["group", "combination", "patients"]),
+        "treatment_order": grouped_counts(
+            orders, "order received", SMALL_CELL, f"other orders (each fewer than {SMALL_CELL} patients)"
+        ),
+        "groups_by_year": by_year,
+        "bont_dose_by_session": dose_table(data.doses, queries.MAX_SESSION),
         "trajectories": trajectory_table(data.trajectories),
         "estimates": estimates_table(data.estimates)
         if len(data.estimates)
         else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS))),
-        "load_ledger": ledger_table(data.ledger)
+        "estimates_primary": estimates_table(
+            data.estimates[
+                (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == PRIMARY_TIMEPOINT)
+            ]
+            if len(data.estimates)
+            else pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+        ).drop(columns=["contrast", "timepoint"]),
+        "propensity_diagnostics": _diagnostics_table(data.diagnostics),
+        "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
-        "quarantine_by_rule": counts_table(data.quarantine, "rows")
+        "quarter_quarantine_by_rule": counts_table(data.quarantine, "rows")
         if len(data.quarantine)
         else pd.DataFrame(columns=["rule", "rows"]),
+        "quarter_refused_drops": quarter_refusals_table(data.refused),
     }
-    primary = pd.DataFrame()
-    if len(data.estimates):
-        mask = [shown_estimate(r) for r in data.estimates.itertuples(index=False)]
-        primary = data.estimates[
-            pd.Series(mask, index=data.estimates.index) & (data.estimates["timepoint"] == PRIMARY_TIMEPOINT)
-        ]
-    figs = [
+    for name, frame in tables.items():
+        audit_table(name, frame)
+    marked = mark_shown(data.estimates) if len(data.estimates) else data.estimates
+    primary_rows = marked[marked["contrast"] == PRIMARY_CONTRAST] if len(marked) else marked
+    other_rows = marked[marked["contrast"] != PRIMARY_CONTRAST] if len(marked) else marked
+    balance, balance_title = _balance_for_plot(data)
+    hallmark_figs = [
         Figure(
-            "trajectories",
-            "Score trajectories by treatment group",
-            "Mean score with its 95% confidence interval at baseline and at 3, 6 and 12 months, among classifiable "
-            "patients with a score at that time (not always the same patients at each time). Points based on "
-            f"fewer than {SMALL_CELL} patients are not shown.",
-            figures.trajectory_figure(data.trajectories, TRAJECTORY_OUTCOMES),
-        ),
+            key,
+            title,
+            "Mean and 95% confidence interval by treatment group at baseline, 3, 6 and 12 months, among classifiable "
+            f"patients with that score at that time. Points based on fewer than {SMALL_CELL} patients are not shown.",
+            figures.trajectory_figure(trajectories, outcomes, _figure_labels(outcomes)),
+        )
+        for key, title, outcomes in HALLMARKS
+    ]
+    forest_figs = [
         Figure(
-            "forest_12m",
-            "Estimated treatment differences at 12 months",
+            f"forest_{timepoint}",
+            f"Combined vs single modality: every estimate at {TIMEPOINT_LABELS[timepoint]}",
             "Each line is one estimate with its 95% confidence interval: the difference in change from "
             "baseline between the first and the second group of the comparison. Where a lower score is better "
             "(SAQ, Sunnybrook resting and synkinesis, House-Brackmann) the sign is reversed, so right of zero "
             "always means the first group (combined treatment) improved more. A line crossing zero is compatible "
-            "with no difference.",
-            figures.forest_figure(primary, "12 months"),
+            "with no difference. At the right: the E-value, or why an estimate is not drawn (diagnostics did not "
+            f"pass, or fewer than {SMALL_CELL} patients in a group).",
+            figures.forest_figure(
+                primary_rows[primary_rows["timepoint"] == timepoint] if len(primary_rows) else primary_rows,
+                TIMEPOINT_LABELS[timepoint],
+            ),
+        )
+        for timepoint in reversed(FOLLOWUP_TIMEPOINTS)
+    ]
+    forest_figs.append(
+        Figure(
+            "forest_combinations_12m",
+            "Specific combinations vs the most common single modality at 12 months",
+            "As above, for each combination with enough patients against the most common single modality, on "
+            "the main outcomes. Every other estimate (other outcomes, 3 and 6 months) is in estimates.csv.",
+            figures.forest_figure(
+                other_rows[(other_rows["timepoint"] == PRIMARY_TIMEPOINT) & other_rows["outcome"].isin(MAIN_OUTCOMES)]
+                if len(other_rows)
+                else other_rows,
+                TIMEPOINT_LABELS[PRIMARY_TIMEPOINT],
+            ),
+        )
+    )
+    figs = [
+        Figure(
+            "groups_by_year",
+            "Combined treatment over time",
+            "Share of classifiable patients on combined treatment by the year of their index visit; years with a "
+            f"cell of fewer than {SMALL_CELL} patients are left out.",
+            figures.share_figure(years, shares, "% of patients on combined treatment", "Too few patients per year."),
+        ),
+        Figure(
+            "bont_dose",
+            "BoNT dose by session number",
+            "Mean botulinum toxin units per session, with 95% confidence interval, by session number from the index "
+            f"treatment ({queries.MAX_SESSION}+: that session or later, averaged per patient). Sessions with fewer "
+            f"than {SMALL_CELL} patients are not shown.",
+            figures.series_figure(
+                doses,
+                "session",
+                "Session number",
+                "Units per session",
+                "BoNT units by session",
+                "Too few patients to show.",
+            ),
+        ),
+        Figure(
+            "trajectories",
+            "Main outcomes by treatment group",
+            "Mean score with its 95% confidence interval at baseline and at 3, 6 and 12 months, among classifiable "
+            "patients with a score at that time (not always the same patients at each time). Points based on "
+            f"fewer than {SMALL_CELL} patients are not shown.",
+            figures.trajectory_figure(trajectories, MAIN_OUTCOMES, _figure_labels(MAIN_OUTCOMES)),
+        ),
+        *hallmark_figs,
+        *forest_figs,
+        Figure(
+            "balance",
+            "Covariate balance",
+            "Absolute standardized mean difference of each covariate between the groups, before (open circles) "
+            "and after (diamonds) inverse-probability weighting; below 0.1 after weighting is the pass mark.",
+            figures.balance_figure(balance, balance_title),
         ),
     ]
     settings = data.run.get("settings", {}) if data.run else {}
     design = data.build.get("design_settings") if data.build else None
     design_dict = json.loads(design) if isinstance(design, str) else (design or {})
     quality = {
-        # Files and drops are listed one by one in the ledger table: their numbers are not small cells.
         "files": len(data.ledger),
         "drops": data.ledger["drop_id"].nunique() if len(data.ledger) else 0,
         "rows_loaded": format_count(int(data.ledger["rows_loaded"].sum())) if len(data.ledger) else "0",
         "rows_quarantined": format_count(int(data.ledger["rows_quarantined"].sum())) if len(data.ledger) else "0",
+        "refused": len(data.refused),
     }
+    year, number = quarter[:4], quarter[-1]
     context = {
         "quarter": quarter,
-        "year_quarter": f"{quarter[:4]} Q{quarter[-1]}",
-        "generated": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "built_at": f"{data.build['built_at']:%Y-%m-%d %H:%M} UTC" if data.build.get("built_at") else "",
+        "year_quarter": f"{year} Q{number}",
+        "provisional": provisional,
+        "as_of": as_of_words,
         "data_snapshot": str(data.build.get("data_snapshot", ""))[:12],
         "run_id": data.run.get("run_id", "") if data.run else "",
         "summary": summary_sentences(data, flow["patients"].tolist()),
-        "tables": {name: _table_payload(frame) for name, frame in tables.items()},
+        "flow_steps": _flow_steps(data),
+        "tables": {
+            **{name: _table_payload(frame) for name, frame in tables.items()},
+            "propensity_diagnostics_primary": _table_payload(
+                tables["propensity_diagnostics"][
+                    tables["propensity_diagnostics"]["contrast"] == contrast_label(PRIMARY_CONTRAST)
+                ]
+            ),
+        },
         "quality": quality,
         "small_cell": SMALL_CELL,
         "min_group_size": settings.get("min_group_size", SMALL_CELL),
         "covariates": ", ".join(COVARIATE_WORDS.get(c, c) for c in settings.get("covariates", DEFAULT_COVARIATES)),
         "min_sites_for_cluster": settings.get("min_sites_for_cluster", 10),
+        "weight_truncation": settings.get("weight_truncation", 10),
+        "max_smd": settings.get("max_smd", 0.1),
+        "equipoise_bounds": settings.get("equipoise_bounds", (0.3, 0.7)),
+        "min_equipoise_share": settings.get("min_equipoise_share", 0.2),
+        "mice_imputations": settings.get("mice_imputations", 20),
         "exposure_window_days": design_dict.get("exposure_window_days", 180),
         "baseline_lookback_days": design_dict.get("baseline_lookback_days", 90),
+        "timepoints": design_dict.get("timepoints", []),
         "has_estimates": bool(len(data.estimates)),
+        "hallmarks": [(key, title) for key, title, _ in HALLMARKS],
         "csv_files": [f"{name}.csv" for name in tables],
     }
     return tables, figs, context
@@ -383,19 +656,33 @@ def render(context: dict[str, object], figs: list[Figure]) -> str:
     return environment.get_template("report.html.j2").render(figures={f.name: f for f in figs}, **context)
 
 
-def write_report(warehouse: Path, quarter: str, out_root: Path) -> Path:
-    """Write ``out_root/<YYYY>-Q<n>/report.html`` with its PNG figures and CSV tables; return the html path."""
+def write_report(
+    warehouse: Path,
+    quarter: str,
+    out_root: Path,
+    *,
+    results: object | None = None,
+    folder: Path | None = None,
+    as_of: datetime | None = None,
+    provisional: bool = False,
+) -> Path:
+    """Write ``out_root/<YYYY>-Q<n>/report.html`` (or into ``folder``) with its PNG figures and CSV tables;
+    return the html path. ``results``: a ModelResults fitted in memory, reported instead of the warehouse's
+    latest model run. ``as_of``: the data's cut-off, for the data-quality window and the header."""
     year, number = parse_quarter(quarter)
+    start = datetime(year, 3 * number - 2, 1)
+    end = datetime(year + 1, 1, 1) if number == 4 else datetime(year, 3 * number + 1, 1)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        data = read_warehouse(con)
+        data = read_warehouse(con, results=results, window=(start, min(end, as_of) if as_of else end))
     finally:
         con.close()
-    tables, figs, context = _build(data, f"{year}Q{number}")
-    folder = Path(out_root) / f"{year}-Q{number}"
+    as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
+    tables, figs, context = _build(data, f"{year}Q{number}", as_of_words, provisional)
+    folder = Path(folder) if folder else Path(out_root) / f"{year}-Q{number}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        frame.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
     for fig in figs:
         (folder / f"{fig.name}.png").write_bytes(fig.png)
     html = folder / "report.html"

@@ -45,18 +45,21 @@ def _message(figure: Figure, text: str) -> None:
     axis.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, wrap=True)
 
 
-def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes:
+def trajectory_figure(
+    summary: pd.DataFrame, outcomes: tuple[str, ...], labels: dict[str, tuple[str, str, bool]] | None = None
+) -> bytes:
     """Mean score and 95% CI at baseline, 3, 6 and 12 months, one panel per outcome, one line per
-    group. ``summary``: outcome, group, timepoint, n, mean, ci_low, ci_high."""
-    figure = Figure(figsize=(6.4, 3.6 * len(outcomes)), layout="constrained")
+    group. ``summary``: outcome, group, timepoint, n, mean, ci_low, ci_high, shown (from
+    :func:`pipeline.report.suppression.safe_summary`: only shown points are drawn). ``labels``: outcome ->
+    (name, scale, higher_is_better), by default the warehouse outcomes'."""
+    labels = labels or {o: (*OUTCOME_LABELS[o], OUTCOMES[o]) for o in outcomes}
+    figure = Figure(figsize=(6.4, 3.4 * len(outcomes)), layout="constrained")
     axes = figure.subplots(len(outcomes), 1, squeeze=False)[:, 0]
     for axis, outcome in zip(axes, outcomes, strict=True):
-        name, scale = OUTCOME_LABELS[outcome]
+        name, scale, higher = labels[outcome]
         drawn = False
         for offset, (group, (colour, marker, line)) in zip((-0.15, 0.15), GROUP_STYLE.items(), strict=True):
-            rows = summary[
-                (summary["outcome"] == outcome) & (summary["group"] == group) & (summary["n"] >= SMALL_CELL)
-            ].copy()
+            rows = summary[(summary["outcome"] == outcome) & (summary["group"] == group) & summary["shown"]].copy()
             if rows.empty:
                 continue
             rows["month"] = rows["timepoint"].map(TIMEPOINT_MONTHS) + offset
@@ -75,9 +78,9 @@ def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes
                 label="Combined treatment" if group == "combined" else "Single modality",
             )
             drawn = True
-        axis.set_title(f"{name}: mean and 95% CI by treatment group", fontsize=11, loc="left")
-        axis.set_ylabel(f"{name} ({scale})\n{direction_words(OUTCOMES[outcome])}", fontsize=10)
-        axis.set_xlabel("Months from the start of treatment (0 = baseline)", fontsize=10)
+        axis.set_title(f"{name}: mean and 95% CI by group", fontsize=11, loc="left")
+        axis.set_ylabel(f"{scale}\n{direction_words(higher)}", fontsize=9)
+        axis.set_xlabel("Months from the start of treatment (0 = baseline)", fontsize=9)
         axis.set_xticks(list(TIMEPOINT_MONTHS.values()), ["Baseline", "3", "6", "12"])
         axis.set_xlim(-1, 13)
         axis.grid(axis="y", alpha=0.3)
@@ -96,39 +99,117 @@ def trajectory_figure(summary: pd.DataFrame, outcomes: tuple[str, ...]) -> bytes
     return png_bytes(figure)
 
 
+def series_figure(summary: pd.DataFrame, x: str, xlabel: str, ylabel: str, title: str, empty: str) -> bytes:
+    """One line of mean and 95% CI over ``x`` (e.g. BoNT units by session number); only shown points."""
+    rows = summary[summary["shown"]]
+    figure = Figure(figsize=(6.4, 3.4), layout="constrained")
+    axis = figure.add_subplot()
+    if rows.empty:
+        axis.axis("off")
+        axis.text(0.5, 0.5, empty, ha="center", va="center", fontsize=10, wrap=True)
+        return png_bytes(figure)
+    error = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
+    axis.errorbar(rows[x], rows["mean"], yerr=error, color="#0072B2", marker="o", capsize=4, linewidth=2)
+    axis.set_xticks(list(rows[x]), [str(v) for v in rows["label"]] if "label" in rows else None)
+    axis.set_xlabel(xlabel, fontsize=9)
+    axis.set_ylabel(ylabel, fontsize=9)
+    axis.set_title(title, fontsize=11, loc="left")
+    axis.grid(axis="y", alpha=0.3)
+    return png_bytes(figure)
+
+
+def share_figure(years: list[int], shares: list[float], title: str, empty: str) -> bytes:
+    """Share of patients on combined treatment by year (only years whose counts are all shown)."""
+    figure = Figure(figsize=(6.4, 3.0), layout="constrained")
+    axis = figure.add_subplot()
+    if not years:
+        axis.axis("off")
+        axis.text(0.5, 0.5, empty, ha="center", va="center", fontsize=10, wrap=True)
+        return png_bytes(figure)
+    axis.plot(years, shares, color="#0072B2", marker="o", linewidth=2)
+    axis.set_ylim(0, 100)
+    axis.set_xticks(years, [str(y) for y in years], fontsize=8)
+    axis.set_ylabel("% on combined treatment", fontsize=9)
+    axis.set_xlabel("Year of the index visit", fontsize=9)
+    axis.set_title(title, fontsize=11, loc="left")
+    axis.grid(axis="y", alpha=0.3)
+    return png_bytes(figure)
+
+
+def balance_figure(balance: pd.DataFrame, title: str) -> bytes:
+    """A Love plot: |SMD| of each covariate before and after weighting, with the 0.1 pass mark.
+    ``balance``: covariate, smd_unweighted, smd_weighted (one comparison)."""
+    if balance.empty:
+        figure = Figure(figsize=(6.4, 1.6))
+        _message(figure, "No covariate balance to show yet (no weighted comparison could be fitted).")
+        return png_bytes(figure)
+    rows = balance.assign(before=balance["smd_unweighted"].abs(), after=balance["smd_weighted"].abs())
+    rows = rows.sort_values(["before", "covariate"]).reset_index(drop=True)
+    figure = Figure(figsize=(6.4, 1.2 + 0.28 * len(rows)), layout="constrained")
+    axis = figure.add_subplot()
+    positions = list(range(len(rows)))
+    axis.scatter(
+        rows["before"], positions, marker="o", facecolors="none", edgecolors="#999999", label="before weighting"
+    )
+    axis.scatter(rows["after"], positions, marker="D", color="#0072B2", label="after weighting")
+    axis.axvline(0.1, color="#D55E00", linestyle="--", linewidth=1, label="pass mark 0.1")
+    axis.set_yticks(positions, [str(c) for c in rows["covariate"]], fontsize=7)
+    axis.set_xlabel("absolute standardized mean difference", fontsize=9)
+    axis.set_title(title, fontsize=10, loc="left")
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(loc="lower right", fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
 def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
-    """One panel per contrast, one row per outcome and method: estimate and 95% CI. Lower-is-better
-    outcomes are sign-reversed so that right of zero always means the first group improved more.
-    ``estimates``: shown rows only, with method, outcome, contrast, estimate, ci_low, ci_high, higher_is_better."""
+    """One panel per contrast, one row per outcome and method: estimate and 95% CI, with the E-value (when the
+    run has it) or why the estimate is not shown written at the right. Lower-is-better outcomes are
+    sign-reversed so that right of zero always means the first group improved more. ``estimates``: rows from
+    :func:`pipeline.report.suppression.mark_shown` (a ``shown`` column); only shown rows get an interval."""
     if estimates.empty:
         figure = Figure(figsize=(6.4, 1.6))
-        _message(figure, f"No estimate at {timepoint_label} can be shown yet (too few patients or no model run).")
+        _message(figure, f"No estimate at {timepoint_label} yet (no model run, or no patient with the outcome).")
         return png_bytes(figure)
     contrasts = list(dict.fromkeys(estimates["contrast"]))
     sizes = [int((estimates["contrast"] == c).sum()) for c in contrasts]
-    figure = Figure(figsize=(6.4, 1.4 + 0.3 * sum(sizes) + 0.5 * len(contrasts)), layout="constrained")
+    figure = Figure(figsize=(7.2, 1.4 + 0.3 * sum(sizes) + 0.5 * len(contrasts)), layout="constrained")
     axes = figure.subplots(len(contrasts), 1, sharex=True, squeeze=False, height_ratios=[n + 1 for n in sizes])[:, 0]
     for axis, contrast in zip(axes, contrasts, strict=True):
         rows = estimates[estimates["contrast"] == contrast].reset_index(drop=True)
         labels = []
         for position, record in enumerate(rows.itertuples(index=False)):
             sign = 1.0 if record.higher_is_better else -1.0
-            low, high = sorted((sign * record.ci_low, sign * record.ci_high))
-            colour, marker = METHOD_STYLE.get(record.method, ("#000000", "o"))
             y = len(rows) - 1 - position
-            axis.plot([low, high], [y, y], color=colour, linewidth=2)
-            axis.plot([sign * record.estimate], [y], marker=marker, color=colour, markersize=7, linestyle="none")
+            colour, marker = METHOD_STYLE.get(record.method, ("#000000", "o"))
+            if record.shown:
+                low, high = sorted((sign * record.ci_low, sign * record.ci_high))
+                axis.plot([low, high], [y, y], color=colour, linewidth=2)
+                axis.plot([sign * record.estimate], [y], marker=marker, color=colour, markersize=6, linestyle="none")
+                e_value = getattr(record, "e_value", None)
+                side = "" if e_value is None or pd.isna(e_value) else f"E-value {e_value:.1f}"
+            else:
+                side = str(record.why_hidden)
+            axis.annotate(
+                side,
+                xy=(1.01, y),
+                xycoords=("axes fraction", "data"),
+                fontsize=6.5,
+                va="center",
+                color="#333333" if record.shown else "#999999",
+                annotation_clip=False,
+            )
             reversed_note = " (sign reversed)" if sign < 0 else ""
             method = METHOD_LABELS.get(record.method, record.method)
-            labels.append(f"{outcome_label(record.outcome)}{reversed_note}\n{method}")
-        axis.set_yticks(range(len(rows)), list(reversed(labels)), fontsize=8)
+            first = position == 0 or rows["outcome"].iloc[position - 1] != record.outcome
+            labels.append(f"{outcome_label(record.outcome)}{reversed_note}: {method}" if first else method)
+        axis.set_yticks(range(len(rows)), list(reversed(labels)), fontsize=6.5)
         axis.set_ylim(-0.7, len(rows) - 0.3)
         axis.axvline(0, color="#333333", linewidth=1)
         axis.grid(axis="x", alpha=0.3)
         axis.set_title(contrast_label(contrast), fontsize=10, loc="left")
     axes[-1].set_xlabel(
         "Difference in improvement from baseline (outcome's own units)\n"
-        "right of 0: the first group (combined treatment) improved more",
+        "right of 0: the first group (e.g. combined treatment) improved more",
         fontsize=9,
     )
     figure.suptitle(f"Estimated differences at {timepoint_label}, with 95% CI", fontsize=11, x=0.02, ha="left")

@@ -8,15 +8,30 @@ suppression: at least two cells hidden, together adding up to 11 or more.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import pandas as pd
 
-SMALL_CELL = 11  # counts below this (and above 0) are hidden
-SUPPRESSED = "<11"
-COMPLEMENTARY = "suppressed"  # a larger count hidden so that a small one cannot be worked out from the total
-HIDDEN = "hidden (n<11)"
+from pipeline.contract import OUTCOMES
+from pipeline.report.suppression import (
+    COMPLEMENTARY,
+    HIDDEN,
+    SMALL_CELL,
+    SUPPRESSED,
+    _missing,
+    flow_counts,
+    flow_excluded,
+    format_count,
+    hide_small,
+    is_small,
+    percent,
+    shown_estimate,
+    shown_grid,
+    suppress_counts,
+    suppress_grid,
+    too_small,
+)
+
 FOLLOWUP_TIMEPOINTS = ("3m", "6m", "12m")
 TIMEPOINT_LABELS = {"baseline": "baseline", "3m": "3 months", "6m": "6 months", "12m": "12 months"}
 TIMEPOINT_MONTHS = {"baseline": 0, "3m": 3, "6m": 6, "12m": 12}
@@ -58,65 +73,6 @@ def contrast_label(contrast: str) -> str:
     if contrast == "combined_vs_single":
         return "Combined vs single modality"
     return contrast.replace("_vs_", " vs ")
-
-
-def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def is_small(count: object) -> bool:
-    """True for a count that must not be shown: 1 to 10."""
-    return not _missing(count) and 0 < int(count) < SMALL_CELL  # type: ignore[call-overload]
-
-
-def format_count(count: object) -> str:
-    """A count as published: '' when unknown, '0', '<11' for 1 to 10, else the number."""
-    if _missing(count):
-        return ""
-    return SUPPRESSED if is_small(count) else f"{int(count):,}"  # type: ignore[call-overload]
-
-
-def suppress_counts(counts: Sequence[int], complementary: bool = True) -> list[str]:
-    """Format a column of counts. With ``complementary`` (the column adds up to a published total),
-    further cells are hidden (shown as 'suppressed'), smallest first, until at least two are hidden
-    and the hidden cells add up to 11 or more, so no hidden cell can be worked out by subtraction."""
-    values = [0 if _missing(c) else int(c) for c in counts]
-    small = {i for i, value in enumerate(values) if is_small(value)}
-    hidden = set(small)
-    if complementary and hidden:
-        candidates = sorted((value, i) for i, value in enumerate(values) if value > 0 and i not in hidden)
-        while candidates and (len(hidden) < 2 or sum(values[i] for i in hidden) < SMALL_CELL):
-            hidden.add(candidates.pop(0)[1])
-    return [
-        SUPPRESSED if i in small else COMPLEMENTARY if i in hidden else format_count(value)
-        for i, value in enumerate(values)
-    ]
-
-
-def flow_counts(counts: Sequence[int]) -> list[str]:
-    """Format the steps of a patient flow (each a subset of the one before). A step that lost 1 to
-    10 patients since the last exactly shown step is shown as a range of 10 values, so the number
-    lost (a small cell) cannot be worked out by subtraction."""
-    shown: list[str] = []
-    anchor: int | None = None
-    for count in (int(c) for c in counts):
-        if is_small(count):
-            shown.append(SUPPRESSED)
-        elif anchor is not None and 0 < anchor - count < SMALL_CELL:
-            shown.append(f"{anchor - SMALL_CELL + 1:,} to {anchor - 1:,}")
-        else:
-            shown.append(format_count(count))
-            anchor = count
-    return shown
-
-
-def hide_small(value: object, n: object, digits: int = 1) -> str:
-    """A mean, SD or estimate computed on ``n`` patients: hidden when n is below 11."""
-    if _missing(n) or int(n) < SMALL_CELL:  # type: ignore[call-overload]
-        return HIDDEN
-    if _missing(value):
-        return ""
-    return f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
 def format_p(p: object) -> str:
@@ -175,21 +131,6 @@ def trajectory_table(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def too_small(record: object) -> bool:
-    n_treated, n_control = record.n_treated, record.n_control  # type: ignore[attr-defined]
-    return _missing(n_treated) or _missing(n_control) or min(int(n_treated), int(n_control)) < SMALL_CELL
-
-
-def shown_estimate(record: object) -> bool:
-    """Whether an estimate may be published: estimated, both groups at least 11 patients, and its
-    diagnostics passed (like OHDSI's CohortMethod, no estimate is shown before its diagnostics pass)."""
-    return (
-        not too_small(record)
-        and not _missing(record.estimate)  # type: ignore[attr-defined]
-        and bool(record.diagnostics_ok)
-    )  # type: ignore[attr-defined]
-
-
 def _estimate_note(record: object) -> str:
     note = "" if _missing(record.note) else str(record.note)  # type: ignore[attr-defined]
     if shown_estimate(record):
@@ -199,6 +140,20 @@ def _estimate_note(record: object) -> str:
     if not _missing(record.estimate):  # type: ignore[attr-defined]
         return f"not shown, diagnostics did not pass: {note}" if note else "not shown, diagnostics did not pass"
     return note or "not estimated"
+
+
+def _optional(record: object, column: str, digits: int) -> str:
+    """A column the model run may not have yet (e_value, e_value_ci, mdd): '' when absent."""
+    value = getattr(record, column, None)
+    return "" if _missing(value) else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+
+
+def _diagnostics_words(record: object) -> str:
+    if too_small(record):
+        return "not run (small group)"
+    if _missing(record.estimate):  # type: ignore[attr-defined]
+        return "not estimated"
+    return "passed" if bool(record.diagnostics_ok) else "did not pass"  # type: ignore[attr-defined]
 
 
 def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -222,6 +177,10 @@ def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
                 "p (Holm)": format_p(record.p_adjusted) if shown else "",
                 "n first group": format_count(record.n_treated),
                 "n second group": format_count(record.n_control),
+                "diagnostics": _diagnostics_words(record),
+                "E-value": _optional(record, "e_value", 2) if shown else "",
+                "E-value (CI)": _optional(record, "e_value_ci", 2) if shown else "",
+                "MDD": _optional(record, "mdd", 1) if not too_small(record) else "",
                 "note": _estimate_note(record),
             }
         )
@@ -238,6 +197,173 @@ def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
             "p (Holm)",
             "n first group",
             "n second group",
+            "diagnostics",
+            "E-value",
+            "E-value (CI)",
+            "MDD",
             "note",
         ],
     )
+
+
+# --- the report's newer tables ---------------------------------------------------------------------------
+
+GROUPS = ("single modality", "combined")
+OUTCOME_LABELS.update(
+    {
+        "dyn_commissure_smile": ("eFACE commissure movement with smile", "item, 0 to 100"),
+        "dyn_nlf_depth_smile": ("eFACE nasolabial fold depth with smile", "item, 0 to 100"),
+        "dyn_nlf_orientation_smile": ("eFACE nasolabial fold orientation with smile", "item, 0 to 100"),
+    }
+)
+SEX_WORDS = {"F": "female", "M": "male", "X": "other", "U": "not stated"}
+
+
+def _group_sizes(patients: pd.DataFrame) -> list[int]:
+    return [int((patients["group"] == g).sum()) for g in GROUPS]
+
+
+def _categorical_rows(patients: pd.DataFrame, column: str, title: str, words: dict[str, str]) -> list[list[str]]:
+    values = patients[column].astype(object).where(patients[column].notna(), "not recorded").astype(str)
+    categories = sorted(set(values))
+    grid = [[int(((values == c) & (patients["group"] == g)).sum()) for g in GROUPS] for c in categories]
+    status = suppress_grid(grid, rows_total=False, columns_total=True)
+    shown = shown_grid(grid, status)
+    sizes = _group_sizes(patients)
+    rows = [[title, "", ""]]
+    for c, counts, cells, states in zip(categories, grid, shown, status, strict=True):
+        rows.append(
+            [f"  {words.get(c, c.replace('_', ' '))}, n (%)"]
+            + [
+                f"{cell} ({percent(n, size, s)})" if percent(n, size, s) else cell
+                for n, size, cell, s in zip(counts, sizes, cells, states, strict=True)
+            ]
+        )
+    return rows
+
+
+def table_one(patients: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
+    """Table 1 by group (single modality vs combined) among classifiable patients: counts with
+    complementary suppression within each characteristic, means and medians hidden below 11 patients.
+    When either group has fewer than 11 patients no column is shown (its size would give away the other)."""
+    columns = ["characteristic", *GROUPS]
+    sizes = _group_sizes(patients)
+    if min(sizes) < SMALL_CELL:
+        return pd.DataFrame(
+            [["Patients", *[format_count(n) for n in sizes]], ["Not shown: fewer than 11 patients in a group", "", ""]],
+            columns=columns,
+        )
+    rows: list[list[str]] = [["Patients", *[format_count(n) for n in sizes]]]
+
+    def numeric(label: str, column: str, scale: float = 1.0, median: bool = False) -> list[str]:
+        cells = [label]
+        for g in GROUPS:
+            values = patients.loc[patients["group"] == g, column].dropna().astype(float) / scale
+            if median:
+                q1, mid, q3 = (values.quantile(q) for q in (0.25, 0.5, 0.75)) if len(values) else (0, 0, 0)
+                cell = hide_small(mid, len(values))
+                cells.append(cell if cell == HIDDEN else f"{cell} ({q1:.1f} to {q3:.1f})")
+            else:
+                cell = hide_small(values.mean() if len(values) else None, len(values))
+                sd = hide_small(values.std() if len(values) > 1 else None, len(values))
+                cells.append(cell if cell == HIDDEN else f"{cell} ({sd})")
+        return cells
+
+    rows.append(numeric("Age at onset, years, mean (SD)", "age_at_onset"))
+    rows += _categorical_rows(patients, "sex", "Sex", SEX_WORDS)
+    rows += _categorical_rows(patients, "etiology", "Cause of the palsy", {})
+    rows.append(numeric("Time from onset to index visit, months, median (IQR)", "onset_to_index_days", 30.44, True))
+    prior = patients.assign(prior=patients["prior_treatment"].map({True: "yes", False: "no"}))
+    rows += _categorical_rows(prior, "prior", "Treated before the index visit", {})
+    rows.append(["Baseline scores (patients with one), mean (SD)", "", ""])
+    for outcome in outcomes:
+        rows.append(numeric(f"  {outcome_label(outcome)} ({direction_words(OUTCOMES[outcome])})", outcome))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def grouped_counts(frame: pd.DataFrame, label: str, pool_below: int = 0, pool_label: str = "") -> pd.DataFrame:
+    """Counts of ``label`` values by group, each group's column suppressed against its published size.
+    Values with fewer than ``pool_below`` patients in a group are pooled into ``pool_label`` first."""
+    out = []
+    for group in GROUPS:
+        counts = frame.loc[frame["group"] == group, label].value_counts()
+        if pool_below:
+            rare = counts[counts < pool_below]
+            counts = counts[counts >= pool_below]
+            if len(rare):
+                counts = pd.concat([counts, pd.Series({pool_label: int(rare.sum())})])
+        keys = sorted(counts.index, key=lambda k: (k == pool_label, -int(counts[k]), str(k)))
+        shown = suppress_counts([int(counts[k]) for k in keys])
+        out += [{"group": group, label: k, "patients": s} for k, s in zip(keys, shown, strict=True)]
+    return pd.DataFrame(out, columns=["group", label, "patients"])
+
+
+def by_year_table(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[int], list[float]]:
+    """Classifiable patients by index year and group, with the year's total; suppressed as a two-way
+    table. Also the years and % combined that the figure may draw (all three cells of the year shown)."""
+    years = sorted({int(y) for y in frame["year"].dropna()})
+    grid = []
+    for year in years:
+        cells = [int(frame.loc[(frame["year"] == year) & (frame["group"] == g), "patients"].sum()) for g in GROUPS]
+        grid.append([*cells, sum(cells)])
+    status = suppress_grid(grid, rows_total=True, columns_total=True) if grid else None
+    shown = shown_grid(grid, status) if grid else []
+    table = pd.DataFrame(
+        [[str(y), *cells] for y, cells in zip(years, shown, strict=True)], columns=["year", *GROUPS, "all"]
+    )
+    draw_years, shares = [], []
+    for year, counts, states in zip(years, grid, status if status is not None else [], strict=True):
+        if all(s == "shown" for s in states) and counts[2] >= SMALL_CELL:
+            draw_years.append(year)
+            shares.append(100.0 * counts[1] / counts[2])
+    return table, draw_years, shares
+
+
+def dose_table(doses: pd.DataFrame, last: int) -> pd.DataFrame:
+    rows = []
+    for record in doses.itertuples(index=False):
+        session = f"{int(record.session)} or later" if int(record.session) >= last else str(int(record.session))
+        rows.append(
+            {
+                "session": session,
+                "patients": format_count(record.n),
+                "mean units": hide_small(record.mean, record.n),
+                "sd": hide_small(record.sd, record.n),
+                "median units": hide_small(record.median, record.n),
+                "95% CI low": hide_small(record.ci_low, record.n),
+                "95% CI high": hide_small(record.ci_high, record.n),
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["session", "patients", "mean units", "sd", "median units", "95% CI low", "95% CI high"]
+    )
+
+
+def quarter_refusals_table(refused: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "drop": refused["drop_id"].astype(str),
+            "status": refused["status"].astype(str),
+            "received": [f"{t:%Y-%m-%d}" if not pd.isna(t) else "" for t in refused["received_at"]],
+            "why": refused["reason"].fillna("").astype(str),
+        },
+        columns=["drop", "status", "received", "why"],
+    )
+
+
+# Re-exported: the suppression rule lives in pipeline.report.suppression, used through these names too.
+__all__ = [
+    "COMPLEMENTARY",
+    "HIDDEN",
+    "SMALL_CELL",
+    "SUPPRESSED",
+    "estimates_table",
+    "flow_counts",
+    "flow_excluded",
+    "format_count",
+    "hide_small",
+    "is_small",
+    "shown_estimate",
+    "suppress_counts",
+    "too_small",
+]

@@ -15,6 +15,7 @@ from pipeline.models import fit_models
 from pipeline.report import write_report
 from pipeline.report.build import parse_quarter
 from pipeline.report.tables import estimates_table, flow_counts, format_count, hide_small, suppress_counts
+from tests.report.helpers import light_settings
 
 SCHEMA = """
 CREATE TABLE patients (site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR,
@@ -32,13 +33,10 @@ CREATE TABLE quarantine (drop_id VARCHAR, file VARCHAR, row_number BIGINT, rule 
 CREATE TABLE build_info AS SELECT TIMESTAMP '2026-12-31 08:00:00' AS built_at, TIMESTAMP '2026-12-31 08:00:00' AS as_of,
     'abc123def4567890' AS data_snapshot, '0.1.0' AS code_version,
     '{"exposure_window_days": 180, "baseline_lookback_days": 90}'::JSON AS design_settings;
-CREATE TABLE model_runs (run_id VARCHAR, started_at TIMESTAMP, data_snapshot VARCHAR, code_version VARCHAR,
-    settings JSON, packages JSON);
-CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, contrast VARCHAR,
-    estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, p_adjusted DOUBLE,
-    n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, diagnostics_ok BOOLEAN, note VARCHAR);
-CREATE TABLE covariate_balance (run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, covariate VARCHAR,
-    smd_unweighted DOUBLE, smd_weighted DOUBLE);
+CREATE TABLE treatments (site_id VARCHAR, patient_id VARCHAR, treatment_id VARCHAR, "day" INTEGER,
+    modality VARCHAR, botox_units DOUBLE, pt_sessions INTEGER, target VARCHAR);
+CREATE TABLE assessments (site_id VARCHAR, patient_id VARCHAR, visit_day INTEGER, instrument VARCHAR, item VARCHAR,
+    "value" DOUBLE, days_since_last_botox INTEGER);
 """
 DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
 
@@ -113,12 +111,12 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
     quarantine += [("d1", "treatments.csv", i + 2, "unknown_patient", "patient_id", "{}") for i in range(20)]
     quarantine += [("d1", "assessments.csv", i + 2, "range:value; unknown_patient", "value", "{}") for i in range(30)]
     con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)", quarantine)
-    results = fit_models(con, data_snapshot="abc123def4567890", code_version="0.1.0")
-    for table in ("model_runs", "model_estimates", "covariate_balance"):
-        frame = getattr(results, table)
-        if len(frame):
+    results = fit_models(con, light_settings(), data_snapshot="abc123def4567890", code_version="0.1.0")
+    for table in ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics"):
+        frame = getattr(results, table, None)
+        if frame is not None:
             con.register("r", frame)
-            con.execute(f"INSERT INTO {table} SELECT * FROM r")
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM r")
             con.unregister("r")
 
 
@@ -139,7 +137,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
     assert report.name == "report.html" and report.parent.name == "2026-Q4" and report.exists()
-    for name in ("trajectories.png", "forest_12m.png"):
+    for name in ("trajectories.png", "forest_12m.png", "bont_dose.png", "balance.png", "hallmark_smile.png"):
         assert (report.parent / name).read_bytes().startswith(b"\x89PNG")
     for name in (
         "patient_flow",
@@ -147,8 +145,12 @@ def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
         "combinations",
         "trajectories",
         "estimates",
-        "load_ledger",
-        "quarantine_by_rule",
+        "quarter_load_ledger",
+        "quarter_quarantine_by_rule",
+        "table1",
+        "treatment_order",
+        "groups_by_year",
+        "bont_dose_by_session",
     ):
         assert (report.parent / f"{name}.csv").exists(), name
 
@@ -158,7 +160,9 @@ def test_report_has_the_sections_in_order_and_embedded_figures(report: Path) -> 
     headings = [
         "Key findings",
         "Patient flow",
+        "Who the patients are",
         "Treatment combinations",
+        "BoNT dose by session number",
         "Score trajectories",
         "Comparative estimates",
         "Data quality",
@@ -167,7 +171,7 @@ def test_report_has_the_sections_in_order_and_embedded_figures(report: Path) -> 
     ]
     positions = [html.index(f">{heading}") for heading in headings]
     assert positions == sorted(positions)
-    assert html.count('src="data:image/png;base64,') == 2
+    assert html.count('src="data:image/png;base64,') == len(list(report.parent.glob("*.png")))
     assert "<script" not in html and 'rel="stylesheet"' not in html  # self-contained
     assert 'name="viewport"' in html and "max-width" in html and "@media print" in html
     assert "patients on combined treatment improved" in html and "Sunnybrook composite" in html
@@ -182,13 +186,20 @@ def test_published_counts_are_suppressed(report: Path) -> None:
     assert flow[0] == "160" and flow[2] == "150 to 159"
     exclusions = read_csv(report.parent / "exclusions.csv")
     assert [row["patients"] for row in exclusions] == ["<11"]
-    ledger = read_csv(report.parent / "load_ledger.csv")
+    ledger = read_csv(report.parent / "quarter_load_ledger.csv")
     assert [row["file"] for row in ledger] == ["assessments.csv", "patients.csv", "treatments.csv"]
     assert [row["rows quarantined"] for row in ledger] == ["30", "<11", "suppressed"]  # 5, and 20 hidden with it
     assert [row["rows loaded"] for row in ledger] == ["1,970", "160", "380"]
-    rules = {row["rule"]: row["rows"] for row in read_csv(report.parent / "quarantine_by_rule.csv")}
+    rules = {row["rule"]: row["rows"] for row in read_csv(report.parent / "quarter_quarantine_by_rule.csv")}
     assert rules == {"range:age_at_onset": "<11", "range:value": "suppressed", "unknown_patient": "50"}
-    for name in ("combinations", "exclusions", "patient_flow", "load_ledger", "quarantine_by_rule", "trajectories"):
+    for name in (
+        "combinations",
+        "exclusions",
+        "patient_flow",
+        "quarter_load_ledger",
+        "quarter_quarantine_by_rule",
+        "trajectories",
+    ):
         for row in read_csv(report.parent / f"{name}.csv"):
             for column in ("patients", "rows", "rows loaded", "rows quarantined", "n first group", "n second group"):
                 if column in row:
@@ -204,7 +215,7 @@ def test_published_counts_are_suppressed(report: Path) -> None:
 def test_trajectory_means_on_fewer_than_11_patients_are_hidden(report: Path) -> None:
     rows = read_csv(report.parent / "trajectories.csv")
     assert rows and all(row["mean"] not in ("", "hidden (n<11)") for row in rows if row["patients"] not in ("<11",))
-    assert {row["outcome"] for row in rows} == {"Sunnybrook composite", "SAQ"}
+    assert {row["outcome"] for row in rows} == {"Sunnybrook composite", "SAQ"}  # the only scores in this warehouse
 
 
 def test_warehouse_is_opened_read_only_and_closed(tmp_path: Path) -> None:

@@ -1,0 +1,180 @@
+"""The report's reads beyond the original ones: Table 1, treatment order and change over time, BoNT dose by
+session, item-level trajectories (the hallmarks of synkinesis) and the quarter's data quality. Every
+query returns raw counts and statistics; suppression happens in :mod:`pipeline.report.suppression`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+import pandas as pd
+from scipy import stats
+
+GROUP_SQL = "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END"
+MODALITY_ORDER_SQL = (
+    "CASE t.modality WHEN 'botox' THEN 'BTX' WHEN 'physical_therapy' THEN 'PT' WHEN 'selective_neurectomy' THEN 'SN' "
+    "WHEN 'selective_myectomy' THEN 'MY' ELSE 'OS' END"
+)
+# Hallmark 3, opposing muscles firing together in a smile: the eFACE smile and commissure items.
+SMILE_ITEMS = {
+    "dyn_commissure_smile": "eFACE oral commissure movement with smile",
+    "dyn_nlf_depth_smile": "eFACE nasolabial fold depth with smile",
+    "dyn_nlf_orientation_smile": "eFACE nasolabial fold orientation with smile",
+}
+MAX_SESSION = 6  # BoNT sessions 1 to 5 one by one, then "6 or later"
+
+
+def add_ci(frame: pd.DataFrame) -> pd.DataFrame:
+    half = [
+        stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 and pd.notna(sd) else float("nan")
+        for n, sd in zip(frame["n"], frame["sd"], strict=True)
+    ]
+    frame = frame.copy()
+    frame["ci_low"] = frame["mean"] - half
+    frame["ci_high"] = frame["mean"] + half
+    return frame
+
+
+def table_one_patients(con: duckdb.DuckDBPyConnection, outcomes: tuple[str, ...]) -> pd.DataFrame:
+    """One row per classifiable patient: group, characteristics and baseline scores of ``outcomes``."""
+    pivots = ", ".join(
+        f"max(f.\"value\") FILTER (WHERE f.outcome = '{o}' AND f.timepoint = 'baseline') AS \"{o}\"" for o in outcomes
+    )
+    return con.execute(
+        f'SELECT p.site_id, p.patient_id, {GROUP_SQL} AS "group", p.age_at_onset, p.sex, p.etiology, '
+        f"p.onset_to_index_days, p.prior_treatment, {pivots} "
+        "FROM modality_combinations AS m INNER JOIN patients AS p USING (site_id, patient_id) "
+        "LEFT JOIN followup_scores AS f USING (site_id, patient_id) "
+        "WHERE m.classifiable GROUP BY ALL ORDER BY p.site_id, p.patient_id"
+    ).df()
+
+
+def treatment_orders(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per classifiable patient: group and the order in which each modality was first given
+    (from t0 on, over all follow-up), e.g. 'PT → BTX → SN'; modalities started the same day are joined by '+'."""
+    return con.execute(
+        f"""
+        WITH firsts AS (
+            SELECT t.site_id, t.patient_id, {MODALITY_ORDER_SQL} AS code, min(t."day") AS first_day
+            FROM treatments AS t INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+            WHERE m.classifiable AND t."day" >= m.t0_day
+            GROUP BY ALL
+        ),
+        days AS (
+            SELECT site_id, patient_id, first_day,
+                string_agg(code, '+' ORDER BY list_position(['BTX', 'PT', 'SN', 'MY', 'OS'], code)) AS codes
+            FROM firsts GROUP BY ALL
+        )
+        SELECT d.site_id, d.patient_id, {GROUP_SQL} AS "group",
+            string_agg(d.codes, ' → ' ORDER BY d.first_day) AS "order"
+        FROM days AS d INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+        GROUP BY ALL ORDER BY d.site_id, d.patient_id
+        """
+    ).df()
+
+
+def groups_by_year(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Classifiable patients by year of the index visit and group (counts)."""
+    return con.execute(
+        f'SELECT p.index_year AS year, {GROUP_SQL} AS "group", count(*) AS patients '
+        "FROM modality_combinations AS m INNER JOIN patients AS p USING (site_id, patient_id) "
+        "WHERE m.classifiable GROUP BY ALL ORDER BY ALL"
+    ).df()
+
+
+def bont_doses(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """BoNT units by session number (1 = first injection from t0 on) for classifiable patients:
+    n patients, mean, SD, median with the 95% CI of the mean; sessions from MAX_SESSION on pooled."""
+    frame = con.execute(
+        f"""
+        WITH sessions AS (
+            SELECT t.site_id, t.patient_id, t.botox_units,
+                row_number() OVER (PARTITION BY t.site_id, t.patient_id ORDER BY t."day", t.treatment_id) AS session
+            FROM treatments AS t INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+            WHERE m.classifiable AND t.modality = 'botox' AND t."day" >= m.t0_day
+        ),
+        per_patient AS (
+            SELECT site_id, patient_id, least(session, {MAX_SESSION}) AS session, avg(botox_units) AS units
+            FROM sessions WHERE botox_units IS NOT NULL GROUP BY ALL
+        )
+        SELECT session, count(*) AS n, avg(units) AS mean, stddev_samp(units) AS sd, median(units) AS median
+        FROM per_patient GROUP BY ALL ORDER BY session
+        """
+    ).df()
+    return add_ci(frame)
+
+
+def _design(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
+    raw = con.execute("SELECT design_settings FROM build_info").fetchone()
+    return json.loads(raw[0]) if raw and isinstance(raw[0], str) else {}
+
+
+def item_trajectories(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> pd.DataFrame:
+    """Mean and 95% CI of eFACE items by group at baseline and each timepoint, chosen as the design
+    chooses outcome scores: baseline the latest in [t0 - lookback, t0], each follow-up the visit nearest
+    the target within its window (the earlier on a tie)."""
+    design = _design(con)
+    lookback = int(design.get("baseline_lookback_days", 90))  # type: ignore[call-overload]
+    timepoints = design.get("timepoints") or [
+        {"name": "3m", "target": 90, "low": 60, "high": 120},
+        {"name": "6m", "target": 180, "low": 150, "high": 240},
+        {"name": "12m", "target": 365, "low": 300, "high": 430},
+    ]
+    windows = " UNION ALL ".join(
+        f"SELECT '{t['name']}' AS timepoint, {int(t['target'])} AS target, {int(t['low'])} AS low, "
+        f"{int(t['high'])} AS high"
+        for t in timepoints  # type: ignore[union-attr]
+    )
+    names = ", ".join(f"'{item}'" for item in items)
+    frame = con.execute(
+        f"""
+        WITH scores AS (
+            SELECT a.site_id, a.patient_id, a.item AS outcome, {GROUP_SQL} AS "group", a.visit_day,
+                a.visit_day - m.t0_day AS days, a."value"
+            FROM assessments AS a INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+            WHERE m.classifiable AND a.instrument = 'eface' AND a.item IN ({names}) AND a."value" IS NOT NULL
+        ),
+        windows AS ({windows}),
+        chosen AS (
+            SELECT outcome, "group", 'baseline' AS timepoint, "value" FROM scores
+            WHERE days BETWEEN -{lookback} AND 0
+            QUALIFY row_number() OVER (PARTITION BY site_id, patient_id, outcome ORDER BY days DESC) = 1
+            UNION ALL
+            SELECT s.outcome, s."group", w.timepoint, s."value" FROM scores AS s
+            INNER JOIN windows AS w ON s.days BETWEEN w.low AND w.high
+            QUALIFY row_number() OVER (
+                PARTITION BY s.site_id, s.patient_id, s.outcome, w.timepoint ORDER BY abs(s.days - w.target), s.days
+            ) = 1
+        )
+        SELECT outcome, "group", timepoint, count(*) AS n, avg("value") AS mean, stddev_samp("value") AS sd
+        FROM chosen GROUP BY ALL ORDER BY ALL
+        """
+    ).df()
+    return add_ci(frame)
+
+
+def quarter_quality(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """For drops received in [start, end): the ledger (one row per file), quarantined rows by rule,
+    and the rejected or held drops with the reason."""
+    ledger = con.execute(
+        "SELECT drop_id, file, status, received_at, rows_loaded, rows_quarantined FROM load_ledger "
+        "WHERE received_at >= ? AND received_at < ? ORDER BY received_at, drop_id, file",
+        [start, end],
+    ).df()
+    quarantine = con.execute(
+        'SELECT trim(r) AS rule, count(*) AS "rows" FROM '
+        "(SELECT unnest(string_split(q.rule, '; ')) AS r FROM quarantine AS q "
+        " WHERE q.drop_id IN (SELECT drop_id FROM load_ledger WHERE received_at >= ? AND received_at < ?)) "
+        "GROUP BY ALL ORDER BY rule",
+        [start, end],
+    ).df()
+    refused = con.execute(
+        "SELECT drop_id, status, min(reason) AS reason, min(received_at) AS received_at "
+        "FROM load_ledger WHERE status IN ('rejected', 'held') AND received_at >= ? AND received_at < ? "
+        "GROUP BY drop_id, status ORDER BY received_at, drop_id",
+        [start, end],
+    ).df()
+    return ledger, quarantine, refused
