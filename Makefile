@@ -7,10 +7,22 @@ SYNK_HOME ?= $(CURDIR)/data
 export SYNK_HOME
 DEMO_DROP := $(SYNK_HOME)/landing/demo-site01-2026q4
 
-.PHONY: setup demo test lint suites clean-data
+.PHONY: setup chromium demo test lint suites clean-data
 
-# Only creates .venv and installs the project; does nothing while it is up to date.
-setup: $(STAMP)
+# Creates .venv and installs the project, and installs Debian's Chromium (it prints the report's PDF and
+# the tests open the report in it) when it is missing; does nothing while both are up to date.
+setup: $(STAMP) chromium
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's chromium (headless PDF printing of the report)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; \
+	else \
+		echo "Install Chromium (the 'chromium' package of your system): the report's PDF is printed with it." >&2; exit 1; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -25,7 +37,7 @@ demo: setup
 	@$(BIN)/synk status --home $(SYNK_HOME) | tail -n 9
 	@echo ""
 	@echo "Warehouse: $(SYNK_HOME)/warehouse/outcomes.duckdb"
-	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html | tail -n 1)"
+	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html $(SYNK_HOME)/published/provisional/*/report.html 2>/dev/null | tail -n 1)"
 	@echo "Query it with the DuckDB CLI (1.5, as statisticians' tools may be):"
 	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
 
