@@ -164,20 +164,31 @@ def wide_frame(
     }
 
 
-def _categorical(values: pd.Series, min_level_size: int) -> tuple[pd.Series, list[str]]:
+def _level_counts(values: np.ndarray) -> dict[str, int]:
+    levels, counts = np.unique(values, return_counts=True)
+    return {str(level): int(count) for level, count in zip(levels, counts, strict=True)}
+
+
+def _most_common(counts: dict[str, int]) -> str:
+    return sorted(counts, key=lambda level: (-counts[level], level))[0]
+
+
+def _categorical(values: pd.Series, min_level_size: int) -> tuple[np.ndarray, list[str]]:
     """Collapse levels with fewer than ``min_level_size`` patients to 'other'; if that pooled level is
-    still too small it joins the most common level, so no dummy rests on a handful of patients."""
+    still too small it joins the most common level, so no dummy rests on a handful of patients.
+    (numpy string arrays: this runs for every covariate of every comparison.)"""
     notes: list[str] = []
-    values = values.astype(object).where(values.notna(), "missing").astype(str)
-    counts = values.value_counts()
-    rare = sorted(counts[counts < min_level_size].index)
+    name = values.name
+    values = np.where(values.isna().to_numpy(), "missing", values.astype(str).to_numpy(dtype=object)).astype(str)
+    counts = _level_counts(values)
+    rare = sorted(level for level, count in counts.items() if count < min_level_size)
     if rare and len(counts) > 1:
-        values = values.where(~values.isin(rare), "other")
-        counts = values.value_counts()
-        notes.append(f"{values.name} levels with fewer than {min_level_size} patients pooled as 'other'")
-        if "other" in counts and counts["other"] < min_level_size and len(counts) > 1:
-            largest = sorted(counts.drop("other").index, key=lambda lvl: (-counts[lvl], lvl))[0]
-            values = values.where(values != "other", largest)
+        values = np.where(np.isin(values, rare), "other", values)
+        counts = _level_counts(values)
+        notes.append(f"{name} levels with fewer than {min_level_size} patients pooled as 'other'")
+        if counts.get("other", min_level_size) < min_level_size and len(counts) > 1:
+            largest = _most_common({level: n for level, n in counts.items() if level != "other"})
+            values = np.where(values == "other", largest, values)
             notes[-1] += f" and, still too few, with '{largest}'"
     return values, notes
 
@@ -198,30 +209,34 @@ def covariate_matrix(
                 continue
             columns[name] = values
             continue
-        values, pooled = _categorical(frame[name], min_level_size)
+        levels, pooled = _categorical(frame[name], min_level_size)
         notes.extend(pooled)
-        counts = values.value_counts()
+        counts = _level_counts(levels)
         if len(counts) <= 1:
             notes.append(f"{name} dropped (a single level)")
             continue
-        reference = sorted(counts.index, key=lambda lvl: (-counts[lvl], lvl))[0]
-        for level in sorted(counts.index):
+        reference = _most_common(counts)
+        for level in sorted(counts):
             if level != reference:
-                columns[f"{name}[{level}]"] = (values == level).astype(float)
+                columns[f"{name}[{level}]"] = pd.Series((levels == level).astype(float), index=frame.index)
     return pd.DataFrame(columns, index=frame.index), notes
 
 
 def full_rank_columns(design: pd.DataFrame, keep: int) -> tuple[list[str], list[str]]:
     """Columns kept so the design has full column rank: the first ``keep`` always, then each further
-    column only if it adds to the rank. Returns (kept, dropped)."""
-    kept: list[str] = list(design.columns[:keep])
-    dropped: list[str] = []
-    rank = np.linalg.matrix_rank(design[kept].to_numpy(dtype=float)) if kept else 0
-    for column in design.columns[keep:]:
-        trial = np.linalg.matrix_rank(design[[*kept, column]].to_numpy(dtype=float))
-        if trial > rank:
-            kept.append(column)
-            rank = trial
-        else:
-            dropped.append(column)
+    column only if it adds to the rank. Returns (kept, dropped).
+
+    One QR decomposition: a column adds to the rank of those before it exactly when its diagonal
+    entry of R is not negligible (the tolerance of ``numpy.linalg.matrix_rank``); a column found
+    dependent lies in the span of the kept ones, so testing against all earlier columns is the same."""
+    values = design.to_numpy(dtype=float)
+    if values.shape[1] == 0:
+        return [], []
+    diagonal = np.zeros(values.shape[1])  # with fewer rows than columns, the last ones add nothing
+    found = np.abs(np.diag(np.linalg.qr(values, mode="r")))
+    diagonal[: len(found)] = found
+    tolerance = diagonal.max() * max(values.shape) * np.finfo(float).eps
+    columns = [str(c) for c in design.columns]
+    kept = columns[:keep] + [c for c, d in zip(columns[keep:], diagonal[keep:], strict=True) if d > tolerance]
+    dropped = [c for c, d in zip(columns[keep:], diagonal[keep:], strict=True) if d <= tolerance]
     return kept, dropped

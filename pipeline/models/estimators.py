@@ -127,10 +127,15 @@ def coefficient(fit: sm.regression.linear_model.RegressionResults, index: int, n
     return result
 
 
-def ancova(frame: pd.DataFrame, settings: ModelSettings) -> Estimate:
+Design = tuple[pd.DataFrame | None, list[str]]
+
+
+def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None = None) -> Estimate:
     """OLS of change on group, baseline value and covariates; HC3 robust errors, or cluster-robust by
-    site when the frame has at least ``settings.min_sites_for_cluster`` sites. t-based inference."""
-    design, notes = adjustment_design(frame, settings)
+    site when the frame has at least ``settings.min_sites_for_cluster`` sites. t-based inference.
+    ``prepared``: the frame's ``adjustment_design``, when the caller has it already."""
+    design, notes = prepared or adjustment_design(frame, settings)
+    notes = list(notes)
     if design is None:
         return failed("; ".join(notes))
     y = frame.loc[design.index, "change"].astype(float)

@@ -35,7 +35,7 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
-from pipeline.models.estimators import Estimate, ancova, failed, holm, unadjusted
+from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, holm, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.mixed import mixed
 from pipeline.models.propensity import PropensityResult, iptw
@@ -181,13 +181,15 @@ def _fit_cross_sectional(
 ) -> None:
     """unadjusted, ancova and iptw on the patients observed at the cell's timepoint."""
     counts, frame = cell.counts, cell.frame
+    # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
+    prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
     if "unadjusted" in settings.methods:
         cell.results["unadjusted"] = (_guarded("unadjusted", lambda: unadjusted(frame), failed), *counts)
     if "ancova" in settings.methods:
-        cell.results["ancova"] = (_guarded("ancova", lambda: ancova(frame, settings), failed), *counts)
+        cell.results["ancova"] = (_guarded("ancova", lambda: ancova(frame, settings, prepared), failed), *counts)
     if "iptw" not in settings.methods:
         return
-    weighted = _guarded("iptw", lambda: iptw(frame, settings), lambda note: PropensityResult(failed(note)))
+    weighted = _guarded("iptw", lambda: iptw(frame, settings, prepared), lambda note: PropensityResult(failed(note)))
     cell.results["iptw"] = (weighted.estimate, *counts)
     if weighted.covariates and np.isfinite(weighted.auc):
         key = {"contrast": cell.contrast.name, "outcome": cell.outcome, "timepoint": cell.timepoint}

@@ -27,7 +27,7 @@ import statsmodels.api as sm
 from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import Design, Estimate, adjustment_design, coefficient, failed, robust_fit
 from pipeline.settings import ModelSettings
 
 
@@ -68,8 +68,9 @@ def preference_scores(propensity: np.ndarray, treated_share: float) -> np.ndarra
     return 1 / (1 + np.exp(-logit))
 
 
-def iptw(frame: pd.DataFrame, settings: ModelSettings) -> PropensityResult:
-    design, notes = adjustment_design(frame, settings)
+def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None = None) -> PropensityResult:
+    design, notes = prepared or adjustment_design(frame, settings)
+    notes = list(notes)
     if design is None:
         return PropensityResult(failed("; ".join(notes)))
     treated = design["treated"].to_numpy(dtype=float)
