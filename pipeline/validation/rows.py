@@ -17,10 +17,11 @@ from pipeline.sql_files import read_sql
 from pipeline.validation.gx_runner import validate_frame
 from pipeline.validation.suites import (
     CURRENT_YEAR,
-    KNOWN_PATIENTS,
+    PATIENT_IS_KNOWN,
     TEXT_SUFFIX,
     TOTALS_CHECK,
     TOTALS_RULE,
+    item_groups,
     load_suite,
 )
 
@@ -148,10 +149,13 @@ def validate_drop(
         text = drop.tables[table].reset_index(drop=True)
         frame = _typed(table, text)
         suite = load_suite(table)
-        parameters = {KNOWN_PATIENTS: sorted(known), CURRENT_YEAR: today.year}
+        parameters = {CURRENT_YEAR: today.year}
+        if table != "patients":
+            frame[PATIENT_IS_KNOWN] = frame["patient_key"].isin(known)
         if table == "assessments":
             # A cross-row rule: computed in SQL (the scoring formulas), reported by its GX expectation.
             frame[TOTALS_CHECK] = _totals_check(frame)
+            frame = frame.assign(**item_groups(frame))
         if text.empty:
             failures: dict[int, list[str]] = {}
         else:
