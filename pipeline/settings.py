@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline.errors import PipelineError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,16 @@ class DataHome:
         return self
 
 
+def _from_file(path: Path, cls: type[T], build: Callable[[dict[str, object]], T], what: str, keys: str) -> T:
+    """Settings from a JSON file in the data home where it exists, else the defaults."""
+    if not path.exists():
+        return cls()
+    try:
+        return build(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as error:
+        raise PipelineError(f"{path} is not a valid {what} file ({error}); its keys are those of {keys}.") from None
+
+
 @dataclass(frozen=True)
 class Timepoint:
     name: str
@@ -102,18 +115,13 @@ class DesignSettings:
     @classmethod
     def for_home(cls, home: DataHome) -> DesignSettings:
         """The contract's defaults, overridden by ``design.json`` in the data home where it exists."""
-        path = home.root / "design.json"
-        if not path.exists():
-            return cls()
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
+
+        def build(values: dict[str, object]) -> DesignSettings:
             if "timepoints" in values:
-                values["timepoints"] = tuple(Timepoint(**t) for t in values["timepoints"])
-            return cls(**values)
-        except (ValueError, TypeError) as error:
-            raise PipelineError(
-                f"{path} is not a valid design file ({error}); its keys are those of build_info.design_settings."
-            ) from None
+                values["timepoints"] = tuple(Timepoint(**t) for t in values["timepoints"])  # type: ignore[union-attr]
+            return cls(**values)  # type: ignore[arg-type]
+
+        return _from_file(home.root / "design.json", cls, build, "design", "build_info.design_settings")
 
 
 @dataclass(frozen=True)
@@ -154,16 +162,11 @@ class ModelSettings:
     def for_home(cls, home: DataHome) -> ModelSettings:
         """The defaults, overridden by ``models.json`` in the data home where it exists."""
         path = home.root / "models.json"
-        if not path.exists():
-            return cls()
-        try:
-            values = json.loads(path.read_text(encoding="utf-8"))
-            values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-            settings = cls(**values)
-        except (ValueError, TypeError) as error:
-            raise PipelineError(
-                f"{path} is not a valid model settings file ({error}); its keys are those of model_runs.settings."
-            ) from None
+
+        def build(values: dict[str, object]) -> ModelSettings:
+            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})  # type: ignore[arg-type]
+
+        settings = _from_file(path, cls, build, "model settings", "model_runs.settings")
         unknown = sorted(set(settings.methods) - set(cls.methods))
         if unknown or not settings.methods:
             raise PipelineError(f"{path}: methods must be some of {', '.join(cls.methods)}; got {unknown or 'none'}.")

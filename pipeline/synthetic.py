@@ -282,6 +282,38 @@ def _drop_out(
     return followup[~missed].reset_index(drop=True)
 
 
+@dataclass
+class _Scored:
+    cohort: pd.DataFrame
+    baseline_visits: pd.DataFrame
+    followup_visits: pd.DataFrame
+    baseline_items: dict[str, dict[str, np.ndarray]]
+    followup_items: dict[str, dict[str, np.ndarray]]
+    observed: pd.Series  # the Sunnybrook composite measured at the index visit, by patient
+    truth: float
+
+
+def _treat_and_score(
+    rng: np.random.Generator,
+    patient_frame: pd.DataFrame,
+    cohort: pd.DataFrame,
+    visits: pd.DataFrame,
+    params: SyntheticParameters,
+) -> _Scored:
+    """Score the index visit, choose treatment from it, drop out, then score the follow-up visits."""
+    # The index visit is scored before treatment is chosen: the choice sees its Sunnybrook composite.
+    baseline_visits = visits[visits["from_t0"] <= 0].reset_index(drop=True)
+    followup_visits = visits[visits["from_t0"] > 0].reset_index(drop=True)
+    baseline_items = _instrument_items(rng, _function_at(baseline_visits, cohort.assign(change_12m=0.0)))
+    observed = pd.Series(
+        _totals("sunnybrook", baseline_items["sunnybrook"], rng)["composite"], index=baseline_visits["patient_id"]
+    )
+    cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
+    followup_visits = _drop_out(rng, followup_visits, observed, params)
+    followup_items, truth = _followup_items(rng, followup_visits, cohort, params)
+    return _Scored(cohort, baseline_visits, followup_visits, baseline_items, followup_items, observed, truth)
+
+
 def analysis_tables(
     patients: int, seed: int, site: str = "site01", params: SyntheticParameters | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, float]:
@@ -300,16 +332,10 @@ def analysis_tables(
         frames.append(pd.DataFrame({"patient_id": cohort["patient_id"][keep[:, column]], "from_t0": target}))
     visits = pd.concat(frames, ignore_index=True).merge(cohort[["patient_id", "followup_end"]], on="patient_id")
     visits = visits[visits["from_t0"] <= visits["followup_end"]].reset_index(drop=True)
-    baseline_visits = visits[visits["from_t0"] == 0].reset_index(drop=True)
-    followup_visits = visits[visits["from_t0"] > 0].reset_index(drop=True)
-    baseline_items = _instrument_items(rng, _function_at(baseline_visits, cohort.assign(change_12m=0.0)))
-    observed = pd.Series(
-        _totals("sunnybrook", baseline_items["sunnybrook"], rng)["composite"], index=baseline_visits["patient_id"]
-    )
-    cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
-    followup_visits = _drop_out(rng, followup_visits, observed, params)
-    items, truth = _followup_items(rng, followup_visits, cohort, params)
-    followup = _totals("sunnybrook", items["sunnybrook"], rng)
+    scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
+    cohort, baseline_visits, followup_visits = scored.cohort, scored.baseline_visits, scored.followup_visits
+    observed, truth = scored.observed, scored.truth
+    followup = _totals("sunnybrook", scored.followup_items["sunnybrook"], rng)
     timepoint = {0: "baseline", 90: "3m", 180: "6m", 365: "12m"}
     scores = pd.concat(
         [
@@ -455,16 +481,9 @@ def generate_drop(
     patient_frame = _patients(rng, patients, site, exported_year)
     cohort = _cohort(rng, patient_frame, params)
     visits = _visits(rng, cohort, params)
-    # The index visit is scored before treatment is chosen: the choice sees its Sunnybrook composite.
-    baseline_visits = visits[visits["from_t0"] <= 0].reset_index(drop=True)
-    followup_visits = visits[visits["from_t0"] > 0].reset_index(drop=True)
-    baseline_items = _instrument_items(rng, _function_at(baseline_visits, cohort.assign(change_12m=0.0)))
-    observed = pd.Series(
-        _totals("sunnybrook", baseline_items["sunnybrook"], rng)["composite"], index=baseline_visits["patient_id"]
-    )
-    cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
-    followup_visits = _drop_out(rng, followup_visits, observed, params)
-    followup_items, truth = _followup_items(rng, followup_visits, cohort, params)
+    scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
+    cohort, baseline_visits, followup_visits = scored.cohort, scored.baseline_visits, scored.followup_visits
+    baseline_items, followup_items, truth = scored.baseline_items, scored.followup_items, scored.truth
     treatments = _treatments(rng, cohort, site)
     all_visits = pd.concat([baseline_visits, followup_visits], ignore_index=True)
     assessments = _assessments(rng, all_visits, _concat_items(baseline_items, followup_items), params, site)
