@@ -26,7 +26,6 @@ from pipeline.report import figures, queries
 from pipeline.report.suppression import (
     SMALL_CELL,
     audit_table,
-    flow_excluded,
     format_count,
     mark_shown,
     safe_summary,
@@ -454,9 +453,8 @@ def _diagnostics_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _flow_steps(data: WarehouseData) -> list[dict[str, str]]:
-    counts = [n for _, n in data.flow]
-    shown = flow_table(data.flow)["patients"].tolist()
-    excluded = flow_excluded(counts)
+    table = flow_table(data.flow)
+    shown, excluded = table["patients"].tolist(), table["excluded at this step"].tolist()
     return [
         {"label": label, "patients": shown[i], "excluded": excluded[i], "reason": data.flow_reasons[i]}
         for i, (label, _) in enumerate(data.flow)
@@ -467,7 +465,6 @@ def _build(
     data: WarehouseData, quarter: str, as_of_words: str = "", provisional: bool = False
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object]]:
     flow = flow_table(data.flow)
-    flow["excluded at this step"] = flow_excluded([n for _, n in data.flow])
     by_year, years, shares = by_year_table(data.by_year)
     trajectories = safe_summary(data.trajectories)
     doses = safe_summary(data.doses)

@@ -107,27 +107,41 @@ def suppress_counts(counts: Sequence[int], complementary: bool = True) -> list[s
     return [row[0] for row in shown_grid(values, status)]
 
 
-def flow_counts(counts: Sequence[int]) -> list[str]:
-    """Format the steps of a patient flow (each a subset of the one before). A step that lost 1 to
-    10 patients since the last exactly shown step is shown as a range of 10 values, so the number
-    lost (a small cell) cannot be worked out by subtraction."""
-    shown: list[str] = []
-    anchor: int | None = None
-    for count in (int(c) for c in counts):
-        if is_small(count):
-            shown.append(SUPPRESSED)
-        elif anchor is not None and 0 < anchor - count < SMALL_CELL:
-            shown.append(f"{anchor - SMALL_CELL + 1:,} to {anchor - 1:,}")
+def flow_counts(counts: Sequence[int], anchor: int = 0) -> list[str]:
+    """Format the steps of a patient flow (each a subset of the one before). The ``anchor`` step is shown
+    exactly (the analysis population, whose size other tables add up to); a step that differs by 1 to 10
+    patients from the nearest exactly shown step towards the anchor is shown as a range of 10 values, so
+    the number lost (a small cell) cannot be worked out by subtraction."""
+    values = [int(c) for c in counts]
+    shown = [""] * len(values)
+    if not values:
+        return shown
+    shown[anchor] = format_count(values[anchor])
+    exact = values[anchor]
+    for i in range(anchor + 1, len(values)):  # later steps: subsets of the anchor
+        if is_small(values[i]):
+            shown[i] = SUPPRESSED
+        elif 0 < exact - values[i] < SMALL_CELL:
+            shown[i] = f"{exact - SMALL_CELL + 1:,} to {exact - 1:,}"
         else:
-            shown.append(format_count(count))
-            anchor = count
+            shown[i] = format_count(values[i])
+            exact = values[i]
+    exact = values[anchor]
+    for i in range(anchor - 1, -1, -1):  # earlier steps: supersets of the anchor
+        if is_small(values[i]):
+            shown[i] = SUPPRESSED
+        elif 0 < values[i] - exact < SMALL_CELL:
+            shown[i] = f"{exact + 1:,} to {exact + SMALL_CELL - 1:,}"
+        else:
+            shown[i] = format_count(values[i])
+            exact = values[i]
     return shown
 
 
-def flow_excluded(counts: Sequence[int]) -> list[str]:
+def flow_excluded(counts: Sequence[int], anchor: int = 0) -> list[str]:
     """The number each step of a flow excluded, shown only where both neighbouring steps are shown
     exactly (otherwise it would give away a hidden step): '' for the first step."""
-    shown = flow_counts(counts)
+    shown = flow_counts(counts, anchor)
     out = [""]
     for i in range(1, len(counts)):
         lost = int(counts[i - 1]) - int(counts[i])

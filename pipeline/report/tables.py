@@ -84,8 +84,19 @@ def format_p(p: object) -> str:
 # --- display tables ------------------------------------------------------------------------------------
 
 
+FLOW_ANCHOR = 2  # the classifiable patients: Table 1 and the combinations add up to them, so shown exactly
+
+
 def flow_table(steps: Sequence[tuple[str, int]]) -> pd.DataFrame:
-    return pd.DataFrame({"step": [s for s, _ in steps], "patients": flow_counts([n for _, n in steps])})
+    counts = [n for _, n in steps]
+    anchor = FLOW_ANCHOR if len(counts) > FLOW_ANCHOR else 0
+    return pd.DataFrame(
+        {
+            "step": [s for s, _ in steps],
+            "patients": flow_counts(counts, anchor),
+            "excluded at this step": flow_excluded(counts, anchor),
+        }
+    )
 
 
 def counts_table(frame: pd.DataFrame, count_column: str, complementary: bool = True) -> pd.DataFrame:
@@ -248,12 +259,13 @@ def table_one(patients: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame
     When either group has fewer than 11 patients no column is shown (its size would give away the other)."""
     columns = ["characteristic", *GROUPS]
     sizes = _group_sizes(patients)
+    # The two sizes add up to the classifiable patients, shown in the patient flow: suppressed together.
+    shown_sizes = suppress_counts(sizes)
     if min(sizes) < SMALL_CELL:
         return pd.DataFrame(
-            [["Patients", *[format_count(n) for n in sizes]], ["Not shown: fewer than 11 patients in a group", "", ""]],
-            columns=columns,
+            [["Patients", *shown_sizes], ["Not shown: fewer than 11 patients in a group", "", ""]], columns=columns
         )
-    rows: list[list[str]] = [["Patients", *[format_count(n) for n in sizes]]]
+    rows: list[list[str]] = [["Patients", *shown_sizes]]
 
     def numeric(label: str, column: str, scale: float = 1.0, median: bool = False) -> list[str]:
         cells = [label]

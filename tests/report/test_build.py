@@ -182,8 +182,13 @@ def test_published_counts_are_suppressed(report: Path) -> None:
     combinations = {row["combination"]: row["patients"] for row in read_csv(report.parent / "combinations.csv")}
     assert combinations["BTX+PT+SN"] == "<11"
     flow = [row["patients"] for row in read_csv(report.parent / "patient_flow.csv")]
-    # 160 received, 156 classifiable: 4 lost is a small cell, so the classifiable count is a range.
-    assert flow[0] == "160" and flow[2] == "150 to 159"
+    # 160 received, 156 classifiable: 4 lost is a small cell. The classifiable count (which Table 1 and the
+    # combinations add up to) is shown, so the number received is the range.
+    assert flow[0] == "157 to 166" and flow[2] == "156"
+    assert [row["excluded at this step"] for row in read_csv(report.parent / "patient_flow.csv")][1:3] == [
+        "suppressed",
+        "<11",
+    ]
     exclusions = read_csv(report.parent / "exclusions.csv")
     assert [row["patients"] for row in exclusions] == ["<11"]
     ledger = read_csv(report.parent / "quarter_load_ledger.csv")
@@ -258,6 +263,8 @@ def test_flow_counts_hide_small_losses() -> None:
     # 300 -> 295: 5 lost. 295 is shown as a range; 280 is 20 from the last exact step and shown.
     assert flow_counts([300, 295, 280]) == ["300", "290 to 299", "280"]
     assert flow_counts([300, 300, 8, 0]) == ["300", "300", "<11", "0"]
+    # Anchored on the third step: 305 -> 300 -> 296 lose 5 and 4, so both earlier steps are ranges.
+    assert flow_counts([305, 300, 296, 250], anchor=2) == ["297 to 306", "297 to 306", "296", "250"]
 
 
 def test_hide_small() -> None:

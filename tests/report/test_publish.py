@@ -319,12 +319,15 @@ def test_a_tiny_clinic_publishes_no_small_or_recoverable_count(tiny_home: DataHo
     # Complementary: within each group the combinations add up to the group's size in Table 1, so a group
     # with a hidden cell has at least two (or its size is hidden too).
     sizes = {k: v for k, v in read_csv(folder / "table1.csv")[0].items() if k != "characteristic"}
+    # The group sizes add up to the classifiable count of the flow, shown exactly: none hidden alone.
+    flow = read_csv(folder / "patient_flow.csv")
+    assert re.fullmatch(r"[\d,]+", flow[2]["patients"])
+    assert [v in ("<11", "suppressed") for v in sizes.values()].count(True) in (0, 2), sizes
     for group in ("single modality", "combined"):
         cells = [r["patients"] for r in read_csv(folder / "combinations.csv") if r["group"] == group]
         hidden = [c for c in cells if c in ("<11", "suppressed")]
         assert len(hidden) != 1 or sizes[group] == "<11", (group, cells)
     # The flow diagram in the HTML shows the same (suppressed) numbers as its CSV.
-    flow = read_csv(folder / "patient_flow.csv")
     for row in flow:
         assert f'<span class="count">{row["patients"].replace("<", "&lt;")}</span>' in html.read_text(encoding="utf-8")
     # The PDF is printed from the HTML and holds no number the HTML does not.
