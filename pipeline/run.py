@@ -50,7 +50,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     """Fit the comparative models on the published warehouse, keep them in the store, republish."""
     from pipeline.models.fit import fit_models as fit  # statsmodels loads only when models run
 
-    settings = settings or ModelSettings()
+    settings = settings or ModelSettings.for_home(home)
     if not home.warehouse_path.exists():
         raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
     with step("fit comparative models"):
@@ -73,7 +73,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
             # A refit of the same data and settings gives the same run id: replace it, never duplicate it.
-            for table in ("model_runs", "model_estimates", "covariate_balance"):
+            for table in ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics"):
                 store.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 frame = getattr(results, table)
                 if not frame.empty:
