@@ -216,9 +216,7 @@ def publish_quarter(
             f"No data had been loaded by {'now' if as_of == now else 'the end of ' + name + ' (' + last_day + ')'}: "
             "there is nothing to report on that quarter."
         )
-    if settings is None:  # as `synk run` fits: the data home's model settings where it has them
-        for_home = getattr(ModelSettings, "for_home", None)
-        settings = for_home(home) if for_home else ModelSettings()
+    settings = settings or ModelSettings.for_home(home)  # as `synk run` fits
     target = home.published / "provisional" / name if provisional else home.published / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=target.parent) as scratch:
