@@ -150,6 +150,7 @@ class ModelSettings:
     # and the seed (reproducible).
     mice_imputations: int = 20
     mice_iterations: int = 5
+    mice_max_imputed_share: float = 0.5  # above it, diagnostics_ok is false: the number rests on the model
     mice_seed: int = 20261125
     power: float = 0.8  # for the minimum detectable difference
     # Every method by default; a data home may ask for fewer (a quick look at a new site's data).

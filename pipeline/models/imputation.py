@@ -60,11 +60,15 @@ def _norm_update(filled: np.ndarray, missing: np.ndarray, column: int, rng: np.r
     x_obs = x[observed]
     xtx = x_obs.T @ x_obs
     xtx += np.diag(np.diag(xtx)) * 1e-5  # mice ridge (each diagonal element), for near-collinear columns
-    inverse = np.linalg.inv(xtx)
+    # A pseudo-inverse and an eigen square root: a dummy that is zero on every observed row leaves
+    # X'X singular, and such a column must simply not move the draw.
+    inverse = np.linalg.pinv(xtx, hermitian=True)
     beta = inverse @ (x_obs.T @ y)
     residuals = y - x_obs @ beta
     sigma = np.sqrt(residuals @ residuals / rng.chisquare(max(observed.sum() - x.shape[1], 1)))
-    drawn = beta + sigma * np.linalg.cholesky((inverse + inverse.T) / 2) @ rng.standard_normal(len(beta))
+    values, vectors = np.linalg.eigh((inverse + inverse.T) / 2)
+    root = vectors * np.sqrt(np.clip(values, 0, None))
+    drawn = beta + sigma * root @ rng.standard_normal(len(beta))
     filled[~observed, column] = x[~observed] @ drawn + sigma * rng.standard_normal((~observed).sum())
 
 
@@ -126,7 +130,15 @@ class _GroupCoefficient:
 def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Estimate]:
     """``wide``: one row per patient with ``treated``, ``baseline_value``, covariates and ``change_<tp>``
     (missing where not observed). Returns an estimate per timepoint with any observed change."""
-    timepoints = [t for t in TIMEPOINTS if f"change_{t}" in wide and wide[f"change_{t}"].notna().any()]
+    # A timepoint too sparse to estimate is left out of the imputation too: as a predictor it would
+    # be mostly imputed itself, and its own regression would rest on a handful of patients.
+    timepoints = [
+        t
+        for t in TIMEPOINTS
+        if f"change_{t}" in wide
+        and min(wide.loc[wide["treated"] == group, f"change_{t}"].notna().sum() for group in (0, 1))
+        >= settings.min_group_size
+    ]
     design, notes = adjustment_design(wide, settings)
     if design is None:
         return {t: failed("; ".join(notes)) for t in timepoints}
@@ -156,5 +168,9 @@ def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Est
             coefficient.note,
             *notes,
         ]
-        results[timepoint] = Estimate(pooled, std_error, pooled - half, pooled + half, p_value, True, "; ".join(note))
+        # Mostly imputed: the number rests on the imputation model more than on data; flagged, kept.
+        ok = missing[timepoint] <= settings.mice_max_imputed_share
+        if not ok:
+            note.insert(0, f"more than {settings.mice_max_imputed_share:.0%} of changes imputed: rests on the model")
+        results[timepoint] = Estimate(pooled, std_error, pooled - half, pooled + half, p_value, ok, "; ".join(note))
     return results

@@ -281,3 +281,13 @@ def test_mice_without_missing_follow_up_is_exactly_the_ancova(sites: int) -> Non
         assert imputed[column] == pytest.approx(ancova[column], rel=1e-9), column
     assert "0% of changes at 12m imputed" in imputed.note
     assert ("cluster-robust" in imputed.note) == (sites == 4)
+
+
+def test_mice_mostly_imputed_is_flagged_and_keeps_its_numbers() -> None:
+    params = SyntheticParameters(dropout_by_severity=1.5)  # about 40% of the 12-month changes missing
+    settings = ModelSettings(methods=("mice",), mice_imputations=5, mice_max_imputed_share=0.3)
+    results, _ = fit_generated(0, params, settings, patients=400)
+    imputed = row(results, "mice")
+    assert not imputed.diagnostics_ok and np.isfinite(imputed.estimate)
+    assert imputed.note.startswith("more than 30% of changes imputed")
+    assert row(results, "mice", timepoint="6m").diagnostics_ok  # little missing at 6 months
