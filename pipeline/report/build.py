@@ -64,6 +64,11 @@ COVARIATE_WORDS = {
 }
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
+FOREST_FAMILIES = (
+    ("sunnybrook", "Sunnybrook", tuple(o for o in OUTCOMES if o.startswith("sunnybrook"))),
+    ("eface_hb", "eFACE and House-Brackmann", (*(o for o in OUTCOMES if o.startswith("eface")), "house_brackmann")),
+    ("patient", "patient-reported (SAQ, FaCE, FDI)", ("saq", "face_total", "fdi_physical", "fdi_social")),
+)
 HALLMARKS = (
     (
         "hallmark_synkinesis",
@@ -522,10 +527,12 @@ def _build(
         )
         for key, title, outcomes in HALLMARKS
     ]
+    # One figure per timepoint and family of outcomes: all 13 outcomes by 5 methods in one image is
+    # 65 rows, unreadable once printed on a PDF page.
     forest_figs = [
         Figure(
-            f"forest_{timepoint}",
-            f"Combined vs single modality: every estimate at {TIMEPOINT_LABELS[timepoint]}",
+            f"forest_{timepoint}_{family}",
+            f"Combined vs single modality at {TIMEPOINT_LABELS[timepoint]}: {family_title}",
             "Each line is one estimate with its 95% confidence interval: the difference in change from "
             "baseline between the first and the second group of the comparison. Where a lower score is better "
             "(SAQ, Sunnybrook resting and synkinesis, House-Brackmann) the sign is reversed, so right of zero "
@@ -533,26 +540,34 @@ def _build(
             "with no difference. At the right: the E-value, or why an estimate is not drawn (diagnostics did not "
             f"pass, or fewer than {SMALL_CELL} patients in a group).",
             figures.forest_figure(
-                primary_rows[primary_rows["timepoint"] == timepoint] if len(primary_rows) else primary_rows,
-                TIMEPOINT_LABELS[timepoint],
+                primary_rows[(primary_rows["timepoint"] == timepoint) & primary_rows["outcome"].isin(outcomes)]
+                if len(primary_rows)
+                else primary_rows,
+                f"{TIMEPOINT_LABELS[timepoint]}: {family_title}",
             ),
         )
         for timepoint in reversed(FOLLOWUP_TIMEPOINTS)
+        for family, family_title, outcomes in FOREST_FAMILIES
     ]
-    forest_figs.append(
+    combination_rows = (
+        other_rows[(other_rows["timepoint"] == PRIMARY_TIMEPOINT) & other_rows["outcome"].isin(MAIN_OUTCOMES)]
+        if len(other_rows)
+        else other_rows
+    )
+    combination_contrasts = list(dict.fromkeys(combination_rows["contrast"])) if len(combination_rows) else []
+    # One figure per combination, so that each stays legible on a printed page.
+    forest_figs += [
         Figure(
-            "forest_combinations_12m",
-            "Specific combinations vs the most common single modality at 12 months",
-            "As above, for each combination with enough patients against the most common single modality, on "
+            f"forest_combinations_12m_{index + 1}",
+            f"{contrast_label(contrast)} at 12 months",
+            "As above, for a combination with enough patients against the most common single modality, on "
             "the main outcomes. Every other estimate (other outcomes, 3 and 6 months) is in estimates.csv.",
             figures.forest_figure(
-                other_rows[(other_rows["timepoint"] == PRIMARY_TIMEPOINT) & other_rows["outcome"].isin(MAIN_OUTCOMES)]
-                if len(other_rows)
-                else other_rows,
-                TIMEPOINT_LABELS[PRIMARY_TIMEPOINT],
+                combination_rows[combination_rows["contrast"] == contrast], TIMEPOINT_LABELS[PRIMARY_TIMEPOINT]
             ),
         )
-    )
+        for index, contrast in enumerate(combination_contrasts)
+    ]
     figs = [
         Figure(
             "groups_by_year",
@@ -637,6 +652,10 @@ def _build(
         "timepoints": design_dict.get("timepoints", []),
         "has_estimates": bool(len(data.estimates)),
         "hallmarks": [(key, title) for key, title, _ in HALLMARKS],
+        "forest_names": [
+            *(f"forest_{t}_{family}" for t in reversed(FOLLOWUP_TIMEPOINTS) for family, _, _ in FOREST_FAMILIES),
+            *(f"forest_combinations_12m_{index + 1}" for index in range(len(combination_contrasts))),
+        ],
         "csv_files": [f"{name}.csv" for name in tables],
     }
     return tables, figs, context

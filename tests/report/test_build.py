@@ -137,7 +137,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
     assert report.name == "report.html" and report.parent.name == "2026-Q4" and report.exists()
-    for name in ("trajectories.png", "forest_12m.png", "bont_dose.png", "balance.png", "hallmark_smile.png"):
+    for name in ("trajectories.png", "forest_12m_sunnybrook.png", "bont_dose.png", "balance.png", "hallmark_smile.png"):
         assert (report.parent / name).read_bytes().startswith(b"\x89PNG")
     for name in (
         "patient_flow",

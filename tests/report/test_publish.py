@@ -118,7 +118,14 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
     folder = multisite_home.published / "2026-Q3"
     assert q3["html"] == folder / "report.html"
     names = {p.name for p in folder.iterdir()}
-    assert {"report.html", "report.pdf", "manifest.json", "table1.csv", "estimates.csv", "forest_12m.png"} <= names
+    assert {
+        "report.html",
+        "report.pdf",
+        "manifest.json",
+        "table1.csv",
+        "estimates.csv",
+        "forest_12m_sunnybrook.png",
+    } <= names
     assert (folder / "report.pdf").read_bytes().startswith(b"%PDF")
     manifest = q3["manifest"]
     assert manifest["quarter"] == "2026Q3" and manifest["provisional"] is False
