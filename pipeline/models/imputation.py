@@ -54,22 +54,24 @@ def _norm_update(filled: np.ndarray, missing: np.ndarray, column: int, rng: np.r
     """One chained-equation step for one column: Bayesian linear regression imputation (R mice's
     ``norm``, van Buuren 2018 algorithm 3.1): draw sigma, then beta, then each value with its noise."""
     observed = ~missing[:, column]
-    x = filled.copy()
-    x[:, column] = 1.0  # the column itself becomes the intercept: every other column predicts it
+    # Every other column predicts this one; the column itself becomes the intercept.
+    x_obs = filled[observed]
+    x_obs[:, column] = 1.0
+    x_mis = filled[~observed]
+    x_mis[:, column] = 1.0
     y = filled[observed, column]
-    x_obs = x[observed]
     xtx = x_obs.T @ x_obs
     xtx += np.diag(np.diag(xtx)) * 1e-5  # mice ridge (each diagonal element), for near-collinear columns
-    # A pseudo-inverse and an eigen square root: a dummy that is zero on every observed row leaves
-    # X'X singular, and such a column must simply not move the draw.
-    inverse = np.linalg.pinv(xtx, hermitian=True)
-    beta = inverse @ (x_obs.T @ y)
+    # One eigendecomposition gives the (pseudo-)inverse and its square root: a dummy that is zero on
+    # every observed row leaves X'X singular, and such a column must simply not move the draw.
+    values, vectors = np.linalg.eigh(xtx)
+    keep = values > values.max() * len(values) * np.finfo(float).eps
+    scaled = vectors[:, keep] / np.sqrt(values[keep])  # inverse = scaled @ scaled.T
+    beta = scaled @ (scaled.T @ (x_obs.T @ y))
     residuals = y - x_obs @ beta
-    sigma = np.sqrt(residuals @ residuals / rng.chisquare(max(observed.sum() - x.shape[1], 1)))
-    values, vectors = np.linalg.eigh((inverse + inverse.T) / 2)
-    root = vectors * np.sqrt(np.clip(values, 0, None))
-    drawn = beta + sigma * root @ rng.standard_normal(len(beta))
-    filled[~observed, column] = x[~observed] @ drawn + sigma * rng.standard_normal((~observed).sum())
+    sigma = np.sqrt(residuals @ residuals / rng.chisquare(max(observed.sum() - x_obs.shape[1], 1)))
+    drawn = beta + sigma * scaled @ rng.standard_normal(int(keep.sum()))
+    filled[~observed, column] = x_mis @ drawn + sigma * rng.standard_normal((~observed).sum())
 
 
 def chained_imputations(
