@@ -338,43 +338,26 @@ def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list
     }
     keys = pd.DataFrame({k: frame[k].map(v) for k, v in order.items()})
     frame = frame.iloc[keys.sort_values(list(order)).index].reset_index(drop=True)
-    for column in (
-        "estimate",
-        "std_error",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "p_adjusted",
-        "e_value",
-        "e_value_ci",
-        "mdd",
-    ):
-        frame[column] = frame[column].astype(float)
-    for column in ("n_treated", "n_control"):
-        frame[column] = frame[column].astype("int64")
-    for column in ("higher_is_better", "diagnostics_ok"):
-        frame[column] = frame[column].astype(bool)
-    frame["note"] = frame["note"].astype("str")
-    return frame[list(ESTIMATE_COLUMNS)]
+    return _typed(frame, ESTIMATE_COLUMNS, run_id)
+
+
+BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
+INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
+TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
+    """The contract's columns in order, each with its type (the rest are doubles)."""
     frame = frame.assign(run_id=run_id).reindex(columns=list(columns))
     for column in frame.columns:
-        if column in ("diagnostics_ok",):
+        if column in BOOL_COLUMNS:
             frame[column] = frame[column].astype(bool)
-        elif column == "n_truncated":
+        elif column in INT_COLUMNS:
             frame[column] = frame[column].astype("int64")
-        elif column in (
-            "auc",
-            "equipoise_share",
-            "ess_treated",
-            "ess_control",
-            "max_abs_smd_weighted",
-        ) or column.startswith("smd"):
-            frame[column] = frame[column].astype(float)
-        else:
+        elif column in TEXT_COLUMNS:
             frame[column] = frame[column].astype("str")
+        else:
+            frame[column] = frame[column].astype(float)
     return frame
 
 
