@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
+from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -29,7 +30,12 @@ numbers.
     max_active_runs=1,
     tags=["synkinesis", "models"],
     doc_md=DOC,
-    default_args={"owner": DAG_OWNER, "retries": task_retries(1), "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "owner": DAG_OWNER,
+        "retries": task_retries(1),
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+    },
 )
 def fit_outcome_models() -> None:
     @task(pool=STORE_WRITER_POOL)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
 
+from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -32,7 +33,12 @@ param or `"confirm_retire": true` in its manifest.
     max_active_runs=1,
     tags=["synkinesis", "ingest"],
     doc_md=DOC,
-    default_args={"owner": DAG_OWNER, "retries": task_retries(2), "retry_delay": timedelta(minutes=2)},
+    default_args={
+        "owner": DAG_OWNER,
+        "retries": task_retries(2),
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+    },
     params={
         "drop": Param("", type="string", description="Load only this drop id (empty: every new drop)."),
         "confirm_retire": Param(False, type="boolean", description="Confirm a held full snapshot."),

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
+from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, task_retries
 
 DOC = """
@@ -32,7 +33,12 @@ for the quarter once fixed.
     max_active_runs=1,
     tags=["synkinesis", "report"],
     doc_md=DOC,
-    default_args={"owner": DAG_OWNER, "retries": task_retries(1), "retry_delay": timedelta(minutes=10)},
+    default_args={
+        "owner": DAG_OWNER,
+        "retries": task_retries(1),
+        "retry_delay": timedelta(minutes=10),
+        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+    },
     params={
         "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended)."),
         "provisional": Param(False, type="boolean", description="Report a quarter not yet ended, marked PROVISIONAL."),

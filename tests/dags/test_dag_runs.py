@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import duckdb
 
 from pipeline.settings import DataHome
@@ -77,13 +82,34 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
     (bad / "manifest.json").write_text('{"snapshot": "incremental"}')
     (bad / "patients.csv").write_text(
         "patient_id,site_id,sex,age_at_onset,side,etiology,index_year,onset_to_index_days,email\n"
+        "P1,s1,F,40,L,bell,2020,100,jane.doe@example.org\n"
     )
+    # The failure callback posts the coordinator's message to a webhook: a listener on loopback.
+    received: list[dict] = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["SYNK_NOTIFY_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/synk"
     try:
         assert run_dag(dags["ingest_clinic_exports"]).endswith("failed")
     finally:
+        del os.environ["SYNK_NOTIFY_WEBHOOK"]
+        server.shutdown()
         for path in bad.iterdir():
             path.unlink()
         bad.rmdir()
+    assert [(m["dag_id"], m["task_id"]) for m in received] == [("ingest_clinic_exports", "check_refusals")]
+    assert "patients.csv has column(s) the contract does not know: email" in received[0]["message"]
+    assert "jane.doe" not in json.dumps(received)  # never a cell value
     con = duckdb.connect(str(airflow_home.store_path), read_only=True)
     try:
         status, reason = con.execute("SELECT status, reason FROM drops WHERE drop_id = 'zz-bad-export'").fetchone()
