@@ -7,7 +7,7 @@ SYNK_HOME ?= $(CURDIR)/data
 export SYNK_HOME
 DEMO_DROP := $(SYNK_HOME)/landing/demo-site01-2026q4
 
-.PHONY: setup chromium demo test lint suites bench clean-data
+.PHONY: setup chromium demo test test-server airflow lint suites bench clean-data
 
 # Creates .venv and installs the project, and installs Debian's Chromium (it prints the report's PDF and
 # the tests open the report in it) when it is missing; does nothing while both are up to date.
@@ -43,6 +43,16 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# The tests that start a real Airflow server on loopback (left out of `make test`: about 90 s).
+test-server: setup
+	$(BIN)/python -m pytest -m server
+
+# A local Airflow on loopback (scheduler, DAG processor, triggerer, API server and UI) with the
+# project's DAGs and data home; prints the URL and where the admin password is. Ctrl-C stops it.
+AIRFLOW_PORT ?= 8780
+airflow: setup
+	$(BIN)/python -m pipeline.airflow_server --home $(SYNK_HOME) --port $(AIRFLOW_PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -1,0 +1,120 @@
+"""A real Airflow on loopback (`make airflow`'s server: scheduler, DAG processor, triggerer, API
+server; SQLite, LocalExecutor): it picks up the DAGs, runs the ingest DAG when triggered through
+its REST API, and the warehouse Asset then triggers the models DAG."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import psutil
+import pytest
+
+from pipeline.airflow_server import password_file
+from pipeline.settings import PROJECT_ROOT, DataHome
+from pipeline.synthetic import generate_drop
+
+T = TypeVar("T")
+AIRFLOW_LOG_SERVER_PORTS = {8793, 8794}
+
+
+def process_of(pid: int) -> psutil.Process:
+    return psutil.Process(pid)
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in AIRFLOW_LOG_SERVER_PORTS:
+            return port
+
+
+def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers=headers, method="POST" if body is not None else "GET")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_for(what: str, check: Callable[[], T], timeout: float, log: Path) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            result = None
+        if result:
+            return result
+        time.sleep(2)
+    pytest.fail(f"timed out waiting for {what}; server log:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[DataHome, str, Path]]:
+    home = DataHome.resolve(tmp_path / "data").ensure()
+    generate_drop(home.landing / "clinic-a-2026-11", patients=60, seed=1, site="clinic_a")
+    (home.root / "models.json").write_text('{"methods": ["unadjusted", "ancova"]}')  # a quick fit
+    port = free_port()
+    log = tmp_path / "airflow.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.airflow_server", "--home", str(home.root), "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped whole below
+            env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        )
+    try:
+        yield home, f"http://127.0.0.1:{port}", log
+    finally:
+        # standalone's components start processes of their own (some in new sessions): stop every
+        # descendant, not only the process group.
+        family = [process_of(process.pid), *process_of(process.pid).children(recursive=True)]
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs(family, timeout=30)
+        for member in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
+        psutil.wait_procs(alive, timeout=10)
+
+
+@pytest.mark.server
+def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_triggers_the_models(server) -> None:
+    home, base, log = server
+    wait_for("the API server", lambda: call(f"{base}/api/v2/version")["version"], 120, log)
+    password = wait_for("the admin password", lambda: json.loads(password_file(home).read_text())["admin"], 60, log)
+    token = call(f"{base}/auth/token", body={"username": "admin", "password": password})["access_token"]
+    wait_for("the DAGs", lambda: call(f"{base}/api/v2/dags/ingest_clinic_exports", token)["dag_id"], 120, log)
+    run = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns", token, body={"logical_date": None})
+
+    def run_state() -> str | None:
+        state = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns/{run['dag_run_id']}", token)["state"]
+        return state if state in ("success", "failed") else None
+
+    assert wait_for("the ingest run", run_state, 300, log) == "success"
+
+    def models_succeeded() -> bool:
+        runs = call(f"{base}/api/v2/dags/fit_outcome_models/dagRuns", token)["dag_runs"]
+        return any(r["state"] == "success" and r["run_type"] == "asset_triggered" for r in runs)
+
+    assert wait_for("the models run triggered by the warehouse Asset", models_succeeded, 300, log)
+    assert (home.warehouse_path).exists()
