@@ -8,6 +8,7 @@ quarantined under and the columns it concerns.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -186,21 +187,20 @@ def _assessment_rules() -> list[dict[str, object]]:
         )
     # One expectation per instrument and range (GX's cost is per expectation, not per row); its
     # meta lists the items, so the suite still states every item's range.
-    for rule, codes in item_range_groups().items():
-        _, low, high = _items_by_range_key(rule)
+    for rule, items in _items_by_rule(_range_rule).items():
         expectation = _expectation(
             "expect_column_values_to_be_between",
             rule,
             ["instrument", "item", "value"],
             column="value",
-            min_value=low,
-            max_value=high,
+            min_value=items[0].low,
+            max_value=items[0].high,
             row_condition=f'{ITEM_RANGE_GROUP}=="{rule}"',
             condition_parser="pandas",
         )
-        expectation["meta"]["items"] = codes
+        expectation["meta"]["items"] = [item.code for item in items]
         rules.append(expectation)
-    for rule, codes in item_integer_groups().items():
+    for rule, items in _items_by_rule(_integer_rule).items():
         expectation = _expectation(
             "expect_column_values_to_match_regex",
             rule,
@@ -210,61 +210,40 @@ def _assessment_rules() -> list[dict[str, object]]:
             row_condition=f'{ITEM_INTEGER_GROUP}=="{rule}"',
             condition_parser="pandas",
         )
-        expectation["meta"]["items"] = codes
+        expectation["meta"]["items"] = [item.code for item in items]
         rules.append(expectation)
     return rules
 
 
-def item_range_groups() -> dict[str, list[str]]:
-    """Rule name (``item_range:<instrument>[low,high]``) -> the instrument's items with that range."""
-    return {
-        f"item_range:{instrument}[{low:g},{high:g}]": codes
-        for (instrument, low, high), codes in _items_by_range().items()
-    }
+def _range_rule(item: c.Item) -> str:
+    return f"item_range:{item.instrument}[{item.low:g},{item.high:g}]"
 
 
-def item_integer_groups() -> dict[str, list[str]]:
-    """Rule name (``item_integer:<instrument>``) -> the instrument's items that take whole numbers."""
-    groups = {}
-    for instrument in c.INSTRUMENTS:
-        codes = [i.code for i in c.ITEMS if i.instrument == instrument and i.integer]
-        if codes:
-            groups[f"item_integer:{instrument}"] = codes
+def _integer_rule(item: c.Item) -> str:
+    return f"item_integer:{item.instrument}" if item.integer else ""
+
+
+def _items_by_rule(rule_of: Callable[[c.Item], str]) -> dict[str, list[c.Item]]:
+    """The contract's items grouped by the rule that applies to them (none: left out), in contract order."""
+    groups: dict[str, list[c.Item]] = {}
+    for item in c.ITEMS:
+        if rule := rule_of(item):
+            groups.setdefault(rule, []).append(item)
     return groups
-
-
-def _items_by_range_key(rule: str) -> tuple[str, float, float]:
-    for (instrument, low, high), _ in _items_by_range().items():
-        if rule == f"item_range:{instrument}[{low:g},{high:g}]":
-            return instrument, low, high
-    raise KeyError(rule)
 
 
 def item_groups(assessments: pd.DataFrame) -> dict[str, pd.Series]:
     """The item-range and integer rule of each assessment row ("" where none applies), and its instrument
     as a categorical."""
     key = assessments["instrument"].astype(str) + "/" + assessments["item"].astype(str)
+    codes, uniques = pd.factorize(key)  # map the few distinct keys, then spread them over the rows
     columns = {INSTRUMENT_GROUP: assessments["instrument"].astype("category")}
-    for column, groups in ((ITEM_RANGE_GROUP, item_range_groups()), (ITEM_INTEGER_GROUP, item_integer_groups())):
-        lookup = {
-            f"{instrument}/{code}": rule
-            for rule, codes in groups.items()
-            for instrument in [rule.split(":", 1)[1].split("[", 1)[0]]
-            for code in codes
-        }
-        # Map the few distinct keys, then spread them over the rows by their codes.
-        codes, uniques = pd.factorize(key)
+    for column, rule_of in ((ITEM_RANGE_GROUP, _range_rule), (ITEM_INTEGER_GROUP, _integer_rule)):
+        lookup = {f"{item.instrument}/{item.code}": rule_of(item) for item in c.ITEMS}
         mapped = np.array([lookup.get(u, "") for u in uniques] + [""], dtype=object)
         # Categorical: GX filters on these once per metric, and comparing codes beats comparing strings.
         columns[column] = pd.Series(pd.Categorical(mapped[codes].astype(str)), index=assessments.index)
     return columns
-
-
-def _items_by_range() -> dict[tuple[str, float, float], list[str]]:
-    groups: dict[tuple[str, float, float], list[str]] = {}
-    for item in c.ITEMS:
-        groups.setdefault((item.instrument, item.low, item.high), []).append(item.code)
-    return groups
 
 
 def build_suite(table: str) -> dict[str, object]:
