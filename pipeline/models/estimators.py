@@ -97,16 +97,23 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     return design, notes
 
 
+def site_clusters(sites: pd.Series, settings: ModelSettings) -> tuple[np.ndarray | None, str]:
+    """Each row's site as a cluster number where there are at least ``min_sites_for_cluster`` sites
+    (cluster-robust errors), else None (HC3); and the note that says which."""
+    n_sites = sites.nunique()
+    if n_sites >= settings.min_sites_for_cluster:
+        return pd.factorize(sites, sort=True)[0], f"cluster-robust errors by site ({n_sites} sites)"
+    return None, "HC3 robust errors"
+
+
 def robust_fit(
     model: sm.regression.linear_model.RegressionModel, sites: pd.Series, settings: ModelSettings, notes: list[str]
 ) -> sm.regression.linear_model.RegressionResults:
     """HC3 robust errors, or cluster-robust by site with at least ``min_sites_for_cluster`` sites."""
-    n_sites = sites.nunique()
-    if n_sites >= settings.min_sites_for_cluster:
-        groups = pd.factorize(sites, sort=True)[0]
-        notes.append(f"cluster-robust errors by site ({n_sites} sites)")
-        return model.fit(cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
-    notes.append("HC3 robust errors")
+    clusters, note = site_clusters(sites, settings)
+    notes.append(note)
+    if clusters is not None:
+        return model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
     return model.fit(cov_type="HC3", use_t=True)
 
 

@@ -43,7 +43,7 @@ from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
 T = TypeVar("T")
-METHODS = ("unadjusted", "ancova", "iptw", "mixed", "mice")
+METHODS = ModelSettings.methods  # every method, in the order estimates are listed
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb")
 
 ESTIMATE_COLUMNS = (
@@ -243,13 +243,11 @@ def _fit_outcome(
         frame = frames.get((outcome, timepoint))
         if frame is None:
             continue
-        n_treated = int((frame["treated"] == 1).sum())
-        n_control = len(frame) - n_treated
-        small = None
-        if min(n_treated, n_control) < settings.min_group_size:
-            small = _small_group_note(contrast, n_treated, n_control, settings.min_group_size)
-            warnings.append(f"{contrast.name}, {outcome} at {timepoint}: {small}.")
-        cells.append(_Cell(contrast, outcome, timepoint, frame, small))
+        cell = _Cell(contrast, outcome, timepoint, frame, None)
+        if min(cell.counts) < settings.min_group_size:
+            cell.small_note = _small_group_note(contrast, *cell.counts, settings.min_group_size)
+            warnings.append(f"{contrast.name}, {outcome} at {timepoint}: {cell.small_note}.")
+        cells.append(cell)
     fitted = [cell for cell in cells if cell.small_note is None]
     for cell in fitted:
         _fit_cross_sectional(cell, settings, diagnostics, balance)

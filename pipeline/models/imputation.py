@@ -25,10 +25,9 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed
+from pipeline.models.design_matrix import FOLLOWUP_TIMEPOINTS
+from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
-
-TIMEPOINTS = ("3m", "6m", "12m")
 
 
 def rubin(estimates: np.ndarray, variances: np.ndarray, complete_df: float) -> tuple[float, float, float]:
@@ -104,19 +103,16 @@ class _GroupCoefficient:
         self.x = x
         self.projection = np.linalg.solve(x.T @ x, x.T)  # (X'X)^-1 X'
         self.row = self.projection[index]
-        self.index = index
-        n_sites = sites.nunique()
-        self.clusters = pd.factorize(sites, sort=True)[0] if n_sites >= settings.min_sites_for_cluster else None
+        self.clusters, self.note = site_clusters(sites, settings)
+        n, p = x.shape
         if self.clusters is None:
             leverage = np.einsum("ij,ji->i", x, self.projection)
             with np.errstate(divide="ignore"):
                 self.scale = 1 / (1 - leverage)
-            self.note = "HC3 robust errors"
-            self.df = float(x.shape[0] - x.shape[1])
+            self.df = float(n - p)
         else:
-            n, p = x.shape
+            n_sites = int(self.clusters.max()) + 1
             self.correction = n_sites / (n_sites - 1) * (n - 1) / (n - p)
-            self.note = f"cluster-robust errors by site ({n_sites} sites)"
             self.df = float(n_sites - 1)  # as statsmodels' cluster-robust t tests
 
     def __call__(self, y: np.ndarray) -> tuple[float, float]:
@@ -136,7 +132,7 @@ def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Est
     # be mostly imputed itself, and its own regression would rest on a handful of patients.
     timepoints = [
         t
-        for t in TIMEPOINTS
+        for t in FOLLOWUP_TIMEPOINTS
         if f"change_{t}" in wide
         and min(wide.loc[wide["treated"] == group, f"change_{t}"].notna().sum() for group in (0, 1))
         >= settings.min_group_size

@@ -19,7 +19,7 @@ whose diagnostics fail keeps its numbers with ``diagnostics_ok`` false and the r
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -140,15 +140,5 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
         result.estimate = failed("; ".join([*fit_notes, f"fit failed: {error}"]))
         return result
     estimate = coefficient(fit, 1, fit_notes)
-    if estimate.ok and failures:
-        estimate = Estimate(
-            estimate.estimate,
-            estimate.std_error,
-            estimate.ci_low,
-            estimate.ci_high,
-            estimate.p_value,
-            False,
-            estimate.note,
-        )
-    result.estimate = estimate
+    result.estimate = replace(estimate, diagnostics_ok=False) if failures else estimate
     return result
