@@ -1,21 +1,21 @@
 """Tell the coordinator when a DAG task fails, without waiting for them to open the UI.
 
 Off by default. ``SYNK_NOTIFY_WEBHOOK`` (a URL) receives the message as JSON by POST;
-``SYNK_NOTIFY_EMAIL`` (addresses, comma-separated) receives it by mail through the SMTP server
-``SYNK_SMTP_HOST`` (port ``SYNK_SMTP_PORT``, default 25, sender ``SYNK_SMTP_FROM``), with the
-standard library's smtplib. The message is the pipeline's own sentence (a refusal names the
-file, column, rule and row numbers, never a value); any other error is named by its type only,
-since its text could quote data.
+``SYNK_NOTIFY_EMAIL`` (addresses, comma-separated) receives it by mail through Airflow's SMTP
+provider, using the Airflow connection ``SYNK_NOTIFY_SMTP_CONN`` (default ``smtp_default``: host,
+port, login and ``from_email`` are set there, in the UI or as ``AIRFLOW_CONN_SMTP_DEFAULT``, as
+for any Airflow e-mail). The message is the pipeline's own sentence (a refusal names the file,
+column, rule and row numbers, never a value); any other error is named by its type only, since
+its text could quote data.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
-import smtplib
 import urllib.request
-from email.message import EmailMessage
 from typing import Any
 
 from pipeline.errors import PipelineError
@@ -40,6 +40,29 @@ def coordinator_message(context: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _post(webhook: str, message: dict[str, str]) -> None:
+    request = urllib.request.Request(
+        webhook, data=json.dumps(message).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+
+
+def _mail(recipients: list[str], message: dict[str, str]) -> None:
+    # Imported here: the provider is only needed when e-mail is configured, and DAG files stay light.
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    body = (
+        f"<p>{html.escape(message['message'])}</p>"
+        f"<p>DAG {html.escape(message['dag_id'])}, task {html.escape(message['task_id'])}, "
+        f"run {html.escape(message['run_id'])}.</p>"
+    )
+    with SmtpHook(smtp_conn_id=os.environ.get("SYNK_NOTIFY_SMTP_CONN", "smtp_default")) as smtp:
+        smtp.send_email_smtp(
+            to=recipients, subject=f"[synk] {message['dag_id']}.{message['task_id']} failed", html_content=body
+        )
+
+
 def notify_failure(context: dict[str, Any]) -> None:
     """An Airflow ``on_failure_callback``: send the coordinator's message where configured."""
     webhook = os.environ.get("SYNK_NOTIFY_WEBHOOK", "").strip()
@@ -47,24 +70,13 @@ def notify_failure(context: dict[str, Any]) -> None:
     if not webhook and not recipients:
         return
     message = coordinator_message(context)
-    try:
-        if webhook:
-            request = urllib.request.Request(
-                webhook,
-                data=json.dumps(message).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        if recipients:
-            mail = EmailMessage()
-            mail["Subject"] = f"[synk] {message['dag_id']}.{message['task_id']} failed"
-            mail["From"] = os.environ.get("SYNK_SMTP_FROM", "synk@localhost")
-            mail["To"] = ", ".join(recipients)
-            mail.set_content(f"{message['message']}\n\nRun: {message['run_id']}\n")
-            host = os.environ.get("SYNK_SMTP_HOST", "localhost")
-            with smtplib.SMTP(host, int(os.environ.get("SYNK_SMTP_PORT", "25")), timeout=10) as smtp:
-                smtp.send_message(mail)
-    except OSError as error:  # a failed notice must not hide the failure it reports
-        log.warning("Could not send the failure notice: %s", error)
+    channels = []
+    if webhook:
+        channels.append(("webhook", lambda: _post(webhook, message)))
+    if recipients:
+        channels.append(("e-mail", lambda: _mail(recipients, message)))
+    for channel, send in channels:
+        try:
+            send()
+        except Exception as error:  # a failed notice must not hide the failure it reports, nor stop the other
+            log.warning("Could not send the failure notice by %s: %s", channel, type(error).__name__)

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
+from email import message_from_bytes
+from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import duckdb
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
 
 from pipeline.settings import DataHome
 
@@ -84,8 +89,10 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
         "patient_id,site_id,sex,age_at_onset,side,etiology,index_year,onset_to_index_days,email\n"
         "P1,s1,F,40,L,bell,2020,100,jane.doe@example.org\n"
     )
-    # The failure callback posts the coordinator's message to a webhook: a listener on loopback.
+    # The failure callback posts the coordinator's message to a webhook (a listener on loopback) and
+    # mails it through Airflow's SMTP provider (a real SMTP server on loopback, aiosmtpd).
     received: list[dict] = []
+    mails: list[Envelope] = []
 
     class Listener(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
@@ -96,20 +103,49 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
         def log_message(self, *args: object) -> None:
             pass
 
+    class Mailbox:
+        async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
+            mails.append(envelope)
+            return "250 OK"
+
     server = HTTPServer(("127.0.0.1", 0), Listener)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    os.environ["SYNK_NOTIFY_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/synk"
+    with socket.socket() as probe:  # a free port: the controller checks readiness by connecting to it
+        probe.bind(("127.0.0.1", 0))
+        smtp_port = probe.getsockname()[1]
+    smtp = Controller(Mailbox(), hostname="127.0.0.1", port=smtp_port)
+    smtp.start()
+    connection = {
+        "conn_type": "smtp",
+        "host": "127.0.0.1",
+        "port": smtp_port,
+        "extra": {"disable_tls": True, "disable_ssl": True, "from_email": "synk@localhost", "retry_limit": 0},
+    }
+    settings = {
+        "SYNK_NOTIFY_WEBHOOK": f"http://127.0.0.1:{server.server_port}/synk",
+        "SYNK_NOTIFY_EMAIL": "coordinator@clinic.example",
+        "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(connection),
+    }
+    os.environ.update(settings)
     try:
         assert run_dag(dags["ingest_clinic_exports"]).endswith("failed")
     finally:
-        del os.environ["SYNK_NOTIFY_WEBHOOK"]
+        for name in settings:
+            del os.environ[name]
         server.shutdown()
+        smtp.stop()
         for path in bad.iterdir():
             path.unlink()
         bad.rmdir()
     assert [(m["dag_id"], m["task_id"]) for m in received] == [("ingest_clinic_exports", "check_refusals")]
     assert "patients.csv has column(s) the contract does not know: email" in received[0]["message"]
     assert "jane.doe" not in json.dumps(received)  # never a cell value
+    assert [m.rcpt_tos for m in mails] == [["coordinator@clinic.example"]]
+    mail = message_from_bytes(mails[0].content, policy=default_policy)
+    assert mail["Subject"] == "[synk] ingest_clinic_exports.check_refusals failed"
+    body = mail.get_body(("html",)).get_content()
+    assert "patients.csv has column(s) the contract does not know: email" in body
+    assert "jane.doe" not in mails[0].content.decode()
     con = duckdb.connect(str(airflow_home.store_path), read_only=True)
     try:
         status, reason = con.execute("SELECT status, reason FROM drops WHERE drop_id = 'zz-bad-export'").fetchone()
