@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 from pipeline.airflow_local import DAGS_FOLDER
+from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, DAG_TAGS, STORE_WRITER_POOL
 
 EXPECTED = {
@@ -38,6 +39,8 @@ def test_tags_docs_owner_and_pool(dags) -> None:
         assert dag.doc_md and "When it fails" in dag.doc_md
         for task in dag.tasks:
             assert task.owner == DAG_OWNER
+            # Every task tells the coordinator when it fails (tests/dags/test_dag_runs.py sends one).
+            assert notify_failure in (task.on_failure_callback or [])
     writers = [t for t in dags["ingest_clinic_exports"].tasks if t.task_id != "check_refusals"]
     writers += dags["fit_outcome_models"].tasks
     assert all(t.pool == STORE_WRITER_POOL for t in writers)
