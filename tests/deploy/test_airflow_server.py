@@ -103,7 +103,11 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
     wait_for("the API server", lambda: call(f"{base}/api/v2/version")["version"], 120, log)
     password = wait_for("the admin password", lambda: json.loads(password_file(home).read_text())["admin"], 60, log)
     token = call(f"{base}/auth/token", body={"username": "admin", "password": password})["access_token"]
-    wait_for("the DAGs", lambda: call(f"{base}/api/v2/dags/ingest_clinic_exports", token)["dag_id"], 120, log)
+    # Both DAGs must be parsed before the run: an Asset event only queues runs of DAGs already known.
+    for dag_id in ("ingest_clinic_exports", "fit_outcome_models"):
+        wait_for(
+            f"the DAG {dag_id}", lambda dag_id=dag_id: call(f"{base}/api/v2/dags/{dag_id}", token)["dag_id"], 120, log
+        )
     run = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns", token, body={"logical_date": None})
 
     def run_state() -> str | None:
