@@ -122,14 +122,15 @@ def read_dictionary(drop_id: str, received: ReceivedFile) -> dict[str, Dictionar
             f"{DICTIONARY} is not a REDCap data dictionary (it lacks {', '.join(absent) or FIELD + ' first'}).",
             "Download it from REDCap (Project Setup > Data Dictionary > Download the current Data Dictionary).",
         )
+    cells = frame[list(DICTIONARY_COLUMNS)].fillna("")
     return {
-        str(row[FIELD]): DictionaryField(
-            form=str(row[FORM] or ""),
-            kind=str(row[TYPE] or "").lower(),
-            validation=str(row[VALIDATION] or "").lower(),
-            identifier=str(row[IDENTIFIER] or "").lower() == "y",
+        row[FIELD]: DictionaryField(
+            form=row[FORM],
+            kind=row[TYPE].lower(),
+            validation=row[VALIDATION].lower(),
+            identifier=row[IDENTIFIER].lower() == "y",
         )
-        for _, row in frame.iterrows()
+        for row in cells.to_dict("records")
         if row[FIELD]
     }
 
@@ -207,8 +208,8 @@ def _loaded(records: pd.DataFrame, form: str) -> pd.Series:
     return records[redcap_form_status(form)].isin(REDCAP_LOADED_STATUSES)
 
 
-def _incomplete_rules(frame: pd.DataFrame, loaded: pd.Series, form_of: pd.Series) -> dict[int, list[RowRule]]:
-    """Row positions (of ``frame``) whose form instance is not marked unverified or complete."""
+def _incomplete_rules(loaded: pd.Series, form_of: pd.Series) -> dict[int, list[RowRule]]:
+    """By row position in the table: the rule of a form instance not marked unverified or complete."""
     return {
         position: [RowRule(INCOMPLETE_RULE, (redcap_form_status(form),))]
         for position, (ok, form) in enumerate(zip(loaded, form_of, strict=True))
@@ -229,7 +230,7 @@ def _patients(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, dic
     columns |= {"patient_id": part[REDCAP_RECORD_ID], "site_id": site[rows]}
     frame = _table("patients", columns, part[ROW_NUMBER])
     form = pd.Series(REDCAP_PATIENT_FORM, index=part.index)
-    return frame, _incomplete_rules(frame, _loaded(part, REDCAP_PATIENT_FORM), form)
+    return frame, _incomplete_rules(_loaded(part, REDCAP_PATIENT_FORM), form)
 
 
 def _treatments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, dict[int, list[RowRule]]]:
@@ -244,7 +245,7 @@ def _treatments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, d
     }
     frame = _table("treatments", columns, part[ROW_NUMBER])
     form = pd.Series(REDCAP_TREATMENT_FORM, index=part.index)
-    return frame, _incomplete_rules(frame, _loaded(part, REDCAP_TREATMENT_FORM), form)
+    return frame, _incomplete_rules(_loaded(part, REDCAP_TREATMENT_FORM), form)
 
 
 def _assessments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, dict[int, list[RowRule]]]:
@@ -268,7 +269,7 @@ def _assessments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, 
     # In flat-export order (the melt above is item by item).
     long = long.sort_values(ROW_NUMBER, kind="stable").reset_index(drop=True)
     frame = _table("assessments", {c: long[c] for c in long}, long[ROW_NUMBER])
-    rules = _incomplete_rules(frame, long["loaded"], long["instrument"])
+    rules = _incomplete_rules(long["loaded"], long["instrument"])
     for position in long.index[long["empty"].astype(bool)]:
         rules.setdefault(int(position), []).append(RowRule(EMPTY_RULE, ()))
     return frame, rules
@@ -360,6 +361,7 @@ def flat_export(patients: pd.DataFrame, treatments: pd.DataFrame, assessments: p
         wide = wide.assign(instance=wide.groupby(REDCAP_RECORD_ID).cumcount() + 1, form_order=order)
         rows.append(wide.assign(**{redcap_form_status(instrument): "2"}))
     flat = pd.concat(rows, ignore_index=True).sort_values([REDCAP_RECORD_ID, "form_order", "instance"], kind="stable")
+    flat = flat.reset_index(drop=True)
     repeating = flat["form_order"] > 0
     flat[REDCAP_REPEAT_INSTRUMENT] = flat["form_order"].map(dict(enumerate(REDCAP_FORMS))).where(repeating)
     flat[REDCAP_REPEAT_INSTANCE] = flat["instance"].astype("Int64").where(repeating)
