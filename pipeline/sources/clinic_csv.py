@@ -88,7 +88,8 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
             raise DropRejected(
                 drop_id,
                 f"it holds a file the contract does not know: {item.file}.",
-                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json.",
+                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json; "
+                'a REDCap export needs "source": "redcap" in manifest.json.',
             )
         if table in by_table:
             raise DropRejected(

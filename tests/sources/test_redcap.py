@@ -272,3 +272,8 @@ def test_an_export_of_another_project_shape_is_rejected(tmp_path: Path, change, 
 def test_an_unknown_source_in_the_manifest_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(DropRejected, match="names no source"):
         parse(tmp_path, base_export(), manifest={"source": "openclinica"})
+
+
+def test_a_redcap_export_without_its_manifest_source_is_told_what_to_add(tmp_path: Path) -> None:
+    with pytest.raises(DropRejected, match='"source": "redcap"'):
+        parse(tmp_path, base_export(), manifest={"site_id": "s1"})
