@@ -18,7 +18,9 @@ def _home(args: argparse.Namespace) -> DataHome:
 def cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.synthetic import generate_drop
 
-    counts = generate_drop(Path(args.out), patients=args.patients, seed=args.seed, site=args.site)
+    counts = generate_drop(
+        Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format
+    )
     print(f"Wrote drop {Path(args.out).name}: " + ", ".join(f"{n} {table} rows" for table, n in counts.items()))
     return 0
 
@@ -79,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--patients", type=int, default=200)
     gen.add_argument("--seed", type=int, default=1)
     gen.add_argument("--site", default="site01")
+    gen.add_argument(
+        "--format",
+        choices=("csv", "redcap"),
+        default="csv",
+        help="csv: the contract's three files; redcap: the same data as REDCap's flat export and data dictionary",
+    )
     gen.set_defaults(func=cmd_generate)
 
     run = with_home(sub.add_parser("run", help="ingest every new drop, publish the warehouse, fit the models"))

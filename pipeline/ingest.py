@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+import pandas as pd
 
 from pipeline.errors import DropHeld, DropRejected
 from pipeline.landing import LandedDrop, archive_file, discover_drops, list_drop_files
@@ -21,7 +22,7 @@ from pipeline.loading import RETIRE_LIMIT, FileOutcome, apply_drop, record_drop,
 from pipeline.progress import step
 from pipeline.screening import screen_drop
 from pipeline.settings import DataHome
-from pipeline.sources import ReceivedFile, SourceDrop
+from pipeline.sources import ROW_NUMBER, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import parse_drop, table_of
 from pipeline.store import current_patient_keys, loaded_checksums, open_store, writer_lock
 from pipeline.validation.gx_runner import build_data_docs
@@ -72,10 +73,18 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _row_count(drop: SourceDrop | None, table: str | None) -> int:
-    if drop is None or table is None or table not in drop.tables:
-        return 0
-    return len(drop.tables[table])
+def _tables_of(drop: SourceDrop | None, item: ReceivedFile) -> tuple[str, ...]:
+    """The contract tables read from a received file: one for a clinic CSV file, three for a REDCap export."""
+    if drop is None:
+        table = table_of(item.file)
+        return (table,) if table else ()
+    return tuple(table for table, source in drop.files.items() if source.file == item.file)
+
+
+def _source_rows(frames: list[pd.DataFrame]) -> int:
+    """Rows of the file the frames were taken from: distinct row numbers (a REDCap row gives many assessments)."""
+    numbers = [frame[ROW_NUMBER] for frame in frames if not frame.empty]
+    return int(pd.concat(numbers).nunique()) if numbers else 0
 
 
 def _refusal_outcomes(
@@ -84,9 +93,9 @@ def _refusal_outcomes(
     """Every file of a refused drop: its rows counted as quarantined whole (the file is in the archive)."""
     outcomes = []
     for item in received:
-        table = table_of(item.file)
-        rows = _row_count(drop, table)
-        outcomes.append(FileOutcome(item, table or item.file, rows, 0, rows, status, reason))
+        tables = _tables_of(drop, item)
+        rows = _source_rows([drop.tables[t] for t in tables]) if drop else 0
+        outcomes.append(FileOutcome(item, tables, rows, 0, rows, status, reason))
     return outcomes
 
 
@@ -131,15 +140,17 @@ def _refuse(
 
 
 def _file_outcomes(validated: ValidatedDrop, seen: dict[str, tuple[str, str]]) -> list[FileOutcome]:
+    """One outcome per file the tables were read from (a REDCap export's one file carries all three)."""
     outcomes = []
     drop = validated.source
-    for table, item in drop.files.items():
+    for item in {item.file: item for item in drop.files.values()}.values():
+        tables = _tables_of(drop, item)
         if item.sha256 in seen:
             first_drop, first_file = seen[item.sha256]
             outcomes.append(
                 FileOutcome(
                     item,
-                    table,
+                    tables,
                     0,
                     0,
                     0,
@@ -148,9 +159,9 @@ def _file_outcomes(validated: ValidatedDrop, seen: dict[str, tuple[str, str]]) -
                 )
             )
             continue
-        quarantined = len(validated.quarantined[table])
-        loaded = len(validated.valid[table])
-        outcomes.append(FileOutcome(item, table, loaded + quarantined, loaded, quarantined, "loaded"))
+        rows = _source_rows([drop.tables[t] for t in tables])
+        quarantined = _source_rows([validated.quarantined[t] for t in tables])
+        outcomes.append(FileOutcome(item, tables, rows, rows - quarantined, quarantined, "loaded"))
     return outcomes
 
 
@@ -205,8 +216,8 @@ def ingest_drop(
         return _refuse(con, landed, received, drop, status, str(refusal), received_at)
     outcomes = _file_outcomes(validated, loaded_checksums(con))
     carried = {item.file for item in drop.files.values()}
-    # The manifest is a received file too: it is ledgered (and archived) like the others, with no rows.
-    outcomes += [FileOutcome(item, item.file, 0, 0, 0, "loaded") for item in received if item.file not in carried]
+    # The manifest (and a REDCap drop's dictionary) is a received file too: ledgered and archived, with no rows.
+    outcomes += [FileOutcome(item, (), 0, 0, 0, "loaded") for item in received if item.file not in carried]
     result = DropResult(
         landed.drop_id,
         "loaded",

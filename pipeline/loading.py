@@ -22,8 +22,14 @@ RETIRE_LIMIT = 0.20  # a full snapshot retiring more than this share of a site's
 
 @dataclass(frozen=True)
 class FileOutcome:
+    """One ledger row: a received file and how its rows were accounted for.
+
+    A file may carry several contract tables (REDCap's flat export carries all three); its rows are
+    then the file's own rows, and a row counts as quarantined when anything taken from it is.
+    """
+
     file: ReceivedFile
-    table: str
+    tables: tuple[str, ...]  # the contract tables read from the file (none for a manifest or dictionary)
     rows_in: int
     rows_loaded: int
     rows_quarantined: int
@@ -131,7 +137,7 @@ def apply_drop(
     """Write the whole drop in one transaction (the caller holds the writer lock)."""
     drop = validated.source
     sites = drop_sites(validated)
-    duplicate_tables = {o.table for o in outcomes if o.status == "duplicate"}
+    duplicate_tables = {table for o in outcomes if o.status == "duplicate" for table in o.tables}
     con.execute("BEGIN TRANSACTION")
     try:
         for table, frame in validated.valid.items():

@@ -34,6 +34,8 @@ from pipeline.contract import (
     SUNNYBROOK_SYNKINESIS,
     SUNNYBROOK_VOLUNTARY,
 )
+from pipeline.sources.redcap import DICTIONARY, RECORDS, flat_export
+from pipeline.sources.redcap_dictionary import dictionary_csv
 
 
 @dataclass(frozen=True)
@@ -474,8 +476,13 @@ def generate_drop(
     snapshot: str = "full",
     exported_year: int = 2026,
     compress: bool = False,
+    export_format: str = "csv",
 ) -> dict[str, int]:
-    """Write patients, treatments and assessments (.csv or .csv.gz) and manifest.json into ``out``."""
+    """Write patients, treatments and assessments (.csv or .csv.gz) and manifest.json into ``out``.
+
+    With ``export_format="redcap"``, the same data as REDCap exports it from a project built from the
+    shipped dictionary: ``redcap_records.csv``, ``redcap_dictionary.csv`` and a manifest saying so.
+    """
     params = params or SyntheticParameters()
     rng = np.random.default_rng(seed)
     patient_frame = _patients(rng, patients, site, exported_year)
@@ -491,13 +498,17 @@ def generate_drop(
     treatments["botox_units"] = treatments["botox_units"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = ".csv.gz" if compress else ".csv"
     tables = {"patients": patient_frame, "treatments": treatments, "assessments": assessments}
-    for name, frame in tables.items():
-        # mtime=0 keeps gzip output byte-identical between runs.
-        compression = {"method": "gzip", "mtime": 0} if compress else None
-        frame.to_csv(out / f"{name}{suffix}", index=False, lineterminator="\n", compression=compression)
+    if export_format == "redcap":
+        _write_redcap(out, tables)
+    else:
+        suffix = ".csv.gz" if compress else ".csv"
+        for name, frame in tables.items():
+            # mtime=0 keeps gzip output byte-identical between runs.
+            compression = {"method": "gzip", "mtime": 0} if compress else None
+            frame.to_csv(out / f"{name}{suffix}", index=False, lineterminator="\n", compression=compression)
     manifest = {
+        **({"source": "redcap"} if export_format == "redcap" else {}),
         "site_id": site,
         "exported_on": f"{exported_year}-11-20",
         "snapshot": snapshot,
@@ -511,3 +522,10 @@ def generate_drop(
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return {name: len(frame) for name, frame in tables.items()}
+
+
+def _write_redcap(out: Path, tables: dict[str, pd.DataFrame]) -> None:
+    """The tables as REDCap's flat export (the site goes in the manifest) and the shipped dictionary."""
+    flat = flat_export(tables["patients"], tables["treatments"], tables["assessments"])
+    flat.to_csv(out / RECORDS, index=False, lineterminator="\n")
+    (out / DICTIONARY).write_bytes(dictionary_csv().encode("utf-8"))

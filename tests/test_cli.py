@@ -50,3 +50,14 @@ def test_status_shows_ledger_refusals_and_quarantine_by_rule(tmp_path: Path) -> 
     docs = home.data_docs_index
     assert f"GX Data Docs): {docs.as_uri()}" in out
     assert "good" in docs.read_text(encoding="utf-8")  # the load's validation results are listed
+
+
+def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
+    result = synk("generate", "--out", str(tmp_path / "rc"), "--patients", "5", "--format", "redcap")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "rc").iterdir()) == [
+        "manifest.json",
+        "redcap_dictionary.csv",
+        "redcap_records.csv",
+    ]
+    assert '"source": "redcap"' in (tmp_path / "rc" / "manifest.json").read_text()

@@ -6,12 +6,21 @@ source format, so a second format (REDCap) is a new adapter and nothing else.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 ROW_NUMBER = "row_number"  # the row as a spreadsheet numbers it: the header is row 1
+
+# manifest.json "source" -> the module whose parse_source(drop_id, received, manifest) reads such a drop
+# (imported when a drop names it: the adapters build on each other's helpers and on this module).
+SOURCES = {
+    "clinic_csv": "pipeline.sources.clinic_csv",
+    "redcap": "pipeline.sources.redcap",
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,14 @@ class Manifest:
     raw: dict[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RowRule:
+    """A row rule an adapter found broken: its name and the source's columns it looked at."""
+
+    rule: str
+    columns: tuple[str, ...]
+
+
 @dataclass
 class SourceDrop:
     """What an adapter yields: text frames (empty cell = null) keyed by contract file name."""
@@ -42,3 +59,13 @@ class SourceDrop:
     manifest: Manifest
     files: dict[str, ReceivedFile]  # contract table -> the file it came from
     tables: dict[str, pd.DataFrame]  # contract table -> text columns + ROW_NUMBER
+    # Row rules an adapter applies itself (REDCap: an incomplete form instance), by table and row
+    # position in its frame. The rows stay in the table (their records exist, so a full snapshot
+    # does not retire them); validation quarantines them with these rules.
+    row_rules: dict[str, dict[int, list[RowRule]]] = field(default_factory=dict)
+
+
+def source_parser(name: str) -> Callable[[str, list[ReceivedFile], Manifest], SourceDrop] | None:
+    """The parser registered for a manifest's source, or None for a source the pipeline does not know."""
+    module = SOURCES.get(name)
+    return importlib.import_module(module).parse_source if module else None

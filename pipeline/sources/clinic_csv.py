@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES
 from pipeline.errors import DropRejected, row_list
-from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
+from pipeline.sources import ROW_NUMBER, SOURCES, Manifest, ReceivedFile, SourceDrop, source_parser
 
 MANIFEST = "manifest.json"
 _SUFFIXES = (".csv", ".csv.gz")
@@ -62,26 +62,40 @@ def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
 
 
 def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
-    """Read a drop's archived files into text frames; raise DropRejected on any file-level fault."""
+    """Read a drop's archived files into text frames; raise DropRejected on any file-level fault.
+
+    manifest.json's "source" picks the parser: this module's (the contract's three files) by default.
+    """
+    manifest = read_manifest(drop_id, next((item for item in received if item.file == MANIFEST), None))
+    parser = source_parser(manifest.source)
+    if parser is None:
+        raise DropRejected(
+            drop_id,
+            f"{MANIFEST} field 'source' names no source the pipeline reads.",
+            f"Leave it out for the three contract files, or give one of: {', '.join(SOURCES)}.",
+        )
+    return parser(drop_id, received, manifest)
+
+
+def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest) -> SourceDrop:
+    """The contract's three files (.csv or .csv.gz) as text frames."""
     by_table: dict[str, ReceivedFile] = {}
-    manifest_file: ReceivedFile | None = None
     for item in received:
         if item.file == MANIFEST:
-            manifest_file = item
             continue
         table = table_of(item.file)
         if table is None:
             raise DropRejected(
                 drop_id,
                 f"it holds a file the contract does not know: {item.file}.",
-                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json.",
+                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json; "
+                'a REDCap export needs "source": "redcap" in manifest.json.',
             )
         if table in by_table:
             raise DropRejected(
                 drop_id, f"it holds {table} twice ({by_table[table].file} and {item.file}).", "Send one of them."
             )
         by_table[table] = item
-    manifest = read_manifest(drop_id, manifest_file)
     missing = [t for t in FILES if t not in by_table]
     if missing and manifest.snapshot == "full":
         raise DropRejected(
@@ -101,7 +115,8 @@ def _empty(table: str) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _decode(drop_id: str, received: ReceivedFile) -> str:
+def decode(drop_id: str, received: ReceivedFile) -> str:
+    """A received file's text (gunzipped; UTF-8, a byte-order mark tolerated): other adapters read with it too."""
     data = received.path.read_bytes()
     if received.file.endswith(".gz"):
         try:
@@ -125,7 +140,7 @@ def _decode(drop_id: str, received: ReceivedFile) -> str:
 
 def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame:
     """One contract file as text columns (empty cell = null) plus its spreadsheet row number."""
-    text = _decode(drop_id, received)
+    text = decode(drop_id, received)
     name = received.file
     if not text.strip():
         raise DropRejected(

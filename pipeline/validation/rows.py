@@ -65,6 +65,7 @@ def _quarantine_rows(
     text: pd.DataFrame,
     failures: dict[int, list[str]],
     columns_by_rule: dict[str, list[str]],
+    source_columns: dict[int, list[str]],
 ) -> pd.DataFrame:
     if not failures:
         return pd.DataFrame({c: pd.Series([], dtype="object") for c in QUARANTINE_COLUMNS})
@@ -75,7 +76,9 @@ def _quarantine_rows(
     records = []
     for position, row in zip(index, rows.itertuples(index=False), strict=True):
         rules = list(dict.fromkeys(failures[position]))
-        columns = sorted({col for rule in rules for col in columns_by_rule.get(rule, [])})
+        columns = sorted(
+            {col for rule in rules for col in columns_by_rule.get(rule, [])} | {*source_columns.get(position, [])}
+        )
         values = {name: (None if pd.isna(value) else value) for name, value in zip(contract_columns, row, strict=True)}
         records.append(
             {
@@ -166,10 +169,15 @@ def validate_drop(
             for index, rules in failures.items():
                 failures[index] = [frame.at[index, TOTALS_CHECK] if r == TOTALS_RULE else r for r in rules]
                 rule_columns.update({r: rule_columns[TOTALS_RULE] for r in failures[index] if r not in rule_columns})
+        # Rules the source adapter applied itself (REDCap: an incomplete form instance).
+        source_columns: dict[int, list[str]] = {}
+        for index, broken in drop.row_rules.get(table, {}).items():
+            failures.setdefault(index, []).extend(r.rule for r in broken)
+            source_columns[index] = [c for r in broken for c in r.columns]
         good = frame.drop(index=list(failures))
         typed = _to_contract_types(table, good, text.loc[good.index])
         if table == "patients":
             known |= set(typed["site_id"] + "/" + typed["patient_id"])
         valid[table] = typed.reset_index(drop=True)
-        quarantined[table] = _quarantine_rows(drop, table, text, failures, rule_columns)
+        quarantined[table] = _quarantine_rows(drop, table, text, failures, rule_columns, source_columns)
     return ValidatedDrop(source=drop, valid=valid, quarantined=quarantined, gx_results=gx_results)

@@ -11,7 +11,7 @@ COMMENT ON COLUMN load_ledger.file IS 'File name within the drop.';
 COMMENT ON COLUMN load_ledger.sha256 IS 'SHA-256 of the file as received (kept in archive/).';
 COMMENT ON COLUMN load_ledger.rows_in IS 'Data rows read from the file.';
 COMMENT ON COLUMN load_ledger.rows_loaded IS 'Rows loaded into the current tables.';
-COMMENT ON COLUMN load_ledger.rows_quarantined IS 'Rows refused: in quarantine, or the whole file when the drop was rejected or held.';
+COMMENT ON COLUMN load_ledger.rows_quarantined IS 'Rows refused: in quarantine (a row of a REDCap export when anything taken from it is), or the whole file when the drop was rejected or held.';
 COMMENT ON COLUMN load_ledger.status IS 'loaded, rejected, held or duplicate.';
 COMMENT ON COLUMN load_ledger.reason IS 'Why the file was not loaded, in words a coordinator can act on.';
 COMMENT ON COLUMN load_ledger.received_at IS 'When the drop was received (UTC).';
