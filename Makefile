@@ -41,10 +41,11 @@ demo: setup
 	@echo "Query it with the DuckDB CLI (1.5, as statisticians' tools may be):"
 	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
 
+# Two worker processes, each taking whole test files (module fixtures are built once).
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
-# The tests that start a real Airflow server on loopback (left out of `make test`: about 90 s).
+# Only the tests that start a real Airflow server on loopback (`make test` runs them too).
 test-server: setup
 	$(BIN)/python -m pytest -m server
 
