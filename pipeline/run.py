@@ -36,6 +36,8 @@ def ingest(home: DataHome, only_drop: str | None = None, confirm_retire: bool = 
 def raise_refusals(summary: dict[str, object]) -> None:
     """Fail with the coordinator-facing message when a drop was rejected or held."""
     refusals = [d for d in summary["drops"] if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
+    for refusal in refusals:  # one readable line per drop in the task log, above the traceback
+        log.error("%s", refusal["message"])
     if refusals:
         raise PipelineError(" ".join(d["message"] for d in refusals))
 
