@@ -7,7 +7,7 @@ value: the value may be an identifier, so it must not reach a log or an error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -141,7 +141,9 @@ def screen_drop(drop: SourceDrop) -> None:
     findings: list[Finding] = []
     for table, frame in drop.tables.items():
         file = drop.files[table].file if table in drop.files else f"{table}.csv"
-        findings.extend(screen_frame(file, frame))
+        findings.extend(
+            replace(finding, column=drop.column_name(table, finding.column)) for finding in screen_frame(file, frame)
+        )
     if findings:
         raise DropRejected(
             drop.drop_id,

@@ -63,6 +63,12 @@ class SourceDrop:
     # position in its frame. The rows stay in the table (their records exist, so a full snapshot
     # does not retire them); validation quarantines them with these rules.
     row_rules: dict[str, dict[int, list[RowRule]]] = field(default_factory=dict)
+    # How the source names a contract column where it differs (REDCap: treatments.day is tx_day), so a
+    # coordinator's message points at what they see in their own system: table -> column -> name.
+    source_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def column_name(self, table: str, column: str) -> str:
+        return self.source_columns.get(table, {}).get(column, column)
 
 
 def source_parser(name: str) -> Callable[[str, list[ReceivedFile], Manifest], SourceDrop] | None:

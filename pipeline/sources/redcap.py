@@ -60,6 +60,19 @@ STRUCTURAL = frozenset({REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE, REDCAP
 CHECKBOX_COLUMN = re.compile(r"(?P<field>.+?)___(?P<code>.+)")  # REDCap exports one column per choice
 DICTIONARY_COLUMNS = (FIELD, FORM, TYPE, VALIDATION, IDENTIFIER)
 
+# The REDCap fields behind each contract column, as a coordinator finds them in the project.
+SOURCE_COLUMNS = {
+    "patients": {"patient_id": REDCAP_RECORD_ID} | {c: f for f, c in REDCAP_PATIENT_FIELDS.items() if f != c},
+    "treatments": {"patient_id": REDCAP_RECORD_ID, "treatment_id": REDCAP_REPEAT_INSTANCE}
+    | {column: name for name, column in REDCAP_TREATMENT_FIELDS.items()},
+    "assessments": {
+        "patient_id": REDCAP_RECORD_ID,
+        "visit_day": "<instrument>_visit_day",
+        "item": "the instrument's item fields",
+        "value": "the instrument's item fields",
+    },
+}
+
 _REMOVE_FIELDS = "REDCap's de-identified export (Data Exports: remove identifiers, unvalidated text, notes and dates)"
 
 
@@ -327,6 +340,7 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
         files=dict.fromkeys(FILES, files[RECORDS]),
         tables=tables,
         row_rules=rules,
+        source_columns=SOURCE_COLUMNS,
     )
 
 

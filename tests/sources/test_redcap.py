@@ -10,10 +10,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.errors import DropRejected
+from pipeline.errors import DropRejected, row_list
 from pipeline.ingest import ingest_landing
 from pipeline.landing import archive_file, sha256_of
 from pipeline.run import fit_models, publish_warehouse
+from pipeline.screening import screen_drop
 from pipeline.settings import DataHome, ModelSettings
 from pipeline.sources.clinic_csv import parse_drop
 from pipeline.sources.redcap import DICTIONARY, INCOMPLETE_RULE, RECORDS, flat_export
@@ -277,3 +278,15 @@ def test_an_unknown_source_in_the_manifest_is_rejected(tmp_path: Path) -> None:
 def test_a_redcap_export_without_its_manifest_source_is_told_what_to_add(tmp_path: Path) -> None:
     with pytest.raises(DropRejected, match='"source": "redcap"'):
         parse(tmp_path, base_export(), manifest={"site_id": "s1"})
+
+
+def test_the_identifier_screen_names_the_redcap_field_and_row(tmp_path: Path) -> None:
+    records = base_export()
+    treatment_rows = records.index[records["redcap_repeat_instrument"] == "treatment"]
+    records.loc[treatment_rows[1], "tx_target"] = "call jane.doe@example.org"
+    drop = parse(tmp_path, records)
+    with pytest.raises(DropRejected) as refused:
+        screen_drop(drop)
+    message = str(refused.value)
+    assert f"{RECORDS}, column tx_target: email ({row_list([int(treatment_rows[1]) + 2])})" in message
+    assert "jane.doe" not in message
