@@ -47,6 +47,7 @@ from pipeline.report.tables import (
     ledger_table,
     outcome_label,
     quarter_refusals_table,
+    rows_loaded_total,
     table_one,
     trajectory_table,
 )
@@ -615,7 +616,7 @@ def _build(
     quality = {
         "files": len(data.ledger),
         "drops": data.ledger["drop_id"].nunique() if len(data.ledger) else 0,
-        "rows_loaded": format_count(int(data.ledger["rows_loaded"].sum())) if len(data.ledger) else "0",
+        "rows_loaded": format_count(rows_loaded_total(data.ledger)) if len(data.ledger) else "0",
         "rows_quarantined": format_count(int(data.ledger["rows_quarantined"].sum())) if len(data.ledger) else "0",
         "refused": len(data.refused),
     }

@@ -194,7 +194,10 @@ def test_published_counts_are_suppressed(report: Path) -> None:
     ledger = read_csv(report.parent / "quarter_load_ledger.csv")
     assert [row["file"] for row in ledger] == ["assessments.csv", "patients.csv", "treatments.csv"]
     assert [row["rows quarantined"] for row in ledger] == ["30", "<11", "suppressed"]  # 5, and 20 hidden with it
-    assert [row["rows loaded"] for row in ledger] == ["1,970", "160", "380"]
+    # patients.csv's rows loaded are the 160 patients received: shown, they would undo the flow's range.
+    assert [row["rows loaded"] for row in ledger] == ["1,970", "in the patient flow", "380"]
+    words = " ".join(report.read_text(encoding="utf-8").split())
+    assert "2,350 rows loaded (patient records are counted in the patient flow)" in words  # the total too
     rules = {row["rule"]: row["rows"] for row in read_csv(report.parent / "quarter_quarantine_by_rule.csv")}
     assert rules == {"range:age_at_onset": "<11", "range:value": "suppressed", "unknown_patient": "50"}
     for name in (
