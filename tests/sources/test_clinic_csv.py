@@ -70,3 +70,45 @@ def test_unknown_file_and_bad_manifest_reject(tmp_path: Path) -> None:
         parse_drop("d1", [received(tmp_path, "notes.txt", b"hello")])
     with pytest.raises(DropRejected, match="'snapshot' must be"):
         parse_drop("d1", [received(tmp_path, "manifest.json", b'{"snapshot": "partial"}')])
+
+
+# The fast reader (pandas' C parser) takes plain files; the strict reader (csv module) the rest. Both
+# must give the same frame, and a plain file that turns out ragged must get the strict reader's message.
+PLAIN_VARIANTS = {
+    "plain": ["P1,s1,F,45,L,bell,2020,400", "P2,s1,M,,R,bell,2021,300", "P3,s1,,,,,,"],
+    "padded cells": ["P1 , s1,F,\t45,L,bell,2020,400", "P2,s1,M, ,R,bell,2021,300"],
+    "no final newline": ["P1,s1,F,45,L,bell,2020,400", "P2,s1,M,50,R,bell,2021,300"],
+}
+
+
+@pytest.mark.parametrize("rows", PLAIN_VARIANTS.values(), ids=PLAIN_VARIANTS.keys())
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_fast_and_strict_readers_agree(tmp_path: Path, rows: list[str], newline: str) -> None:
+    from pipeline.sources import clinic_csv
+
+    text = csv_text(PATIENTS_HEADER, rows).replace("\n", newline)
+    if rows is PLAIN_VARIANTS["no final newline"]:
+        text = text.rstrip()
+    header_line, _, body = text.partition("\n")
+    assert clinic_csv._is_plain(body)
+    fast = clinic_csv._read_plain(header_line, body)
+    assert fast is not None
+    strict = clinic_csv._read_strict("d1", "patients", "patients.csv", text)
+    assert fast.to_dict("list") == strict.to_dict("list")
+    assert fast.dtypes.to_dict() == strict.dtypes.to_dict()
+
+
+@pytest.mark.parametrize(
+    "rows, expected",
+    [
+        (["P1,s1,F,45,L,bell,2020,400", "P2,s1,M,50,R,bell,2021"], "row 3 with a different number of fields"),
+        (["P1,s1,F,45,L,bell,2020,400,9", "P2,s1,M,50,R,bell,2021,300"], "row 2 with a different number of fields"),
+        (["P1,s1,F,45,L,bell,2020,400", "   ", "P2,s1,M,50,R,bell,2021,300"], "row 3 with a different number"),
+        (["P1,s1,F,45,L,bell,2020,400,9", "P2,s1,M,50,R,bell,2021"], "rows 2, 3 with a different number"),
+    ],
+    ids=["short row", "long row", "whitespace-only line", "long and short rows of equal total"],
+)
+def test_a_ragged_plain_file_is_told_by_row(tmp_path: Path, rows: list[str], expected: str) -> None:
+    content = csv_text(PATIENTS_HEADER, rows).encode()
+    with pytest.raises(DropRejected, match=expected):
+        read_table("d1", "patients", received(tmp_path, "patients.csv", content))
