@@ -34,6 +34,8 @@ from great_expectations.data_context.types.resource_identifiers import (  # noqa
     ValidationResultIdentifier,
 )
 
+from pipeline.validation import gx_metrics  # noqa: E402, F401 (registers the regex metric's faster pandas provider)
+
 DOCS_SITE = "synk"
 _contexts: dict[str, Any] = {}
 _suites: dict[tuple[int, str], tuple[str, Any]] = {}

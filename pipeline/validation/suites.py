@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline import contract as c
 from pipeline.settings import PROJECT_ROOT
+from pipeline.validation.distinct import distinct_pairs
 
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 CURRENT_YEAR = "current_year"  # a suite parameter, filled at validation time
@@ -235,14 +236,19 @@ def _items_by_rule(rule_of: Callable[[c.Item], str]) -> dict[str, list[c.Item]]:
 def item_groups(assessments: pd.DataFrame) -> dict[str, pd.Series]:
     """The item-range and integer rule of each assessment row ("" where none applies), and its instrument
     as a categorical."""
-    key = assessments["instrument"].astype(str) + "/" + assessments["item"].astype(str)
-    codes, uniques = pd.factorize(key)  # map the few distinct keys, then spread them over the rows
+    # Map the few distinct (instrument, item) pairs, then spread them over the rows.
+    codes, pairs = distinct_pairs(assessments["instrument"], assessments["item"])
     columns = {INSTRUMENT_GROUP: assessments["instrument"].astype("category")}
     for column, rule_of in ((ITEM_RANGE_GROUP, _range_rule), (ITEM_INTEGER_GROUP, _integer_rule)):
-        lookup = {f"{item.instrument}/{item.code}": rule_of(item) for item in c.ITEMS}
-        mapped = np.array([lookup.get(u, "") for u in uniques] + [""], dtype=object)
+        lookup = {(item.instrument, item.code): rule_of(item) for item in c.ITEMS}
+        rules = [lookup.get(pair, "") for pair in pairs]
+        categories = sorted(set(rules) | {""})
+        position = {rule: i for i, rule in enumerate(categories)}
+        pair_codes = np.array([position[rule] for rule in rules], dtype=np.int32)
         # Categorical: GX filters on these once per metric, and comparing codes beats comparing strings.
-        columns[column] = pd.Series(pd.Categorical(mapped[codes].astype(str)), index=assessments.index)
+        columns[column] = pd.Series(
+            pd.Categorical.from_codes(pair_codes[codes], categories=categories), index=assessments.index
+        )
     return columns
 
 
