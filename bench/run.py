@@ -6,12 +6,15 @@ For each size: ``synk generate`` an export, then one full pass (``run_all``) in 
 home, timing each stage as the pipeline reports it; a floor (a bare DuckDB script that reads
 the three CSV files with their types and computes the Sunnybrook composite per visit); an
 incremental drop of 1% new patients on top of the 10,000; and how long each DAG file takes to
-import. Peak memory is the process's resident set, sampled every 20 ms within each stage.
+import. Peak memory is the process's resident set plus its children's unique memory (the model
+fits' forked workers share the parent's pages until they write them), sampled every 20 ms
+within each stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import subprocess
@@ -64,6 +67,9 @@ class Meter:
     def _sample(self) -> None:
         while not self._stop.is_set():
             rss = self.process.memory_info().rss
+            for child in self.process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):  # it ended between listing and reading
+                    rss += child.memory_full_info().uss
             self.peak = max(self.peak, rss)
             for stage in self._open:
                 self.peaks[stage] = max(self.peaks[stage], rss)

@@ -38,6 +38,7 @@ from pipeline.models.design_matrix import (
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, holm, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.mixed import mixed
+from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
 from pipeline.models.propensity import PropensityResult, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
@@ -264,6 +265,33 @@ def _fit_outcome(
     return cells
 
 
+@dataclass(frozen=True)
+class _OutcomeJob:
+    """One contrast and outcome: every timepoint and method, fitted apart from the others."""
+
+    contrast: Contrast
+    outcome: str
+    frames: dict[tuple[str, str], pd.DataFrame]
+    wide: pd.DataFrame | None
+    settings: ModelSettings
+
+
+@dataclass
+class _OutcomeFits:
+    cells: list[_Cell]
+    warnings: list[str]
+    diagnostics: list[dict[str, object]]
+    balance: list[pd.DataFrame]
+
+
+def _fit_job(job: _OutcomeJob) -> _OutcomeFits:
+    fits = _OutcomeFits([], [], [], [])
+    fits.cells = _fit_outcome(
+        job.contrast, job.outcome, job.frames, job.wide, job.settings, fits.warnings, fits.diagnostics, fits.balance
+    )
+    return fits
+
+
 def _estimate_rows(
     population: pd.DataFrame,
     baselines: pd.DataFrame,
@@ -273,46 +301,53 @@ def _estimate_rows(
     warnings: list[str],
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
+    workers: int,
 ) -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
     missing: dict[str, list[str]] = {}
+    jobs: list[_OutcomeJob] = []
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
-        for outcome, higher_is_better in OUTCOMES.items():
+        for outcome in OUTCOMES:
             if contrast is contrasts[0]:
                 for timepoint in FOLLOWUP_TIMEPOINTS:
                     if (outcome, timepoint) not in frames:
                         missing.setdefault(outcome, []).append(timepoint)
-            cells = _fit_outcome(
-                contrast, outcome, frames, wides.get(outcome), settings, warnings, diagnostics, balance
-            )
-            for cell in cells:
-                sd = _pooled_sd(cell.frame)
-                for method in settings.methods:
-                    result, n_treated, n_control = cell.results[method]
-                    e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
-                    rows.append(
-                        {
-                            "method": method,
-                            "outcome": outcome,
-                            "timepoint": cell.timepoint,
-                            "contrast": contrast.name,
-                            "estimate": result.estimate,
-                            "std_error": result.std_error,
-                            "ci_low": result.ci_low,
-                            "ci_high": result.ci_high,
-                            "p_value": result.p_value,
-                            "n_treated": n_treated,
-                            "n_control": n_control,
-                            "higher_is_better": higher_is_better,
-                            "diagnostics_ok": result.diagnostics_ok,
-                            "note": result.note,
-                            "e_value": e_value,
-                            "e_value_ci": e_value_ci,
-                            "mdd": minimum_detectable_difference(result.std_error, settings.power),
-                        }
-                    )
+            outcome_frames = {key: frame for key, frame in frames.items() if key[0] == outcome}
+            jobs.append(_OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings))
+    rows: list[dict[str, object]] = []
+    # Jobs are independent (mice seeds by contrast and outcome); results come back in job order, so
+    # warnings and rows are the same on one process or several.
+    for job, fits in zip(jobs, map_jobs(_fit_job, jobs, workers), strict=True):
+        warnings.extend(fits.warnings)
+        diagnostics.extend(fits.diagnostics)
+        balance.extend(fits.balance)
+        for cell in fits.cells:
+            sd = _pooled_sd(cell.frame)
+            for method in settings.methods:
+                result, n_treated, n_control = cell.results[method]
+                e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
+                rows.append(
+                    {
+                        "method": method,
+                        "outcome": job.outcome,
+                        "timepoint": cell.timepoint,
+                        "contrast": job.contrast.name,
+                        "estimate": result.estimate,
+                        "std_error": result.std_error,
+                        "ci_low": result.ci_low,
+                        "ci_high": result.ci_high,
+                        "p_value": result.p_value,
+                        "n_treated": n_treated,
+                        "n_control": n_control,
+                        "higher_is_better": OUTCOMES[job.outcome],
+                        "diagnostics_ok": result.diagnostics_ok,
+                        "note": result.note,
+                        "e_value": e_value,
+                        "e_value_ci": e_value_ci,
+                        "mdd": minimum_detectable_difference(result.std_error, settings.power),
+                    }
+                )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(FOLLOWUP_TIMEPOINTS)]
     if never:
         warnings.append(f"No follow-up score with a baseline at any timepoint (no estimate) for: {', '.join(never)}.")
@@ -364,8 +399,12 @@ def fit_models(
     settings: ModelSettings = ModelSettings(),  # noqa: B008
     data_snapshot: str = "",
     code_version: str = "",
+    workers: int | None = None,
 ) -> ModelResults:
-    """Fit every method for every contrast, outcome and follow-up timepoint."""
+    """Fit every method for every contrast, outcome and follow-up timepoint.
+
+    ``workers``: processes to fit on; by default every core once the population is large enough to
+    repay starting them. The estimates are the same either way."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
     population = load_population(con, settings.covariates)
@@ -376,7 +415,12 @@ def fit_models(
     warnings.extend(contrast_warnings)
     diagnostics: list[dict[str, object]] = []
     balance: list[pd.DataFrame] = []
-    rows = _estimate_rows(population, baselines, changes, contrasts, settings, warnings, diagnostics, balance)
+    if workers is None:
+        workers = workers_for(len(population))
+    with one_blas_thread():
+        rows = _estimate_rows(
+            population, baselines, changes, contrasts, settings, warnings, diagnostics, balance, workers
+        )
     estimates = _estimates_frame(rows, run_id, contrasts)
     runs = pd.DataFrame(
         [
