@@ -39,6 +39,7 @@ from pipeline.validation import gx_metrics  # noqa: E402, F401 (registers the re
 DOCS_SITE = "synk"
 _contexts: dict[str, Any] = {}
 _suites: dict[tuple[int, str], tuple[str, Any]] = {}
+_unrendered: dict[str, list[Any]] = defaultdict(list)  # gx root -> results stored, not yet in Data Docs
 
 
 def _gx_context(root: Path | None) -> Any:
@@ -82,9 +83,17 @@ def _suite(context: Any, suite_json: dict[str, Any]) -> Any:
 
 
 def build_data_docs(gx_root: Path) -> Path:
-    """Render the Data Docs site from every stored validation result (once per ingest run)."""
-    _gx_context(gx_root).build_data_docs(site_names=[DOCS_SITE])
-    return gx_root / "data_docs" / "index.html"
+    """Render the pages of the validation results stored since the last build, and the index of all.
+
+    Only new pages are rendered: a full rebuild re-renders every result ever stored, a cost that
+    grows with every hourly load. With nothing stored by this process (a first build, or docs
+    deleted), the whole site is rendered."""
+    pending = _unrendered.pop(str(gx_root), [])
+    index = gx_root / "data_docs" / "index.html"
+    _gx_context(gx_root).build_data_docs(
+        site_names=[DOCS_SITE], resource_identifiers=pending if pending and index.exists() else None
+    )
+    return index
 
 
 def _batch_definition(context: Any, name: str) -> Any:
@@ -125,6 +134,7 @@ def validate_frame(
             batch_identifier=f"{run_name}.{name}",
         )
         context.validation_results_store.set(key, result)
+        _unrendered[str(gx_root)].append(key)
     failures: dict[int, list[str]] = defaultdict(list)
     for outcome in result.results:
         if outcome.success:
