@@ -8,7 +8,10 @@ file: a reader holding the old file keeps its snapshot, a reader opening later s
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,11 +19,13 @@ import duckdb
 import pandas as pd
 
 from pipeline import __version__
+from pipeline.build_state import SCOPE_SQL, BuildState, fingerprint, read_state, write_state
 from pipeline.errors import PipelineError
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import LAYERS, layer_files
+from pipeline.sql_files import LAYERS, layer_files, read_sql
 
+log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.5.0"
 PUBLISHED_TABLES = (
     "patients",
@@ -57,10 +62,30 @@ def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
     con.unregister("timepoints_frame")
 
 
+# Tables with one row per patient or fewer (keyed by site_id, patient_id): an incremental build
+# recomputes them for the patients in build_scope only. The other tables are rebuilt whole.
+PATIENT_TABLES = frozenset(
+    {"patients", "treatments", "assessments", "instrument_scores", "modality_combinations", "followup_scores"}
+)
+# An incremental build pays for copying the published file and replacing rows: past this share of
+# the patients, a full build costs less.
+INCREMENTAL_MAX_SHARE = 0.25
+_CREATES = re.compile(r"^CREATE TABLE (\w+)", re.MULTILINE)
+
+
 def build_warehouse(
-    home: DataHome, target: Path, design: DesignSettings | None = None, as_of: datetime | None = None
+    home: DataHome,
+    target: Path,
+    design: DesignSettings | None = None,
+    as_of: datetime | None = None,
+    since: BuildState | None = None,
 ) -> str:
-    """Build every published table into ``target`` (a new file). Returns the data snapshot hash."""
+    """Build every published table into ``target`` (a new file). Returns the data snapshot hash.
+
+    With ``since`` (the state of the published warehouse), the build starts from a copy of the
+    published file and recomputes only the patients whose records changed after it, where that
+    is exact and cheaper; otherwise it computes everything.
+    """
     design = design or DesignSettings.for_home(home)
     as_of = as_of or datetime.now(UTC).replace(tzinfo=None)
     if not home.store_path.exists():
@@ -70,9 +95,15 @@ def build_warehouse(
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH '{home.store_path}' AS store (READ_ONLY)")
-        con.execute(f"ATTACH '{target}' AS warehouse (STORAGE_VERSION '{STORAGE_VERSION}')")
         snapshot = data_snapshot(con, as_of)
         con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
+        incremental = _scope(con, home, design, as_of, since)
+        if incremental:
+            shutil.copyfile(home.warehouse_path, target)
+            con.execute(f"ATTACH '{target}' AS warehouse")  # keeps the copied file's storage version
+            con.execute("ATTACH ':memory:' AS scoped")
+        else:
+            con.execute(f"ATTACH '{target}' AS warehouse (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("SET VARIABLE built_at = ?::TIMESTAMP", [datetime.now(UTC).replace(tzinfo=None)])
         con.execute("SET VARIABLE data_snapshot = ?", [snapshot])
         con.execute("SET VARIABLE code_version = ?", [__version__])
@@ -83,11 +114,70 @@ def build_warehouse(
         for layer in LAYERS:
             for sql_file in layer_files(layer):
                 with step(f"build {layer}/{sql_file.stem}"):
-                    con.execute(sql_file.read_text(encoding="utf-8"))
+                    _run(con, sql_file.read_text(encoding="utf-8"), incremental)
         con.execute("CHECKPOINT warehouse")
     finally:
         con.close()
     return snapshot
+
+
+def _scope(
+    con: duckdb.DuckDBPyConnection, home: DataHome, design: DesignSettings, as_of: datetime, since: BuildState | None
+) -> bool:
+    """Fill build_scope; True where the build is incremental (the published file is its start)."""
+    usable = (
+        since is not None
+        and since.fingerprint == fingerprint(design)
+        and since.as_of <= as_of
+        # The store still holds what that build read (not one restored or rebuilt since) ...
+        and data_snapshot(con, since.as_of) == since.data_snapshot
+        # ... and the published file is that build (not one restored or built elsewhere).
+        and home.warehouse_path.exists()
+        and _published_matches(home, since)
+    )
+    con.execute("SET VARIABLE since = ?::TIMESTAMP", [since.as_of if usable and since else None])
+    con.execute(read_sql(SCOPE_SQL))
+    if not usable:
+        return False
+    changed = con.execute("SELECT count(*) FROM build_scope").fetchone()[0]
+    current = con.execute("SELECT count(*) FROM store.patients_history WHERE valid_to IS NULL").fetchone()[0]
+    if changed <= INCREMENTAL_MAX_SHARE * max(current, 1):
+        log.info("Incremental build: %d of %d patients recomputed, the rest copied as published.", changed, current)
+        return True
+    con.execute("SET VARIABLE since = NULL::TIMESTAMP")
+    con.execute(read_sql(SCOPE_SQL))
+    return False
+
+
+def _published_matches(home: DataHome, since: BuildState) -> bool:
+    try:
+        with duckdb.connect(str(home.warehouse_path), read_only=True) as published:
+            row = published.execute("SELECT as_of, data_snapshot FROM build_info").fetchone()
+    except duckdb.Error:
+        return False
+    return row is not None and row[0] == since.as_of and row[1] == since.data_snapshot
+
+
+def _run(con: duckdb.DuckDBPyConnection, sql: str, incremental: bool) -> None:
+    """One SQL file of the build. Incremental: a per-patient table is computed for build_scope's
+    patients (in memory) and replaces their rows in the copy; any other table is rebuilt whole."""
+    created = _CREATES.search(sql)
+    table = created.group(1) if created else None
+    if not incremental or table is None:
+        con.execute(sql)
+    elif table in PATIENT_TABLES:
+        # Later per-patient files read this one by name: in the scoped schema they see the scoped rows.
+        con.execute("USE scoped")
+        con.execute(sql)
+        con.execute(
+            f"DELETE FROM warehouse.main.{table} AS t USING build_scope AS s "
+            "WHERE t.site_id = s.site_id AND t.patient_id = s.patient_id"
+        )
+        con.execute(f"INSERT INTO warehouse.main.{table} SELECT * FROM scoped.main.{table}")
+    else:
+        con.execute("USE warehouse")
+        con.execute(f"DROP TABLE IF EXISTS warehouse.main.{table}")
+        con.execute(sql)
 
 
 def publish(home: DataHome, built: Path) -> Path:
@@ -99,12 +189,19 @@ def publish(home: DataHome, built: Path) -> Path:
 
 
 def build_and_publish(home: DataHome, design: DesignSettings | None = None) -> tuple[Path, str]:
+    """Build (incrementally where the published warehouse allows) and publish; record what was built."""
     home.ensure()
+    design = design or DesignSettings.for_home(home)
+    as_of = datetime.now(UTC).replace(tzinfo=None)
     building = home.warehouse_dir / f".outcomes.{os.getpid()}.building.duckdb"
     try:
-        snapshot = build_warehouse(home, building, design)
-        return publish(home, building), snapshot
+        snapshot = build_warehouse(home, building, design, as_of, since=read_state(home))
+        path = publish(home, building)
     finally:
         for leftover in (building, building.with_name(building.name + ".wal")):
             if leftover.exists():
                 leftover.unlink()
+    # After the rename: a crash in between leaves the older state, which no longer matches the
+    # published build_info, so the next build is a full one.
+    write_state(home, BuildState(fingerprint(design), as_of, snapshot))
+    return path, snapshot

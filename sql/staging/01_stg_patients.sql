@@ -1,4 +1,6 @@
 -- Patients as of the build's as-of time: the version valid then, with the drops that brought it.
+-- Every staging view keeps only the patients of build_scope: all of them in a full build, those
+-- whose records changed since the published build in an incremental one.
 CREATE OR REPLACE TEMP VIEW stg_patients AS
 WITH versions AS (
     SELECT * FROM store.patients_history
@@ -17,4 +19,5 @@ SELECT
     f.first_drop_id,
     v.drop_id AS last_drop_id
 FROM versions AS v
-INNER JOIN first_seen AS f USING (site_id, patient_id);
+INNER JOIN first_seen AS f USING (site_id, patient_id)
+SEMI JOIN build_scope USING (site_id, patient_id);
