@@ -109,6 +109,20 @@ def _previous_attempt(con: duckdb.DuckDBPyConnection, drop_id: str) -> tuple[str
     return row[0], dict(files)
 
 
+def _refused_before(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict[str, str]) -> bool:
+    """The latest attempt at this drop, in the ledger, was these very files, refused: told once already."""
+    files = con.execute(
+        "SELECT file, sha256, status FROM load_ledger WHERE drop_id = ? AND received_at = "
+        "(SELECT max(received_at) FROM load_ledger WHERE drop_id = ?)",
+        [drop_id, drop_id],
+    ).fetchall()
+    return (
+        bool(files)
+        and all(status == "rejected" for *_, status in files)
+        and {file: sha for file, sha, _ in files} == checksums
+    )
+
+
 def _refuse(
     con: duckdb.DuckDBPyConnection,
     landed: LandedDrop,
@@ -117,23 +131,25 @@ def _refuse(
     status: str,
     message: str,
     received_at: datetime,
+    keep_drop: bool = False,
 ) -> DropResult:
     outcomes = _refusal_outcomes(received, drop, status, message)
     con.execute("BEGIN TRANSACTION")
     record_outcomes(con, landed.drop_id, outcomes, received_at, None)
     manifest = drop.manifest if drop else None
-    record_drop(
-        con,
-        landed.drop_id,
-        manifest.source if manifest else None,
-        manifest.snapshot if manifest else None,
-        [],
-        status,
-        message,
-        received_at,
-        None,
-        json.dumps({"files": len(received)}),
-    )
+    if not keep_drop:
+        record_drop(
+            con,
+            landed.drop_id,
+            manifest.source if manifest else None,
+            manifest.snapshot if manifest else None,
+            [],
+            status,
+            message,
+            received_at,
+            None,
+            json.dumps({"files": len(received)}),
+        )
     con.execute("COMMIT")
     log.warning("%s", message)
     return DropResult(landed.drop_id, status, message, 0, sum(o.rows_quarantined for o in outcomes))
@@ -182,11 +198,14 @@ def ingest_drop(
     if previous and previous[1] == checksums and not (previous[0] == "held" and confirm_retire):
         return DropResult(landed.drop_id, "unchanged")
     if previous and previous[0] == "loaded":
+        if _refused_before(con, landed.drop_id, checksums):
+            return DropResult(landed.drop_id, "unchanged")
         message = (
             f"Drop {landed.drop_id} rejected: a drop of this name was loaded before with other content. "
             "To fix: send corrections as a new drop with a new name; a later row replaces an earlier one."
         )
-        return _refuse(con, landed, received, None, "rejected", message, received_at)
+        # The drop stays "loaded" (its rows are): the refused re-send is recorded in the ledger only.
+        return _refuse(con, landed, received, None, "rejected", message, received_at, keep_drop=True)
     drop: SourceDrop | None = None
     try:
         if refused_entries:

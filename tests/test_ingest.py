@@ -109,3 +109,21 @@ def test_unsafe_landing_entries_are_refused_once(home, write_drop, tmp_path) -> 
     assert [(d.drop_id, d.status) for d in first] == [("linked", "rejected")]
     assert "symbolic link" in first[0].message
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged"]
+
+
+def test_a_loaded_drop_sent_again_with_other_content_is_refused_once_and_stays_loaded(home, write_drop) -> None:
+    write_drop("d1", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    ingest_landing(home)
+    write_drop("d1", ["P1,s1,F,47,L,bell,2020,400"], BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    refused = ingest_landing(home).drops[0]
+    assert refused.status == "rejected" and "loaded before with other content" in refused.message
+    # Its rows are loaded and stay so: the drop is still "loaded"; the refused re-send is in the ledger.
+    assert store_rows(home, "SELECT status, loaded_at IS NOT NULL FROM drops WHERE drop_id = 'd1'") == [
+        ("loaded", True)
+    ]
+    assert store_rows(
+        home, "SELECT status, count(*) FROM load_ledger WHERE drop_id = 'd1' GROUP BY status ORDER BY status"
+    ) == [("loaded", 3), ("rejected", 3)]
+    assert store_rows(home, "SELECT age_at_onset FROM patients_history WHERE patient_id = 'P1'") == [(45,)]
+    # Told once: the same re-send on the next run is not refused again.
+    assert [d.status for d in ingest_landing(home).drops] == ["unchanged"]
