@@ -14,10 +14,23 @@ class DropRejected(PipelineError):
         self.drop_id = drop_id
         self.reason = reason
         self.fix = fix
+        self.parts: list[DropRejected] = [self]  # the single faults a combined refusal tells
         message = f"Drop {drop_id} rejected: {reason}"
         if fix:
             message += f" To fix: {fix}"
         super().__init__(message)
+
+    @classmethod
+    def all_of(cls, drop_id: str, faults: list[DropRejected]) -> DropRejected:
+        """One refusal telling every fault found, so a coordinator fixes them in one go, not one per send."""
+        if len(faults) == 1:
+            return faults[0]
+        parts = [part for fault in faults for part in fault.parts]
+        reasons = " ".join(f"({i}) {part.reason}" for i, part in enumerate(parts, 1))
+        fixes = list(dict.fromkeys(part.fix for part in parts if part.fix))
+        combined = cls(drop_id, f"{len(parts)} faults: {reasons}", " ".join(fixes))
+        combined.parts = parts
+        return combined
 
 
 class DropHeld(PipelineError):

@@ -106,7 +106,15 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
             f"it lacks {', '.join(m + '.csv' for m in missing)}, which a full snapshot must hold.",
             "Export all three files, or mark the drop incremental in manifest.json.",
         )
-    tables = {table: read_table(drop_id, table, by_table[table]) for table in by_table}
+    tables: dict[str, pd.DataFrame] = {}
+    faults: list[DropRejected] = []
+    for table, item in by_table.items():
+        try:
+            tables[table] = read_table(drop_id, table, item)
+        except DropRejected as fault:
+            faults.append(fault)
+    if faults:
+        raise DropRejected.all_of(drop_id, faults)
     for table in missing:
         tables[table] = _empty(table)
     return SourceDrop(drop_id=drop_id, manifest=manifest, files=by_table, tables=tables)
@@ -257,17 +265,25 @@ def _check_header(drop_id: str, table: str, name: str, header: list[str]) -> Non
     _check_separator(drop_id, name, header)
     _check_header_names(drop_id, name, header)
     expected = [c.name for c in COLUMNS[table]]
+    faults = []
     unknown = [h for h in header if h not in expected]
     if unknown:
-        raise DropRejected(
-            drop_id,
-            f"{name} has column(s) the contract does not know: {', '.join(unknown)}.",
-            "Remove them from the export; unknown columns may carry identifiers, so nothing of the drop was loaded.",
+        faults.append(
+            DropRejected(
+                drop_id,
+                f"{name} has column(s) the contract does not know: {', '.join(unknown)}.",
+                "Remove unknown columns from the export; they may carry identifiers, so nothing of the drop was "
+                "loaded.",
+            )
         )
     absent = [c for c in expected if c not in header]
     if absent:
-        raise DropRejected(
-            drop_id,
-            f"{name} lacks required column(s): {', '.join(absent)}.",
-            "Export every column of the contract, in any order.",
+        faults.append(
+            DropRejected(
+                drop_id,
+                f"{name} lacks required column(s): {', '.join(absent)}.",
+                "Export every column of the contract, in any order.",
+            )
         )
+    if faults:
+        raise DropRejected.all_of(drop_id, faults)

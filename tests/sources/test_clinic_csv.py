@@ -72,6 +72,25 @@ def test_unknown_file_and_bad_manifest_reject(tmp_path: Path) -> None:
         parse_drop("d1", [received(tmp_path, "manifest.json", b'{"snapshot": "partial"}')])
 
 
+def test_every_file_level_fault_is_told_in_one_refusal(tmp_path: Path) -> None:
+    """A coordinator fixes them all before sending again, not one per send."""
+    from tests.conftest import ASSESSMENTS_HEADER, TREATMENTS_HEADER
+
+    files = [
+        received(tmp_path, "patients.csv", (PATIENTS_HEADER.replace("side,", "") + ",email\n").encode()),
+        received(tmp_path, "treatments.csv", csv_text(TREATMENTS_HEADER, ["P1,s1,T1,0,botox,20"]).encode()),
+        received(tmp_path, "assessments.csv", csv_text(ASSESSMENTS_HEADER, []).encode()),
+    ]
+    with pytest.raises(DropRejected) as caught:
+        parse_drop("d1", files)
+    message = str(caught.value)
+    assert "3 faults" in message
+    assert "(1) patients.csv has column(s) the contract does not know: email." in message
+    assert "(2) patients.csv lacks required column(s): side." in message
+    assert "(3) treatments.csv has row 2 with a different number of fields" in message
+    assert message.count("To fix:") == 1 and "Export every column of the contract" in message
+
+
 # The fast reader (pandas' C parser) takes plain files; the strict reader (csv module) the rest. Both
 # must give the same frame, and a plain file that turns out ragged must get the strict reader's message.
 PLAIN_VARIANTS = {
