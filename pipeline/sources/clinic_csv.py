@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES
 from pipeline.errors import DropRejected, row_list
-from pipeline.sources import ROW_NUMBER, SOURCES, Manifest, ReceivedFile, SourceDrop, source_parser
+from pipeline.sources import ROW_NUMBER, SOURCES, Manifest, ReceivedFile, SourceDrop, source_parser, strip_cells
 
 MANIFEST = "manifest.json"
 _SUFFIXES = (".csv", ".csv.gz")
@@ -160,7 +160,7 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
             "Export the file with its header row, even when it has no data rows.",
         )
     header_line, _, body = text.partition("\n")
-    frame = _read_plain(header_line, body) if _is_plain(body) else None
+    frame = read_plain(header_line, body) if is_plain(body) else None
     if frame is None:
         frame = _read_strict(drop_id, table, name, text)
     else:
@@ -168,7 +168,7 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
     return frame[[c.name for c in COLUMNS[table]] + [ROW_NUMBER]]
 
 
-def _is_plain(body: str) -> bool:
+def is_plain(body: str) -> bool:
     """No quotes, no blank or whitespace-only lines, no lone carriage return: every line is one row,
     numbered in order.
 
@@ -185,7 +185,7 @@ def _is_plain(body: str) -> bool:
     )
 
 
-def _read_plain(header_line: str, body: str) -> pd.DataFrame | None:
+def read_plain(header_line: str, body: str) -> pd.DataFrame | None:
     """A plain file's rows; None when a row's field count differs from the header's (the strict reader
     then names the rows)."""
     header = [h.strip() for h in header_line.rstrip("\r").split(",")]
@@ -214,7 +214,7 @@ def _read_plain(header_line: str, body: str) -> pd.DataFrame | None:
         return None
     frame.columns = header
     if " " in body or "\t" in body:
-        frame = frame.apply(lambda col: col.str.strip()).replace("", None)
+        frame = strip_cells(frame)
     frame[ROW_NUMBER] = pd.RangeIndex(2, len(frame) + 2)
     return frame
 
@@ -240,7 +240,7 @@ def _read_strict(drop_id: str, table: str, name: str, text: str) -> pd.DataFrame
     frame = pd.DataFrame([record for _, record in numbered], columns=header, dtype="str")
     if frame.empty:
         frame = pd.DataFrame({h: pd.Series([], dtype="str") for h in header})
-    frame = frame.apply(lambda col: col.str.strip()).replace("", None)
+    frame = strip_cells(frame)
     frame[ROW_NUMBER] = pd.Series([n for n, _ in numbered], dtype="int64")
     return frame
 

@@ -109,8 +109,8 @@ def test_fast_and_strict_readers_agree(tmp_path: Path, rows: list[str], newline:
     if rows is PLAIN_VARIANTS["no final newline"]:
         text = text.rstrip()
     header_line, _, body = text.partition("\n")
-    assert clinic_csv._is_plain(body)
-    fast = clinic_csv._read_plain(header_line, body)
+    assert clinic_csv.is_plain(body)
+    fast = clinic_csv.read_plain(header_line, body)
     assert fast is not None
     strict = clinic_csv._read_strict("d1", "patients", "patients.csv", text)
     assert fast.to_dict("list") == strict.to_dict("list")
