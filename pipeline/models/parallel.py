@@ -57,6 +57,7 @@ def map_jobs(fit: Callable[[J], R], jobs: list[J], workers: int) -> list[R]:
     """
     if workers <= 1 or len(jobs) <= 1:
         return [fit(job) for job in jobs]
+    log.info("Fitting %d jobs on %d worker processes.", len(jobs), min(workers, len(jobs)))
     try:
         with ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)), mp_context=get_context("fork"), initializer=_limit_worker

@@ -68,7 +68,8 @@ def wait_for(what: str, check: Callable[[], T], timeout: float, log: Path) -> T:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[DataHome, str, Path]]:
     home = DataHome.resolve(tmp_path / "data").ensure()
-    generate_drop(home.landing / "clinic-a-2026-11", patients=60, seed=1, site="clinic_a")
+    # Enough patients for the model fits to run on worker processes forked inside the Airflow task.
+    generate_drop(home.landing / "clinic-a-2026-11", patients=1500, seed=1, site="clinic_a")
     (home.root / "models.json").write_text('{"methods": ["unadjusted", "ancova"]}')  # a quick fit
     port = free_port()
     log = tmp_path / "airflow.log"
@@ -122,3 +123,7 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
 
     assert wait_for("the models run triggered by the warehouse Asset", models_succeeded, 300, log)
     assert (home.warehouse_path).exists()
+    task_logs = "".join(
+        path.read_text(errors="replace") for path in (home.root / "airflow" / "logs").rglob("*.log") if path.is_file()
+    )
+    assert "worker processes." in task_logs and "worker processes failed" not in task_logs
