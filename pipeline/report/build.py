@@ -43,6 +43,7 @@ from pipeline.report.tables import (
     dose_table,
     estimates_table,
     flow_table,
+    footnoted,
     grouped_counts,
     ledger_table,
     outcome_label,
@@ -620,8 +621,16 @@ def _build(
         "rows_quarantined": format_count(int(data.ledger["rows_quarantined"].sum())) if len(data.ledger) else "0",
         "refused": len(data.refused),
     }
+    # In print, a note in full on every row made these tables pages long: numbered notes under each.
+    primary_footnoted, primary_notes = footnoted(tables["estimates_primary"])
+    diagnostics = tables["propensity_diagnostics"]
+    diagnostics_footnoted, diagnostics_notes = footnoted(
+        diagnostics[diagnostics["contrast"] == contrast_label(PRIMARY_CONTRAST)]
+    )
     year, number = quarter[:4], quarter[-1]
     context = {
+        "estimate_notes": primary_notes,
+        "diagnostics_notes": diagnostics_notes,
         "quarter": quarter,
         "year_quarter": f"{year} Q{number}",
         "provisional": provisional,
@@ -632,11 +641,8 @@ def _build(
         "flow_steps": _flow_steps(data),
         "tables": {
             **{name: _table_payload(frame) for name, frame in tables.items()},
-            "propensity_diagnostics_primary": _table_payload(
-                tables["propensity_diagnostics"][
-                    tables["propensity_diagnostics"]["contrast"] == contrast_label(PRIMARY_CONTRAST)
-                ]
-            ),
+            "estimates_primary": _table_payload(primary_footnoted),
+            "propensity_diagnostics_primary": _table_payload(diagnostics_footnoted),
         },
         "quality": quality,
         "small_cell": SMALL_CELL,

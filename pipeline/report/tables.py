@@ -235,6 +235,20 @@ def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def footnoted(frame: pd.DataFrame, column: str = "note") -> tuple[pd.DataFrame, list[str]]:
+    """The column's notes as footnote numbers ("1, 3"), and the distinct notes in order of first use.
+
+    A note is split at "; " into its parts: the same part (a covariate level pooled, the kind of
+    standard error) recurs on most rows, and printed in full on every row it made the primary
+    table fourteen pages long in print."""
+    numbers: dict[str, int] = {}
+    cells = []
+    for text in frame[column]:
+        parts = [part.strip() for part in str(text).split("; ") if part.strip()]
+        cells.append(", ".join(str(numbers.setdefault(part, len(numbers) + 1)) for part in parts))
+    return frame.assign(**{column: cells}), list(numbers)
+
+
 # --- the report's newer tables ---------------------------------------------------------------------------
 
 GROUPS = ("single modality", "combined")

@@ -315,3 +315,27 @@ def test_estimates_table_hides_small_and_failed_estimates() -> None:
     assert table.loc[2, "estimate"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
     assert table.loc[3, "estimate"] == "" and table.loc[3, "note"] == "fit failed: singular"
     assert table.loc[0, "outcome"] == "Sunnybrook composite (higher is better)"
+
+
+def test_notes_are_numbered_once_under_the_primary_table() -> None:
+    from pipeline.report.tables import footnoted
+
+    frame = pd.DataFrame(
+        {
+            "method": ["a", "b", "c", "d"],
+            "note": ["HC3 robust errors; sex levels pooled", "sex levels pooled; HC3 robust errors", "", "REML"],
+        }
+    )
+    numbered, notes = footnoted(frame)
+    assert notes == ["HC3 robust errors", "sex levels pooled", "REML"]
+    assert numbered["note"].tolist() == ["1, 2", "2, 1", "", "3"]
+    assert numbered["method"].tolist() == frame["method"].tolist()
+
+
+def test_the_report_prints_each_estimate_note_once(report: Path) -> None:
+    html = report.read_text(encoding="utf-8")
+    section = html[html.index("(the primary comparison)") : html.index("Balance and overlap")]
+    notes = re.findall(r"<li>(.*?)</li>", section)
+    assert notes and len(notes) == len(set(notes))
+    for note in notes:
+        assert section.count(note) == 1  # in the list, not again in the table's cells
