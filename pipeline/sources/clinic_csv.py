@@ -14,6 +14,7 @@ import json
 import re
 import warnings
 import zlib
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -159,13 +160,32 @@ def read_table(drop_id: str, table: str, received: ReceivedFile) -> pd.DataFrame
             f"{name} is empty: it has no header row.",
             "Export the file with its header row, even when it has no data rows.",
         )
+    frame = read_rows(
+        drop_id,
+        name,
+        text,
+        lambda header: _check_header(drop_id, table, name, header),
+        "Check for unquoted commas in those rows.",
+    )
+    return frame[[c.name for c in COLUMNS[table]] + [ROW_NUMBER]]
+
+
+def read_rows(
+    drop_id: str, name: str, text: str, check_header: Callable[[list[str]], None], ragged_fix: str
+) -> pd.DataFrame:
+    """A CSV file's text as text columns (empty cell = null) plus each row's spreadsheet row number.
+
+    A plain file goes through pandas' C parser; anything else, and a plain file whose field counts
+    do not add up, through the strict reader, which names the rows. ``check_header`` refuses a header
+    the source does not accept, before any row is counted; ``ragged_fix`` says how to mend ragged rows.
+    Other adapters read with it too.
+    """
     header_line, _, body = text.partition("\n")
     frame = read_plain(header_line, body) if is_plain(body) else None
     if frame is None:
-        frame = _read_strict(drop_id, table, name, text)
-    else:
-        _check_header(drop_id, table, name, list(frame.columns[:-1]))
-    return frame[[c.name for c in COLUMNS[table]] + [ROW_NUMBER]]
+        return _read_strict(drop_id, name, text, check_header, ragged_fix)
+    check_header(list(frame.columns[:-1]))
+    return frame
 
 
 def is_plain(body: str) -> bool:
@@ -219,21 +239,21 @@ def read_plain(header_line: str, body: str) -> pd.DataFrame | None:
     return frame
 
 
-def _read_strict(drop_id: str, table: str, name: str, text: str) -> pd.DataFrame:
-    """Any file the contract allows, read record by record with the csv module (quoted fields, blank lines)."""
+def _read_strict(
+    drop_id: str, name: str, text: str, check_header: Callable[[list[str]], None], ragged_fix: str
+) -> pd.DataFrame:
+    """Any CSV file, read record by record with the csv module (quoted fields, blank lines)."""
     rows = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [h.strip() for h in next(rows)]
         records = list(rows)
     except csv.Error as exc:
         raise DropRejected(drop_id, f"{name} is not valid CSV near line {rows.line_num} ({exc}).") from None
-    _check_header(drop_id, table, name, header)
+    check_header(header)
     ragged = [i + 2 for i, record in enumerate(records) if len(record) != len(header) and record]
     if ragged:
         raise DropRejected(
-            drop_id,
-            f"{name} has {row_list(ragged)} with a different number of fields than its header.",
-            "Check for unquoted commas in those rows.",
+            drop_id, f"{name} has {row_list(ragged)} with a different number of fields than its header.", ragged_fix
         )
     # Blank lines are not rows; every other record keeps its spreadsheet row number.
     numbered = [(i + 2, record) for i, record in enumerate(records) if record]
@@ -254,7 +274,7 @@ def _check_separator(drop_id: str, name: str, header: list[str]) -> None:
         )
 
 
-def _check_header_names(drop_id: str, name: str, header: list[str]) -> None:
+def check_header_names(drop_id: str, name: str, header: list[str]) -> None:
     duplicated = sorted({h for h in header if header.count(h) > 1})
     if duplicated:
         raise DropRejected(drop_id, f"{name} has duplicate column(s): {', '.join(duplicated)}.")
@@ -263,7 +283,7 @@ def _check_header_names(drop_id: str, name: str, header: list[str]) -> None:
 def _check_header(drop_id: str, table: str, name: str, header: list[str]) -> None:
     """The header names the contract's columns of the table, each once, in any order."""
     _check_separator(drop_id, name, header)
-    _check_header_names(drop_id, name, header)
+    check_header_names(drop_id, name, header)
     expected = [c.name for c in COLUMNS[table]]
     faults = []
     unknown = [h for h in header if h not in expected]

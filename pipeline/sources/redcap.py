@@ -14,8 +14,6 @@ dictionary and one for the manifest, which carry no rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 
@@ -41,8 +39,8 @@ from pipeline.contract import (
     redcap_instrument_fields,
 )
 from pipeline.errors import DropRejected, row_list
-from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop, strip_cells
-from pipeline.sources.clinic_csv import MANIFEST, decode, is_plain, read_plain
+from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
+from pipeline.sources.clinic_csv import MANIFEST, check_header_names, decode, read_rows
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 
 RECORDS = "redcap_records.csv"
@@ -100,39 +98,14 @@ def _read_csv(drop_id: str, received: ReceivedFile) -> tuple[list[str], pd.DataF
     text = decode(drop_id, received)
     if not text.strip():
         raise DropRejected(drop_id, f"{name} is empty: it has no header row.", "Export it again from REDCap.")
-    header_line, _, body = text.partition("\n")
-    plain = read_plain(header_line, body) if is_plain(body) else None  # the fast reader, as for CSV drops
-    if plain is not None:
-        header = list(plain.columns[:-1])
-        _check_duplicates(drop_id, name, header)
-        return header, plain
-    rows = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = [h.strip() for h in next(rows)]
-        records = list(rows)
-    except csv.Error as exc:
-        raise DropRejected(drop_id, f"{name} is not valid CSV near line {rows.line_num} ({exc}).") from None
-    _check_duplicates(drop_id, name, header)
-    ragged = [i + 2 for i, record in enumerate(records) if record and len(record) != len(header)]
-    if ragged:
-        raise DropRejected(
-            drop_id,
-            f"{name} has {row_list(ragged)} with a different number of fields than its header.",
-            "Export it again from REDCap as CSV (comma-separated) without editing it.",
-        )
-    numbered = [(i + 2, record) for i, record in enumerate(records) if record]
-    frame = pd.DataFrame([record for _, record in numbered], columns=header, dtype="str")
-    if frame.empty:
-        frame = pd.DataFrame({h: pd.Series([], dtype="str") for h in header})
-    frame = strip_cells(frame)
-    frame[ROW_NUMBER] = pd.Series([n for n, _ in numbered], dtype="int64")
-    return header, frame
-
-
-def _check_duplicates(drop_id: str, name: str, header: list[str]) -> None:
-    duplicated = sorted({h for h in header if header.count(h) > 1})
-    if duplicated:
-        raise DropRejected(drop_id, f"{name} has duplicate column(s): {', '.join(duplicated)}.")
+    frame = read_rows(
+        drop_id,
+        name,
+        text,
+        lambda header: check_header_names(drop_id, name, header),
+        "Export it again from REDCap as CSV (comma-separated) without editing it.",
+    )
+    return list(frame.columns[:-1]), frame
 
 
 def read_dictionary(drop_id: str, received: ReceivedFile) -> dict[str, DictionaryField]:

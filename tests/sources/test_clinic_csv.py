@@ -112,7 +112,7 @@ def test_fast_and_strict_readers_agree(tmp_path: Path, rows: list[str], newline:
     assert clinic_csv.is_plain(body)
     fast = clinic_csv.read_plain(header_line, body)
     assert fast is not None
-    strict = clinic_csv._read_strict("d1", "patients", "patients.csv", text)
+    strict = clinic_csv._read_strict("d1", "patients.csv", text, lambda header: None, "")
     assert fast.to_dict("list") == strict.to_dict("list")
     assert fast.dtypes.to_dict() == strict.dtypes.to_dict()
 
