@@ -7,6 +7,7 @@ import pytest
 from pipeline.contract import INTEGER_PATTERN, NUMBER_PATTERN, PATIENT_ID_PATTERN
 from pipeline.validation.gx_metrics import match_regex_per_distinct_value
 from pipeline.validation.gx_runner import validate_frame
+from tests.validation.helpers import integer_value_suite
 
 VALUES = ["12", "12.5", " 7", "-3", "1e3", "", "P000123", "p1", "12\n", "٣", "NaN", "3.", ".5"]
 
@@ -28,16 +29,7 @@ def test_empty_column() -> None:
 
 def test_gx_validation_uses_it_and_names_the_failing_rows() -> None:
     frame = pd.DataFrame({"value": pd.Series(["1", "2", "x", "3", None, "4.5"], dtype="str").astype("category")})
-    suite = {
-        "name": "regex_check",
-        "expectations": [
-            {
-                "type": "expect_column_values_to_match_regex",
-                "kwargs": {"column": "value", "regex": INTEGER_PATTERN},
-                "meta": {"rule": "type_integer:value", "columns": ["value"]},
-            }
-        ],
-    }
+    suite = integer_value_suite("regex_check")
     failures, summary = validate_frame("regex_check", frame, suite, {})
     assert failures == {2: ["type_integer:value"], 5: ["type_integer:value"]}
     assert summary["expectations"][0]["unexpected_count"] == 2

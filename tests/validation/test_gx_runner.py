@@ -4,23 +4,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.contract import INTEGER_PATTERN
 from pipeline.validation.gx_runner import build_data_docs, validate_frame
+from tests.validation.helpers import integer_value_suite
 
 
 def test_data_docs_render_new_results_and_list_all(tmp_path: Path) -> None:
     """Each build renders only the results stored since the last one; the index lists every result."""
     frame = pd.DataFrame({"value": pd.Series(["1", "x"], dtype="str")})
-    suite = {
-        "name": "docs_check",
-        "expectations": [
-            {
-                "type": "expect_column_values_to_match_regex",
-                "kwargs": {"column": "value", "regex": INTEGER_PATTERN},
-                "meta": {"rule": "type_integer:value", "columns": ["value"]},
-            }
-        ],
-    }
+    suite = integer_value_suite("docs_check")
     validate_frame("docs_check", frame, suite, {}, tmp_path, "drop-one")
     index = build_data_docs(tmp_path)
     pages = {p: p.stat().st_mtime_ns for p in (tmp_path / "data_docs" / "validations").rglob("*.html")}
