@@ -6,15 +6,15 @@ it was, and a rerun loads the drop again from the archive.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
-from pipeline.contract import COLUMNS, KEYS
-from pipeline.sources import ReceivedFile
-from pipeline.store import current_patient_counts
+from pipeline.contract import COLUMNS, FILES, KEYS
+from pipeline.sources import ReceivedFile, SourceDrop
 from pipeline.validation.rows import ValidatedDrop
 
 RETIRE_LIMIT = 0.20  # a full snapshot retiring more than this share of a site's patients is held
@@ -37,31 +37,45 @@ class FileOutcome:
     reason: str | None = None
 
 
-def drop_sites(validated: ValidatedDrop) -> list[str]:
-    sites = set(validated.source.tables["patients"]["site_id"].dropna())
-    if validated.source.manifest.site_id:
-        sites.add(validated.source.manifest.site_id)
+def sites_of(drop: SourceDrop) -> list[str]:
+    """The sites a drop speaks for: its rows' (in any table) and its manifest's."""
+    sites: set[str] = set()
+    for frame in drop.tables.values():
+        sites |= set(frame["site_id"].dropna())
+    if drop.manifest.site_id:
+        sites.add(drop.manifest.site_id)
     return sorted(sites)
 
 
-def retirement_shares(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop) -> dict[str, tuple[int, int]]:
-    """Per site: (patients a full snapshot would retire, current patients)."""
+def drop_sites(validated: ValidatedDrop) -> list[str]:
+    return sites_of(validated.source)
+
+
+def retirement_shares(
+    con: duckdb.DuckDBPyConnection, validated: ValidatedDrop
+) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per (table, site): (records a full snapshot would retire, current records). Every table counts:
+    an assessments file cut to its header must not empty a site's assessments while its patients stay."""
     sites = drop_sites(validated)
-    counts = current_patient_counts(con, sites)
-    present = validated.source.tables["patients"][["site_id", "patient_id"]].dropna()
-    con.register("present_patients", present)
-    try:
-        missing = dict(
-            con.execute(
-                "SELECT h.site_id, count(*) FROM patients_history h "
-                "ANTI JOIN present_patients p USING (site_id, patient_id) "
-                "WHERE h.valid_to IS NULL AND list_contains(?, h.site_id) GROUP BY h.site_id",
+    shares: dict[tuple[str, str], tuple[int, int]] = {}
+    for table in FILES:
+        if table not in validated.source.files:
+            continue
+        keys = list(KEYS[table])
+        match = " AND ".join(f'p."{k}" = h."{k}"' for k in keys)
+        con.register("present_keys", _present_keys(validated, table).dropna().drop_duplicates())
+        try:
+            rows = con.execute(
+                f"SELECT h.site_id, count(*), count(*) FILTER (WHERE NOT EXISTS "
+                f"(SELECT 1 FROM present_keys AS p WHERE {match})) "
+                f"FROM {table}_history AS h WHERE h.valid_to IS NULL AND list_contains(?, h.site_id) "
+                "GROUP BY h.site_id",
                 [sites],
             ).fetchall()
-        )
-    finally:
-        con.unregister("present_patients")
-    return {site: (missing.get(site, 0), counts.get(site, 0)) for site in sites}
+        finally:
+            con.unregister("present_keys")
+        shares.update({(table, site): (missing, current) for site, current, missing in rows})
+    return shares
 
 
 def _hash_expression(table: str) -> str:
@@ -122,7 +136,10 @@ def _present_keys(validated: ValidatedDrop, table: str) -> pd.DataFrame:
     frame = text[list(KEYS[table])].copy()
     for column in COLUMNS[table]:
         if column.name in frame and column.kind != "text":
-            frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce").astype("Int64")
+            # A key that is no whole number in range ('1.5', twenty digits) names no record: null.
+            number = pd.to_numeric(frame[column.name], errors="coerce")
+            whole = number.notna() & (number == number.round()) & (number.abs() < 2**31)
+            frame[column.name] = number.where(whole).astype("Int64")
     return frame
 
 
@@ -137,16 +154,15 @@ def apply_drop(
     """Write the whole drop in one transaction (the caller holds the writer lock)."""
     drop = validated.source
     sites = drop_sites(validated)
-    duplicate_tables = {table for o in outcomes if o.status == "duplicate" for table in o.tables}
     con.execute("BEGIN TRANSACTION")
     try:
         for table, frame in validated.valid.items():
-            if table not in duplicate_tables and table in drop.files:
+            if table in drop.files:
                 _upsert(con, table, frame, drop.drop_id, now)
             if drop.manifest.snapshot == "full" and table in drop.files:
                 _retire_missing(con, table, _present_keys(validated, table), sites, drop.drop_id, now)
-        for table, frame in validated.quarantined.items():
-            if table in duplicate_tables or frame.empty:
+        for frame in validated.quarantined.values():
+            if frame.empty:
                 continue
             con.register("quarantined", frame)
             con.execute(
@@ -169,7 +185,10 @@ def apply_drop(
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        # A failed write (a full disk) may have ended the transaction already: the first error is the one
+        # to report, not "cannot rollback - no transaction is active".
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
         raise
 
 
@@ -194,7 +213,7 @@ def record_outcomes(
                 o.status,
                 o.reason,
                 received_at,
-                loaded_at if o.status in ("loaded", "duplicate") else None,
+                loaded_at if o.status == "loaded" else None,
                 str(o.file.path),
             ],
         )

@@ -6,7 +6,9 @@ value: the value may be an identifier, so it must not reach a log or an error.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -68,21 +70,38 @@ _IDENTIFIER_WORDS = (
 _NAME_NORMALISE = re.compile(r"[^a-z0-9]+")
 
 _PLAIN_NUMBER = re.compile(r"-?\d{1,6}(\.\d+)?")
-_MONTHS = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
+# Every quantifier is bounded and no two overlap, so each pattern runs in time linear in the cell
+# (an unbounded "[...]+@" is quadratic: a 100 KB cell took a minute). Digits are fenced by
+# lookarounds, not \b, so a date glued to letters ("2024-03-05T10:00", "P2024-03-05") is caught.
+_MONTHS = r"(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]{0,6}\.?"
+_ALONE_BEFORE = r"(?<![A-Za-z0-9])"  # not glued to a longer id
+_ALONE_AFTER = r"(?![A-Za-z0-9])"
 CELL_RULES: dict[str, re.Pattern[str]] = {
     "calendar_date": re.compile(
-        r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b"  # 2024-03-05
-        r"|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b"  # 03/05/2024, 5.3.24
-        rf"|\b\d{{1,2}}(st|nd|rd|th)?[ -]{_MONTHS}[ ,-]*\d{{2,4}}\b"  # 5 Mar 2024
-        rf"|\b{_MONTHS} \d{{1,2}}(st|nd|rd|th)?,? \d{{2,4}}\b",  # March 5, 2024
+        r"(?<!\d)\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?!\d)"  # 2024-03-05, 2024-03-05T10:00
+        r"|(?<!\d)\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}(?!\d)"  # 03/05/2024, 5.3.24
+        r"|(?<!\d)(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])(?!\d)"  # 20240305
+        rf"|(?<!\d)\d{{1,2}}(st|nd|rd|th)?[ ./-]?{_MONTHS}[ ,./-]{{0,3}}\d{{2,4}}(?!\d)"  # 5 Mar 2024, 05MAR2024
+        # March 5, 2024; Mar-05-2024
+        rf"|(?<![a-z]){_MONTHS}[ ./-]?\d{{1,2}}(st|nd|rd|th)?[ ,./-]{{1,3}}\d{{2,4}}(?!\d)"
+        rf"|(?<![a-z]){_MONTHS}[ ,./-]{{0,3}}(19|20)\d\d(?!\d)",  # March 2024
         re.IGNORECASE,
     ),
-    "email": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"),
-    "phone_number": re.compile(r"(\+\d{1,3}[ .-]?)?\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b|\+\d{7,15}\b"),
-    "ssn": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "url": re.compile(r"\b(https?|ftp)://|\bwww\.[a-z0-9-]+\.|\b[a-z0-9-]+\.(com|org|net|edu|gov)\b", re.IGNORECASE),
-    "ip_address": re.compile(r"\b(\d{1,3}\.){3}\d{1,3}\b|\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b", re.IGNORECASE),
+    "email": re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"),
+    "phone_number": re.compile(
+        r"(\+\d{1,3}[ .-]?)?\(?(?<!\d)\d{3}\)?[ .-]\d{3}[ .-]\d{4}(?!\d)"  # (555) 123-4567
+        r"|\+\d{7,15}(?!\d)"  # +15551234567
+        rf"|{_ALONE_BEFORE}\(?\d([ .()-]{{0,2}}\d){{9,14}}{_ALONE_AFTER}"  # 5551234567, 020 7946 0018
+    ),
+    "ssn": re.compile(rf"{_ALONE_BEFORE}\d{{3}}([ -]?)\d{{2}}\1\d{{4}}{_ALONE_AFTER}"),  # 123-45-6789, 123456789
+    "zip_code": re.compile(rf"{_ALONE_BEFORE}\d{{5}}-\d{{4}}{_ALONE_AFTER}"),  # ZIP+4
+    "url": re.compile(
+        r"\b(https?|ftp)://|\bwww\.[a-z0-9-]{1,63}\.|\b[a-z0-9-]{1,63}\.(com|org|net|edu|gov)\b", re.IGNORECASE
+    ),
+    "ip_address": re.compile(r"(?<!\d)(\d{1,3}\.){3}\d{1,3}(?!\d)|\b([0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b", re.IGNORECASE),
 }
+_DIGIT_RUN = re.compile(r"\d+")  # any script's digits: int() reads them all
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +126,34 @@ def identifier_like(column: str) -> bool:
     )
 
 
-def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
+def name_rules(name: str) -> list[str]:
+    """The screen's rules a file or folder name breaks: a name is published (ledger, report) like a cell."""
+    return [rule for rule, pattern in CELL_RULES.items() if pattern.search(name)]
+
+
+def safe_name(name: str, kind: str = "file") -> str:
+    """A received name as it may be recorded and printed: itself when it is a plain name the screen
+    passes, else a stand-in derived from it (the name may hold an identifier, or a spreadsheet formula)."""
+    if _SAFE_NAME.fullmatch(name) and not name_rules(name):
+        return name
+    return f"withheld-{kind}-name~{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def _age_over_top_code(value: str) -> bool:
+    """An age above 89 in any spelling: '93', '٩٧', '１０２', '97 years' (each number in the cell counts)."""
+    number = pd.to_numeric(value, errors="coerce")
+    if not pd.isna(number):
+        return bool(number > 89 and number != AGE_TOP_CODE)
+    runs = [int(run) for run in _DIGIT_RUN.findall(unicodedata.normalize("NFKC", value))]
+    return any(run > 89 and run != AGE_TOP_CODE for run in runs)
+
+
+def screen_frame(file: str, frame: pd.DataFrame, max_cell_chars: int | None = None) -> list[Finding]:
+    """Findings of the de-identification screen in one file's text frame.
+
+    A cell longer than ``max_cell_chars`` is a finding of its own and is not searched further: no
+    contract value is that long, and a pattern over megabytes of text is the slow part.
+    """
     findings: list[Finding] = []
     for column in frame.columns:
         if column == ROW_NUMBER:
@@ -118,6 +164,12 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
         # Screen each distinct value once (codes and ids repeat across millions of rows), and skip short
         # plain numbers, which cannot carry any pattern.
         distinct = pd.Series(cells.unique(), dtype="str")
+        if max_cell_chars is not None:
+            long = distinct[distinct.str.len() > max_cell_chars]
+            if not long.empty:
+                rows = frame.loc[cells.index[cells.isin(long)], ROW_NUMBER].tolist()
+                findings.append(Finding(file, column, f"cell_longer_than_{max_cell_chars}_characters", rows))
+                distinct = distinct[distinct.str.len() <= max_cell_chars]
         distinct = distinct[~distinct.str.fullmatch(_PLAIN_NUMBER)]
         if distinct.empty:
             continue
@@ -127,8 +179,9 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
                 rows = frame.loc[cells.index[cells.isin(flagged)], ROW_NUMBER].tolist()
                 findings.append(Finding(file, column, rule, rows))
     if "age_at_onset" in frame.columns:
-        ages = pd.to_numeric(frame["age_at_onset"], errors="coerce")
-        over = (ages > 89) & (ages != AGE_TOP_CODE)
+        ages = frame["age_at_onset"]
+        distinct_over = {value for value in ages.dropna().unique() if _age_over_top_code(str(value))}
+        over = ages.isin(distinct_over)
         if over.any():
             findings.append(
                 Finding(file, "age_at_onset", "age_over_89_not_top_coded", frame.loc[over, ROW_NUMBER].tolist())
@@ -136,13 +189,14 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
     return findings
 
 
-def screen_drop(drop: SourceDrop) -> None:
+def screen_drop(drop: SourceDrop, max_cell_chars: int | None = None) -> None:
     """Raise DropRejected naming every finding; return quietly when the drop is clean."""
     findings: list[Finding] = []
     for table, frame in drop.tables.items():
         file = drop.files[table].file if table in drop.files else f"{table}.csv"
         findings.extend(
-            replace(finding, column=drop.column_name(table, finding.column)) for finding in screen_frame(file, frame)
+            replace(finding, column=drop.column_name(table, finding.column))
+            for finding in screen_frame(file, frame, max_cell_chars)
         )
     if findings:
         raise DropRejected(

@@ -174,6 +174,26 @@ class ModelSettings:
         return settings
 
 
+@dataclass(frozen=True)
+class IngestLimits:
+    """Bounds on what one drop may make the ingest read; a file beyond them is refused, not read.
+
+    The defaults are far above a real clinic's export (10,000 patients: about 600,000 assessment
+    rows, 25 MB) and far below what would exhaust the machine; ``ingest.json`` in the data home
+    overrides them.
+    """
+
+    max_file_mib: int = 100  # a file's size once decompressed (a .csv.gz is expanded as it is counted)
+    max_rows_per_file: int = 2_000_000  # lines of one file
+    # The contract's longest cell is a 32-character id: a cell far longer is free text or an attack, and
+    # is refused before any pattern is run over it.
+    max_cell_chars: int = 256
+
+    @classmethod
+    def for_home(cls, home: DataHome) -> IngestLimits:
+        return _from_file(home.root / "ingest.json", cls, lambda values: cls(**values), "ingest limits", "IngestLimits")  # type: ignore[arg-type]
+
+
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).
 WAREHOUSE_ASSET = "synk_outcomes_warehouse"
 STORE_WRITER_POOL = "synk_store_writer"

@@ -7,6 +7,7 @@ import shutil
 import duckdb
 
 from pipeline.ingest import ingest_landing
+from pipeline.landing import refused_id
 from pipeline.settings import DataHome
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows
 
@@ -36,16 +37,16 @@ def test_a_valid_drop_loads_and_the_ledger_accounts_for_every_row(home, write_dr
     assert summary.drops[0].quarantine_by_rule == {"code_set:sex": 1}
 
 
-def test_rerun_loads_nothing_twice_and_a_copied_file_is_a_duplicate(home, write_drop) -> None:
+def test_rerun_loads_nothing_twice_and_a_copied_file_loads_as_its_new_drop(home, write_drop) -> None:
     write_drop("d1", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
     ingest_landing(home)
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged"]
-    # The same files again under a new drop name: recorded as duplicates, nothing changes.
+    # The same files again under a new drop name: loaded (its rows counted), and no record changes.
     shutil.copytree(home.landing / "d1", home.landing / "d2")
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged", "loaded"]
-    assert store_rows(home, "SELECT DISTINCT status, rows_in FROM load_ledger WHERE drop_id = 'd2'") == [
-        ("duplicate", 0)
-    ]
+    assert store_rows(
+        home, "SELECT file, status, rows_in, rows_loaded FROM load_ledger WHERE drop_id = 'd2' ORDER BY file"
+    ) == [("assessments.csv", "loaded", 13, 13), ("patients.csv", "loaded", 2, 2), ("treatments.csv", "loaded", 3, 3)]
     assert store_rows(home, "SELECT count(*) FROM patients_history") == [(2,)]
 
 
@@ -84,8 +85,7 @@ def test_full_snapshot_retires_missing_records_and_holds_a_large_retirement(home
     assert ingest_landing(home, confirm_retire=True).drops[-1].status == "loaded"
     assert store_rows(home, "SELECT count(*) FROM patients_history WHERE valid_to IS NULL") == [(5,)]
     attempts = store_rows(home, "SELECT status, count(*) FROM load_ledger WHERE drop_id = 'd3' GROUP BY ALL ORDER BY 1")
-    # (Its empty treatments and assessments files have the checksums of d2's: duplicates.)
-    assert attempts == [("duplicate", 2), ("held", 3), ("loaded", 1)]
+    assert attempts == [("held", 3), ("loaded", 3)]
 
 
 def test_a_rejected_drop_loads_nothing_and_says_where_never_what(home, write_drop, caplog) -> None:
@@ -106,7 +106,7 @@ def test_unsafe_landing_entries_are_refused_once(home, write_drop, tmp_path) -> 
     outside.mkdir()
     os.symlink(outside, home.landing / "linked")
     first = ingest_landing(home).drops
-    assert [(d.drop_id, d.status) for d in first] == [("linked", "rejected")]
+    assert [(d.drop_id, d.status) for d in first] == [(refused_id("linked"), "rejected")]
     assert "symbolic link" in first[0].message
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged"]
 

@@ -1,7 +1,7 @@
 import os
 from pathlib import Path
 
-from pipeline.landing import archive_file, discover_drops, sha256_of
+from pipeline.landing import archive_file, discover_drops, refused_id, sha256_of
 
 
 def test_discover_refuses_unsafe_entries(tmp_path: Path) -> None:
@@ -16,15 +16,19 @@ def test_discover_refuses_unsafe_entries(tmp_path: Path) -> None:
     os.symlink(outside, landing / "linked")
     (landing / ".hidden").mkdir()
 
-    drops = {d.path.name: d for d in discover_drops(landing)}
+    found, hidden = discover_drops(landing)
+    drops = {d.path.name: d for d in found}
 
     assert drops["good-drop_1.2"].refusal is None
     assert "drop-id rule" in drops["bad name!"].refusal
-    assert drops["bad name!"].drop_id == "bad_name_"
+    # Recorded under an id no valid drop can have: a refused folder never overwrites a loaded drop's record.
+    assert drops["bad name!"].drop_id == refused_id("bad name!")
+    assert drops["bad name!"].drop_id.startswith("bad_name_~")
     assert "drop-id rule" in drops["-starts-with-dash"].refusal
     assert "not a drop folder" in drops["stray.csv"].refusal
     assert "symbolic link" in drops["linked"].refusal
     assert ".hidden" not in drops
+    assert hidden == [".hidden"]  # not read, but named
 
 
 def test_archive_keeps_the_file_under_its_checksum(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from pipeline.ingest import ingest_landing
+from pipeline.landing import refused_id
 from pipeline.settings import DataHome
 from pipeline.warehouse import build_and_publish
 from tests.conftest import ASSESSMENTS_HEADER, PATIENTS_HEADER, SUNNYBROOK_ITEMS, TREATMENTS_HEADER
@@ -344,7 +345,7 @@ def query(home: DataHome, sql: str, params: list | None = None) -> list[tuple]:
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_each_malformed_input_gets_its_defined_outcome(loaded, case: Case) -> None:
     home, results = loaded
-    drop_id = case.name.replace(" ", "_") if case.refused_folder else case.name
+    drop_id = refused_id(case.name) if case.refused_folder else case.name
     result = results[drop_id]
     status = "loaded" if case.outcome == "quarantined" else case.outcome
     assert result.status == status, result.message

@@ -41,6 +41,9 @@ class Manifest:
     snapshot: str = "full"
     confirm_retire: bool = False
     source: str = "clinic_csv"
+    # The drop's files as the sender wrote them (name -> {"bytes": n, "sha256": hex}): the drop is read
+    # once every listed file is there as listed. None: no listing, read when seen.
+    files: dict[str, dict[str, object]] | None = None
     raw: dict[str, object] = field(default_factory=dict)
 
 

@@ -15,15 +15,22 @@ import re
 import warnings
 import zlib
 from collections.abc import Callable
+from datetime import date
 
 import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES
 from pipeline.errors import DropRejected, row_list
+from pipeline.screening import name_rules, safe_name
 from pipeline.sources import ROW_NUMBER, SOURCES, Manifest, ReceivedFile, SourceDrop, source_parser, strip_cells
 
 MANIFEST = "manifest.json"
+_MANIFEST_MAX_BYTES = 64 << 10  # a manifest is a few lines; a file listing of a few files
+_MANIFEST_FIX = (
+    'Write it as a JSON object such as {"site_id": "dal01", "exported_on": "2026-11-20", "snapshot": "full"}.'
+)
 _SUFFIXES = (".csv", ".csv.gz")
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ .-]{0,63}")
 _WHITESPACE_LINE = re.compile(r"^[ \t]+\r?$", re.MULTILINE)  # pandas would skip it; the strict reader calls it ragged
 
 
@@ -38,13 +45,14 @@ def table_of(file_name: str) -> str | None:
 def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
     if received is None:
         return Manifest()
+    if received.size > _MANIFEST_MAX_BYTES:
+        raise DropRejected(drop_id, f"{MANIFEST} is larger than {_MANIFEST_MAX_BYTES // 1024} KiB.", _MANIFEST_FIX)
     try:
         raw = json.loads(received.path.read_bytes().decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested thousands deep.
         raise DropRejected(
-            drop_id,
-            f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).",
-            'Write it as a JSON object such as {"site_id": "dal01", "snapshot": "full"}.',
+            drop_id, f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).", _MANIFEST_FIX
         ) from None
     if not isinstance(raw, dict):
         raise DropRejected(drop_id, f"{MANIFEST} is not a JSON object.")
@@ -55,14 +63,46 @@ def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
     if not isinstance(confirm, bool):
         raise DropRejected(drop_id, f"{MANIFEST} field 'confirm_retire' must be true or false.")
     site = raw.get("site_id")
+    exported = raw.get("exported_on")
+    if exported is not None:
+        try:
+            exported = date.fromisoformat(str(exported)).isoformat()
+        except ValueError:
+            raise DropRejected(
+                drop_id, f"{MANIFEST} field 'exported_on' is not a date written YYYY-MM-DD.", _MANIFEST_FIX
+            ) from None
     return Manifest(
         site_id=str(site) if site is not None else None,
-        exported_on=str(raw["exported_on"]) if raw.get("exported_on") is not None else None,
+        exported_on=exported,
         snapshot=snapshot,
         confirm_retire=confirm,
         source=str(raw.get("source", "clinic_csv")),
+        files=_listed_files(drop_id, raw.get("files")),
         raw=raw,
     )
+
+
+def _listed_files(drop_id: str, files: object) -> dict[str, dict[str, object]] | None:
+    """manifest.json's optional "files": {"patients.csv": {"bytes": 1234, "sha256": "..."}, ...}."""
+    if files is None:
+        return None
+    fault = DropRejected(
+        drop_id,
+        f"{MANIFEST} field 'files' must map each file name to its \"bytes\" (a whole number) and/or "
+        '"sha256" (64 hex digits).',
+        _MANIFEST_FIX,
+    )
+    if not isinstance(files, dict) or not files:
+        raise fault
+    for listed in files.values():
+        if not isinstance(listed, dict) or not set(listed) <= {"bytes", "sha256"} or not listed:
+            raise fault
+        size, sha = listed.get("bytes"), listed.get("sha256")
+        if (size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0)) or (
+            sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha))
+        ):
+            raise fault
+    return {safe_name(str(name)): listed for name, listed in files.items()}
 
 
 def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
@@ -274,24 +314,53 @@ def _check_separator(drop_id: str, name: str, header: list[str]) -> None:
         )
 
 
+def header_field(header: list[str], position: int) -> str:
+    """A header field as a refusal may name it: its name when that is a plain column name the screen
+    passes, else its position. A header row may be a data row (the header left out) or a stray file's
+    first line, so a field is only printed when it cannot be a cell of one."""
+    field = header[position]
+    if _COLUMN_NAME.fullmatch(field) and not name_rules(field):
+        return field
+    return f"field {position + 1} of the header"
+
+
+def _fields(header: list[str], positions: list[int]) -> str:
+    return ", ".join(header_field(header, i) for i in positions)
+
+
 def check_header_names(drop_id: str, name: str, header: list[str]) -> None:
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+    duplicated = [i for i, h in enumerate(header) if header.count(h) > 1 and header.index(h) == i]
     if duplicated:
-        raise DropRejected(drop_id, f"{name} has duplicate column(s): {', '.join(duplicated)}.")
+        raise DropRejected(drop_id, f"{name} has duplicate column(s): {_fields(header, duplicated)}.")
+
+
+def check_is_header(drop_id: str, name: str, header: list[str], expected: list[str], fix: str) -> None:
+    """A first row that names none of the expected columns is no header (left out, or not this file):
+    refused by its field count alone, since its fields are likely the first row's cells."""
+    if not set(header) & set(expected):
+        raise DropRejected(
+            drop_id,
+            f"{name} has no header row: none of the {len(header)} field(s) of its first row is a column of the "
+            "contract (was the header row left out, or is it another file?).",
+            fix,
+        )
 
 
 def _check_header(drop_id: str, table: str, name: str, header: list[str]) -> None:
     """The header names the contract's columns of the table, each once, in any order."""
     _check_separator(drop_id, name, header)
-    check_header_names(drop_id, name, header)
     expected = [c.name for c in COLUMNS[table]]
+    check_is_header(
+        drop_id, name, header, expected, "Export the file with its header row, the contract's column names."
+    )
+    check_header_names(drop_id, name, header)
     faults = []
-    unknown = [h for h in header if h not in expected]
+    unknown = [i for i, h in enumerate(header) if h not in expected]
     if unknown:
         faults.append(
             DropRejected(
                 drop_id,
-                f"{name} has column(s) the contract does not know: {', '.join(unknown)}.",
+                f"{name} has column(s) the contract does not know: {_fields(header, unknown)}.",
                 "Remove unknown columns from the export; they may carry identifiers, so nothing of the drop was "
                 "loaded.",
             )

@@ -39,11 +39,13 @@ from pipeline.contract import (
     redcap_instrument_fields,
 )
 from pipeline.errors import DropRejected, row_list
+from pipeline.screening import name_rules
 from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
 from pipeline.sources.clinic_csv import MANIFEST, check_header_names, decode, read_rows
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 
 RECORDS = "redcap_records.csv"
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")  # REDCap's rule for a variable name
 DICTIONARY = "redcap_dictionary.csv"
 
 INCOMPLETE_RULE = "redcap_form_incomplete"  # <form>_complete is 0 (Incomplete) or not set
@@ -132,7 +134,11 @@ def read_dictionary(drop_id: str, received: ReceivedFile) -> dict[str, Dictionar
 
 
 def _named(fields: list[str]) -> str:
-    return ", ".join(fields)
+    """Field names as a refusal may print them: a header that is really a data row (the header left
+    out) must not put its cells in a message, so a name that is no REDCap field name is only counted."""
+    shown = [f for f in fields if _FIELD_NAME.fullmatch(f) and not name_rules(f)]
+    hidden = len(fields) - len(shown)
+    return ", ".join(shown + ([f"{hidden} more that are not REDCap field names (not shown)"] if hidden else []))
 
 
 def refuse_fields(drop_id: str, header: list[str], dictionary: dict[str, DictionaryField]) -> None:

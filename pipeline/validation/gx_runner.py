@@ -37,6 +37,18 @@ from great_expectations.data_context.types.resource_identifiers import (  # noqa
 from pipeline.validation import gx_metrics  # noqa: E402, F401 (registers the regex metric's faster pandas provider)
 
 DOCS_SITE = "synk"
+# What of a result Data Docs may show: counts and shares, no cell.
+_COUNT_KEYS = frozenset(
+    {
+        "element_count",
+        "missing_count",
+        "missing_percent",
+        "unexpected_count",
+        "unexpected_percent",
+        "unexpected_percent_total",
+        "unexpected_percent_nonmissing",
+    }
+)
 _contexts: dict[str, Any] = {}
 _suites: dict[tuple[int, str], tuple[str, Any]] = {}
 _unrendered: dict[str, list[Any]] = defaultdict(list)  # gx root -> results stored, not yet in Data Docs
@@ -125,16 +137,6 @@ def validate_frame(
     suite = _suite(context, suite_json)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, expectation_parameters=parameters, result_format={"result_format": "COMPLETE"})
-    if gx_root is not None:
-        # Kept for Data Docs. (A checkpoint would store it too, but its add_or_update of definitions
-        # compares whole suites and costs more than the validation itself.)
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-            run_id=RunIdentifier(run_name=run_name),
-            batch_identifier=f"{run_name}.{name}",
-        )
-        context.validation_results_store.set(key, result)
-        _unrendered[str(gx_root)].append(key)
     failures: dict[int, list[str]] = defaultdict(list)
     for outcome in result.results:
         if outcome.success:
@@ -146,6 +148,20 @@ def validate_frame(
             raise RuntimeError(f"expectation {outcome.expectation_config.type} failed without row indexes")
         for index in indexes:
             failures[int(index)].append(rule)
+    if gx_root is not None:
+        # Kept for Data Docs, which are published: counts only, never the unexpected values (a value
+        # that slipped the screen would be shown there). The rows are in the quarantine table.
+        # (A checkpoint would store it too, but its add_or_update of definitions compares whole suites
+        # and costs more than the validation itself.)
+        for outcome in result.results:
+            outcome.result = {k: v for k, v in outcome.result.items() if k in _COUNT_KEYS}
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+            run_id=RunIdentifier(run_name=run_name),
+            batch_identifier=f"{run_name}.{name}",
+        )
+        context.validation_results_store.set(key, result)
+        _unrendered[str(gx_root)].append(key)
     return dict(failures), _summary(result)
 
 
