@@ -3,12 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from pathlib import Path
 
+import duckdb
+
 from pipeline.errors import PipelineError
 from pipeline.settings import PROJECT_ROOT, DataHome
+
+
+def machine_fault(error: BaseException) -> str:
+    """What stopped a command that the data did not: a full disk, a file that cannot be opened."""
+    text = str(error)
+    if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in text:
+        return (
+            "the disk of the data home is full; nothing half-done was kept (a load is one transaction). "
+            "Free space and run again."
+        )
+    if isinstance(error, PermissionError) or "Permission denied" in text:
+        return f"a file of the data home cannot be written or read ({type(error).__name__}); check its permissions."
+    return (
+        f"stopped by {type(error).__name__} reading or writing the data home; nothing half-done was kept. "
+        "Run again with --verbose; if it persists, see docs/runbook.md (When a task fails for another reason)."
+    )
 
 
 def _home(args: argparse.Namespace) -> DataHome:
@@ -122,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except PipelineError as error:
         print(f"synk: {error}", file=sys.stderr)
+        return 1
+    except (OSError, duckdb.Error) as error:
+        # The machine, not the data: a sentence, never the error's text (a database error may quote a cell).
+        print(f"synk: {machine_fault(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("synk: interrupted; nothing half-done was kept (a load is one transaction).", file=sys.stderr)

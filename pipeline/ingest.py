@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
+from pipeline.contract import FILES
 from pipeline.errors import DropHeld, DropRejected, row_list
 from pipeline.landing import LandedDrop, archive_file, check_limits, discover_drops, expanded_size, list_drop_files
 from pipeline.loading import (
@@ -248,7 +249,8 @@ def _check_sites(drop: SourceDrop) -> None:
     if site is None:
         return
     faults = []
-    for table, frame in drop.tables.items():
+    for table in FILES:
+        frame = drop.tables[table]
         other = frame["site_id"].notna() & (frame["site_id"] != site)
         if other.any():
             file = drop.files[table].file if table in drop.files else f"{table}.csv"

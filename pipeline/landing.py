@@ -81,7 +81,7 @@ def refused_id(name: str) -> str:
     ('clinic_a 2026' and 'clinic_a_2026' stay two drops). Its readable part is the name with unsafe
     characters replaced, unless that still looks like an identifier."""
     digest = hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:8]
-    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", name)[:48].strip(".") or "unnamed"
+    cleaned = re.sub(r"^[^A-Za-z0-9]+", "", re.sub(r"[^A-Za-z0-9._-]", "_", name))[:48] or "unnamed"
     if name_rules(cleaned):
         cleaned = "withheld-folder-name"
     return f"{cleaned}~{digest}"

@@ -34,12 +34,19 @@ def ingest(home: DataHome, only_drop: str | None = None, confirm_retire: bool = 
 
 
 def raise_refusals(summary: dict[str, object]) -> None:
-    """Fail with the coordinator-facing message when a drop was rejected or held."""
-    refusals = [d for d in summary["drops"] if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
+    """Fail with the coordinator-facing message when a drop was rejected or held, or loaded no row at all
+    (every row quarantined: nothing lost, nothing usable)."""
+    drops = summary["drops"]
+    refusals = [d["message"] for d in drops if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
+    refusals += [
+        f"Drop {d['drop_id']}: {d['message']}"  # type: ignore[index]
+        for d in drops  # type: ignore[union-attr]
+        if d["status"] == "loaded" and d["message"]  # type: ignore[index]
+    ]
     for refusal in refusals:  # one readable line per drop in the task log, above the traceback
-        log.error("%s", refusal["message"])
+        log.error("%s", refusal)
     if refusals:
-        raise PipelineError(" ".join(d["message"] for d in refusals))
+        raise PipelineError(" ".join(refusals))
 
 
 def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, str]:

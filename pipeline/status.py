@@ -44,7 +44,14 @@ def status_lines(home: DataHome) -> list[str]:
         lines.append(f"Validation results (GX Data Docs): {home.data_docs_index.as_uri()}")
     lines.append("")
     if home.warehouse_path.exists():
-        con = duckdb.connect(str(home.warehouse_path), read_only=True)
+        try:
+            con = duckdb.connect(str(home.warehouse_path), read_only=True)
+        except duckdb.Error as error:
+            lines.append(
+                f"Warehouse: {home.warehouse_path} cannot be read now ({type(error).__name__}: another process "
+                "holds it open for writing, or it is damaged); the next publication replaces it."
+            )
+            return lines
         try:
             built_at, snapshot = con.execute("SELECT built_at, data_snapshot FROM build_info").fetchone()
             lines.append(

@@ -8,6 +8,7 @@ load killed at any point leaves the store as it was before it.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pipeline.settings import DataHome
 from pipeline.sql_files import read_sql
 
 HISTORY_TABLES = ("patients", "treatments", "assessments")
+log = logging.getLogger("synk.store")
 
 
 @contextmanager
@@ -27,11 +29,16 @@ def writer_lock(home: DataHome, wait: bool = True) -> Iterator[None]:
     """Hold the store's writer lock: two loads never interleave, whoever starts them."""
     home.staging.mkdir(parents=True, exist_ok=True)
     with open(home.lock_path, "a+") as handle:
-        flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
         try:
-            fcntl.flock(handle.fileno(), flags)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise PipelineError("Another load holds the staging store; try again when it has finished.") from None
+            if not wait:
+                raise PipelineError("Another load holds the staging store; try again when it has finished.") from None
+            # Say so before blocking: a load stuck behind another must not look like a hang.
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            log.warning("Another load (process %s) holds the staging store; waiting for it to finish.", holder)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -50,15 +57,26 @@ def open_store(home: DataHome, read_only: bool = False) -> Iterator[duckdb.DuckD
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException:
-        # DuckDB lets no other process open a file while one writes it.
-        raise PipelineError("The staging store is busy with a load; try again when it has finished.") from None
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            # DuckDB lets no other process open a file while one writes it.
+            raise PipelineError("The staging store is busy with a load; try again when it has finished.") from None
+        raise _unreadable(path, error) from None
+    except duckdb.Error as error:
+        raise _unreadable(path, error) from None
     try:
         if not read_only:
             con.execute(read_sql("store/schema.sql"))
         yield con
     finally:
         con.close()
+
+
+def _unreadable(path: Path, error: duckdb.Error) -> PipelineError:
+    return PipelineError(
+        f"The staging store {path} cannot be opened ({type(error).__name__}): it is damaged or not a store. "
+        "Move staging/ aside and rebuild it from archive/ (docs/runbook.md, Restoring from the archive)."
+    )
 
 
 def drop_already_received(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict[str, str]) -> bool:

@@ -45,6 +45,11 @@ PUBLISHED_TABLES = (
 )
 
 
+def sql_string(path: Path) -> str:
+    """A path as an SQL string literal (ATTACH takes no parameters): a data home may hold a quote."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
     """A hash of the loaded inputs: the checksums of every file loaded by the as-of time."""
     rows = con.execute(
@@ -94,16 +99,16 @@ def build_warehouse(
         target.unlink()
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{home.store_path}' AS store (READ_ONLY)")
+        con.execute(f"ATTACH {sql_string(home.store_path)} AS store (READ_ONLY)")
         snapshot = data_snapshot(con, as_of)
         con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
         incremental = _scope(con, home, design, as_of, since)
         if incremental:
             shutil.copyfile(home.warehouse_path, target)
-            con.execute(f"ATTACH '{target}' AS warehouse")  # keeps the copied file's storage version
+            con.execute(f"ATTACH {sql_string(target)} AS warehouse")  # keeps the copied file's storage version
             con.execute("ATTACH ':memory:' AS scoped")
         else:
-            con.execute(f"ATTACH '{target}' AS warehouse (STORAGE_VERSION '{STORAGE_VERSION}')")
+            con.execute(f"ATTACH {sql_string(target)} AS warehouse (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("SET VARIABLE built_at = ?::TIMESTAMP", [datetime.now(UTC).replace(tzinfo=None)])
         con.execute("SET VARIABLE data_snapshot = ?", [snapshot])
         con.execute("SET VARIABLE code_version = ?", [__version__])
@@ -188,12 +193,28 @@ def publish(home: DataHome, built: Path) -> Path:
     return home.warehouse_path
 
 
+def _remove_orphan_builds(home: DataHome) -> None:
+    """Delete the half-built files of builds whose process is gone (killed mid-build): each is as
+    large as the warehouse, and nothing ever reads one."""
+    for leftover in home.warehouse_dir.glob(".outcomes.*.building.duckdb*"):
+        pid = leftover.name.split(".")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            leftover.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # a live process of another user
+
+
 def build_and_publish(home: DataHome, design: DesignSettings | None = None) -> tuple[Path, str]:
     """Build (incrementally where the published warehouse allows) and publish; record what was built."""
     home.ensure()
     design = design or DesignSettings.for_home(home)
     as_of = datetime.now(UTC).replace(tzinfo=None)
     building = home.warehouse_dir / f".outcomes.{os.getpid()}.building.duckdb"
+    _remove_orphan_builds(home)
     try:
         snapshot = build_warehouse(home, building, design, as_of, since=read_state(home))
         path = publish(home, building)

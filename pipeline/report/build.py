@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from pipeline.contract import MODALITY_CODES, OUTCOMES
+from pipeline.csv_safety import write_csv
 from pipeline.models.fit import ESTIMATE_COLUMNS
 from pipeline.report import figures, queries
 from pipeline.report.suppression import (
@@ -705,7 +706,7 @@ def write_report(
     folder = Path(folder) if folder else Path(out_root) / f"{year}-Q{number}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():
-        frame.to_csv(folder / f"{name}.csv", index=False, lineterminator="\n")
+        write_csv(frame, folder / f"{name}.csv")  # no cell read as a formula
     for fig in figs:
         (folder / f"{fig.name}.png").write_bytes(fig.png)
     html = folder / "report.html"
