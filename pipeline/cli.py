@@ -48,7 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.run import raise_refusals, run_all
 
     home = _home(args)
-    result = run_all(home)
+    result = run_all(home, only_drop=args.drop, confirm_retire=args.confirm_retire)
     drops = result.ingest["drops"]
     loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
     print(
@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(func=cmd_generate)
 
     run = with_home(sub.add_parser("run", help="ingest every new drop, publish the warehouse, fit the models"))
+    run.add_argument("--drop", help="ingest only this drop folder")
+    run.add_argument(
+        "--confirm-retire",
+        action="store_true",
+        help="confirm a full snapshot held for what it would retire (with --drop: that one only)",
+    )
     run.set_defaults(func=cmd_run)
 
     report = with_home(sub.add_parser("report", help="write a quarter's report"))

@@ -299,8 +299,9 @@ def _retirement_hold(con: duckdb.DuckDBPyConnection, validated: ValidatedDrop) -
     return (
         f"as a full snapshot it would retire {'; '.join(over)} (more than {RETIRE_LIMIT:.0%}). If the export is "
         'partial, mark it "snapshot": "incremental" in manifest.json; if the records really left, add '
-        '"confirm_retire": true to manifest.json and send it again (or trigger ingest_clinic_exports with this '
-        "drop and confirm_retire ticked)."
+        '"confirm_retire": true to manifest.json and send it again, or confirm this drop as it is: '
+        f"`synk run --drop {validated.source.drop_id} --confirm-retire`, or trigger ingest_clinic_exports with "
+        "drop set to it and confirm_retire ticked."
     )
 
 

@@ -136,9 +136,9 @@ class RunResult:
     models: dict[str, object]
 
 
-def run_all(home: DataHome) -> RunResult:
+def run_all(home: DataHome, only_drop: str | None = None, confirm_retire: bool = False) -> RunResult:
     """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
-    loaded = ingest(home)
+    loaded = ingest(home, only_drop=only_drop, confirm_retire=confirm_retire)
     published = publish_warehouse(home)
     models = fit_models(home)
     result = RunResult(loaded, published, models)

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.cli import machine_fault
+from pipeline.cli import build_parser, machine_fault
 from pipeline.cli import main as synk
 from pipeline.contract import COLUMNS, FILES
 from pipeline.csv_safety import neutralise_formulas, write_csv
@@ -189,6 +189,10 @@ def test_a_full_snapshot_with_assessments_cut_to_its_header_is_held(attacked, re
     assert result.status == "held"
     assert f"of site {SITE}'s" in result.message and "current assessments" in result.message
     assert "confirm flag" not in result.message and "confirm_retire ticked" in result.message
+    # The command the message names exists.
+    assert "`synk run --drop cut-assessments --confirm-retire`" in result.message
+    parsed = build_parser().parse_args(["run", "--drop", "cut-assessments", "--confirm-retire"])
+    assert (parsed.drop, parsed.confirm_retire) == ("cut-assessments", True)
     assert_holds(attacked, reference, logs=caplog.text)
 
 
@@ -665,3 +669,30 @@ def test_a_full_disk_is_a_sentence() -> None:
     sentence = machine_fault(OSError(28, "No space left on device"))
     assert "disk of the data home is full" in sentence and "No space left" not in sentence
     assert "Traceback" not in machine_fault(duckdb.IOException("could not write: No space left on device"))
+
+
+def test_a_drop_that_breaks_the_load_is_refused_with_a_sentence_and_the_others_load(
+    attacked, reference, caplog, monkeypatch
+) -> None:
+    """Whatever a future export finds (here a bug injected in validation: the one fault this test
+    cannot make with a file, since every crash found is fixed), the drop is recorded and refused,
+    without the error's text, and the drop after it loads."""
+    import pipeline.ingest
+
+    real = pipeline.ingest.validate_drop
+
+    def breaks_on_one_drop(drop, *args, **kwargs):
+        if drop.drop_id == "a-breaking":
+            raise TypeError("cannot convert 'Jane Roe' to int")  # a message quoting a cell, as pandas' do
+        return real(drop, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.ingest, "validate_drop", breaks_on_one_drop)
+    write_clean(attacked.landing / "a-breaking")
+    write_clean(attacked.landing / "b-after", exported_on="2026-11-21")
+    summary = run(attacked)
+    breaking = result_of(summary, "a-breaking")
+    assert breaking.status == "rejected" and "its load failed with TypeError" in breaking.message
+    assert result_of(summary, "b-after").status == "loaded"
+    assert store_rows(attacked, "SELECT status FROM drops WHERE drop_id = 'a-breaking'") == [("rejected",)]
+    assert {d.status for d in run(attacked).drops} == {"unchanged"}  # told once
+    assert_holds(attacked, reference, secrets=("Jane Roe",), logs=caplog.text + messages(summary))

@@ -12,7 +12,7 @@ COMMENT ON COLUMN load_ledger.sha256 IS 'SHA-256 of the file as received (kept i
 COMMENT ON COLUMN load_ledger.rows_in IS 'Data rows read from the file.';
 COMMENT ON COLUMN load_ledger.rows_loaded IS 'Rows loaded into the current tables.';
 COMMENT ON COLUMN load_ledger.rows_quarantined IS 'Rows refused: in quarantine (a row of a REDCap export when anything taken from it is), or the whole file when the drop was rejected or held.';
-COMMENT ON COLUMN load_ledger.status IS 'loaded, rejected or held (duplicate: a file skipped for a checksum loaded before, in ledgers from before release 0.9; such files are now loaded again).';
+COMMENT ON COLUMN load_ledger.status IS 'loaded, rejected or held (duplicate: a file skipped for a checksum loaded before, in ledgers written before the change the CHANGELOG notes; such files are now loaded again).';
 COMMENT ON COLUMN load_ledger.reason IS 'Why the file was not loaded, in words a coordinator can act on.';
 COMMENT ON COLUMN load_ledger.received_at IS 'When the drop was received (UTC).';
 COMMENT ON COLUMN load_ledger.loaded_at IS 'When it was loaded (UTC); null unless loaded.';
