@@ -336,8 +336,8 @@ def ingest_drop(
         log.debug("drop %s failed", landed.drop_id, exc_info=False)
         with contextlib.suppress(duckdb.Error):  # no transaction was open
             con.execute("ROLLBACK")
-        if isinstance(error, OSError | duckdb.IOException | duckdb.OutOfMemoryException):
-            raise  # the machine, not the drop: the run stops and says so (disk full, store unreadable)
+        if _machine_fault(error):
+            raise  # the machine, not the drop: the run stops and says so, and the drop loads on a later run
         message = (
             f"Drop {landed.drop_id} rejected: its load failed with {type(error).__name__}, which a drop that "
             "follows the contract never causes. Nothing of it was loaded. To fix: check the export against the "
@@ -347,6 +347,20 @@ def ingest_drop(
         paths, _ = list_drop_files(landed) if landed.refusal is None else ([], [])
         received = [archive_file(path, home.archive, landed.drop_id) for path in paths]
         return _refuse(con, landed, received, None, "rejected", message, _now(), limits)
+
+
+def _machine_fault(error: Exception) -> bool:
+    """A fault of the machine or the store (a full disk fails the commit), which refusing the drop
+    would wrongly pin on it: the drop must load once the fault is mended."""
+    return isinstance(
+        error,
+        OSError
+        | MemoryError
+        | duckdb.IOException
+        | duckdb.TransactionException
+        | duckdb.FatalException
+        | duckdb.OutOfMemoryException,
+    ) or "No space left" in str(error)
 
 
 def _ingest_drop(

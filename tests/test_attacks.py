@@ -665,6 +665,33 @@ def test_files_refused_at_parse_count_their_rows_and_hidden_folders_are_named(at
     assert_holds(attacked, reference)
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB file system (tmpfs): a data home on it fills up during a run. Needs root to mount."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_run_on_a_full_disk_ends_in_a_sentence_and_finishes_once_there_is_room(
+    small_disk, reference, capsys, caplog
+) -> None:
+    home = DataHome(small_disk / "home")
+    write_clean(home.landing / CLEAN)
+    assert synk(["run", "--home", str(home.root)]) == 1
+    err = capsys.readouterr().err
+    assert "the disk of the data home is full; nothing half-done was kept" in err
+    assert "Traceback" not in err and "cannot rollback" not in err
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    assert {d.status for d in run(home).drops} <= {"loaded", "unchanged"}
+    assert_holds(home, reference, logs=caplog.text)
+
+
 def test_a_full_disk_is_a_sentence() -> None:
     sentence = machine_fault(OSError(28, "No space left on device"))
     assert "disk of the data home is full" in sentence and "No space left" not in sentence
