@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.contract import COLUMNS, KEYS
 from pipeline.sources import ReceivedFile
+from pipeline.sources.numbers import read_numbers
 from pipeline.store import current_patient_counts
 from pipeline.validation.rows import ValidatedDrop
 
@@ -122,7 +123,10 @@ def _present_keys(validated: ValidatedDrop, table: str) -> pd.DataFrame:
     frame = text[list(KEYS[table])].copy()
     for column in COLUMNS[table]:
         if column.name in frame and column.kind != "text":
-            frame[column.name] = pd.to_numeric(frame[column.name], errors="coerce").astype("Int64")
+            # As validation read it ('3.0' is day 3); a day no record can have (3.5, 1e30) keys nothing.
+            values, _ = read_numbers(frame[column.name])
+            whole = (values == values.round()) & (values.abs() <= 2**53)
+            frame[column.name] = values.where(whole).astype("Int64")
     return frame
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from pipeline.contract import AGE_TOP_CODE
 from pipeline.errors import DropRejected, row_list
 from pipeline.sources import ROW_NUMBER, SourceDrop
+from pipeline.sources.numbers import read_numbers
 
 # Column names that look like identifiers, in any case and with any separators.
 _IDENTIFIER_WORDS = (
@@ -127,7 +128,7 @@ def screen_frame(file: str, frame: pd.DataFrame) -> list[Finding]:
                 rows = frame.loc[cells.index[cells.isin(flagged)], ROW_NUMBER].tolist()
                 findings.append(Finding(file, column, rule, rows))
     if "age_at_onset" in frame.columns:
-        ages = pd.to_numeric(frame["age_at_onset"], errors="coerce")
+        ages, _ = read_numbers(frame["age_at_onset"])  # as validation reads it: 9.1e1 is 91, inf no age
         over = (ages > 89) & (ages != AGE_TOP_CODE)
         if over.any():
             findings.append(
