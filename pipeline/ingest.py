@@ -18,10 +18,11 @@ import pandas as pd
 
 from pipeline.errors import DropHeld, DropRejected
 from pipeline.landing import LandedDrop, archive_file, discover_drops, list_drop_files
+from pipeline.load_checks import quarantine_share_alert, record_alerts
 from pipeline.loading import RETIRE_LIMIT, FileOutcome, apply_drop, record_drop, record_outcomes, retirement_shares
 from pipeline.progress import step
 from pipeline.screening import screen_drop
-from pipeline.settings import DataHome
+from pipeline.settings import DataHome, IngestSettings
 from pipeline.sources import ROW_NUMBER, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import parse_drop, table_of
 from pipeline.store import current_patient_keys, loaded_checksums, open_store, writer_lock
@@ -39,6 +40,7 @@ class DropResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    alert: str = ""  # loaded, but too much of a file quarantined (pipeline/load_checks.py)
 
 
 @dataclass
@@ -64,6 +66,8 @@ class IngestSummary:
                 out.append(
                     f"{d.drop_id}: loaded {d.rows_loaded} rows, quarantined {d.rows_quarantined} (by rule: {rules})"
                 )
+                if d.alert:
+                    out.append(d.alert)
             elif d.status != "unchanged":
                 out.append(f"{d.drop_id}: {d.status}. {d.message}")
         return out
@@ -182,7 +186,11 @@ def _file_outcomes(validated: ValidatedDrop, seen: dict[str, tuple[str, str]]) -
 
 
 def ingest_drop(
-    home: DataHome, con: duckdb.DuckDBPyConnection, landed: LandedDrop, confirm_retire: bool = False
+    home: DataHome,
+    con: duckdb.DuckDBPyConnection,
+    landed: LandedDrop,
+    confirm_retire: bool = False,
+    settings: IngestSettings | None = None,
 ) -> DropResult:
     received_at = _now()
     if landed.refusal:
@@ -252,18 +260,25 @@ def ingest_drop(
     }
     with step(f"{landed.drop_id}: load {result.rows_loaded} rows"):
         apply_drop(con, validated, outcomes, received_at, _now(), json.dumps(summary))
+    limit = (settings or IngestSettings.for_home(home)).max_quarantine_share
+    alert = quarantine_share_alert(landed.drop_id, outcomes, validated.quarantined, limit)
+    if alert:
+        record_alerts(con, [alert], _now())
+        log.warning("%s", alert.message)
+        result.alert = alert.message
     return result
 
 
 def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire: bool = False) -> IngestSummary:
     """Ingest every drop in the landing directory (or one), holding the store's writer lock throughout."""
     home.ensure()
+    settings = IngestSettings.for_home(home)  # a bad ingest.json stops the run before anything loads
     summary = IngestSummary()
     with writer_lock(home), open_store(home) as con:
         for landed in discover_drops(home.landing):
             if only_drop and landed.drop_id != only_drop:
                 continue
-            summary.drops.append(ingest_drop(home, con, landed, confirm_retire))
+            summary.drops.append(ingest_drop(home, con, landed, confirm_retire, settings))
     if summary.loaded:
         with step("update the GX Data Docs"):
             build_data_docs(home.gx_root)

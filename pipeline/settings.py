@@ -174,6 +174,25 @@ class ModelSettings:
         return settings
 
 
+@dataclass(frozen=True)
+class IngestSettings:
+    """When a load that went through is still not a quiet success."""
+
+    # A loaded file with more than this share of its rows quarantined fails the run's check: a
+    # systematic fault (numbers a tool spelled oddly, a renamed code) looks like this, not like typos.
+    max_quarantine_share: float = 0.05
+
+    @classmethod
+    def for_home(cls, home: DataHome) -> IngestSettings:
+        """The default, overridden by ``ingest.json`` in the data home where it exists."""
+        path = home.root / "ingest.json"
+        settings = _from_file(path, cls, lambda values: cls(**values), "ingest settings", "max_quarantine_share")
+        share = settings.max_quarantine_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise PipelineError(f"{path}: max_quarantine_share must be between 0 and 1.")
+        return settings
+
+
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).
 WAREHOUSE_ASSET = "synk_outcomes_warehouse"
 STORE_WRITER_POOL = "synk_store_writer"
