@@ -9,7 +9,8 @@ Three alerts, each a coordinator's sentence (file, rule, count, share, what to d
 Each is kept in the store's ``load_alerts`` (``synk status`` lists the standing ones first), fails the
 run's check (the DAG's check task, ``synk run``'s exit code) and so is sent as the failure notice.
 An alert stands until a later drop of its site loads (for the warehouse's alerts, any later drop): like
-a refusal it is told once, and stays in ``synk status`` until the clinic's next export.
+a refusal it is told once (a model run with no estimate again, while its alert stands, is not told
+again), and stays in ``synk status`` until the clinic's next export.
 """
 
 from __future__ import annotations
@@ -130,14 +131,14 @@ def record_alerts(store: duckdb.DuckDBPyConnection, alerts: list[LoadAlert], rai
         )
 
 
-def standing_alerts(store: duckdb.DuckDBPyConnection) -> list[tuple[datetime, str]]:
+def standing_alerts(store: duckdb.DuckDBPyConnection) -> list[tuple[datetime, str, str]]:
     """Alerts no later drop has answered: a drop's, until a later drop of one of its sites loads; the
     warehouse's, until any later drop loads."""
     if not store.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'load_alerts'").fetchone()[0]:
         return []  # a store last written before alerts were kept, opened read-only
     return store.execute(
         """
-        SELECT a.raised_at, a.message
+        SELECT a.raised_at, a.kind, a.message
         FROM load_alerts AS a
         LEFT JOIN drops AS d ON d.drop_id = a.drop_id
         WHERE NOT EXISTS (

@@ -23,6 +23,7 @@ from pipeline.load_checks import (
     fewer_analysable_alert,
     no_estimates_alert,
     record_alerts,
+    standing_alerts,
 )
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
@@ -54,9 +55,10 @@ def raise_refusals(summary: dict[str, object], published: dict[str, object] | No
         raise PipelineError(" ".join(messages))
 
 
-def raise_no_estimates(models: dict[str, object]) -> None:
-    """Fail with the reason when a model run fitted no estimate at all."""
-    if models.get("alert"):
+def raise_no_estimates(models: dict[str, object], once: bool = False) -> None:
+    """Fail with the reason when a model run fitted no estimate at all. With ``once`` (the DAG, which
+    refits on every hourly publication), only the first such run since the site's last drop fails."""
+    if models.get("alert") and not (once and models.get("told_before")):
         log.error("%s", models["alert"])
         raise PipelineError(str(models["alert"]))
 
@@ -79,11 +81,15 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
     }
 
 
-def _record(home: DataHome, alert: LoadAlert) -> None:
-    """Keep an alert in the store (the caller holds the writer lock), for `synk status`."""
+def _record(home: DataHome, alert: LoadAlert) -> bool:
+    """Keep an alert in the store (the caller holds the writer lock), for `synk status`, unless the same
+    alert still stands; returns whether it was told before."""
     log.warning("%s", alert.message)
     with open_store(home) as store:
+        if any(kind == alert.kind and message == alert.message for _, kind, message in standing_alerts(store)):
+            return True
         record_alerts(store, [alert], datetime.now(UTC).replace(tzinfo=None))
+    return False
 
 
 def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[str, object]:
@@ -109,7 +115,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             len(results.warnings),
         )
     run_id = str(results.model_runs["run_id"].iloc[0])
-    alert = None
+    alert, told_before = None, False
     with writer_lock(home):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
@@ -127,12 +133,13 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             build_and_publish(home)
         if results.model_estimates.empty:
             alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
-            _record(home, alert)
+            told_before = _record(home, alert)
     return {
         "run_id": run_id,
         "estimates": len(results.model_estimates),
         "warnings": results.warnings,
         "alert": alert.message if alert else "",
+        "told_before": told_before,
     }
 
 

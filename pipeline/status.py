@@ -32,7 +32,7 @@ def status_lines(home: DataHome) -> list[str]:
         # First: a load that went through but went wrong is not a quiet success.
         lines.append("")
         lines.append("Needs attention:")
-        lines.extend(f"  {raised_at:%Y-%m-%d %H:%M}  {message}" for raised_at, message in alerts)
+        lines.extend(f"  {raised_at:%Y-%m-%d %H:%M}  {message}" for raised_at, _, message in alerts)
     lines.append("")
     lines.append("Drops:")
     for drop_id, status, reason, loaded_at, received_at in drops:

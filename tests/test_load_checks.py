@@ -17,7 +17,7 @@ import pytest
 from pipeline.errors import PipelineError
 from pipeline.ingest import ingest_landing
 from pipeline.run import publish_warehouse, raise_refusals
-from pipeline.settings import DataHome, IngestSettings
+from pipeline.settings import DataHome, IngestSettings, ModelSettings
 from pipeline.status import status_lines
 from pipeline.synthetic import generate_drop
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows, write_drop_files
@@ -150,3 +150,28 @@ def test_a_mostly_quarantined_load_ends_the_run_non_zero_with_its_sentence_last(
     assert last.startswith("synk: Drop clinic-a loaded, but assessments.csv had ")
     assert f"{int(saq.sum()):,} of {len(frame):,} rows quarantined" in last
     assert "type_number:value" in last and "item_integer:saq" in last
+
+
+def test_no_estimate_is_told_once_to_the_dag_and_every_time_to_the_cli(home: DataHome) -> None:
+    from pipeline.run import fit_models, raise_no_estimates
+
+    write_drop_files(home, "d1", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    ingest_landing(home)
+    publish_warehouse(home)
+    quick = ModelSettings(methods=("unadjusted",))
+    first = fit_models(home, quick)
+    assert first["estimates"] == 0 and not first["told_before"]
+    with pytest.raises(PipelineError, match="fitted no estimate: no patient is analysable"):
+        raise_no_estimates(first, once=True)
+    # The hourly publication refits the same data: the DAG's check stays green, `synk run` does not.
+    again = fit_models(home, quick)
+    assert again["told_before"]
+    raise_no_estimates(again, once=True)
+    with pytest.raises(PipelineError, match="fitted no estimate"):
+        raise_no_estimates(again)
+    assert sum("fitted no estimate" in line for line in status_lines(home)) == 1
+    # A later drop of the site answers the alert: a run still without estimates is told again.
+    write_drop_files(home, "d2", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P2", 0))
+    ingest_landing(home)
+    publish_warehouse(home)
+    assert not fit_models(home, quick)["told_before"]
