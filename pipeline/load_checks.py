@@ -90,9 +90,14 @@ def analysable_patients(warehouse: Path) -> int | None:
     """Analysable patients in a published warehouse; None where there is none yet."""
     if not warehouse.exists():
         return None
-    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return None  # unreadable (restored from elsewhere, damaged): the build replaces it whole
     try:
         return int(con.execute(ANALYSABLE_PATIENTS_SQL).fetchone()[0])
+    except duckdb.Error:
+        return None  # built by a version without these tables: nothing to compare with
     finally:
         con.close()
 
