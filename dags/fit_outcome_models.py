@@ -18,7 +18,8 @@ code and package versions), and republishes the warehouse with them.
 
 **When it fails**: check the task log for the model that failed; the previous estimates stay
 published. Rerun the DAG once the cause is fixed: the same data and settings give the same
-numbers.
+numbers. The `check_estimates` task fails when the run fitted no estimate at all, and says why
+(no analysable patient, or no group large enough); once, until the site's next drop.
 """
 
 
@@ -45,7 +46,13 @@ def fit_outcome_models() -> None:
 
         return fit(DataHome.resolve())
 
-    fit_models()
+    @task(retries=0)
+    def check_estimates(models: dict) -> None:
+        from pipeline.run import raise_no_estimates
+
+        raise_no_estimates(models, once=True)  # refitted on every hourly publication: told once
+
+    check_estimates(fit_models())
 
 
 fit_outcome_models()

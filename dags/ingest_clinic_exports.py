@@ -21,7 +21,9 @@ the models DAG.
 **When it fails**: the `check_refusals` task says which drop was rejected or held and how to
 fix it (`synk status` shows the same). Other drops of the run are loaded all the same. Fix
 the export and send it again; for a held full snapshot, confirm it with the `confirm_retire`
-param or `"confirm_retire": true` in its manifest.
+param or `"confirm_retire": true` in its manifest. It fails too when a load went through but
+went wrong: a file with more than 5% of its rows quarantined (rule, count, share), or a
+warehouse with fewer analysable patients than before; `synk status` lists these first.
 """
 
 
@@ -66,7 +68,7 @@ def ingest_clinic_exports() -> None:
     def check_refusals(summary: dict, published: dict) -> None:
         from pipeline.run import raise_refusals
 
-        raise_refusals(summary)
+        raise_refusals(summary, published)
 
     summary = ingest_drops()
     check_refusals(summary, publish_warehouse(summary))

@@ -45,17 +45,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run import raise_refusals, run_all
+    from pipeline.run import raise_no_estimates, raise_refusals, run_all
 
     home = _home(args)
     result = run_all(home, only_drop=args.drop, confirm_retire=args.confirm_retire)
     drops = result.ingest["drops"]
     loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
     print(
-        f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']}; "
+        f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']} "
+        f"({result.warehouse['analysable_patients']} analysable patients); "
         f"model run {result.models['run_id']} with {result.models['estimates']} estimates."
     )
-    raise_refusals(result.ingest)
+    # A refusal, an alert or no estimate at all ends the run non-zero, with its sentence as the last line.
+    faults = []
+    for check in (lambda: raise_refusals(result.ingest, result.warehouse), lambda: raise_no_estimates(result.models)):
+        try:
+            check()
+        except PipelineError as fault:
+            faults.append(str(fault))
+    if faults:
+        raise PipelineError(" ".join(faults))
     return 0
 
 

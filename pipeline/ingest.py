@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline.contract import FILES
 from pipeline.errors import DropHeld, DropRejected, row_list
 from pipeline.landing import LandedDrop, archive_file, check_limits, discover_drops, expanded_size, list_drop_files
+from pipeline.load_checks import quarantine_share_alert, record_alerts
 from pipeline.loading import (
     RETIRE_LIMIT,
     FileOutcome,
@@ -32,7 +33,7 @@ from pipeline.loading import (
 )
 from pipeline.progress import step
 from pipeline.screening import screen_drop
-from pipeline.settings import DataHome, IngestLimits
+from pipeline.settings import DataHome, IngestSettings
 from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import MANIFEST, parse_drop, read_manifest, table_of
 from pipeline.store import current_patient_keys, open_store, writer_lock
@@ -50,6 +51,7 @@ class DropResult:
     rows_loaded: int = 0
     rows_quarantined: int = 0
     quarantine_by_rule: dict[str, int] = field(default_factory=dict)
+    alert: str = ""  # loaded, but too much of a file quarantined (pipeline/load_checks.py)
 
 
 @dataclass
@@ -76,8 +78,8 @@ class IngestSummary:
                 out.append(
                     f"{d.drop_id}: loaded {d.rows_loaded} rows, quarantined {d.rows_quarantined} (by rule: {rules})"
                 )
-                if d.message:
-                    out.append(f"{d.drop_id}: {d.message}")
+                if d.alert:
+                    out.append(d.alert)
             elif d.status != "unchanged":
                 out.append(f"{d.drop_id}: {d.status}. {d.message}")
         out += [
@@ -106,24 +108,24 @@ def _source_rows(frames: list[pd.DataFrame]) -> int:
     return int(pd.concat(numbers).nunique()) if numbers else 0
 
 
-def _line_rows(item: ReceivedFile, limits: IngestLimits) -> int:
+def _line_rows(item: ReceivedFile, settings: IngestSettings) -> int:
     """Data rows of a file that was refused before it could be parsed: its lines after the header.
     Counted from the archived bytes (decompressed, up to the size limit), so the ledger still says
     how much of the export was refused."""
     if not (table_of(item.file) or item.file == "redcap_records.csv"):
         return 0
-    size, lines = expanded_size(item.path, item.file.endswith(".gz"), limits.max_file_mib << 20)
+    size, lines = expanded_size(item.path, item.file.endswith(".gz"), settings.max_file_mib << 20)
     return max(lines - 1, 0) if size else 0
 
 
 def _refusal_outcomes(
-    received: list[ReceivedFile], drop: SourceDrop | None, status: str, reason: str, limits: IngestLimits
+    received: list[ReceivedFile], drop: SourceDrop | None, status: str, reason: str, settings: IngestSettings
 ) -> list[FileOutcome]:
     """Every file of a refused drop: its rows counted as quarantined whole (the file is in the archive)."""
     outcomes = []
     for item in received:
         tables = _tables_of(drop, item)
-        rows = _source_rows([drop.tables[t] for t in tables]) if drop else _line_rows(item, limits)
+        rows = _source_rows([drop.tables[t] for t in tables]) if drop else _line_rows(item, settings)
         outcomes.append(FileOutcome(item, tables, rows, 0, rows, status, reason))
     return outcomes
 
@@ -160,10 +162,10 @@ def _refuse(
     status: str,
     message: str,
     received_at: datetime,
-    limits: IngestLimits,
+    settings: IngestSettings,
     keep_drop: bool = False,
 ) -> DropResult:
-    outcomes = _refusal_outcomes(received, drop, status, message, limits)
+    outcomes = _refusal_outcomes(received, drop, status, message, settings)
     con.execute("BEGIN TRANSACTION")
     record_outcomes(con, landed.drop_id, outcomes, received_at, None)
     manifest = drop.manifest if drop else None
@@ -324,14 +326,14 @@ def ingest_drop(
     con: duckdb.DuckDBPyConnection,
     landed: LandedDrop,
     confirm_retire: bool = False,
-    limits: IngestLimits | None = None,
+    settings: IngestSettings | None = None,
 ) -> DropResult:
     """One drop, ending in one recorded state; a drop whose load fails on anything unforeseen is
     refused with a sentence (the error's type, never its text, which may quote a cell), so the drops
     after it still load."""
-    limits = limits or IngestLimits()
+    settings = settings or IngestSettings.for_home(home)
     try:
-        return _ingest_drop(home, con, landed, confirm_retire, limits)
+        result, loaded = _ingest_drop(home, con, landed, confirm_retire, settings)
     except Exception as error:
         log.debug("drop %s failed", landed.drop_id, exc_info=False)
         with contextlib.suppress(duckdb.Error):  # no transaction was open
@@ -346,7 +348,16 @@ def ingest_drop(
         )
         paths, _ = list_drop_files(landed) if landed.refusal is None else ([], [])
         received = [archive_file(path, home.archive, landed.drop_id) for path in paths]
-        return _refuse(con, landed, received, None, "rejected", message, _now(), limits)
+        return _refuse(con, landed, received, None, "rejected", message, _now(), settings)
+    if loaded is not None:
+        # Loaded (committed): past here nothing may refuse the drop.
+        outcomes, quarantined = loaded
+        alert = quarantine_share_alert(landed.drop_id, outcomes, quarantined, settings.max_quarantine_share)
+        if alert:
+            record_alerts(con, [alert], _now())
+            log.warning("%s", alert.message)
+            result.alert = alert.message
+    return result
 
 
 def _machine_fault(error: Exception) -> bool:
@@ -368,15 +379,16 @@ def _ingest_drop(
     con: duckdb.DuckDBPyConnection,
     landed: LandedDrop,
     confirm_retire: bool,
-    limits: IngestLimits,
-) -> DropResult:
+    settings: IngestSettings,
+) -> tuple[DropResult, tuple[list[FileOutcome], dict[str, pd.DataFrame]] | None]:
+    """The drop's result, and what it loaded (its outcomes and quarantined rows) when it loaded."""
     received_at = _now()
     if landed.refusal:
         reason = f"Folder {landed.drop_id} in the landing directory was not read: {landed.refusal}."
         previous = _previous_attempt(con, landed.drop_id)
         if previous and previous[0] == "rejected":
-            return DropResult(landed.drop_id, "unchanged", reason)
-        return _refuse(con, landed, [], None, "rejected", reason, received_at, limits)
+            return DropResult(landed.drop_id, "unchanged", reason), None
+        return _refuse(con, landed, [], None, "rejected", reason, received_at, settings), None
     paths, refused_entries = list_drop_files(landed)
     stats = [path.stat() for path in paths]
     received = [archive_file(path, home.archive, landed.drop_id) for path in paths]
@@ -387,23 +399,23 @@ def _ingest_drop(
             "waiting",
             f"not read yet: {', '.join(changing)} changed while it was read (still being "
             "written); it is read on a later run.",
-        )
+        ), None
     readiness = _readiness(_quiet_manifest(received), received)
     if readiness and readiness[0] == "waiting":
-        return DropResult(landed.drop_id, "waiting", readiness[1])
+        return DropResult(landed.drop_id, "waiting", readiness[1]), None
     checksums = {r.file: r.sha256 for r in received}
     previous = _previous_attempt(con, landed.drop_id)
     if previous and previous[1] == checksums and not (previous[0] == "held" and confirm_retire):
-        return DropResult(landed.drop_id, "unchanged")
+        return DropResult(landed.drop_id, "unchanged"), None
     if previous and previous[0] == "loaded":
         if _refused_before(con, landed.drop_id, checksums):
-            return DropResult(landed.drop_id, "unchanged")
+            return DropResult(landed.drop_id, "unchanged"), None
         message = (
             f"Drop {landed.drop_id} rejected: a drop of this name was loaded before with other content. "
             "To fix: send corrections as a new drop with a new name; a later row replaces an earlier one."
         )
         # The drop stays "loaded" (its rows are): the refused re-send is recorded in the ledger only.
-        return _refuse(con, landed, received, None, "rejected", message, received_at, limits, keep_drop=True)
+        return _refuse(con, landed, received, None, "rejected", message, received_at, settings, keep_drop=True), None
     drop: SourceDrop | None = None
     try:
         if refused_entries:
@@ -414,11 +426,11 @@ def _ingest_drop(
             )
         if readiness:
             raise DropRejected(landed.drop_id, readiness[1])
-        check_limits(landed.drop_id, received, limits)
+        check_limits(landed.drop_id, received, settings)
         with step(f"{landed.drop_id}: parse"):
             drop = parse_drop(landed.drop_id, received)
         with step(f"{landed.drop_id}: de-identification screen"):
-            screen_drop(drop, limits.max_cell_chars)
+            screen_drop(drop, settings.max_cell_chars)
         _check_sites(drop)
         _check_order(con, drop)
         with step(f"{landed.drop_id}: validate"):
@@ -429,7 +441,7 @@ def _ingest_drop(
                 raise DropHeld(landed.drop_id, held)
     except (DropRejected, DropHeld) as refusal:
         status = "held" if isinstance(refusal, DropHeld) else "rejected"
-        return _refuse(con, landed, received, drop, status, str(refusal), received_at, limits)
+        return _refuse(con, landed, received, drop, status, str(refusal), received_at, settings), None
     outcomes = _file_outcomes(validated)
     carried = {item.file for item in drop.files.values()}
     # The manifest (and a REDCap drop's dictionary) is a received file too: ledgered and archived, with no rows.
@@ -441,12 +453,6 @@ def _ingest_drop(
         rows_quarantined=sum(o.rows_quarantined for o in outcomes),
         quarantine_by_rule=validated.rule_counts(),
     )
-    if result.rows_quarantined and not result.rows_loaded:
-        # Nothing lost (every row is in quarantine, with its rule), but nothing usable: the run fails on it.
-        result.message = (
-            f"every one of its {result.rows_quarantined:,} rows was quarantined, none loaded. To fix: see the "
-            "rules above (synk status), correct the export and send it again as a new drop."
-        )
     summary = {
         "rows_loaded": result.rows_loaded,
         "rows_quarantined": result.rows_quarantined,
@@ -456,20 +462,20 @@ def _ingest_drop(
     }
     with step(f"{landed.drop_id}: load {result.rows_loaded} rows"):
         apply_drop(con, validated, outcomes, received_at, _now(), json.dumps(summary))
-    return result
+    return result, (outcomes, validated.quarantined)
 
 
 def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire: bool = False) -> IngestSummary:
     """Ingest every drop in the landing directory (or one), holding the store's writer lock throughout."""
     home.ensure()
-    limits = IngestLimits.for_home(home)
+    settings = IngestSettings.for_home(home)  # a bad ingest.json stops the run before anything loads
     summary = IngestSummary()
     with writer_lock(home), open_store(home) as con:
         drops, summary.hidden = discover_drops(home.landing)
         for landed in drops:
             if only_drop and landed.drop_id != only_drop:
                 continue
-            summary.drops.append(ingest_drop(home, con, landed, confirm_retire, limits))
+            summary.drops.append(ingest_drop(home, con, landed, confirm_retire, settings))
     for waiting in (d for d in summary.drops if d.status == "waiting"):
         log.warning("%s: %s", waiting.drop_id, waiting.message)
     if summary.loaded:

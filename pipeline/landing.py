@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline.contract import DROP_ID_PATTERN
 from pipeline.errors import DropRejected
 from pipeline.screening import name_rules, safe_name
-from pipeline.settings import IngestLimits
+from pipeline.settings import IngestSettings
 from pipeline.sources import ReceivedFile
 
 _DROP_ID = re.compile(DROP_ID_PATTERN)
@@ -123,7 +123,7 @@ def archive_file(source: Path, archive_root: Path, drop_id: str) -> ReceivedFile
     return ReceivedFile(file=safe_name(source.name), path=target, sha256=sha, size=target.stat().st_size)
 
 
-def check_limits(drop_id: str, received: list[ReceivedFile], limits: IngestLimits) -> None:
+def check_limits(drop_id: str, received: list[ReceivedFile], limits: IngestSettings) -> None:
     """Refuse a file larger (once decompressed) or longer than the limits, counted in a stream so that a
     small .gz that expands to gigabytes is never held in memory."""
     faults = []

@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES, KEYS
 from pipeline.sources import ReceivedFile, SourceDrop
+from pipeline.sources.numbers import read_numbers
 from pipeline.validation.rows import ValidatedDrop
 
 RETIRE_LIMIT = 0.20  # a full snapshot retiring more than this share of a site's patients is held
@@ -136,10 +137,10 @@ def _present_keys(validated: ValidatedDrop, table: str) -> pd.DataFrame:
     frame = text[list(KEYS[table])].copy()
     for column in COLUMNS[table]:
         if column.name in frame and column.kind != "text":
-            # A key that is no whole number in range ('1.5', twenty digits) names no record: null.
-            number = pd.to_numeric(frame[column.name], errors="coerce")
-            whole = number.notna() & (number == number.round()) & (number.abs() < 2**31)
-            frame[column.name] = number.where(whole).astype("Int64")
+            # As validation read it ('3.0' is day 3); a day no record can have (3.5, 1e30) keys nothing.
+            values, _ = read_numbers(frame[column.name])
+            whole = (values == values.round()) & (values.abs() <= 2**53)
+            frame[column.name] = values.where(whole).astype("Int64")
     return frame
 
 

@@ -17,6 +17,14 @@ import duckdb
 from pipeline import __version__
 from pipeline.errors import PipelineError
 from pipeline.ingest import IngestSummary, ingest_landing
+from pipeline.load_checks import (
+    LoadAlert,
+    analysable_patients,
+    fewer_analysable_alert,
+    no_estimates_alert,
+    record_alerts,
+    standing_alerts,
+)
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store import open_store, writer_lock
@@ -33,26 +41,55 @@ def ingest(home: DataHome, only_drop: str | None = None, confirm_retire: bool = 
     return summary.as_dict()
 
 
-def raise_refusals(summary: dict[str, object]) -> None:
-    """Fail with the coordinator-facing message when a drop was rejected or held, or loaded no row at all
-    (every row quarantined: nothing lost, nothing usable)."""
+def raise_refusals(summary: dict[str, object], published: dict[str, object] | None = None) -> None:
+    """Fail with the coordinator-facing message when a drop was rejected or held, or when a load went
+    through but went wrong (a file mostly quarantined, fewer analysable patients: pipeline/load_checks.py)."""
     drops = summary["drops"]
-    refusals = [d["message"] for d in drops if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
-    refusals += [
-        f"Drop {d['drop_id']}: {d['message']}"  # type: ignore[index]
-        for d in drops  # type: ignore[union-attr]
-        if d["status"] == "loaded" and d["message"]  # type: ignore[index]
-    ]
-    for refusal in refusals:  # one readable line per drop in the task log, above the traceback
-        log.error("%s", refusal)
-    if refusals:
-        raise PipelineError(" ".join(refusals))
+    messages = [d["message"] for d in drops if d["status"] in ("rejected", "held")]  # type: ignore[index,union-attr]
+    messages += [d["alert"] for d in drops if d.get("alert")]  # type: ignore[union-attr]
+    if published and published.get("alert"):
+        messages.append(str(published["alert"]))
+    for message in messages:  # one readable line per fault in the task log, above the traceback
+        log.error("%s", message)
+    if messages:
+        raise PipelineError(" ".join(messages))
 
 
-def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, str]:
+def raise_no_estimates(models: dict[str, object], once: bool = False) -> None:
+    """Fail with the reason when a model run fitted no estimate at all. With ``once`` (the DAG, which
+    refits on every hourly publication), only the first such run since the site's last drop fails."""
+    if models.get("alert") and not (once and models.get("told_before")):
+        log.error("%s", models["alert"])
+        raise PipelineError(str(models["alert"]))
+
+
+def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, object]:
+    """Build and publish the warehouse; an alert when it has fewer analysable patients than the one it replaces."""
     with writer_lock(home), step("build and publish the warehouse"):
+        before = analysable_patients(home.warehouse_path)
         path, snapshot = build_and_publish(home, design)
-    return {"warehouse": str(path), "data_snapshot": snapshot}
+        after = analysable_patients(path) or 0
+        alert = fewer_analysable_alert(before, after)
+        if alert:
+            _record(home, alert)
+    return {
+        "warehouse": str(path),
+        "data_snapshot": snapshot,
+        "analysable_patients": after,
+        "analysable_patients_before": before,
+        "alert": alert.message if alert else "",
+    }
+
+
+def _record(home: DataHome, alert: LoadAlert) -> bool:
+    """Keep an alert in the store (the caller holds the writer lock), for `synk status`, unless the same
+    alert still stands; returns whether it was told before."""
+    log.warning("%s", alert.message)
+    with open_store(home) as store:
+        if any(kind == alert.kind and message == alert.message for _, kind, message in standing_alerts(store)):
+            return True
+        record_alerts(store, [alert], datetime.now(UTC).replace(tzinfo=None))
+    return False
 
 
 def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[str, object]:
@@ -78,6 +115,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             len(results.warnings),
         )
     run_id = str(results.model_runs["run_id"].iloc[0])
+    alert, told_before = None, False
     with writer_lock(home):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
@@ -93,7 +131,16 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             store.execute("COMMIT")
         with step("republish the warehouse with the model results"):
             build_and_publish(home)
-    return {"run_id": run_id, "estimates": len(results.model_estimates), "warnings": results.warnings}
+        if results.model_estimates.empty:
+            alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
+            told_before = _record(home, alert)
+    return {
+        "run_id": run_id,
+        "estimates": len(results.model_estimates),
+        "warnings": results.warnings,
+        "alert": alert.message if alert else "",
+        "told_before": told_before,
+    }
 
 
 def write_report(
@@ -132,7 +179,7 @@ def current_quarter(moment: datetime | None = None) -> str:
 @dataclass
 class RunResult:
     ingest: dict[str, object]
-    warehouse: dict[str, str]
+    warehouse: dict[str, object]
     models: dict[str, object]
 
 
@@ -153,6 +200,7 @@ __all__ = [
     "ingest",
     "publish_warehouse",
     "quarter_before",
+    "raise_no_estimates",
     "raise_refusals",
     "run_all",
     "write_report",

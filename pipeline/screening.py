@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline.contract import AGE_TOP_CODE
 from pipeline.errors import DropRejected, row_list
 from pipeline.sources import ROW_NUMBER, SourceDrop
+from pipeline.sources.numbers import canonical_number
 
 # Column names that look like identifiers, in any case and with any separators.
 _IDENTIFIER_WORDS = (
@@ -141,9 +142,9 @@ def safe_name(name: str, kind: str = "file") -> str:
 
 def _age_over_top_code(value: str) -> bool:
     """An age above 89 in any spelling: '93', '٩٧', '１０２', '97 years' (each number in the cell counts)."""
-    number = pd.to_numeric(value, errors="coerce")
-    if not pd.isna(number):
-        return bool(number > 89 and number != AGE_TOP_CODE)
+    canonical = canonical_number(value)  # as validation reads it: 9.1e1 is 91, inf is no age
+    if canonical is not None:
+        return float(canonical) > 89 and float(canonical) != AGE_TOP_CODE
     runs = [int(run) for run in _DIGIT_RUN.findall(unicodedata.normalize("NFKC", value))]
     return any(run > 89 and run != AGE_TOP_CODE for run in runs)
 

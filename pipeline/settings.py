@@ -175,14 +175,16 @@ class ModelSettings:
 
 
 @dataclass(frozen=True)
-class IngestLimits:
-    """Bounds on what one drop may make the ingest read; a file beyond them is refused, not read.
+class IngestSettings:
+    """When a load that went through is still not a quiet success, and the bounds on what one drop may
+    make the ingest read (a file beyond them is refused, not read). ``ingest.json`` in the data home
+    overrides the defaults."""
 
-    The defaults are far above a real clinic's export (10,000 patients: about 600,000 assessment
-    rows, 25 MB) and far below what would exhaust the machine; ``ingest.json`` in the data home
-    overrides them.
-    """
-
+    # A loaded file with more than this share of its rows quarantined fails the run's check: a
+    # systematic fault (numbers a tool spelled oddly, a renamed code) looks like this, not like typos.
+    max_quarantine_share: float = 0.05
+    # The bounds are far above a real clinic's export (10,000 patients: about 600,000 assessment rows,
+    # 25 MB) and far below what would exhaust the machine.
     max_file_mib: int = 100  # a file's size once decompressed (a .csv.gz is expanded as it is counted)
     max_rows_per_file: int = 2_000_000  # lines of one file
     # The contract's longest cell is a 32-character id: a cell far longer is free text or an attack, and
@@ -190,8 +192,19 @@ class IngestLimits:
     max_cell_chars: int = 256
 
     @classmethod
-    def for_home(cls, home: DataHome) -> IngestLimits:
-        return _from_file(home.root / "ingest.json", cls, lambda values: cls(**values), "ingest limits", "IngestLimits")  # type: ignore[arg-type]
+    def for_home(cls, home: DataHome) -> IngestSettings:
+        """The defaults, overridden by ``ingest.json`` in the data home where it exists."""
+        path = home.root / "ingest.json"
+        keys = "max_quarantine_share, max_file_mib, max_rows_per_file, max_cell_chars"
+        settings = _from_file(path, cls, lambda values: cls(**values), "ingest settings", keys)
+        share = settings.max_quarantine_share
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            raise PipelineError(f"{path}: max_quarantine_share must be between 0 and 1.")
+        for name in ("max_file_mib", "max_rows_per_file", "max_cell_chars"):
+            value = getattr(settings, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise PipelineError(f"{path}: {name} must be a whole number of at least 1.")
+        return settings
 
 
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).

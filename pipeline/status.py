@@ -1,9 +1,11 @@
-"""What ``synk status`` shows: the load ledger, refusals, and what the published warehouse holds."""
+"""What ``synk status`` shows: standing alerts first, then the load ledger, refusals, and what the
+published warehouse holds."""
 
 from __future__ import annotations
 
 import duckdb
 
+from pipeline.load_checks import standing_alerts
 from pipeline.settings import DataHome
 from pipeline.store import open_store
 
@@ -25,6 +27,12 @@ def status_lines(home: DataHome) -> list[str]:
         by_rule = store.execute(
             "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
         ).fetchall()
+        alerts = standing_alerts(store)
+    if alerts:
+        # First: a load that went through but went wrong is not a quiet success.
+        lines.append("")
+        lines.append("Needs attention:")
+        lines.extend(f"  {raised_at:%Y-%m-%d %H:%M}  {message}" for raised_at, _, message in alerts)
     lines.append("")
     lines.append("Drops:")
     for drop_id, status, reason, loaded_at, received_at in drops:

@@ -23,6 +23,7 @@ from pipeline.contract import COLUMNS, FILES
 from pipeline.errors import DropRejected, row_list
 from pipeline.screening import name_rules, safe_name
 from pipeline.sources import ROW_NUMBER, SOURCES, Manifest, ReceivedFile, SourceDrop, source_parser, strip_cells
+from pipeline.sources.numbers import refuse_missing_markers
 
 MANIFEST = "manifest.json"
 _MANIFEST_MAX_BYTES = 64 << 10  # a manifest is a few lines; a file listing of a few files
@@ -109,6 +110,7 @@ def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
     """Read a drop's archived files into text frames; raise DropRejected on any file-level fault.
 
     manifest.json's "source" picks the parser: this module's (the contract's three files) by default.
+    Whatever the source, a number column that spells missing values with a marker refuses the drop.
     """
     manifest = read_manifest(drop_id, next((item for item in received if item.file == MANIFEST), None))
     parser = source_parser(manifest.source)
@@ -118,7 +120,9 @@ def parse_drop(drop_id: str, received: list[ReceivedFile]) -> SourceDrop:
             f"{MANIFEST} field 'source' names no source the pipeline reads.",
             f"Leave it out for the three contract files, or give one of: {', '.join(SOURCES)}.",
         )
-    return parser(drop_id, received, manifest)
+    drop = parser(drop_id, received, manifest)
+    refuse_missing_markers(drop)
+    return drop
 
 
 def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest) -> SourceDrop:

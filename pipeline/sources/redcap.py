@@ -42,6 +42,7 @@ from pipeline.errors import DropRejected, row_list
 from pipeline.screening import name_rules
 from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
 from pipeline.sources.clinic_csv import MANIFEST, check_header_names, decode, read_rows
+from pipeline.sources.numbers import integral_text
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 
 RECORDS = "redcap_records.csv"
@@ -302,6 +303,10 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
     dictionary = read_dictionary(drop_id, files[DICTIONARY])
     header, records = _read_csv(drop_id, files[RECORDS])
     refuse_fields(drop_id, header, dictionary)
+    # A flat export read back through pandas has its form status and repeat instance as floats (2.0):
+    # the same codes and keys.
+    for column in (REDCAP_REPEAT_INSTANCE, *(c for c in STATUS_FIELDS if c in records)):
+        records[column] = integral_text(records[column])
     forms = records[REDCAP_REPEAT_INSTRUMENT]
     strange = records.loc[forms.notna() & ~forms.isin(REDCAP_REPEATING_FORMS), ROW_NUMBER].tolist()
     if strange:

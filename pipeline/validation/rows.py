@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES, TOTAL_TOLERANCE
 from pipeline.sources import ROW_NUMBER, SourceDrop
+from pipeline.sources.numbers import read_numbers
 from pipeline.sql_files import read_sql
 from pipeline.validation.distinct import distinct_pairs
 from pipeline.validation.gx_runner import validate_frame
@@ -47,7 +48,10 @@ class ValidatedDrop:
 
 
 def _typed(table: str, text: pd.DataFrame) -> pd.DataFrame:
-    """The validation frame: text columns as given, numeric columns as numbers plus their text.
+    """The validation frame: text columns as given, numeric columns as numbers plus their spelling.
+
+    The spelling is canonical where the cell is a number ('3.0', '+3' and '3e0' are all '3'), so
+    the type and integer rules judge the value, not how the exporting tool wrote it.
 
     Text is held as categoricals: GX copies the frame for every row condition and tests nulls and
     sets per metric, and on codes that is a fraction of the work on a million Python strings.
@@ -58,8 +62,9 @@ def _typed(table: str, text: pd.DataFrame) -> pd.DataFrame:
         if column.kind == "text":
             frame[column.name] = raw.astype("category")
         else:
-            frame[column.name] = pd.to_numeric(raw, errors="coerce").astype("float64")
-            frame[column.name + TEXT_SUFFIX] = raw.astype("category")
+            values, spelled = read_numbers(raw)
+            frame[column.name] = values
+            frame[column.name + TEXT_SUFFIX] = spelled.astype("category")
     return frame
 
 

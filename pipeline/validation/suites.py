@@ -33,6 +33,8 @@ ITEM_RANGE_GROUP = "item_range_group"
 ITEM_INTEGER_GROUP = "item_integer_group"
 INSTRUMENT_GROUP = "instrument_group"  # the instrument again, as a categorical, for the item-code conditions
 # Numeric columns are validated twice: as text (name + TEXT_SUFFIX) for their type, as numbers for range.
+# The text is the number's canonical spelling (pipeline/sources/numbers.py: '3.0' and '3e0' are '3'), so
+# the integer pattern asks for an integral value; a cell that is no number keeps its own text and fails.
 
 _PATTERNS = {
     "patient_id": c.PATIENT_ID_PATTERN,

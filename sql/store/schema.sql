@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS quarantine (
     quarantined_at TIMESTAMP
 );
 
+-- Loads that went through but went wrong (pipeline/load_checks.py): a file mostly quarantined, fewer
+-- analysable patients, no estimate. The message is the coordinator's sentence; never a cell value.
+CREATE TABLE IF NOT EXISTS load_alerts (
+    raised_at TIMESTAMP,
+    drop_id VARCHAR,           -- null: about the published warehouse as a whole
+    kind VARCHAR,              -- quarantine_share, fewer_analysable_patients, no_estimates
+    message VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS patients_history (
     site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR,
     etiology VARCHAR, index_year INTEGER, onset_to_index_days INTEGER,

@@ -153,3 +153,47 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
         con.close()
     assert status == "rejected"
     assert "patients.csv has column(s) the contract does not know: email" in reason
+
+
+def test_a_load_mostly_quarantined_fails_the_check_task_and_sends_the_notice(airflow_home: DataHome, dags) -> None:
+    """The drop loads (its good rows are in the warehouse), but the run is red and the coordinator is told."""
+    from pipeline.airflow_local import run_dag
+    from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows, write_drop_files
+
+    patients = [row.replace(",s1,", ",s9,") for row in BASE_PATIENTS]
+    treatments = [row.replace(",s1,", ",s9,") for row in BASE_TREATMENTS]
+    # Half the items with a decimal comma: 13 of 26 rows quarantined.
+    rows = [row.replace(",s1,", ",s9,") for row in sunnybrook_rows("P1", 0) + sunnybrook_rows("P2", 0)]
+    assessments = [r.rsplit(",", 1)[0] + ',"' + r.rsplit(",", 1)[1] + ',0"' if i % 2 else r for i, r in enumerate(rows)]
+    write_drop_files(airflow_home, "s9-mostly-quarantined", patients, treatments, assessments)
+    received: list[dict] = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["SYNK_NOTIFY_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/synk"
+    try:
+        assert run_dag(dags["ingest_clinic_exports"], conf={"drop": "s9-mostly-quarantined"}).endswith("failed")
+        # Told once: the next run finds nothing new and is green.
+        assert run_dag(dags["ingest_clinic_exports"], conf={"drop": "s9-mostly-quarantined"}).endswith("success")
+    finally:
+        del os.environ["SYNK_NOTIFY_WEBHOOK"]
+        server.shutdown()
+    assert [(m["dag_id"], m["task_id"]) for m in received] == [("ingest_clinic_exports", "check_refusals")]
+    message = received[0]["message"]
+    assert message.startswith("Drop s9-mostly-quarantined loaded, but assessments.csv had 13 of 26 rows quarantined")
+    assert "(50.0%, above the 5% limit), by rule: item_integer:sunnybrook 13, type_number:value 13" in message
+    assert "To fix:" in message
+    con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
+    try:  # the good rows were published all the same
+        assert con.execute("SELECT count(*) FROM assessments WHERE site_id = 's9'").fetchone()[0] == 13
+    finally:
+        con.close()

@@ -1,0 +1,158 @@
+"""A load that went through but went wrong: said loudly, never a quiet success.
+
+Three alerts, each a coordinator's sentence (file, rule, count, share, what to do; never a cell value):
+
+- a loaded file with more than ``IngestSettings.max_quarantine_share`` of its rows quarantined;
+- a published warehouse with fewer analysable patients than the one it replaced;
+- a model run that fitted no estimate at all.
+
+Each is kept in the store's ``load_alerts`` (``synk status`` lists the standing ones first), fails the
+run's check (the DAG's check task, ``synk run``'s exit code) and so is sent as the failure notice.
+An alert stands until a later drop of its site loads (for the warehouse's alerts, any later drop): like
+a refusal it is told once (a model run with no estimate again, while its alert stands, is not told
+again), and stays in ``synk status`` until the clinic's next export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.loading import FileOutcome
+
+QUARANTINE_SHARE = "quarantine_share"
+FEWER_ANALYSABLE = "fewer_analysable_patients"
+NO_ESTIMATES = "no_estimates"
+_SHOWN_RULES = 5  # the largest rules by count; the rest are in `synk status`
+
+# Patients a comparison can use: classifiable, with a baseline and a change at some follow-up
+# (the last step of the warehouse's attrition table, for any outcome and timepoint).
+ANALYSABLE_PATIENTS_SQL = """
+SELECT count(*) FROM (
+    SELECT DISTINCT f.site_id, f.patient_id
+    FROM followup_scores AS f
+    INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+    WHERE m.classifiable AND f.change IS NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class LoadAlert:
+    kind: str
+    message: str
+    drop_id: str | None = None  # None: about the warehouse as a whole
+
+
+def _rule_counts(quarantined: list[pd.DataFrame]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for frame in quarantined:
+        for rules in frame["rule"]:
+            for rule in str(rules).split("; "):
+                counts[rule] = counts.get(rule, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def quarantine_share_alert(
+    drop_id: str, outcomes: list[FileOutcome], quarantined: dict[str, pd.DataFrame], limit: float
+) -> LoadAlert | None:
+    """The drop's files that quarantined more than ``limit`` of their rows, with their largest rules."""
+    parts = []
+    for outcome in outcomes:
+        if outcome.status != "loaded" or not outcome.rows_in:
+            continue
+        share = outcome.rows_quarantined / outcome.rows_in
+        if share <= limit:
+            continue
+        rules = _rule_counts([quarantined[t] for t in outcome.tables if t in quarantined])
+        shown = ", ".join(f"{rule} {count:,}" for rule, count in list(rules.items())[:_SHOWN_RULES])
+        more = f" and {len(rules) - _SHOWN_RULES} more" if len(rules) > _SHOWN_RULES else ""
+        parts.append(
+            f"{outcome.file.file} had {outcome.rows_quarantined:,} of {outcome.rows_in:,} rows quarantined "
+            f"({share:.1%}, above the {limit:.0%} limit), by rule: {shown}{more}"
+        )
+    if not parts:
+        return None
+    return LoadAlert(
+        QUARANTINE_SHARE,
+        f"Drop {drop_id} loaded, but {'; '.join(parts)}. The rest of it is in the warehouse. To fix: look the "
+        "rules up in the runbook (docs/runbook.md, 'Rows in quarantine'), correct the export and send it again "
+        "as a new drop; its rows replace these.",
+        drop_id,
+    )
+
+
+def analysable_patients(warehouse: Path) -> int | None:
+    """Analysable patients in a published warehouse; None where there is none yet."""
+    if not warehouse.exists():
+        return None
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return None  # unreadable (restored from elsewhere, damaged): the build replaces it whole
+    try:
+        return int(con.execute(ANALYSABLE_PATIENTS_SQL).fetchone()[0])
+    except duckdb.Error:
+        return None  # built by a version without these tables: nothing to compare with
+    finally:
+        con.close()
+
+
+def fewer_analysable_alert(before: int | None, after: int) -> LoadAlert | None:
+    if before is None or after >= before:
+        return None
+    return LoadAlert(
+        FEWER_ANALYSABLE,
+        f"The warehouse published now has {after:,} analysable patients (classifiable, with a baseline and a "
+        f"follow-up score), {before - after:,} fewer than the {before:,} before this load. To fix: check "
+        "`synk status` for quarantined rows and retired patients; if an export was cut short or spelled "
+        "differently, send the corrected export as a new drop. If the patients really left, nothing is wrong.",
+    )
+
+
+def no_estimates_alert(warehouse: Path, min_group_size: int) -> LoadAlert:
+    patients = analysable_patients(warehouse) or 0
+    why = (
+        "no patient is analysable (classifiable, with a baseline and a follow-up score)"
+        if patients == 0
+        else f"of its {patients:,} analysable patients, no group compared holds {min_group_size} or more"
+    )
+    return LoadAlert(
+        NO_ESTIMATES,
+        f"The model run fitted no estimate: {why}. To fix: check `synk status` for quarantined assessments "
+        "and the warehouse's attrition table for where patients drop out; the models run again on the next load.",
+    )
+
+
+def record_alerts(store: duckdb.DuckDBPyConnection, alerts: list[LoadAlert], raised_at: datetime) -> None:
+    for alert in alerts:
+        store.execute(
+            "INSERT INTO load_alerts (raised_at, drop_id, kind, message) VALUES (?, ?, ?, ?)",
+            [raised_at, alert.drop_id, alert.kind, alert.message],
+        )
+
+
+def standing_alerts(store: duckdb.DuckDBPyConnection) -> list[tuple[datetime, str, str]]:
+    """Alerts no later drop has answered: a drop's, until a later drop of one of its sites loads; the
+    warehouse's, until any later drop loads."""
+    if not store.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'load_alerts'").fetchone()[0]:
+        return []  # a store last written before alerts were kept, opened read-only
+    return store.execute(
+        """
+        SELECT a.raised_at, a.kind, a.message
+        FROM load_alerts AS a
+        LEFT JOIN drops AS d ON d.drop_id = a.drop_id
+        WHERE NOT EXISTS (
+            SELECT 1 FROM drops AS later
+            WHERE later.status = 'loaded' AND later.loaded_at > a.raised_at AND (
+                a.drop_id IS NULL
+                OR later.drop_id <> a.drop_id AND len(list_intersect(later.site_ids, d.site_ids)) > 0
+            )
+        )
+        ORDER BY a.raised_at
+        """
+    ).fetchall()
