@@ -104,8 +104,12 @@ def test_a_warehouse_with_fewer_analysable_patients_than_before_raises_an_alert(
     # valid, nothing is quarantined, but no patient keeps a follow-up score.
     second = home.landing / "full-2"
     second.mkdir()
-    for name in ("patients.csv", "treatments.csv", "manifest.json"):
+    for name in ("patients.csv", "treatments.csv"):
         (second / name).write_bytes((folder / name).read_bytes())
+    # Confirmed: a full snapshot retiring this many assessments is otherwise held (issue 21), and this
+    # test is of what gets through.
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (second / "manifest.json").write_text(json.dumps({**manifest, "confirm_retire": True}))
     assessments = pd.read_csv(folder / "assessments.csv", dtype=str, keep_default_na=False)
     assessments[assessments["visit_day"].astype(int) <= 30].to_csv(second / "assessments.csv", index=False)
     summary = ingest_landing(home)
