@@ -175,7 +175,8 @@ def test_no_estimate_is_told_once_to_the_dag_and_every_time_to_the_cli(home: Dat
         raise_no_estimates(again)
     assert sum("fitted no estimate" in line for line in status_lines(home)) == 1
     # A later drop of the site answers the alert: a run still without estimates is told again.
-    write_drop_files(home, "d2", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P2", 0))
+    # (A full snapshot: it keeps P1's scores, or it would be held for retiring them all.)
+    write_drop_files(home, "d2", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0) + sunnybrook_rows("P2", 0))
     ingest_landing(home)
     publish_warehouse(home)
     assert not fit_models(home, quick)["told_before"]
