@@ -268,7 +268,11 @@ def test_pdf_pages_render_and_hold_only_the_html_numbers(q3: dict) -> None:
 def test_data_loaded_after_the_quarter_does_not_change_its_report(multisite_home: DataHome, q3: dict) -> None:
     # A new clinic's drop, loaded now (after 2026Q3 ended), and a second drop of a clinic already in.
     generate_drop(multisite_home.landing / "clinic_c-2026-11", patients=60, seed=3, site="clinic_c")
-    generate_drop(multisite_home.landing / "clinic_a-2026-11", patients=130, seed=4, site="clinic_a")
+    # Incremental: another seed's visits and treatments are other records, and a full snapshot retiring
+    # most of the site's assessments would be held.
+    generate_drop(
+        multisite_home.landing / "clinic_a-2026-11", patients=130, seed=4, site="clinic_a", snapshot="incremental"
+    )
     summary = ingest(multisite_home)
     statuses = {d["drop_id"]: d["status"] for d in summary["drops"]}
     assert statuses["clinic_c-2026-11"] == statuses["clinic_a-2026-11"] == "loaded", statuses
