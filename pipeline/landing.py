@@ -137,7 +137,7 @@ def check_limits(drop_id: str, received: list[ReceivedFile], limits: IngestSetti
                     f"{item.file} is larger than {limits.max_file_mib} MiB"
                     + (" once decompressed" if item.file.endswith(".gz") else "")
                     + " (the ingest limit max_file_mib).",
-                    "Check the export (a clinic's export is a few MiB); if it is right, raise max_file_mib in "
+                    "Check the export (10,000 patients make 41 MiB); if it is right, raise max_file_mib in "
                     "ingest.json in the data home.",
                 )
             )

@@ -183,8 +183,8 @@ class IngestSettings:
     # A loaded file with more than this share of its rows quarantined fails the run's check: a
     # systematic fault (numbers a tool spelled oddly, a renamed code) looks like this, not like typos.
     max_quarantine_share: float = 0.05
-    # The bounds are far above a real clinic's export (10,000 patients: about 600,000 assessment rows,
-    # 25 MB) and far below what would exhaust the machine.
+    # The bounds are above a large clinic's export (10,000 patients: 1.2 million assessment rows, 41 MB)
+    # and far below what would exhaust the machine (a 150 MB file took 4.6 GB to load).
     max_file_mib: int = 100  # a file's size once decompressed (a .csv.gz is expanded as it is counted)
     max_rows_per_file: int = 2_000_000  # lines of one file
     # The contract's longest cell is a 32-character id: a cell far longer is free text or an attack, and
