@@ -229,7 +229,9 @@ class _Reader:
         if high >= SMALL_CELL - TOLERANCE:
             return None
         low, low_binding = self._solve(cost, highspy.ObjSense.kMinimize)
-        if low <= TOLERANCE or high - low >= PROTECTION_VALUES - 1 - TOLERANCE:
+        # A reader counts whole patients: the ends of the range round inwards.
+        low, high = float(np.ceil(low - TOLERANCE)), float(np.floor(high + TOLERANCE))
+        if low <= 0 or high - low >= PROTECTION_VALUES - 1:
             return None
         binding = [p for key in [*high_binding, *low_binding] for p in self.cells_of_row[key]]
         return Leak(target, low, high, binding)

@@ -193,8 +193,8 @@ def _register_path(home: DataHome, release: str) -> Path:
 
 def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
     """The registers of the releases a reader may hold beside this one: every release of an earlier quarter,
-    final or provisional, and the provisional release of this quarter when writing its final one. The release
-    being replaced is not among them, nor any later quarter's (writing a quarter again gives the same numbers)."""
+    final or provisional, and this quarter's provisional release (the latest one written). A final release
+    written again is not audited against itself, nor against any later quarter's, so it gives the same numbers."""
     folder = home.staging / "releases"
     this = quarter_folder(quarter)
     found = []
@@ -202,7 +202,7 @@ def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[R
         name = path.name.removesuffix(".register.json.gz")
         is_provisional = name.startswith("provisional-")
         period = name.removeprefix("provisional-")
-        if period < this or (period == this and is_provisional and not provisional):
+        if period < this or (period == this and is_provisional):
             found.append(Register.load(path))
     return found
 

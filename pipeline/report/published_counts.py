@@ -10,6 +10,7 @@ keep their per-table rule (docs/disclosure.md).
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from pipeline.models.design_matrix import Contrast, analysis_frames, load_baseli
 from pipeline.report.register import SECONDARY, Register
 from pipeline.report.suppression import SMALL_CELL
 
+log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
 PERCENT = re.compile(r" \(\d+%\)$")
 FLOW_SQL = """
@@ -300,6 +302,7 @@ def _estimates(
             text = table[column].iloc[i]
             if found is None or len(found[side]) != int(n):
                 # Patients the register cannot name: their number is not printed.
+                log.warning("%s row %d: the register cannot name the patients of %s; not printed", name, i + 1, column)
                 table.iloc[i, table.columns.get_loc(column)] = ""
                 continue
             register.printed_count(
