@@ -123,7 +123,9 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     facts = [
         f"propensity AUC {auc:.2f}",
         f"{equipoise:.0%} in equipoise",
-        f"ESS {result.ess_treated:.0f} vs {result.ess_control:.0f}",
+        # As a share of each group: an ESS is not a count, and printed as a number it read as one (docs/disclosure.md).
+        f"ESS {result.ess_treated / (treated == 1).sum():.0%} vs {result.ess_control / (treated == 0).sum():.0%} "
+        "of the groups",
         f"max |SMD| {result.max_abs_smd_weighted:.2f} after weighting",
     ]
     if truncated.any():

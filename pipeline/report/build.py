@@ -18,12 +18,22 @@ from pathlib import Path
 import duckdb
 import jinja2
 import pandas as pd
-from scipy import stats
 
 from pipeline.contract import MODALITY_CODES, OUTCOMES
 from pipeline.csv_safety import write_csv
 from pipeline.models.fit import ESTIMATE_COLUMNS
 from pipeline.report import figures, queries
+from pipeline.report.disclosure import protect
+from pipeline.report.published_counts import (
+    Members,
+    apply_register,
+    estimate_members,
+    fill_register,
+    read_patients,
+    without_hidden_spread,
+    year_cells_shown,
+)
+from pipeline.report.register import Register
 from pipeline.report.suppression import (
     SMALL_CELL,
     audit_table,
@@ -35,8 +45,10 @@ from pipeline.report.suppression import (
 )
 from pipeline.report.tables import (
     FOLLOWUP_TIMEPOINTS,
+    GROUPS,
     METHOD_LABELS,
     OUTCOME_LABELS,
+    SEX_WORDS,
     TIMEPOINT_LABELS,
     by_year_table,
     contrast_label,
@@ -137,6 +149,10 @@ class WarehouseData:
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     refused: pd.DataFrame = field(default_factory=pd.DataFrame)
     flow_reasons: list[str] = field(default_factory=list)
+    # Patient-level rows behind the counts (the register's populations).
+    members: Members = field(default_factory=Members)
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _combination_key(combination: str) -> tuple[int, ...]:
@@ -144,24 +160,23 @@ def _combination_key(combination: str) -> tuple[int, ...]:
     return tuple(order.get(code, len(order)) for code in str(combination).split("+"))
 
 
-def _trajectories(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per classifiable patient, outcome (and smile item) and timepoint with a score."""
     placeholders = ", ".join("?" for _ in TRAJECTORY_OUTCOMES)
-    frame = con.execute(
-        "SELECT f.outcome, CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", "
-        'f.timepoint, count(*) AS n, avg(f."value") AS mean, stddev_samp(f."value") AS sd '
+    scores = con.execute(
+        "SELECT f.site_id, f.patient_id, f.outcome, "
+        "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", f.timepoint, f.\"value\" "
         "FROM followup_scores AS f INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
         f'WHERE m.classifiable AND f."value" IS NOT NULL AND f.outcome IN ({placeholders}) '
-        "GROUP BY ALL ORDER BY ALL",
+        'ORDER BY f.outcome, "group", f.timepoint, f.site_id, f.patient_id',
         list(TRAJECTORY_OUTCOMES),
     ).df()
-    half = [
-        stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 and pd.notna(sd) else float("nan")
-        for n, sd in zip(frame["n"], frame["sd"], strict=True)
-    ]
-    frame["ci_low"] = frame["mean"] - half
-    frame["ci_high"] = frame["mean"] + half
-    items = queries.item_trajectories(con, queries.SMILE_ITEMS)
-    frame = pd.concat([frame, items[frame.columns]], ignore_index=True) if len(items) else frame
+    items = queries.item_score_rows(con, queries.SMILE_ITEMS)
+    return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
+
+
+def _trajectories(scores: pd.DataFrame) -> pd.DataFrame:
+    frame = queries.summarise(scores, ["outcome", "group", "timepoint"], "value").drop(columns="median")
     order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(FOLLOWUP_TIMEPOINTS)}}
     keys = [
         (ALL_TRAJECTORIES.index(o), g, order.get(t, 9))
@@ -272,14 +287,18 @@ def read_warehouse(
         "followed up for less than the exposure window",
         "no 12-month score with a baseline",
     ]
-    data.trajectories = _trajectories(con)
+    data.scores = _score_rows(con)
+    data.trajectories = _trajectories(data.scores)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
     data.orders = queries.treatment_orders(con)
     data.by_year = queries.groups_by_year(con)
-    data.doses = queries.bont_doses(con)
+    data.dose_rows = queries.bont_dose_rows(con)
+    data.doses = queries.summarise(data.dose_rows, ["session"], "units")
     models = _model_frames(con, tables, results)
     data.run = _run_info(models["model_runs"])
     data.estimates = _sort_estimates(models["model_estimates"])
+    minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
+    data.members = Members(read_patients(con, PRIMARY_TIMEPOINT), estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
     start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
@@ -426,21 +445,35 @@ def _balance_for_plot(data: WarehouseData) -> tuple[pd.DataFrame, str]:
     return rows, f"Balance, combined vs single, {outcome_label(outcome)} at 12 months (IPTW)"
 
 
-def _diagnostics_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
+def _ess_share(ess: object, n: object) -> str:
+    """An effective sample size as a share of its group: an ESS is not a count (docs/disclosure.md)."""
+    if pd.isna(ess) or pd.isna(n) or int(n) < SMALL_CELL:  # type: ignore[arg-type,call-overload]
+        return ""
+    return f"{100 * float(ess) / int(n):.0f}%"  # type: ignore[arg-type,call-overload]
+
+
+def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
     columns = [
         "contrast",
         "outcome",
         "timepoint",
         "AUC",
         "equipoise",
-        "ESS first group",
-        "ESS second group",
+        "ESS, % of first group",
+        "ESS, % of second group",
         "max |SMD| weighted",
         "passed",
         "note",
     ]
     if diagnostics is None or diagnostics.empty:
         return pd.DataFrame(columns=columns)
+    keys = ["contrast", "outcome", "timepoint"]
+    sizes = (
+        estimates.loc[estimates["method"] == "iptw", [*keys, "n_treated", "n_control"]]
+        if len(estimates)
+        else pd.DataFrame(columns=[*keys, "n_treated", "n_control"])
+    )
+    diagnostics = diagnostics.merge(sizes, on=keys, how="left")
     rows = []
     for r in diagnostics.itertuples(index=False):
         rows.append(
@@ -450,8 +483,8 @@ def _diagnostics_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
                 TIMEPOINT_LABELS.get(str(r.timepoint), str(r.timepoint)),
                 "" if pd.isna(r.auc) else f"{r.auc:.2f}",
                 "" if pd.isna(r.equipoise_share) else f"{100 * r.equipoise_share:.0f}%",
-                "" if pd.isna(r.ess_treated) else format_count(round(r.ess_treated)),
-                "" if pd.isna(r.ess_control) else format_count(round(r.ess_control)),
+                _ess_share(r.ess_treated, r.n_treated),
+                _ess_share(r.ess_control, r.n_control),
                 "" if pd.isna(r.max_abs_smd_weighted) else f"{r.max_abs_smd_weighted:.3f}",
                 "yes" if bool(r.diagnostics_ok) else "no",
                 "" if pd.isna(r.note) else str(r.note),
@@ -460,8 +493,7 @@ def _diagnostics_table(diagnostics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _flow_steps(data: WarehouseData) -> list[dict[str, str]]:
-    table = flow_table(data.flow)
+def _flow_steps(data: WarehouseData, table: pd.DataFrame) -> list[dict[str, str]]:
     shown, excluded = table["patients"].tolist(), table["excluded at this step"].tolist()
     return [
         {"label": label, "patients": shown[i], "excluded": excluded[i], "reason": data.flow_reasons[i]}
@@ -469,43 +501,86 @@ def _flow_steps(data: WarehouseData) -> list[dict[str, str]]:
     ]
 
 
-def _build(
-    data: WarehouseData, quarter: str, as_of_words: str = "", provisional: bool = False
-) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object]]:
-    flow = flow_table(data.flow)
-    by_year, years, shares = by_year_table(data.by_year)
-    trajectories = safe_summary(data.trajectories)
-    doses = safe_summary(data.doses)
-    doses["label"] = [f"{s}+" if s >= queries.MAX_SESSION else str(s) for s in doses["session"]]
+# When the audit must hide or coarsen a count, the first of these tables that can lose one does: the
+# detail tables before the ones a reader starts from (flow, Table 1, combinations).
+GIVE_UP_FIRST = (
+    "estimates",
+    "trajectories",
+    "bont_dose_by_session",
+    "treatment_order",
+    "groups_by_year",
+    "exclusions",
+    "table1",
+    "combinations",
+    "patient_flow",
+)
+OTHER_ORDERS = f"other orders (each fewer than {SMALL_CELL} patients)"
+TABLE1_CATEGORICAL = {
+    "Sex": ("sex", SEX_WORDS),
+    "Cause of the palsy": ("etiology", {}),
+    "Treated before the index visit": ("prior", {}),
+}
+
+
+def published_register(
+    data: WarehouseData, tables: dict[str, pd.DataFrame], release: str, primary: pd.DataFrame
+) -> Register:
+    """Every patient count of the tables, with its patients, as the tables print it."""
+    register = Register(release)
+    fill_register(
+        register,
+        tables,
+        data.members,
+        {
+            "orders": data.orders,
+            "table_one": data.table_one,
+            "years": data.by_year,
+            "doses": data.dose_rows,
+            "scores": data.scores,
+            "estimates": data.estimates,
+        },
+        {
+            "other_orders": OTHER_ORDERS,
+            "table1_categorical": TABLE1_CATEGORICAL,
+            "max_session": queries.MAX_SESSION,
+            "outcome_of": {outcome_label(o): o for o in ALL_TRAJECTORIES} | {outcome_label(o): o for o in OUTCOMES},
+            "timepoint_of": {label: t for t, label in TIMEPOINT_LABELS.items()},
+            "primary_rows": primary,
+        },
+    )
+    return register
+
+
+def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every table as its own rule prints it (before the release-wide audit), and the primary estimates."""
+    by_year_counts = data.by_year.groupby(["year", "group"]).size().reset_index(name="patients")
     orders = data.orders.rename(columns={"order": "order received"})
+    classifiable = data.members.patients[data.members.patients["classifiable"]]
+    primary = (
+        data.estimates[
+            (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == PRIMARY_TIMEPOINT)
+        ]
+        if len(data.estimates)
+        else pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+    )
     tables = {
-        "patient_flow": flow,
+        "patient_flow": flow_table(data.flow),
         "exclusions": counts_table(data.exclusions, "patients")
         if len(data.exclusions)
         else pd.DataFrame(columns=["reason", "patients"]),
         "table1": table_one(data.table_one, MAIN_OUTCOMES),
-        "combinations": grouped_counts(
-            data.combinations.loc[data.combinations.index.repeat(data.combinations["patients"])], "combination"
-        )
-        if len(data.combinations)
+        "combinations": grouped_counts(classifiable, "combination")
+        if len(classifiable)
         else pd.DataFrame(columns=["group", "combination", "patients"]),
-        "treatment_order": grouped_counts(
-            orders, "order received", SMALL_CELL, f"other orders (each fewer than {SMALL_CELL} patients)"
-        ),
-        "groups_by_year": by_year,
+        "treatment_order": grouped_counts(orders, "order received", SMALL_CELL, OTHER_ORDERS),
+        "groups_by_year": by_year_table(by_year_counts)[0],
         "bont_dose_by_session": dose_table(data.doses, queries.MAX_SESSION),
         "trajectories": trajectory_table(data.trajectories),
         "estimates": estimates_table(data.estimates)
         if len(data.estimates)
         else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS))),
-        "estimates_primary": estimates_table(
-            data.estimates[
-                (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == PRIMARY_TIMEPOINT)
-            ]
-            if len(data.estimates)
-            else pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
-        ).drop(columns=["contrast", "timepoint"]),
-        "propensity_diagnostics": _diagnostics_table(data.diagnostics),
+        "estimates_primary": estimates_table(primary).drop(columns=["contrast", "timepoint"]),
+        "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates),
         "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
@@ -514,6 +589,42 @@ def _build(
         else pd.DataFrame(columns=["rule", "rows"]),
         "quarter_refused_drops": quarter_refusals_table(data.refused),
     }
+    return tables, primary
+
+
+def _build(
+    data: WarehouseData,
+    quarter: str,
+    as_of_words: str = "",
+    provisional: bool = False,
+    release: str = "",
+    earlier: list[Register] | None = None,
+) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
+    tables, primary = printed_tables(data)
+    _, years, shares = by_year_table(data.by_year.groupby(["year", "group"]).size().reset_index(name="patients"))
+    # Every patient count goes through the register; the audit reads it with the earlier releases' and
+    # may hide more before anything is written.
+    register = published_register(data, tables, release or quarter, primary)
+    disclosure = protect(register, earlier, GIVE_UP_FIRST)
+    apply_register(register, tables)
+    # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
+    trajectories = without_hidden_spread(
+        safe_summary(data.trajectories),
+        [
+            f"trajectories|{o}|{g}|{t}"
+            for o, g, t in zip(
+                data.trajectories["outcome"], data.trajectories["group"], data.trajectories["timepoint"], strict=True
+            )
+        ],
+        register,
+    )
+    doses = without_hidden_spread(
+        safe_summary(data.doses), [f"bont_dose|{int(s)}" for s in data.doses["session"]], register
+    )
+    doses["label"] = [f"{s}+" if s >= queries.MAX_SESSION else str(s) for s in doses["session"]]
+    flow = tables["patient_flow"]
+    drawn = [(y, s) for y, s in zip(years, shares, strict=True) if year_cells_shown(register, y, [*GROUPS, "all"])]
+    years, shares = [y for y, _ in drawn], [s for _, s in drawn]
     for name, frame in tables.items():
         audit_table(name, frame)
     marked = mark_shown(data.estimates) if len(data.estimates) else data.estimates
@@ -639,7 +750,7 @@ def _build(
         "data_snapshot": str(data.build.get("data_snapshot", ""))[:12],
         "run_id": data.run.get("run_id", "") if data.run else "",
         "summary": summary_sentences(data, flow["patients"].tolist()),
-        "flow_steps": _flow_steps(data),
+        "flow_steps": _flow_steps(data, flow),
         "tables": {
             **{name: _table_payload(frame) for name, frame in tables.items()},
             "estimates_primary": _table_payload(primary_footnoted),
@@ -666,7 +777,8 @@ def _build(
         ],
         "csv_files": [f"{name}.csv" for name in tables],
     }
-    return tables, figs, context
+    context["disclosure"] = disclosure
+    return tables, figs, context, register
 
 
 def render(context: dict[str, object], figs: list[Figure]) -> str:
@@ -689,6 +801,8 @@ def write_report(
     folder: Path | None = None,
     as_of: datetime | None = None,
     provisional: bool = False,
+    earlier: list[Register] | None = None,
+    register_out: Path | None = None,
 ) -> Path:
     """Write ``out_root/<YYYY>-Q<n>/report.html`` (or into ``folder``) with its PNG figures and CSV tables;
     return the html path. ``results``: a ModelResults fitted in memory, reported instead of the warehouse's
@@ -702,7 +816,11 @@ def write_report(
     finally:
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
-    tables, figs, context = _build(data, f"{year}Q{number}", as_of_words, provisional)
+    release = f"{'provisional/' if provisional else ''}{year}-Q{number}"
+    tables, figs, context, register = _build(data, f"{year}Q{number}", as_of_words, provisional, release, earlier)
+    if register_out is not None:  # kept in the data home for the next release's audit, never published
+        register.save(register_out / "register.json.gz")
+        (register_out / "disclosure.json").write_text(json.dumps(context["disclosure"], indent=2), encoding="utf-8")
     folder = Path(folder) if folder else Path(out_root) / f"{year}-Q{number}"
     folder.mkdir(parents=True, exist_ok=True)
     for name, frame in tables.items():

@@ -28,6 +28,7 @@ from pipeline.errors import PipelineError
 from pipeline.progress import step
 from pipeline.report.build import parse_quarter, write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
+from pipeline.report.register import Register
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store import writer_lock
 from pipeline.warehouse import build_warehouse
@@ -185,6 +186,27 @@ def stored_results(
         con.close()
 
 
+def _register_path(home: DataHome, release: str) -> Path:
+    """Where a release's register is kept: the data home's staging area, never the published folder."""
+    return home.staging / "releases" / f"{release.replace('/', '-')}.register.json.gz"
+
+
+def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
+    """The registers of the releases a reader may hold beside this one: every release of an earlier quarter,
+    final or provisional, and this quarter's provisional release (the latest one written). A final release
+    written again is not audited against itself, nor against any later quarter's, so it gives the same numbers."""
+    folder = home.staging / "releases"
+    this = quarter_folder(quarter)
+    found = []
+    for path in sorted(folder.glob("*.register.json.gz")) if folder.exists() else []:
+        name = path.name.removesuffix(".register.json.gz")
+        is_provisional = name.startswith("provisional-")
+        period = name.removeprefix("provisional-")
+        if period < this or (period == this and is_provisional):
+            found.append(Register.load(path))
+    return found
+
+
 def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -233,10 +255,20 @@ def publish_quarter(
                     results = fit_models(con, settings, data_snapshot=snapshot, code_version=__version__)
         finally:
             con.close()
-        folder = scratch_path / name
-        with step(f"write the {name} report"):
+        folder, private = scratch_path / name, scratch_path / "private"
+        private.mkdir()
+        earlier = earlier_registers(home, quarter, provisional)
+        with step(f"write the {name} report (disclosure audit with {len(earlier)} earlier release(s))"):
             html = write_report(
-                warehouse, quarter, home.published, results=results, folder=folder, as_of=as_of, provisional=provisional
+                warehouse,
+                quarter,
+                home.published,
+                results=results,
+                folder=folder,
+                as_of=as_of,
+                provisional=provisional,
+                earlier=earlier,
+                register_out=private,
             )
             html_to_pdf(html, folder / "report.pdf")
         runs = results.model_runs
@@ -247,8 +279,13 @@ def publish_quarter(
             "model_settings": json.loads(runs["settings"].iloc[0]) if len(runs) else settings.as_dict(),
             "model_packages": json.loads(runs["packages"].iloc[0]) if len(runs) else {},
             "code_version": __version__,
+            "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)
+        register = _register_path(home, f"{'provisional/' if provisional else ''}{name}")
+        register.parent.mkdir(parents=True, exist_ok=True)
+        # The register is kept before the release is put in place: a release no later audit reads must not exist.
+        shutil.move(private / "register.json.gz", register)
         _replace_folder(folder, target)
     if not provisional:
         write_index(home.published)

@@ -75,34 +75,40 @@ def treatment_orders(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def groups_by_year(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Classifiable patients by year of the index visit and group (counts)."""
+    """One row per classifiable patient: the year of the index visit and the group."""
     return con.execute(
-        f'SELECT p.index_year AS year, {GROUP_SQL} AS "group", count(*) AS patients '
+        f'SELECT p.site_id, p.patient_id, p.index_year AS year, {GROUP_SQL} AS "group" '
         "FROM modality_combinations AS m INNER JOIN patients AS p USING (site_id, patient_id) "
-        "WHERE m.classifiable GROUP BY ALL ORDER BY ALL"
+        "WHERE m.classifiable ORDER BY p.site_id, p.patient_id"
     ).df()
 
 
-def bont_doses(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """BoNT units by session number (1 = first injection from t0 on) for classifiable patients:
-    n patients, mean, SD, median with the 95% CI of the mean; sessions from MAX_SESSION on pooled."""
-    frame = con.execute(
+def summarise(rows: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    """n, mean, SD, median and the 95% CI of the mean of ``value`` per ``by`` (one row per patient each)."""
+    if rows.empty:
+        return pd.DataFrame(columns=[*by, "n", "mean", "sd", "median", "ci_low", "ci_high"])
+    grouped = rows.groupby(by, sort=True)[value]
+    frame = pd.DataFrame(
+        {"n": grouped.size(), "mean": grouped.mean(), "sd": grouped.std(), "median": grouped.median()}
+    ).reset_index()
+    return add_ci(frame)
+
+
+def bont_dose_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """BoNT units by session number (1 = first injection from t0 on) for classifiable patients, one row per
+    patient and session; sessions from MAX_SESSION on pooled (their mean per patient)."""
+    return con.execute(
         f"""
         WITH sessions AS (
             SELECT t.site_id, t.patient_id, t.botox_units,
                 row_number() OVER (PARTITION BY t.site_id, t.patient_id ORDER BY t."day", t.treatment_id) AS session
             FROM treatments AS t INNER JOIN modality_combinations AS m USING (site_id, patient_id)
             WHERE m.classifiable AND t.modality = 'botox' AND t."day" >= m.t0_day
-        ),
-        per_patient AS (
-            SELECT site_id, patient_id, least(session, {MAX_SESSION}) AS session, avg(botox_units) AS units
-            FROM sessions WHERE botox_units IS NOT NULL GROUP BY ALL
         )
-        SELECT session, count(*) AS n, avg(units) AS mean, stddev_samp(units) AS sd, median(units) AS median
-        FROM per_patient GROUP BY ALL ORDER BY session
+        SELECT site_id, patient_id, least(session, {MAX_SESSION}) AS session, avg(botox_units) AS units
+        FROM sessions WHERE botox_units IS NOT NULL GROUP BY ALL ORDER BY site_id, patient_id, session
         """
     ).df()
-    return add_ci(frame)
 
 
 def _design(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
@@ -110,8 +116,8 @@ def _design(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
     return json.loads(raw[0]) if raw and isinstance(raw[0], str) else {}
 
 
-def item_trajectories(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> pd.DataFrame:
-    """Mean and 95% CI of eFACE items by group at baseline and each timepoint, chosen as the design
+def item_score_rows(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> pd.DataFrame:
+    """eFACE item scores by group at baseline and each timepoint, one row per patient, chosen as the design
     chooses outcome scores: baseline the latest in [t0 - lookback, t0], each follow-up the visit nearest
     the target within its window (the earlier on a tie)."""
     design = _design(con)
@@ -127,7 +133,7 @@ def item_trajectories(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> 
         for t in timepoints  # type: ignore[union-attr]
     )
     names = ", ".join(f"'{item}'" for item in items)
-    frame = con.execute(
+    return con.execute(
         f"""
         WITH scores AS (
             SELECT a.site_id, a.patient_id, a.item AS outcome, {GROUP_SQL} AS "group", a.visit_day,
@@ -137,21 +143,20 @@ def item_trajectories(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> 
         ),
         windows AS ({windows}),
         chosen AS (
-            SELECT outcome, "group", 'baseline' AS timepoint, "value" FROM scores
+            SELECT site_id, patient_id, outcome, "group", 'baseline' AS timepoint, "value" FROM scores
             WHERE days BETWEEN -{lookback} AND 0
             QUALIFY row_number() OVER (PARTITION BY site_id, patient_id, outcome ORDER BY days DESC) = 1
             UNION ALL
-            SELECT s.outcome, s."group", w.timepoint, s."value" FROM scores AS s
+            SELECT s.site_id, s.patient_id, s.outcome, s."group", w.timepoint, s."value" FROM scores AS s
             INNER JOIN windows AS w ON s.days BETWEEN w.low AND w.high
             QUALIFY row_number() OVER (
                 PARTITION BY s.site_id, s.patient_id, s.outcome, w.timepoint ORDER BY abs(s.days - w.target), s.days
             ) = 1
         )
-        SELECT outcome, "group", timepoint, count(*) AS n, avg("value") AS mean, stddev_samp("value") AS sd
-        FROM chosen GROUP BY ALL ORDER BY ALL
+        SELECT site_id, patient_id, outcome, "group", timepoint, "value" FROM chosen
+        ORDER BY outcome, "group", timepoint, site_id, patient_id
         """
     ).df()
-    return add_ci(frame)
 
 
 def quarter_quality(

@@ -139,6 +139,12 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
         assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
     index = (multisite_home.published / "index.html").read_text(encoding="utf-8")
     assert 'href="2026-Q3/report.html"' in index and 'href="2026-Q3/report.pdf"' in index
+    # The disclosure audit is recorded; the register it read names patients, so it stays in the data home.
+    audit = manifest["disclosure_audit"]
+    assert audit["passed"] is True and audit["releases_read"] == ["2026-Q3"]
+    assert audit["counts_registered"] > 100 and audit["targets_checked"] > 0
+    assert (multisite_home.staging / "releases" / "2026-Q3.register.json.gz").exists()
+    assert not [p for p in multisite_home.published.rglob("*") if "register" in p.name]
 
 
 def test_report_has_every_section_in_order_and_is_self_contained(q3: dict) -> None:
@@ -308,6 +314,22 @@ def test_provisional_report_is_marked_on_every_page_and_kept_out_of_the_index(mu
             image.save(SHOTS / f"provisional-page-{number:02d}.png")
     index = (multisite_home.published / "index.html").read_text(encoding="utf-8")
     assert "provisional" not in index and "2026-Q4" not in index
+    # Two consecutive releases: the provisional Q4 one is audited with 2026-Q3's, and no count printed exactly
+    # in both differs by 1 to 10 (the quarter's new patients would be a small count).
+    manifest = json.loads(html.with_name("manifest.json").read_text(encoding="utf-8"))
+    assert manifest["disclosure_audit"]["releases_read"] == ["2026-Q3", "provisional/2026-Q4"]
+    q3_folder = multisite_home.published / "2026-Q3"
+    for name in ("patient_flow.csv", "combinations.csv", "treatment_order.csv", "table1.csv", "trajectories.csv"):
+        before, after = read_csv(q3_folder / name), read_csv(html.with_name(name))
+        count_columns = [c for c in after[0] if c in ("patients", "single modality", "combined")] if after else []
+        labels = [c for c in (after[0] if after else {}) if c not in count_columns]
+        earlier = {tuple(r[c] for c in labels): r for r in before}
+        for row in after:
+            old = earlier.get(tuple(row[c] for c in labels))
+            for column in count_columns:
+                a, b = (str(r[column]).split(" (")[0].replace(",", "") for r in (old or row, row))
+                if old and a.isdigit() and b.isdigit():
+                    assert not 0 < abs(int(b) - int(a)) < 11, (name, row, column)
 
 
 def test_a_tiny_clinic_publishes_no_small_or_recoverable_count(tiny_home: DataHome) -> None:
