@@ -542,7 +542,6 @@ def published_register(
         {
             "other_orders": OTHER_ORDERS,
             "table1_categorical": TABLE1_CATEGORICAL,
-            "max_session": queries.MAX_SESSION,
             "outcome_of": {outcome_label(o): o for o in ALL_TRAJECTORIES} | {outcome_label(o): o for o in OUTCOMES},
             "timepoint_of": {label: t for t, label in TIMEPOINT_LABELS.items()},
             "primary_rows": primary,

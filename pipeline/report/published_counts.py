@@ -18,8 +18,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.models.design_matrix import Contrast, analysis_frames, load_baselines, load_changes, wide_frame
-from pipeline.report.register import SECONDARY, Register
-from pipeline.report.suppression import SMALL_CELL
+from pipeline.report.register import Register
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
@@ -175,7 +174,7 @@ def fill_register(
     )
     _table_one(register, tables["table1"], frames["table_one"], labels)
     _by_year(register, tables["groups_by_year"], frames["years"])
-    _doses(register, tables["bont_dose_by_session"], frames["doses"], labels["max_session"])
+    _doses(register, tables["bont_dose_by_session"], frames["doses"])
     _trajectories(register, tables["trajectories"], frames["scores"], labels)
     for name in ("estimates", "estimates_primary"):
         _estimates(register, name, tables[name], frames["estimates"], members, labels)
@@ -252,7 +251,7 @@ def _by_year(register: Register, table: pd.DataFrame, years: pd.DataFrame) -> No
             )
 
 
-def _doses(register: Register, table: pd.DataFrame, doses: pd.DataFrame, last: object) -> None:
+def _doses(register: Register, table: pd.DataFrame, doses: pd.DataFrame) -> None:
     for i, session in enumerate(table["session"]):
         number = int(str(session).split()[0])
         chosen = doses[doses["session"] == number]
@@ -366,6 +365,3 @@ def without_hidden_spread(summary: pd.DataFrame, keys_of_rows: list[str], regist
 
 def year_cells_shown(register: Register, year: int, columns: list[str]) -> bool:
     return all(register.shown(f"groups_by_year|{year}|{c}") for c in columns)
-
-
-__all__ = ["SECONDARY", "SMALL_CELL", "Members", "apply_register", "estimate_members", "fill_register", "read_patients"]
