@@ -103,7 +103,6 @@ def _items(instrument: str, codes: list[str], low: float, high: float, kind: str
     return [Item(instrument, code, low, high, kind, integer) for code in codes]
 
 
-SUNNYBROOK_REST = ["rest_eye", "rest_cheek", "rest_mouth"]
 SUNNYBROOK_VOLUNTARY = ["vm_brow", "vm_eye_closure", "vm_smile", "vm_snarl", "vm_pucker"]
 SUNNYBROOK_SYNKINESIS = ["syn_brow", "syn_eye_closure", "syn_smile", "syn_snarl", "syn_pucker"]
 EFACE_STATIC = ["static_brow", "static_palpebral_fissure", "static_nasolabial_fold", "static_oral_commissure"]
@@ -212,7 +211,6 @@ REDCAP_PREFIXES = {
 REDCAP_REPEAT_INSTRUMENT = "redcap_repeat_instrument"
 REDCAP_REPEAT_INSTANCE = "redcap_repeat_instance"
 REDCAP_DATA_ACCESS_GROUP = "redcap_data_access_group"
-REDCAP_STRUCTURAL = (REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE, REDCAP_DATA_ACCESS_GROUP)
 REDCAP_LOADED_STATUSES = ("1", "2")  # <form>_complete: 0 incomplete (quarantined), 1 unverified, 2 complete
 
 # Codes the shipped dictionary offers for a treatment's target (the contract allows any ^[a-z_]{1,32}$;

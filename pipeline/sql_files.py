@@ -1,7 +1,8 @@
-"""SQL lives in ``sql/`` as files; this reads them in build order."""
+"""SQL lives in ``sql/`` as files; this reads them in build order, and the key each table declares."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pipeline.settings import PROJECT_ROOT
@@ -17,3 +18,17 @@ def read_sql(relative: str) -> str:
 def layer_files(layer: str) -> list[Path]:
     """A layer's files in name order: a numeric prefix sets the order where one file reads another."""
     return sorted((SQL_DIR / layer).glob("*.sql"))
+
+
+KEY_LINE = re.compile(r"^-- key: (.+)$\n^CREATE TABLE (\w+) AS", re.M)
+
+
+def declared_keys() -> dict[str, tuple[str, ...]]:
+    """Each table's key, as its file declares it on the line above ``CREATE TABLE`` (``-- key: a, b``; ``one row``
+    for a table of a single row): the columns that name one row, unique and never null (tested beside the build)."""
+    keys = {}
+    for layer in LAYERS:
+        for path in layer_files(layer):
+            for columns, table in KEY_LINE.findall(path.read_text(encoding="utf-8")):
+                keys[table] = () if columns.strip() == "one row" else tuple(c.strip() for c in columns.split(","))
+    return keys

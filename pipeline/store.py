@@ -20,7 +20,6 @@ from pipeline.errors import PipelineError
 from pipeline.settings import DataHome
 from pipeline.sql_files import read_sql
 
-HISTORY_TABLES = ("patients", "treatments", "assessments")
 log = logging.getLogger("synk.store")
 
 
@@ -77,21 +76,6 @@ def _unreadable(path: Path, error: duckdb.Error) -> PipelineError:
         f"The staging store {path} cannot be opened ({type(error).__name__}): it is damaged or not a store. "
         "Move staging/ aside and rebuild it from archive/ (docs/runbook.md, Restoring from the archive)."
     )
-
-
-def drop_already_received(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict[str, str]) -> bool:
-    """True when this drop id was recorded before with exactly these files and checksums."""
-    recorded = con.execute("SELECT file, sha256 FROM load_ledger WHERE drop_id = ?", [drop_id]).fetchall()
-    return bool(recorded) and dict(recorded) == checksums
-
-
-def loaded_checksums(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
-    """sha256 -> (drop, file) of every file already loaded."""
-    rows = con.execute(
-        "SELECT sha256, arg_min(drop_id, loaded_at), arg_min(file, loaded_at) FROM load_ledger "
-        "WHERE status = 'loaded' GROUP BY sha256"
-    ).fetchall()
-    return {sha: (drop, file) for sha, drop, file in rows}
 
 
 def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:

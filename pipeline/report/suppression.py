@@ -194,14 +194,6 @@ def shown_estimate(record: object) -> bool:
     )
 
 
-def safe_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
-    """The estimates a figure may draw: both groups at least 11 patients and diagnostics passed."""
-    if estimates.empty:
-        return estimates
-    mask = [shown_estimate(r) for r in estimates.itertuples(index=False)]
-    return estimates[pd.Series(mask, index=estimates.index, dtype=bool)]
-
-
 def mark_shown(estimates: pd.DataFrame) -> pd.DataFrame:
     """Every estimate with ``shown`` (may be drawn) and ``why_hidden``; a hidden one's numbers are set to NaN,
     so a figure cannot draw them."""

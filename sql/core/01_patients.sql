@@ -1,4 +1,5 @@
 -- One row per current patient; prior_treatment says a treatment came before the index visit.
+-- key: site_id, patient_id
 CREATE TABLE patients AS
 WITH prior AS (
     SELECT site_id, patient_id, true AS prior_treatment

@@ -1,4 +1,5 @@
 -- One row per current treatment event of a current patient.
+-- key: site_id, patient_id, treatment_id
 CREATE TABLE treatments AS
 SELECT t.*
 FROM stg_treatments AS t

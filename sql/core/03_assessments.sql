@@ -1,5 +1,6 @@
 -- One row per item (or recorded total) of an instrument at a visit, with the days since the
 -- last BoNT injection before that visit (a score at peak effect and one at the trough differ).
+-- key: site_id, patient_id, visit_day, instrument, item
 CREATE TABLE assessments AS
 WITH injections AS (
     SELECT site_id, patient_id, "day" AS injection_day

@@ -1,6 +1,7 @@
 -- One row per score of an instrument at a visit. Recorded totals are the authority where given
 -- (items and totals that disagree were quarantined at ingest); otherwise the score is derived
 -- from a complete set of items. An incomplete instrument is kept with a flag and no value.
+-- key: site_id, patient_id, visit_day, instrument, score
 CREATE TABLE instrument_scores AS
 WITH recorded AS (
     SELECT site_id, patient_id, visit_day, instrument, item AS score, "value", 'recorded' AS provenance

@@ -1,6 +1,7 @@
 -- One row per patient: the modality combination started in the exposure window [t0, t0 + window],
 -- where t0 is the first treatment on or after day 0. The window end is also the landmark: a
 -- patient followed for less cannot be classified and is excluded from comparisons, with the reason.
+-- key: site_id, patient_id
 CREATE TABLE modality_combinations AS
 WITH index_treatment AS (
     SELECT site_id, patient_id, min("day") AS t0_day

@@ -1,6 +1,7 @@
 -- One row per patient, outcome and timepoint: the baseline (latest score in [t0 - lookback, t0])
 -- and each follow-up (the score nearest the timepoint's target within its window; on a tie, the
 -- earlier), with the change from baseline.
+-- key: site_id, patient_id, outcome, timepoint
 CREATE TABLE followup_scores AS
 WITH outcome_scores (instrument, score, outcome) AS (
     SELECT * FROM (VALUES

@@ -1,4 +1,5 @@
 -- One row per received file: its checksum, how its rows were accounted for, and its status.
+-- key: drop_id, file
 CREATE TABLE load_ledger AS
 SELECT drop_id, file, sha256, rows_in, rows_loaded, rows_quarantined, status, reason, received_at, loaded_at
 FROM store.load_ledger

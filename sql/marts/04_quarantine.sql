@@ -1,5 +1,6 @@
 -- One row per row refused at validation: where it is and the rule it broke. The row's cells stay in
 -- the staging store, for the coordinator: a value that slipped the screen must not be published.
+-- key: drop_id, file, row_number
 CREATE TABLE quarantine AS
 SELECT drop_id, file, row_number, rule, columns
 FROM store.quarantine

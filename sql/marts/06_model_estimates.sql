@@ -1,4 +1,5 @@
 -- Every comparative estimate of every model run.
+-- key: run_id, contrast, outcome, timepoint, method
 CREATE TABLE model_estimates AS
 SELECT
     run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value, p_adjusted,

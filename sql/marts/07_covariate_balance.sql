@@ -1,4 +1,5 @@
 -- Covariate balance before and after weighting, per weighted comparison.
+-- key: run_id, contrast, outcome, timepoint, covariate
 CREATE TABLE covariate_balance AS
 SELECT run_id, contrast, outcome, timepoint, covariate, smd_unweighted, smd_weighted
 FROM store.covariate_balance

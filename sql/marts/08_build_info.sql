@@ -1,4 +1,5 @@
 -- One row: when this warehouse was built, from which data, and with which design settings.
+-- key: one row
 CREATE TABLE build_info AS
 SELECT
     getvariable('built_at') AS built_at,

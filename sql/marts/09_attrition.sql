@@ -1,5 +1,6 @@
 -- Patient flow from received to analysable, per outcome and follow-up timepoint: how many
 -- patients remain after each step, and how many the step excluded and why.
+-- key: outcome, timepoint, step_order
 CREATE TABLE attrition AS
 WITH outcomes AS (
     SELECT DISTINCT outcome FROM followup_scores

@@ -1,4 +1,5 @@
 -- The propensity side of every iptw comparison: model, overlap, effective sample size, verdict.
+-- key: run_id, contrast, outcome, timepoint
 CREATE TABLE propensity_diagnostics AS
 SELECT
     run_id, contrast, outcome, timepoint, covariates, auc, equipoise_share, ess_treated, ess_control,
