@@ -32,10 +32,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_all(home)
     drops = result.ingest["drops"]
     loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
-    print(
-        f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']}; "
-        f"model run {result.models['run_id']} with {result.models['estimates']} estimates."
-    )
+    if not result.warehouse["published"]:
+        published = f"warehouse unchanged at {result.warehouse['warehouse']}"
+    else:
+        published = f"warehouse published at {result.warehouse['warehouse']}"
+    if result.models is None:
+        models = "models not refitted (no new data)"
+    else:
+        models = f"model run {result.models['run_id']} with {result.models['estimates']} estimates"
+    print(f"Loaded {len(loaded)} new drop(s); {published}; {models}.")
     raise_refusals(result.ingest)
     return 0
 

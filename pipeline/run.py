@@ -15,12 +15,13 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__
+from pipeline.build_state import fingerprint, read_state
 from pipeline.errors import PipelineError
 from pipeline.ingest import IngestSummary, ingest_landing
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store import open_store, writer_lock
-from pipeline.warehouse import build_and_publish
+from pipeline.warehouse import EMPTY_SNAPSHOT, build_and_publish
 
 log = logging.getLogger("synk.run")
 
@@ -42,10 +43,63 @@ def raise_refusals(summary: dict[str, object]) -> None:
         raise PipelineError(" ".join(d["message"] for d in refusals))
 
 
-def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, str]:
-    with writer_lock(home), step("build and publish the warehouse"):
-        path, snapshot = build_and_publish(home, design)
-    return {"warehouse": str(path), "data_snapshot": snapshot}
+def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, object]:
+    """Publish the warehouse where the store changed since the published build (or the design or
+    code did). ``data_changed`` says whether the loaded data the models read differs from the data
+    published before: only then is there anything to refit (the DAG emits the warehouse Asset)."""
+    design = design or DesignSettings.for_home(home)
+    with writer_lock(home):
+        previous = _published_snapshot(home)
+        if not _store_changed_since_publication(home, design):
+            log.info(
+                "Warehouse unchanged: nothing was received since it was published (data snapshot %s).",
+                (previous or "none")[:12],
+            )
+            return {
+                "warehouse": str(home.warehouse_path),
+                "data_snapshot": previous,
+                "published": False,
+                "data_changed": False,
+            }
+        with step("build and publish the warehouse"):
+            path, snapshot = build_and_publish(home, design)
+    changed = snapshot != previous and snapshot != EMPTY_SNAPSHOT
+    log.info(
+        "Warehouse published (data snapshot %s): %s.",
+        snapshot[:12],
+        "new data for the models" if changed else "the loaded data is as before",
+    )
+    return {"warehouse": str(path), "data_snapshot": snapshot, "published": True, "data_changed": changed}
+
+
+def _published_snapshot(home: DataHome) -> str | None:
+    """The data snapshot of the published warehouse, or None where there is none (or it is unreadable)."""
+    if not home.warehouse_path.exists():
+        return None
+    try:
+        with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+            row = con.execute("SELECT data_snapshot FROM build_info").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
+
+
+def _store_changed_since_publication(home: DataHome, design: DesignSettings) -> bool:
+    """False only where the published warehouse is the build recorded beside it, built by this code
+    and design, and the store has received nothing since (no drop, loaded or refused)."""
+    if not home.store_path.exists():
+        return False  # nothing received yet: there is nothing to publish
+    with open_store(home, read_only=True) as store:
+        received, last = store.execute(
+            "SELECT count(*), max(received_at) FROM (SELECT received_at FROM drops "
+            "UNION ALL SELECT received_at FROM load_ledger)"
+        ).fetchone()
+    if received == 0:
+        return False
+    state = read_state(home)
+    if state is None or state.fingerprint != fingerprint(design) or _published_snapshot(home) != state.data_snapshot:
+        return True
+    return last is None or last > state.as_of
 
 
 def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[str, object]:
@@ -122,18 +176,33 @@ def current_quarter(moment: datetime | None = None) -> str:
     return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
 
 
+def _models_fitted(home: DataHome, settings: ModelSettings | None) -> bool:
+    """The published warehouse holds a model run on its own data with these settings."""
+    if not home.warehouse_path.exists():
+        return False
+    wanted = json.loads(json.dumps((settings or ModelSettings.for_home(home)).as_dict()))
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        runs = con.execute(
+            "SELECT r.settings, r.code_version FROM model_runs AS r, build_info AS b "
+            "WHERE r.data_snapshot = b.data_snapshot"
+        ).fetchall()
+    return any(json.loads(stored) == wanted and version == __version__ for stored, version in runs)
+
+
 @dataclass
 class RunResult:
     ingest: dict[str, object]
     warehouse: dict[str, str]
-    models: dict[str, object]
+    models: dict[str, object] | None  # None: no new data, the published model run stands
 
 
-def run_all(home: DataHome) -> RunResult:
+def run_all(home: DataHome, settings: ModelSettings | None = None) -> RunResult:
     """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
     loaded = ingest(home)
     published = publish_warehouse(home)
-    models = fit_models(home)
+    # Nothing new since the last fit: the same data and settings would give the same run.
+    refit = published["data_changed"] or not _models_fitted(home, settings)
+    models = fit_models(home, settings) if refit else None
     result = RunResult(loaded, published, models)
     log.debug("%s", json.dumps(result.__dict__, default=str))
     return result

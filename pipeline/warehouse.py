@@ -45,6 +45,9 @@ PUBLISHED_TABLES = (
 )
 
 
+EMPTY_SNAPSHOT = hashlib.sha256(b"").hexdigest()  # no file loaded yet
+
+
 def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
     """A hash of the loaded inputs: the checksums of every file loaded by the as-of time."""
     rows = con.execute(

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import threading
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -17,13 +18,63 @@ from aiosmtpd.smtp import Envelope
 from pipeline.settings import DataHome
 
 
+def warehouse_asset_events() -> int:
+    """Events of the warehouse Asset in the metadata database: each one queues a models run."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from pipeline.settings import WAREHOUSE_ASSET
+
+    with create_session() as session:
+        return (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == WAREHOUSE_ASSET)
+            .count()
+        )
+
+
+def test_on_a_fresh_install_the_first_runs_are_green_or_skipped(airflow_home: DataHome, dags) -> None:
+    """Nothing loaded yet: the hourly ingest publishes nothing and the quarterly report, scheduled for
+    the quarter just ended, is skipped (not failed) with the reason in its log."""
+    from pipeline.airflow_local import run_dag_tasks
+
+    assert not any(airflow_home.landing.iterdir())  # runs first: the data home is empty
+    state, tasks = run_dag_tasks(dags["ingest_clinic_exports"])
+    assert state.endswith("success")
+    assert tasks == {"ingest_drops": "success", "publish_warehouse": "skipped", "check_refusals": "success"}
+    assert warehouse_asset_events() == 0 and not airflow_home.warehouse_path.exists()
+    # The scheduled run of 1 October reports on Q3 (from the logical date: a cron schedule has no
+    # data interval); an empty `quarter`, as the trigger form sends it, means the same.
+    october = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    for conf in (None, {"quarter": None, "provisional": False}):
+        state, tasks = run_dag_tasks(dags["publish_quarterly_report"], logical_date=october, conf=conf)
+        assert state.endswith("success") and tasks == {"write_report": "skipped"}, (conf, state, tasks)
+    assert not (airflow_home.published / "2026-Q3").exists()
+
+
+def test_the_trigger_forms_optional_parameters_accept_empty(dags) -> None:
+    """The UI marks a param required unless its schema allows null: `drop` and `quarter` are optional."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, name in (("ingest_clinic_exports", "drop"), ("publish_quarterly_report", "quarter")):
+        # As the API server reads it: the DAG serialized by the DAG processor, then deserialized.
+        served = DagSerialization.from_dict(DagSerialization.to_dict(dags[dag_id]))
+        param = served.params.get_param(name)
+        assert param.schema["type"] == ["null", "string"], (dag_id, param.schema)
+        assert param.value is None
+        served.params.validate()  # the defaults pass the schema: a run with an empty form starts
+
+
 def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
-    from pipeline.airflow_local import run_dag
+    from pipeline.airflow_local import run_dag, run_dag_tasks
     from pipeline.synthetic import generate_drop
 
     counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
 
+    events = warehouse_asset_events()
     assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    assert warehouse_asset_events() == events + 1  # new data: the models DAG's Asset is updated
     con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
     try:
         ledger = con.execute(
@@ -69,8 +120,13 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
     assert "data:image/png;base64" in report.read_text(encoding="utf-8") and (folder / "report.pdf").exists()
     assert not (airflow_home.published / "index.html").exists()  # provisional reports stay out of the index
 
-    # A second ingest run loads nothing twice.
-    assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    # A second ingest run loads nothing twice, publishes nothing and emits no Asset event: the
+    # models are not refitted.
+    events = warehouse_asset_events()
+    state, tasks = run_dag_tasks(dags["ingest_clinic_exports"])
+    assert state.endswith("success")
+    assert tasks == {"ingest_drops": "success", "publish_warehouse": "skipped", "check_refusals": "success"}
+    assert warehouse_asset_events() == events
     con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
     try:
         assert con.execute("SELECT count(DISTINCT drop_id) FROM load_ledger").fetchone()[0] == 1
