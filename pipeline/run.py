@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,14 +118,12 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             results = fit(con, settings, data_snapshot=snapshot, code_version=__version__)
         finally:
             con.close()
-    # Small groups are expected at a single clinic: one line says how many, the details go to INFO.
+    # Small groups are expected at a single clinic: a few lines count the notes by reason; each
+    # note is logged at DEBUG, and kept in model_estimates.note.
     for warning in results.warnings:
-        log.info("%s", warning)
-    if results.warnings:
-        log.warning(
-            "%d model notes (small groups, missing data); see the INFO log or model_estimates.note",
-            len(results.warnings),
-        )
+        log.debug("%s", warning)
+    for line in summarise_notes(results.warnings):
+        log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
     with writer_lock(home):
         with open_store(home) as store:
@@ -141,6 +141,24 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         with step("republish the warehouse with the model results"):
             build_and_publish(home)
     return {"run_id": run_id, "estimates": len(results.model_estimates), "warnings": results.warnings}
+
+
+# "BTX+PT_vs_BTX, sunnybrook_composite at 12m, mice: <reason>." -> <reason>
+_NOTE_PREFIX = re.compile(r"^[^:]*? at [^,:]+(?:, [a-z_]+)?: ")
+NOTE_REASONS_SHOWN = 5
+
+
+def summarise_notes(notes: list[str]) -> list[str]:
+    """A line counting the model notes, and the commonest reasons with their counts."""
+    if not notes:
+        return []
+    reasons = Counter(_NOTE_PREFIX.sub("", note).rstrip(".") for note in notes)
+    lines = [f"{len(notes)} model notes (small groups, missing data), by reason; each is in model_estimates.note:"]
+    lines += [f"  {count} x {reason}" for reason, count in reasons.most_common(NOTE_REASONS_SHOWN)]
+    if len(reasons) > NOTE_REASONS_SHOWN:
+        rest = sum(count for _, count in reasons.most_common()[NOTE_REASONS_SHOWN:])
+        lines.append(f"  {rest} more, of {len(reasons) - NOTE_REASONS_SHOWN} other reasons (logged at DEBUG)")
+    return lines
 
 
 def write_report(
