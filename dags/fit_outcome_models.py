@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -34,7 +34,7 @@ numbers.
         "owner": DAG_OWNER,
         "retries": task_retries(1),
         "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
 )
 def fit_outcome_models() -> None:

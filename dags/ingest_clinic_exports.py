@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Asset, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -39,7 +39,7 @@ param or `"confirm_retire": true` in its manifest.
         "owner": DAG_OWNER,
         "retries": task_retries(2),
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={
         # Optional (null allowed): the trigger form accepts it empty, and empty means every new drop.

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, task_retries
 
 DOC = """
@@ -40,7 +40,7 @@ Chromium missing). Rerun it for the quarter once fixed.
         "owner": DAG_OWNER,
         "retries": task_retries(1),
         "retry_delay": timedelta(minutes=10),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={
         # Optional (null allowed): the trigger form accepts it empty, and empty means the quarter just ended.

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from pipeline.airflow_local import DAGS_FOLDER
-from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, DAG_TAGS, STORE_WRITER_POOL
 
 EXPECTED = {
@@ -34,17 +33,21 @@ def test_schedules(dags) -> None:
 
 
 def test_tags_docs_owner_and_pool(dags) -> None:
+    from pipeline.notify import CoordinatorNotifier  # imports airflow: only once the fixture configured it
+
     for dag in dags.values():
         assert dag.tags and set(dag.tags) <= DAG_TAGS | {"synkinesis"}
         assert dag.doc_md and "When it fails" in dag.doc_md
         for task in dag.tasks:
             assert task.owner == DAG_OWNER
             # Every task tells the coordinator when it fails (tests/dags/test_dag_runs.py sends one).
-            assert notify_failure in (task.on_failure_callback or [])
+            assert any(isinstance(c, CoordinatorNotifier) for c in task.on_failure_callback or [])
     writers = [t for t in dags["ingest_clinic_exports"].tasks if t.task_id != "check_refusals"]
     writers += dags["fit_outcome_models"].tasks
     assert all(t.pool == STORE_WRITER_POOL for t in writers)
-    assert dags["ingest_clinic_exports"].get_task("check_refusals").retries == 0
+    check = dags["ingest_clinic_exports"].get_task("check_refusals")
+    assert check.retries == 0
+    assert check.trigger_rule == "none_failed"  # a refusal is told when nothing new was published too
 
 
 def test_the_warehouse_asset_links_ingest_to_models(dags) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
@@ -10,12 +11,15 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import quote
 
 import duckdb
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
 from pipeline.settings import DataHome
+
+BASE_URL = "http://synk.clinic.example:8780/"
 
 
 def warehouse_asset_events() -> int:
@@ -181,6 +185,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
         "SYNK_NOTIFY_WEBHOOK": f"http://127.0.0.1:{server.server_port}/synk",
         "SYNK_NOTIFY_EMAIL": "coordinator@clinic.example",
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(connection),
+        "AIRFLOW__API__BASE_URL": BASE_URL,
     }
     os.environ.update(settings)
     try:
@@ -194,6 +199,9 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
             path.unlink()
         bad.rmdir()
     assert [(m["dag_id"], m["task_id"]) for m in received] == [("ingest_clinic_exports", "check_refusals")]
+    # A link to the failed task instance in the UI (its log), at Airflow's [api] base_url.
+    link = f"{BASE_URL}dags/ingest_clinic_exports/runs/{quote(received[0]['run_id'])}/tasks/check_refusals"
+    assert received[0]["url"].startswith(link)
     assert "patients.csv has column(s) the contract does not know: email" in received[0]["message"]
     assert "jane.doe" not in json.dumps(received)  # never a cell value
     assert [m.rcpt_tos for m in mails] == [["coordinator@clinic.example"]]
@@ -201,6 +209,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
     assert mail["Subject"] == "[synk] ingest_clinic_exports.check_refusals failed"
     body = mail.get_body(("html",)).get_content()
     assert "patients.csv has column(s) the contract does not know: email" in body
+    assert f'<a href="{html.escape(received[0]["url"])}">' in body
     assert "jane.doe" not in mails[0].content.decode()
     con = duckdb.connect(str(airflow_home.store_path), read_only=True)
     try:

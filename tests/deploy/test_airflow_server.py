@@ -140,9 +140,13 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
     lines = log.read_text().splitlines()
     answered = next(i for i, line in enumerate(lines) if "The API server answers" in line)
     assert not any(line.startswith(("scheduler ", "dag-processor ")) for line in lines[:answered])
+
     # The quarterly report scheduled for the quarter just ended, before any data: skipped, not failed.
-    report_runs = call(f"{base}/api/v2/dags/publish_quarterly_report/dagRuns", token)["dag_runs"]
-    assert report_runs
+    def report_runs_finished() -> list[dict] | None:
+        runs = call(f"{base}/api/v2/dags/publish_quarterly_report/dagRuns", token)["dag_runs"]
+        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    report_runs = wait_for("the scheduled report run", report_runs_finished, 300, log)
     for report_run in report_runs:
         assert report_run["state"] == "success", report_run
         instances = call(
