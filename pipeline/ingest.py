@@ -24,7 +24,7 @@ from pipeline.screening import screen_drop
 from pipeline.settings import DataHome
 from pipeline.sources import ROW_NUMBER, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import parse_drop, table_of
-from pipeline.store import current_patient_keys, loaded_checksums, open_store, writer_lock
+from pipeline.store import current_patient_keys, loaded_checksums, note_activity, open_store, writer_lock
 from pipeline.validation.gx_runner import build_data_docs
 from pipeline.validation.rows import ValidatedDrop, validate_drop
 
@@ -259,10 +259,10 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
     """Ingest every drop in the landing directory (or one), holding the store's writer lock throughout."""
     home.ensure()
     summary = IngestSummary()
-    with writer_lock(home), open_store(home) as con:
-        for landed in discover_drops(home.landing):
-            if only_drop and landed.drop_id != only_drop:
-                continue
+    with writer_lock(home, activity="looking for new drops"), open_store(home) as con:
+        drops = [d for d in discover_drops(home.landing) if not only_drop or d.drop_id == only_drop]
+        for number, landed in enumerate(drops, 1):
+            note_activity(home, f"ingest of drop {landed.drop_id} ({number} of {len(drops)} in landing/)")
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire))
     if summary.loaded:
         with step("update the GX Data Docs"):

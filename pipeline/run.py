@@ -50,7 +50,7 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
     code did). ``data_changed`` says whether the loaded data the models read differs from the data
     published before: only then is there anything to refit (the DAG emits the warehouse Asset)."""
     design = design or DesignSettings.for_home(home)
-    with writer_lock(home):
+    with writer_lock(home, activity="publishing the warehouse"):
         previous = _published_snapshot(home)
         if not _store_changed_since_publication(home, design):
             log.info(
@@ -125,7 +125,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     for line in summarise_notes(results.warnings):
         log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
-    with writer_lock(home):
+    with writer_lock(home, activity="storing the model results and republishing the warehouse"):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
             # A refit of the same data and settings gives the same run id: replace it, never duplicate it.
