@@ -26,6 +26,7 @@ from pipeline.sources import ROW_NUMBER, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import parse_drop, table_of
 from pipeline.store import current_patient_keys, loaded_checksums, note_activity, open_store, writer_lock
 from pipeline.validation.gx_runner import build_data_docs
+from pipeline.validation.results_page import write_results_page
 from pipeline.validation.rows import ValidatedDrop, validate_drop
 
 log = logging.getLogger("synk.ingest")
@@ -264,7 +265,9 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
         for number, landed in enumerate(drops, 1):
             note_activity(home, f"ingest of drop {landed.drop_id} ({number} of {len(drops)} in landing/)")
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire))
-    if summary.loaded:
-        with step("update the GX Data Docs"):
+    # A held drop was validated too: its results are shown with the rest.
+    if any(d.status != "unchanged" for d in summary.drops):
+        with step("update the GX Data Docs and the validation results page"):
             build_data_docs(home.gx_root)
+            write_results_page(home.gx_root)
     return summary

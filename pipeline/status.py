@@ -85,9 +85,11 @@ def status_lines(home: DataHome) -> list[str]:
         lines += _store_lines(home)
     except PipelineError:  # DuckDB lets no one read a file while a load writes it
         lines += _published_ledger_lines(home)
-    if home.data_docs_index.exists():
+    if home.validation_page.exists():
         lines.append("")
-        lines.append(f"Validation results (GX Data Docs): {home.data_docs_index.as_uri()}")
+        lines.append(f"Validation results: {home.validation_page.as_uri()}")
+    if home.data_docs_index.exists():
+        lines.append(f"GX Data Docs (their styles and scripts need the internet): {home.data_docs_index.as_uri()}")
     lines.append("")
     if home.warehouse_path.exists():
         con = duckdb.connect(str(home.warehouse_path), read_only=True)

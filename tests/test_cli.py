@@ -48,8 +48,9 @@ def test_status_shows_ledger_refusals_and_quarantine_by_rule(tmp_path: Path) -> 
     assert "code_set:sex: 1" in out
     assert "patients" in out and "Warehouse:" in out
     docs = home.data_docs_index
-    assert f"GX Data Docs): {docs.as_uri()}" in out
+    assert f"GX Data Docs (their styles and scripts need the internet): {docs.as_uri()}" in out
     assert "good" in docs.read_text(encoding="utf-8")  # the load's validation results are listed
+    assert f"Validation results: {home.validation_page.as_uri()}" in out
 
 
 def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
