@@ -211,7 +211,10 @@ def publish_quarter(
             "add --provisional for a report marked PROVISIONAL on the data loaded so far."
         )
     as_of = min(now, end - timedelta(microseconds=1))
-    if _loaded_files(home, as_of) == 0:
+    # Under the writer lock: DuckDB lets no one open the store while a load writes it.
+    with writer_lock(home, activity=f"checking what was loaded by the end of {name}"):
+        loaded = _loaded_files(home, as_of)
+    if loaded == 0:
         raise NothingToReport(
             f"No data had been loaded by {'now' if as_of == now else 'the end of ' + name + ' (' + last_day + ')'}: "
             "there is nothing to report on that quarter."
