@@ -47,11 +47,14 @@ def raise_refusals(summary: dict[str, object]) -> None:
 
 def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, object]:
     """Publish the warehouse where the store changed since the published build (or the design or
-    code did). ``data_changed`` says whether the loaded data the models read differs from the data
-    published before: only then is there anything to refit (the DAG emits the warehouse Asset)."""
+    code did). ``data_changed`` says whether what the models read differs from what was published
+    before (other loaded data, or another design or code): only then is there anything to refit
+    (the DAG emits the warehouse Asset). A refusal alone republishes the ledger, not new data."""
     design = design or DesignSettings.for_home(home)
     with writer_lock(home, activity="publishing the warehouse"):
         previous = _published_snapshot(home)
+        state = read_state(home)
+        same_build = state is not None and state.fingerprint == fingerprint(design)
         if not _store_changed_since_publication(home, design):
             log.info(
                 "Warehouse unchanged: nothing was received since it was published (data snapshot %s).",
@@ -65,7 +68,7 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
             }
         with step("build and publish the warehouse"):
             path, snapshot = build_and_publish(home, design)
-    changed = snapshot != previous and snapshot != EMPTY_SNAPSHOT
+    changed = (snapshot != previous or not same_build) and snapshot != EMPTY_SNAPSHOT
     log.info(
         "Warehouse published (data snapshot %s): %s.",
         snapshot[:12],
