@@ -18,7 +18,7 @@ import duckdb
 
 from pipeline import __version__
 from pipeline.build_state import fingerprint, read_state
-from pipeline.errors import PipelineError
+from pipeline.errors import NothingToReport, PipelineError
 from pipeline.ingest import IngestSummary, ingest_landing
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
@@ -151,16 +151,24 @@ _NOTE_PREFIX = re.compile(r"^[^:]*? at [^,:]+(?:, [a-z_]+)?: ")
 NOTE_REASONS_SHOWN = 5
 
 
+def _reason(note: str) -> str:
+    """A note's kind: without its cell, its details (after ';', in brackets) or its group's name."""
+    reason = _NOTE_PREFIX.sub("", note).split(";")[0]
+    reason = re.sub(r"\s*\([^)]*\)", "", reason)
+    return re.sub(r"in the \S+ (?:and the \S+ )?group", "in a group", reason).rstrip(".")
+
+
 def summarise_notes(notes: list[str]) -> list[str]:
-    """A line counting the model notes, and the commonest reasons with their counts."""
+    """A line counting the model notes, and the commonest kinds with their counts (each note in full
+    is in model_estimates.note and the DEBUG log)."""
     if not notes:
         return []
-    reasons = Counter(_NOTE_PREFIX.sub("", note).rstrip(".") for note in notes)
-    lines = [f"{len(notes)} model notes (small groups, missing data), by reason; each is in model_estimates.note:"]
+    reasons = Counter(_reason(note) for note in notes)
+    lines = [f"{len(notes)} model notes (small groups, missing data), by kind; each is in model_estimates.note:"]
     lines += [f"  {count} x {reason}" for reason, count in reasons.most_common(NOTE_REASONS_SHOWN)]
     if len(reasons) > NOTE_REASONS_SHOWN:
         rest = sum(count for _, count in reasons.most_common()[NOTE_REASONS_SHOWN:])
-        lines.append(f"  {rest} more, of {len(reasons) - NOTE_REASONS_SHOWN} other reasons (logged at DEBUG)")
+        lines.append(f"  {rest} more, of {len(reasons) - NOTE_REASONS_SHOWN} other kinds (each logged at DEBUG)")
     return lines
 
 
@@ -180,7 +188,11 @@ def write_report(
         parse_quarter(quarter)
     except ValueError as error:
         raise PipelineError(str(error)) from None
-    return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
+    try:
+        return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
+    except NothingToReport as nothing:
+        log.info("%s Skipped: nothing is wrong.", nothing)  # in the task log's body, not only its footer
+        raise
 
 
 def quarter_before(moment: datetime) -> str:

@@ -83,21 +83,26 @@ def test_a_terminal_gets_a_bar_redrawn_in_place() -> None:
     assert text.rstrip().endswith("(100%)\x1b[K")
 
 
-def test_model_notes_are_counted_by_reason() -> None:
+def test_model_notes_are_counted_by_kind() -> None:
     notes = [
-        f"BTX+PT_vs_BTX, {outcome} at {timepoint}: not estimated: fewer than 11 patients in the BTX+PT group."
-        for outcome in ("sunnybrook_composite", "efACE_total", "saq_total")
+        f"BTX+PT_vs_BTX, {outcome} at {timepoint}: not estimated: fewer than 11 patients in the {group} group."
+        for outcome in ("sunnybrook_composite", "eface_total", "saq_total")
         for timepoint in ("3m", "6m", "12m")
+        for group in ("BTX+PT", "BTX+SN")
     ] + [
-        "combined_vs_single, saq_total at 6m, mice: fit failed (mice): LinAlgError: Singular matrix.",
+        "combined_vs_single, saq_total at 6m, mice: more than 50% of changes imputed: rests on the model; "
+        "20 imputations by chained equations (Bayesian linear regression); pooled by Rubin's rules.",
+        "BTX+PT_vs_BTX, fdi_total at 3m, iptw: propensity model did not converge (separation: groups too "
+        "distinct); balance fails: |SMD| after weighting >= 0.1 (etiology[tumor] -0.37).",
         "No classifiable patient on a single modality: no combination-specific contrasts.",
     ]
     assert summarise_notes(notes) == [
-        "11 model notes (small groups, missing data), by reason; each is in model_estimates.note:",
-        "  9 x not estimated: fewer than 11 patients in the BTX+PT group",
-        "  1 x fit failed (mice): LinAlgError: Singular matrix",
+        "21 model notes (small groups, missing data), by kind; each is in model_estimates.note:",
+        "  18 x not estimated: fewer than 11 patients in a group",
+        "  1 x more than 50% of changes imputed: rests on the model",
+        "  1 x propensity model did not converge",
         "  1 x No classifiable patient on a single modality: no combination-specific contrasts",
     ]
     many = [f"c, o at 3m: reason {n}." for n in range(8)]
-    assert summarise_notes(many)[-1] == "  3 more, of 3 other reasons (logged at DEBUG)"
+    assert summarise_notes(many)[-1] == "  3 more, of 3 other kinds (each logged at DEBUG)"
     assert summarise_notes([]) == []
