@@ -18,7 +18,7 @@ import duckdb
 
 from pipeline import __version__
 from pipeline.build_state import fingerprint, read_state
-from pipeline.errors import NothingToReport, PipelineError
+from pipeline.errors import PipelineError
 from pipeline.ingest import IngestSummary, ingest_landing
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
@@ -189,11 +189,7 @@ def write_report(
         parse_quarter(quarter)
     except ValueError as error:
         raise PipelineError(str(error)) from None
-    try:
-        return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
-    except NothingToReport as nothing:
-        log.info("%s Skipped: nothing is wrong.", nothing)  # in the task log's body, not only its footer
-        raise
+    return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
 
 
 def quarter_before(moment: datetime) -> str:
