@@ -56,10 +56,10 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
         state = read_state(home)
         same_build = state is not None and state.fingerprint == fingerprint(design)
         if not _store_changed_since_publication(home, design):
-            log.info(
-                "Warehouse unchanged: nothing was received since it was published (data snapshot %s).",
-                (previous or "none")[:12],
-            )
+            if previous is None:
+                log.info("Nothing to publish: no drop has been received yet.")
+            else:
+                log.info("Warehouse unchanged: nothing received since it was published (data %s).", previous[:12])
             return {
                 "warehouse": str(home.warehouse_path),
                 "data_snapshot": previous,
