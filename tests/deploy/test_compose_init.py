@@ -75,7 +75,13 @@ def tmp_path() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="runs the init as root and the services as AIRFLOW_UID")
+AS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None,
+    reason="runs the init as root and the services as AIRFLOW_UID (util-linux's setpriv)",
+)
+
+
+@AS_ROOT
 def test_the_init_script_then_a_load_as_the_services_user_on_a_fresh_volume(tmp_path: Path) -> None:
     document = yaml.safe_load(interpolate((PROJECT_ROOT / "docker-compose.yml").read_text(), DOT_ENV))
     init = document["services"]["airflow-init"]
@@ -159,7 +165,7 @@ def test_the_init_script_then_a_load_as_the_services_user_on_a_fresh_volume(tmp_
     assert (volume / "warehouse" / "outcomes.duckdb").stat().st_uid == UID
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs to act as AIRFLOW_UID")
+@AS_ROOT
 def test_without_the_init_the_services_user_cannot_write_the_volume(tmp_path: Path) -> None:
     """Why the init gives the volume away: as Docker creates it, the services' user cannot archive a file."""
     volume = tmp_path / "synk-data"
