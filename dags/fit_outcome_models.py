@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -35,7 +35,7 @@ numbers. The `check_estimates` task fails when the run fitted no estimate at all
         "owner": DAG_OWNER,
         "retries": task_retries(1),
         "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
 )
 def fit_outcome_models() -> None:

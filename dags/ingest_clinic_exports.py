@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
 
 DOC = """
@@ -16,7 +17,8 @@ Every hour (and whenever a coordinator triggers it), each new drop folder in the
 directory is archived with its checksum, screened for identifiers, validated against the
 clinic-export contract, and loaded: valid rows into the staging store, failing rows into
 quarantine with their rule. The warehouse is then rebuilt and published, which triggers
-the models DAG.
+the models DAG; when no new data was loaded, `publish_warehouse` is skipped and the models
+are not refitted.
 
 **When it fails**: the `check_refusals` task says which drop was rejected or held and how to
 fix it (`synk status` shows the same). Other drops of the run are loaded all the same. Fix
@@ -39,10 +41,11 @@ warehouse with fewer analysable patients than before; `synk status` lists these 
         "owner": DAG_OWNER,
         "retries": task_retries(2),
         "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={
-        "drop": Param("", type="string", description="Load only this drop id (empty: every new drop)."),
+        # Optional (null allowed): the trigger form accepts it empty, and empty means every new drop.
+        "drop": Param(None, type=["null", "string"], description="Load only this drop id (empty: every new drop)."),
         "confirm_retire": Param(False, type="boolean", description="Confirm a held full snapshot."),
     },
 )
@@ -62,16 +65,25 @@ def ingest_clinic_exports() -> None:
         from pipeline.run import publish_warehouse as publish
         from pipeline.settings import DataHome
 
-        return publish(DataHome.resolve())
+        published = publish(DataHome.resolve())
+        if not published["data_changed"]:
+            # Skipped, so no Asset event: the models are refitted only on data they have not seen.
+            raise AirflowSkipException("No new data for the models: the warehouse Asset is not updated.")
+        return published
 
-    @task(retries=0)
-    def check_refusals(summary: dict, published: dict) -> None:
+    # Runs whether the warehouse was published or skipped: a refusal is told either way.
+    @task(retries=0, trigger_rule="none_failed")
+    def check_refusals(summary: dict) -> None:
+        from airflow.sdk import get_current_context
+
         from pipeline.run import raise_refusals
 
+        # The publication's alert (fewer analysable patients), where it published: a skip pushes nothing.
+        published = get_current_context()["ti"].xcom_pull(task_ids="publish_warehouse")
         raise_refusals(summary, published)
 
     summary = ingest_drops()
-    check_refusals(summary, publish_warehouse(summary))
+    publish_warehouse(summary) >> check_refusals(summary)
 
 
 ingest_clinic_exports()

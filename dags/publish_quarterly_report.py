@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
+from airflow.sdk.exceptions import AirflowSkipException
 
-from pipeline.notify import notify_failure
+from pipeline.notify import CoordinatorNotifier
 from pipeline.settings import DAG_OWNER, task_retries
 
 DOC = """
@@ -19,9 +21,11 @@ as loaded by the end of that quarter: report.html, report.pdf, figures, tables, 
 with `provisional` on, a quarter not yet ended is reported on the data loaded so far, marked
 PROVISIONAL, under `published/provisional/`.
 
-**When it fails**: the task log says why (the quarter has not ended, no data loaded by its end,
-a malformed quarter, Chromium missing). Rerun it
-for the quarter once fixed.
+A quarter with no data loaded by its end (a new installation) is skipped, not failed: the task
+log says so. Runs for quarters before the first one are never made (no catch-up).
+
+**When it fails**: the task log says why (the quarter has not ended, a malformed quarter,
+Chromium missing). Rerun it for the quarter once fixed.
 """
 
 
@@ -37,10 +41,13 @@ for the quarter once fixed.
         "owner": DAG_OWNER,
         "retries": task_retries(1),
         "retry_delay": timedelta(minutes=10),
-        "on_failure_callback": notify_failure,  # off unless SYNK_NOTIFY_* is set
+        "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={
-        "quarter": Param("", type="string", description="Quarter to report, e.g. 2026Q3 (empty: the one just ended)."),
+        # Optional (null allowed): the trigger form accepts it empty, and empty means the quarter just ended.
+        "quarter": Param(
+            None, type=["null", "string"], description="Quarter to report, e.g. 2026Q3 (empty: the one just ended)."
+        ),
         "provisional": Param(False, type="boolean", description="Report a quarter not yet ended, marked PROVISIONAL."),
     },
 )
@@ -49,13 +56,20 @@ def publish_quarterly_report() -> None:
     def write_report(
         params: dict | None = None, logical_date: datetime | None = None, run_after: datetime | None = None
     ) -> str:
+        from pipeline.errors import NothingToReport
         from pipeline.run import quarter_before
         from pipeline.run import write_report as report
         from pipeline.settings import DataHome
 
         params = params or {}
+        # A cron schedule has no data interval: the quarter is the one before the run's logical date.
         quarter = params.get("quarter") or quarter_before(logical_date or run_after)
-        return str(report(DataHome.resolve(), quarter, provisional=bool(params.get("provisional"))))
+        try:
+            return str(report(DataHome.resolve(), quarter, provisional=bool(params.get("provisional"))))
+        except NothingToReport as nothing:
+            # Not a fault: skipped, not failed; said in the log's body (Airflow's own line is folded away).
+            logging.getLogger("synk.report").info("%s Skipped: nothing is wrong.", nothing)
+            raise AirflowSkipException(str(nothing)) from None
 
     write_report()
 

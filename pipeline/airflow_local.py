@@ -60,13 +60,26 @@ def load_dags() -> dict[str, object]:
 
 def run_dag(dag: object, logical_date: datetime | None = None, conf: dict | None = None) -> str:
     """Run a DAG once through Airflow's ``dag.test()``; return the run's final state."""
+    return run_dag_tasks(dag, logical_date, conf)[0]
+
+
+def run_dag_tasks(
+    dag: object, logical_date: datetime | None = None, conf: dict | None = None
+) -> tuple[str, dict[str, str]]:
+    """Run a DAG once through ``dag.test()``; the run's final state and each task's (e.g. skipped)."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
     kwargs: dict[str, object] = {}
     if logical_date is not None:
         kwargs["logical_date"] = logical_date
     if conf:
         kwargs["run_conf"] = conf
     run = dag.test(**kwargs)  # type: ignore[attr-defined]
-    return str(run.state)
+    with create_session() as session:
+        tasks = session.query(TaskInstance.task_id, TaskInstance.state).filter_by(dag_id=run.dag_id, run_id=run.run_id)
+        states = {task_id: str(state) for task_id, state in tasks}
+    return str(run.state), states
 
 
 def main(argv: list[str] | None = None) -> int:

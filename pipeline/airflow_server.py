@@ -1,21 +1,36 @@
-"""A local Airflow on loopback for one machine: scheduler, DAG processor, triggerer and the API
-server with its UI (``airflow standalone``, SQLite, LocalExecutor), with the project's DAGs and
-data home. ``make airflow`` runs it; the coordinator watches scheduled loads in the UI.
+"""A local Airflow on loopback for one machine: the API server with its UI, then the scheduler, DAG
+processor and triggerer (SQLite, LocalExecutor, the simple auth manager), with the project's DAGs
+and data home. ``make airflow`` runs it; the coordinator watches scheduled loads in the UI.
 
-    python -m pipeline.airflow_server [--home DIR] [--port 8793]
+    python -m pipeline.airflow_server [--home DIR] [--port 8780]
+
+Unlike ``airflow standalone``, which starts every component at once, the scheduler starts only
+once the API server answers: a task process reports to the API server from its first second, and
+one started before it is up dies with "connection refused" and is retried minutes later.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from types import FrameType
 
 from pipeline.airflow_local import configure, migrate
 from pipeline.settings import DataHome
 
 DEFAULT_PORT = 8780  # not 8080 (often taken), nor 8793/8794 (Airflow's own log servers)
+API_SERVER_TIMEOUT = 180.0  # seconds: a first start compiles nothing, but a slow disk takes a while
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+# Started in this order once the API server answers.
+AFTER_API_SERVER = ("scheduler", "dag-processor", "triggerer")
 
 
 def server_environment(home: DataHome, port: int) -> dict[str, str]:
@@ -25,8 +40,12 @@ def server_environment(home: DataHome, port: int) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     settings = {
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
+        # The links in failure notices (a task instance's log) point here.
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}/",
         # Task processes reach the API server here; without it every task fails ("connection refused").
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",  # scheduled loads run from the start
@@ -37,8 +56,92 @@ def server_environment(home: DataHome, port: int) -> dict[str, str]:
 
 
 def password_file(home: DataHome) -> Path:
-    """Where the simple auth manager of ``airflow standalone`` writes the admin's password."""
+    """Where the simple auth manager writes the admin's generated password."""
     return home.root / "airflow" / "simple_auth_manager_passwords.json.generated"
+
+
+def api_server_answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/version", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+class Components:
+    """Airflow's components as child processes, their output prefixed with their name."""
+
+    def __init__(self, environment: dict[str, str]) -> None:
+        self.environment = environment
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.airflow = str(Path(sys.executable).with_name("airflow"))
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [self.airflow, name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment
+        )
+        self.processes[name] = process
+        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        return process
+
+    @staticmethod
+    def _relay(name: str, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(f"{name:<13} | {line.decode(errors='replace').rstrip()}", flush=True)
+
+    def exited(self) -> str | None:
+        """The name of a component that has stopped, if any."""
+        return next((name for name, p in self.processes.items() if p.poll() is not None), None)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes.values()):  # the scheduler before the API server it reports to
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + 30
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def serve(home: DataHome, port: int) -> int:
+    """Run the components until Ctrl-C (or SIGTERM) or until one of them stops; return the exit code."""
+    environment = server_environment(home, port)
+    migrate()
+    components = Components(environment)
+    stopping = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        components.start("api-server")
+        deadline = time.monotonic() + API_SERVER_TIMEOUT
+        while not api_server_answers(port):
+            if components.exited() or stopping.is_set() or time.monotonic() > deadline:
+                print("The API server did not start: see its lines above.", file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.5)
+        print(f"synk          | The API server answers on port {port}: starting the scheduler.", flush=True)
+        for name in AFTER_API_SERVER:
+            components.start(name)
+        print(f"Airflow UI: http://127.0.0.1:{port}/  (login: admin; password in {password_file(home)})", flush=True)
+        print(f"Data home: {home.root}; drops go in {home.landing}. Stop with Ctrl-C.", flush=True)
+        while not stopping.is_set():
+            stopped = components.exited()
+            if stopped:
+                print(f"Airflow's {stopped} stopped: see its lines above; stopping the rest.", file=sys.stderr)
+                return 1
+            stopping.wait(1)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        components.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,13 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     args = parser.parse_args(argv)
     home = DataHome.resolve(args.home).ensure()
-    environment = server_environment(home, args.port)
-    migrate()
-    print(f"Airflow UI: http://127.0.0.1:{args.port}/  (login: admin; password in {password_file(home)})", flush=True)
-    print(f"Data home: {home.root}; drops go in {home.landing}. Stop with Ctrl-C.", flush=True)
-    airflow = Path(sys.executable).with_name("airflow")
-    os.execve(str(airflow), [str(airflow), "standalone"], environment)
-    return 0  # not reached
+    return serve(home, args.port)
 
 
 if __name__ == "__main__":

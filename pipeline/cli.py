@@ -51,14 +51,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_all(home, only_drop=args.drop, confirm_retire=args.confirm_retire)
     drops = result.ingest["drops"]
     loaded = [d for d in drops if d["status"] == "loaded"]  # type: ignore[union-attr]
-    print(
-        f"Loaded {len(loaded)} new drop(s); warehouse published at {result.warehouse['warehouse']} "
-        f"({result.warehouse['analysable_patients']} analysable patients); "
-        f"model run {result.models['run_id']} with {result.models['estimates']} estimates."
-    )
+    if not result.warehouse["published"]:
+        published = f"warehouse unchanged at {result.warehouse['warehouse']}"
+    else:
+        published = f"warehouse published at {result.warehouse['warehouse']}"
+    published += f" ({result.warehouse['analysable_patients']} analysable patients)"
+    if result.models is None:
+        models = "models not refitted (no new data)"
+    else:
+        models = f"model run {result.models['run_id']} with {result.models['estimates']} estimates"
+    print(f"Loaded {len(loaded)} new drop(s); {published}; {models}.")
     # A refusal, an alert or no estimate at all ends the run non-zero, with its sentence as the last line.
     faults = []
-    for check in (lambda: raise_refusals(result.ingest, result.warehouse), lambda: raise_no_estimates(result.models)):
+    checks = [lambda: raise_refusals(result.ingest, result.warehouse)]
+    if result.models is not None:
+        checks.append(lambda: raise_no_estimates(result.models))
+    for check in checks:
         try:
             check()
         except PipelineError as fault:

@@ -36,8 +36,9 @@ from pipeline.screening import screen_drop
 from pipeline.settings import DataHome, IngestSettings
 from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import MANIFEST, parse_drop, read_manifest, table_of
-from pipeline.store import current_patient_keys, open_store, writer_lock
+from pipeline.store import current_patient_keys, note_activity, open_store, writer_lock
 from pipeline.validation.gx_runner import build_data_docs
+from pipeline.validation.results_page import write_results_page
 from pipeline.validation.rows import ValidatedDrop, validate_drop
 
 log = logging.getLogger("synk.ingest")
@@ -470,15 +471,17 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
     home.ensure()
     settings = IngestSettings.for_home(home)  # a bad ingest.json stops the run before anything loads
     summary = IngestSummary()
-    with writer_lock(home), open_store(home) as con:
+    with writer_lock(home, activity="looking for new drops"), open_store(home) as con:
         drops, summary.hidden = discover_drops(home.landing)
-        for landed in drops:
-            if only_drop and landed.drop_id != only_drop:
-                continue
+        drops = [d for d in drops if not only_drop or d.drop_id == only_drop]
+        for number, landed in enumerate(drops, 1):
+            note_activity(home, f"ingest of drop {landed.drop_id} ({number} of {len(drops)} in landing/)")
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire, settings))
     for waiting in (d for d in summary.drops if d.status == "waiting"):
         log.warning("%s: %s", waiting.drop_id, waiting.message)
-    if summary.loaded:
-        with step("update the GX Data Docs"):
+    # A held drop was validated too: its results are shown with the rest.
+    if any(d.status not in ("unchanged", "waiting") for d in summary.drops):
+        with step("update the GX Data Docs and the validation results page"):
             build_data_docs(home.gx_root)
+            write_results_page(home.gx_root)
     return summary

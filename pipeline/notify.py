@@ -6,7 +6,11 @@ provider, using the Airflow connection ``SYNK_NOTIFY_SMTP_CONN`` (default ``smtp
 port, login and ``from_email`` are set there, in the UI or as ``AIRFLOW_CONN_SMTP_DEFAULT``, as
 for any Airflow e-mail). The message is the pipeline's own sentence (a refusal names the file,
 column, rule and row numbers, never a value); any other error is named by its type only, since
-its text could quote data.
+its text could quote data. Each notice links to the failed task instance in the UI (its log), at
+Airflow's ``[api] base_url``.
+
+``CoordinatorNotifier`` follows Airflow's notifier convention (a ``BaseNotifier``, like the SMTP
+provider's ``SmtpNotifier``): the DAGs set an instance as their tasks' ``on_failure_callback``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import logging
 import os
 import urllib.request
 from typing import Any
+
+from airflow.sdk import BaseNotifier
 
 from pipeline.errors import PipelineError
 
@@ -37,6 +43,8 @@ def coordinator_message(context: dict[str, Any]) -> dict[str, str]:
         "task_id": str(getattr(task, "task_id", "")),
         "run_id": str(getattr(task, "run_id", "")),
         "message": text,
+        # The task instance in the UI, its log first (Airflow's own link, at [api] base_url).
+        "url": str(getattr(task, "log_url", "") or ""),
     }
 
 
@@ -57,26 +65,32 @@ def _mail(recipients: list[str], message: dict[str, str]) -> None:
         f"<p>DAG {html.escape(message['dag_id'])}, task {html.escape(message['task_id'])}, "
         f"run {html.escape(message['run_id'])}.</p>"
     )
+    if message["url"]:
+        body += f'<p><a href="{html.escape(message["url"], quote=True)}">Open the task and its log</a></p>'
+
     with SmtpHook(smtp_conn_id=os.environ.get("SYNK_NOTIFY_SMTP_CONN", "smtp_default")) as smtp:
         smtp.send_email_smtp(
             to=recipients, subject=f"[synk] {message['dag_id']}.{message['task_id']} failed", html_content=body
         )
 
 
-def notify_failure(context: dict[str, Any]) -> None:
-    """An Airflow ``on_failure_callback``: send the coordinator's message where configured."""
-    webhook = os.environ.get("SYNK_NOTIFY_WEBHOOK", "").strip()
-    recipients = [a.strip() for a in os.environ.get("SYNK_NOTIFY_EMAIL", "").split(",") if a.strip()]
-    if not webhook and not recipients:
-        return
-    message = coordinator_message(context)
-    channels = []
-    if webhook:
-        channels.append(("webhook", lambda: _post(webhook, message)))
-    if recipients:
-        channels.append(("e-mail", lambda: _mail(recipients, message)))
-    for channel, send in channels:
-        try:
-            send()
-        except Exception as error:  # a failed notice must not hide the failure it reports, nor stop the other
-            log.warning("Could not send the failure notice by %s: %s", channel, type(error).__name__)
+class CoordinatorNotifier(BaseNotifier):
+    """An Airflow notifier for ``on_failure_callback``: the coordinator's message, by webhook and/or
+    e-mail where ``SYNK_NOTIFY_*`` says (read when a task fails, so ``.env`` changes need no redeploy)."""
+
+    def notify(self, context: Any) -> None:
+        webhook = os.environ.get("SYNK_NOTIFY_WEBHOOK", "").strip()
+        recipients = [a.strip() for a in os.environ.get("SYNK_NOTIFY_EMAIL", "").split(",") if a.strip()]
+        if not webhook and not recipients:
+            return
+        message = coordinator_message(context)
+        channels = []
+        if webhook:
+            channels.append(("webhook", lambda: _post(webhook, message)))
+        if recipients:
+            channels.append(("e-mail", lambda: _mail(recipients, message)))
+        for channel, send in channels:
+            try:
+                send()
+            except Exception as error:  # a failed notice must not hide the failure it reports, nor stop the other
+                log.warning("Could not send the failure notice by %s: %s", channel, type(error).__name__)

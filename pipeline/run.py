@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__
+from pipeline.build_state import fingerprint, read_state
 from pipeline.errors import PipelineError
 from pipeline.ingest import IngestSummary, ingest_landing
 from pipeline.load_checks import (
@@ -28,7 +31,7 @@ from pipeline.load_checks import (
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store import open_store, writer_lock
-from pipeline.warehouse import build_and_publish
+from pipeline.warehouse import EMPTY_SNAPSHOT, build_and_publish
 
 log = logging.getLogger("synk.run")
 
@@ -64,21 +67,83 @@ def raise_no_estimates(models: dict[str, object], once: bool = False) -> None:
 
 
 def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> dict[str, object]:
-    """Build and publish the warehouse; an alert when it has fewer analysable patients than the one it replaces."""
-    with writer_lock(home), step("build and publish the warehouse"):
-        before = analysable_patients(home.warehouse_path)
-        path, snapshot = build_and_publish(home, design)
-        after = analysable_patients(path) or 0
-        alert = fewer_analysable_alert(before, after)
-        if alert:
-            _record(home, alert)
+    """Publish the warehouse where the store changed since the published build (or the design or
+    code did). ``data_changed`` says whether what the models read differs from what was published
+    before (other loaded data, or another design or code): only then is there anything to refit
+    (the DAG emits the warehouse Asset). A refusal alone republishes the ledger, not new data.
+    An alert when the new build has fewer analysable patients than the one it replaces."""
+    design = design or DesignSettings.for_home(home)
+    with writer_lock(home, activity="publishing the warehouse"):
+        previous = _published_snapshot(home)
+        state = read_state(home)
+        same_build = state is not None and state.fingerprint == fingerprint(design)
+        if not _store_changed_since_publication(home, design):
+            if previous is None:
+                log.info("Nothing to publish: no drop has been received yet.")
+            else:
+                log.info("Warehouse unchanged: nothing received since it was published (data %s).", previous[:12])
+            analysable = analysable_patients(home.warehouse_path) or 0
+            return {
+                "warehouse": str(home.warehouse_path),
+                "data_snapshot": previous,
+                "published": False,
+                "data_changed": False,
+                "analysable_patients": analysable,
+                "analysable_patients_before": analysable,
+                "alert": "",
+            }
+        with step("build and publish the warehouse"):
+            before = analysable_patients(home.warehouse_path)
+            path, snapshot = build_and_publish(home, design)
+            after = analysable_patients(path) or 0
+            alert = fewer_analysable_alert(before, after)
+            if alert:
+                _record(home, alert)
+    changed = (snapshot != previous or not same_build) and snapshot != EMPTY_SNAPSHOT
+    log.info(
+        "Warehouse published (data snapshot %s): %s.",
+        snapshot[:12],
+        "new data for the models" if changed else "the loaded data is as before",
+    )
     return {
         "warehouse": str(path),
         "data_snapshot": snapshot,
+        "published": True,
+        "data_changed": changed,
         "analysable_patients": after,
         "analysable_patients_before": before,
         "alert": alert.message if alert else "",
     }
+
+
+def _published_snapshot(home: DataHome) -> str | None:
+    """The data snapshot of the published warehouse, or None where there is none (or it is unreadable)."""
+    if not home.warehouse_path.exists():
+        return None
+    try:
+        with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+            row = con.execute("SELECT data_snapshot FROM build_info").fetchone()
+    except duckdb.Error:
+        return None
+    return row[0] if row else None
+
+
+def _store_changed_since_publication(home: DataHome, design: DesignSettings) -> bool:
+    """False only where the published warehouse is the build recorded beside it, built by this code
+    and design, and the store has received nothing since (no drop, loaded or refused)."""
+    if not home.store_path.exists():
+        return False  # nothing received yet: there is nothing to publish
+    with open_store(home, read_only=True) as store:
+        received, last = store.execute(
+            "SELECT count(*), max(received_at) FROM (SELECT received_at FROM drops "
+            "UNION ALL SELECT received_at FROM load_ledger)"
+        ).fetchone()
+    if received == 0:
+        return False
+    state = read_state(home)
+    if state is None or state.fingerprint != fingerprint(design) or _published_snapshot(home) != state.data_snapshot:
+        return True
+    return last is None or last > state.as_of
 
 
 def _record(home: DataHome, alert: LoadAlert) -> bool:
@@ -106,17 +171,15 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             results = fit(con, settings, data_snapshot=snapshot, code_version=__version__)
         finally:
             con.close()
-    # Small groups are expected at a single clinic: one line says how many, the details go to INFO.
+    # Small groups are expected at a single clinic: a few lines count the notes by reason; each
+    # note is logged at DEBUG, and kept in model_estimates.note.
     for warning in results.warnings:
-        log.info("%s", warning)
-    if results.warnings:
-        log.warning(
-            "%d model notes (small groups, missing data); see the INFO log or model_estimates.note",
-            len(results.warnings),
-        )
+        log.debug("%s", warning)
+    for line in summarise_notes(results.warnings):
+        log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
     alert, told_before = None, False
-    with writer_lock(home):
+    with writer_lock(home, activity="storing the model results and republishing the warehouse"):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
             # A refit of the same data and settings gives the same run id: replace it, never duplicate it.
@@ -134,13 +197,40 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         if results.model_estimates.empty:
             alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
             told_before = _record(home, alert)
+    # The notes' count only: the task's return value is logged whole, and the notes are summarised above.
     return {
         "run_id": run_id,
         "estimates": len(results.model_estimates),
-        "warnings": results.warnings,
+        "notes": len(results.warnings),
         "alert": alert.message if alert else "",
         "told_before": told_before,
     }
+
+
+# "BTX+PT_vs_BTX, sunnybrook_composite at 12m, mice: <reason>." -> <reason>
+_NOTE_PREFIX = re.compile(r"^[^:]*? at [^,:]+(?:, [a-z_]+)?: ")
+NOTE_REASONS_SHOWN = 5
+
+
+def _reason(note: str) -> str:
+    """A note's kind: without its cell, its details (after ';', in brackets) or its group's name."""
+    reason = _NOTE_PREFIX.sub("", note).split(";")[0]
+    reason = re.sub(r"\s*\([^)]*\)", "", reason)
+    return re.sub(r"in the \S+ (?:and the \S+ )?group", "in a group", reason).rstrip(".")
+
+
+def summarise_notes(notes: list[str]) -> list[str]:
+    """A line counting the model notes, and the commonest kinds with their counts (each note in full
+    is in model_estimates.note and the DEBUG log)."""
+    if not notes:
+        return []
+    reasons = Counter(_reason(note) for note in notes)
+    lines = [f"{len(notes)} model notes (small groups, missing data), by kind; each is in model_estimates.note:"]
+    lines += [f"  {count} x {reason}" for reason, count in reasons.most_common(NOTE_REASONS_SHOWN)]
+    if len(reasons) > NOTE_REASONS_SHOWN:
+        rest = sum(count for _, count in reasons.most_common()[NOTE_REASONS_SHOWN:])
+        lines.append(f"  {rest} more, of {len(reasons) - NOTE_REASONS_SHOWN} other kinds (each logged at DEBUG)")
+    return lines
 
 
 def write_report(
@@ -176,18 +266,35 @@ def current_quarter(moment: datetime | None = None) -> str:
     return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
 
 
+def _models_fitted(home: DataHome, settings: ModelSettings | None) -> bool:
+    """The published warehouse holds a model run on its own data with these settings."""
+    if not home.warehouse_path.exists():
+        return False
+    wanted = json.loads(json.dumps((settings or ModelSettings.for_home(home)).as_dict()))
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        runs = con.execute(
+            "SELECT r.settings, r.code_version FROM model_runs AS r, build_info AS b "
+            "WHERE r.data_snapshot = b.data_snapshot"
+        ).fetchall()
+    return any(json.loads(stored) == wanted and version == __version__ for stored, version in runs)
+
+
 @dataclass
 class RunResult:
     ingest: dict[str, object]
     warehouse: dict[str, object]
-    models: dict[str, object]
+    models: dict[str, object] | None  # None: no new data, the published model run stands
 
 
-def run_all(home: DataHome, only_drop: str | None = None, confirm_retire: bool = False) -> RunResult:
+def run_all(
+    home: DataHome, only_drop: str | None = None, confirm_retire: bool = False, settings: ModelSettings | None = None
+) -> RunResult:
     """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
     loaded = ingest(home, only_drop=only_drop, confirm_retire=confirm_retire)
     published = publish_warehouse(home)
-    models = fit_models(home)
+    # Nothing new since the last fit: the same data and settings would give the same run.
+    refit = published["data_changed"] or not _models_fitted(home, settings)
+    models = fit_models(home, settings) if refit else None
     result = RunResult(loaded, published, models)
     log.debug("%s", json.dumps(result.__dict__, default=str))
     return result

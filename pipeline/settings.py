@@ -67,6 +67,11 @@ class DataHome:
     def data_docs_index(self) -> Path:
         return self.gx_root / "data_docs" / "index.html"
 
+    @property
+    def validation_page(self) -> Path:
+        """Every validation run on one page that needs no network (pipeline/validation/results_page.py)."""
+        return self.gx_root / "validation_results.html"
+
     def ensure(self) -> DataHome:
         for folder in (self.landing, self.archive, self.staging, self.warehouse_dir, self.published):
             folder.mkdir(parents=True, exist_ok=True)

@@ -3,53 +3,101 @@ published warehouse holds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import duckdb
 
+from pipeline.errors import PipelineError
 from pipeline.load_checks import standing_alerts
 from pipeline.settings import DataHome
-from pipeline.store import open_store
+from pipeline.store import load_under_way, open_store
 
 _WAREHOUSE_COUNTS = ("patients", "treatments", "assessments", "instrument_scores", "followup_scores", "model_estimates")
 
 
-def status_lines(home: DataHome) -> list[str]:
-    lines = [f"Data home: {home.root}"]
-    if not home.store_path.exists():
-        return lines + ["Nothing loaded yet: put a drop folder in " + str(home.landing) + " and run `synk run`."]
+def _under_way_lines(home: DataHome) -> list[str]:
+    under_way = load_under_way(home)
+    if under_way is None:
+        return []
+    minutes = max(0, int((datetime.now(UTC) - under_way.since).total_seconds() // 60))
+    who = f"process {under_way.pid}, " if under_way.pid else ""
+    return ["", f"Under way: {under_way.activity} ({who}since {under_way.since:%H:%M} UTC, {minutes} min)."]
+
+
+def _ledger_lines(ledger: list[tuple]) -> list[str]:
+    lines = ["Load ledger:"]
+    lines.append(f"  {'drop':<32} {'file':<22} {'sha256':<12} {'in':>9} {'loaded':>9} {'quarant.':>9} status")
+    for drop_id, file, sha, rows_in, loaded, quarantined, status in ledger:
+        lines.append(f"  {drop_id:<32} {file:<22} {sha:<12} {rows_in:>9} {loaded:>9} {quarantined:>9} {status}")
+    return lines
+
+
+def _store_lines(home: DataHome) -> list[str]:
+    """The drops, ledger and quarantine as the store holds them now."""
     with open_store(home, read_only=True) as store:
         drops = store.execute(
             "SELECT drop_id, status, coalesce(reason, ''), loaded_at, received_at FROM drops ORDER BY received_at"
         ).fetchall()
-        ledger = store.execute(
-            "SELECT drop_id, file, left(sha256, 12), rows_in, rows_loaded, rows_quarantined, status "
-            "FROM load_ledger ORDER BY received_at, drop_id, file"
-        ).fetchall()
+        ledger = store.execute(_LEDGER).fetchall()
         by_rule = store.execute(
             "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
         ).fetchall()
         alerts = standing_alerts(store)
+    lines: list[str] = []
     if alerts:
         # First: a load that went through but went wrong is not a quiet success.
-        lines.append("")
-        lines.append("Needs attention:")
+        lines += ["", "Needs attention:"]
         lines.extend(f"  {raised_at:%Y-%m-%d %H:%M}  {message}" for raised_at, _, message in alerts)
-    lines.append("")
-    lines.append("Drops:")
+    lines += ["", "Drops:"]
     for drop_id, status, reason, loaded_at, received_at in drops:
         when = (loaded_at or received_at).strftime("%Y-%m-%d %H:%M")
         lines.append(f"  {drop_id:<32} {status:<9} {when}" + (f"  {reason}" if status != "loaded" else ""))
-    lines.append("")
-    lines.append("Load ledger:")
-    lines.append(f"  {'drop':<32} {'file':<22} {'sha256':<12} {'in':>9} {'loaded':>9} {'quarant.':>9} status")
-    for drop_id, file, sha, rows_in, loaded, quarantined, status in ledger:
-        lines.append(f"  {drop_id:<32} {file:<22} {sha:<12} {rows_in:>9} {loaded:>9} {quarantined:>9} {status}")
+    lines += ["", *_ledger_lines(ledger)]
     if by_rule:
-        lines.append("")
-        lines.append("Quarantined rows by rule:")
+        lines += ["", "Quarantined rows by rule:"]
         lines.extend(f"  {rule}: {count}" for rule, count in by_rule)
-    if home.data_docs_index.exists():
+    return lines
+
+
+def _published_ledger_lines(home: DataHome) -> list[str]:
+    """While a load holds the store: the ledger as last published (the warehouse keeps a copy)."""
+    lines = ["", "The staging store is busy with the load under way; as last published:"]
+    if not home.warehouse_path.exists():
+        return lines + ["  nothing published yet."]
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        ledger = con.execute(_LEDGER).fetchall()
+        by_rule = con.execute(
+            "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
+        ).fetchall()
+    finally:
+        con.close()
+    lines += _ledger_lines(ledger)
+    if by_rule:
+        lines += ["", "Quarantined rows by rule:"]
+        lines.extend(f"  {rule}: {count}" for rule, count in by_rule)
+    return lines
+
+
+_LEDGER = (
+    "SELECT drop_id, file, left(sha256, 12), rows_in, rows_loaded, rows_quarantined, status "
+    "FROM load_ledger ORDER BY received_at, drop_id, file"
+)
+
+
+def status_lines(home: DataHome) -> list[str]:
+    lines = [f"Data home: {home.root}", *_under_way_lines(home)]
+    if not home.store_path.exists():
+        return lines + ["Nothing loaded yet: put a drop folder in " + str(home.landing) + " and run `synk run`."]
+    try:
+        lines += _store_lines(home)
+    except PipelineError:  # DuckDB lets no one read a file while a load writes it
+        lines += _published_ledger_lines(home)
+    if home.validation_page.exists():
         lines.append("")
-        lines.append(f"Validation results (GX Data Docs): {home.data_docs_index.as_uri()}")
+        lines.append(f"Validation results: {home.validation_page.as_uri()}")
+    if home.data_docs_index.exists():
+        lines.append(f"GX Data Docs (their styles and scripts need the internet): {home.data_docs_index.as_uri()}")
     lines.append("")
     if home.warehouse_path.exists():
         try:

@@ -8,11 +8,15 @@ load killed at any point leaves the store as it was before it.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
@@ -23,9 +27,38 @@ from pipeline.sql_files import read_sql
 log = logging.getLogger("synk.store")
 
 
+@dataclass(frozen=True)
+class LoadUnderWay:
+    """What the holder of the writer lock said it is doing (``synk status`` shows it)."""
+
+    pid: int
+    since: datetime
+    activity: str
+
+
+def _write_note(handle: IO[str], pid: int, since: datetime, activity: str) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": pid, "since": since.isoformat(), "activity": activity}))
+    handle.flush()
+
+
+def _read_note(handle: IO[str]) -> LoadUnderWay:
+    handle.seek(0)
+    try:
+        note = json.loads(handle.read())
+        return LoadUnderWay(int(note["pid"]), datetime.fromisoformat(note["since"]), str(note["activity"]))
+    except (ValueError, KeyError, TypeError):  # an older lock file (a bare pid), or caught mid-write
+        return LoadUnderWay(0, datetime.now(UTC), "a load")
+
+
+_held: dict[Path, tuple[IO[str], datetime]] = {}  # lock files this process holds: their handle and since when
+
+
 @contextmanager
-def writer_lock(home: DataHome, wait: bool = True) -> Iterator[None]:
-    """Hold the store's writer lock: two loads never interleave, whoever starts them."""
+def writer_lock(home: DataHome, wait: bool = True, activity: str = "a load") -> Iterator[None]:
+    """Hold the store's writer lock: two loads never interleave, whoever starts them. The lock file
+    says who holds it, since when and doing what, for ``synk status``."""
     home.staging.mkdir(parents=True, exist_ok=True)
     with open(home.lock_path, "a+") as handle:
         try:
@@ -34,18 +67,41 @@ def writer_lock(home: DataHome, wait: bool = True) -> Iterator[None]:
             if not wait:
                 raise PipelineError("Another load holds the staging store; try again when it has finished.") from None
             # Say so before blocking: a load stuck behind another must not look like a hang.
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            log.warning("Another load (process %s) holds the staging store; waiting for it to finish.", holder)
+            holder = _read_note(handle)
+            log.warning(
+                "Another load (process %s, %s) holds the staging store; waiting for it to finish.",
+                holder.pid or "unknown",
+                holder.activity,
+            )
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+        since = datetime.now(UTC)
+        _write_note(handle, os.getpid(), since, activity)
+        _held[home.lock_path] = (handle, since)
         try:
             yield
         finally:
+            _held.pop(home.lock_path, None)
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def note_activity(home: DataHome, activity: str) -> None:
+    """Say what the load under way is doing now (where this process holds the writer lock)."""
+    held = _held.get(home.lock_path)
+    if held is not None:
+        _write_note(held[0], os.getpid(), held[1], activity)
+
+
+def load_under_way(home: DataHome) -> LoadUnderWay | None:
+    """The writer lock's holder and what it is doing, or None when no one holds it."""
+    if not home.lock_path.exists():
+        return None
+    with open(home.lock_path) as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)  # a probe: free if this succeeds
+        except BlockingIOError:
+            return _read_note(handle)
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return None
 
 
 @contextmanager

@@ -45,6 +45,9 @@ PUBLISHED_TABLES = (
 )
 
 
+EMPTY_SNAPSHOT = hashlib.sha256(b"").hexdigest()  # no file loaded yet
+
+
 def sql_string(path: Path) -> str:
     """A path as an SQL string literal (ATTACH takes no parameters): a data home may hold a quote."""
     return "'" + str(path).replace("'", "''") + "'"

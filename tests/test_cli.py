@@ -48,8 +48,9 @@ def test_status_shows_ledger_refusals_and_quarantine_by_rule(tmp_path: Path) -> 
     assert "code_set:sex: 1" in out
     assert "patients" in out and "Warehouse:" in out
     docs = home.data_docs_index
-    assert f"GX Data Docs): {docs.as_uri()}" in out
+    assert f"GX Data Docs (their styles and scripts need the internet): {docs.as_uri()}" in out
     assert "good" in docs.read_text(encoding="utf-8")  # the load's validation results are listed
+    assert f"Validation results: {home.validation_page.as_uri()}" in out
 
 
 def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
@@ -61,3 +62,49 @@ def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
         "redcap_records.csv",
     ]
     assert '"source": "redcap"' in (tmp_path / "rc" / "manifest.json").read_text()
+
+
+HOLD_THE_STORE = """
+import sys
+from pipeline.settings import DataHome
+from pipeline.store import note_activity, open_store, writer_lock
+
+home = DataHome.resolve(sys.argv[1])
+with writer_lock(home, activity="looking for new drops"), open_store(home) as con:
+    note_activity(home, "ingest of drop second (1 of 1 in landing/)")
+    print("holding", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_status_during_a_load_shows_the_load_and_the_last_published_state(tmp_path: Path) -> None:
+    """While a load writes the store (DuckDB lets no one else open it), status says what the load is
+    doing and shows the ledger as last published, not just "busy"."""
+    home = DataHome.resolve(tmp_path).ensure()
+    write_drop_files(home, "first", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    from pipeline.run import ingest, publish_warehouse
+
+    ingest(home)
+    publish_warehouse(home)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_STORE, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        result = synk("status", "--home", str(tmp_path))
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"Under way: ingest of drop second (1 of 1 in landing/) (process {holder.pid}, since" in out
+    assert "The staging store is busy with the load under way; as last published:" in out
+    ledger = out.split("as last published:")[1]
+    assert "first" in ledger and "patients.csv" in ledger and "loaded" in ledger
+    assert "Warehouse:" in out and "busy" not in out.replace("is busy with the load under way", "")
+    # Once the load is over, the store is read again and nothing is under way.
+    after = synk("status", "--home", str(tmp_path)).stdout
+    assert "Under way" not in after and "Drops:" in after

@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import TypeVar
 
 from threadpoolctl import threadpool_limits
+
+from pipeline.progress import progress
 
 log = logging.getLogger(__name__)
 J = TypeVar("J")
@@ -50,19 +52,34 @@ def _limit_worker() -> None:
 
 
 def map_jobs(fit: Callable[[J], R], jobs: list[J], workers: int) -> list[R]:
-    """``[fit(job) for job in jobs]``, in order, on up to ``workers`` processes.
+    """``[fit(job) for job in jobs]``, in order, on up to ``workers`` processes, with progress.
 
     Where worker processes cannot start (a daemonic parent, as some executors run tasks in), the
     jobs run here, one after another, with a warning: the results are the same, only slower.
     """
     if workers <= 1 or len(jobs) <= 1:
-        return [fit(job) for job in jobs]
-    log.info("Fitting %d jobs on %d worker processes.", len(jobs), min(workers, len(jobs)))
+        return _one_by_one(fit, jobs)
+    processes = min(workers, len(jobs))
     try:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), mp_context=get_context("fork"), initializer=_limit_worker
-        ) as pool:
-            return list(pool.map(fit, jobs))
+        with (
+            progress(f"Fitting the models on {processes} worker processes", len(jobs), "jobs") as meter,
+            ProcessPoolExecutor(
+                max_workers=processes, mp_context=get_context("fork"), initializer=_limit_worker
+            ) as pool,
+        ):
+            futures = [pool.submit(fit, job) for job in jobs]
+            for _ in as_completed(futures):
+                meter.advance()
+            return [future.result() for future in futures]
     except (BrokenProcessPool, AssertionError, OSError) as error:
         log.warning("Model fits run in one process: worker processes failed (%s).", type(error).__name__)
-        return [fit(job) for job in jobs]
+        return _one_by_one(fit, jobs)
+
+
+def _one_by_one(fit: Callable[[J], R], jobs: list[J]) -> list[R]:
+    results = []
+    with progress("Fitting the models", len(jobs), "jobs") as meter:
+        for job in jobs:
+            results.append(fit(job))
+            meter.advance()
+    return results

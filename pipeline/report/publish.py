@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import duckdb
 
 from pipeline import __version__
-from pipeline.errors import PipelineError
+from pipeline.errors import NothingToReport, PipelineError
 from pipeline.progress import step
 from pipeline.report.build import parse_quarter, write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
@@ -233,8 +233,11 @@ def publish_quarter(
             "add --provisional for a report marked PROVISIONAL on the data loaded so far."
         )
     as_of = min(now, end - timedelta(microseconds=1))
-    if _loaded_files(home, as_of) == 0:
-        raise PipelineError(
+    # Under the writer lock: DuckDB lets no one open the store while a load writes it.
+    with writer_lock(home, activity=f"checking what was loaded by the end of {name}"):
+        loaded = _loaded_files(home, as_of)
+    if loaded == 0:
+        raise NothingToReport(
             f"No data had been loaded by {'now' if as_of == now else 'the end of ' + name + ' (' + last_day + ')'}: "
             "there is nothing to report on that quarter."
         )

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from pipeline.airflow_local import DAGS_FOLDER
-from pipeline.notify import notify_failure
 from pipeline.settings import DAG_OWNER, DAG_TAGS, STORE_WRITER_POOL
 
 EXPECTED = {
@@ -34,18 +33,22 @@ def test_schedules(dags) -> None:
 
 
 def test_tags_docs_owner_and_pool(dags) -> None:
+    from pipeline.notify import CoordinatorNotifier  # imports airflow: only once the fixture configured it
+
     for dag in dags.values():
         assert dag.tags and set(dag.tags) <= DAG_TAGS | {"synkinesis"}
         assert dag.doc_md and "When it fails" in dag.doc_md
         for task in dag.tasks:
             assert task.owner == DAG_OWNER
             # Every task tells the coordinator when it fails (tests/dags/test_dag_runs.py sends one).
-            assert notify_failure in (task.on_failure_callback or [])
+            assert any(isinstance(c, CoordinatorNotifier) for c in task.on_failure_callback or [])
     checks = {"ingest_clinic_exports": "check_refusals", "fit_outcome_models": "check_estimates"}
     writers = [t for name in checks for t in dags[name].tasks if t.task_id != checks[name]]
     assert all(t.pool == STORE_WRITER_POOL for t in writers)
     # A check only reads what the task before it returned; it fails once, with the coordinator's sentence.
     assert all(dags[name].get_task(task).retries == 0 for name, task in checks.items())
+    # A refusal is told when nothing new was published too.
+    assert dags["ingest_clinic_exports"].get_task("check_refusals").trigger_rule == "none_failed"
 
 
 def test_the_warehouse_asset_links_ingest_to_models(dags) -> None:

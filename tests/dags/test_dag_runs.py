@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import socket
 import threading
+from datetime import UTC, datetime
 from email import message_from_bytes
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import quote
 
 import duckdb
 from aiosmtpd.controller import Controller
@@ -16,14 +19,66 @@ from aiosmtpd.smtp import Envelope
 
 from pipeline.settings import DataHome
 
+BASE_URL = "http://synk.clinic.example:8780/"
+
+
+def warehouse_asset_events() -> int:
+    """Events of the warehouse Asset in the metadata database: each one queues a models run."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    from pipeline.settings import WAREHOUSE_ASSET
+
+    with create_session() as session:
+        return (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.name == WAREHOUSE_ASSET)
+            .count()
+        )
+
+
+def test_on_a_fresh_install_the_first_runs_are_green_or_skipped(airflow_home: DataHome, dags) -> None:
+    """Nothing loaded yet: the hourly ingest publishes nothing and the quarterly report, scheduled for
+    the quarter just ended, is skipped (not failed) with the reason in its log."""
+    from pipeline.airflow_local import run_dag_tasks
+
+    assert not any(airflow_home.landing.iterdir())  # runs first: the data home is empty
+    state, tasks = run_dag_tasks(dags["ingest_clinic_exports"])
+    assert state.endswith("success")
+    assert tasks == {"ingest_drops": "success", "publish_warehouse": "skipped", "check_refusals": "success"}
+    assert warehouse_asset_events() == 0 and not airflow_home.warehouse_path.exists()
+    # The scheduled run of 1 October reports on Q3 (from the logical date: a cron schedule has no
+    # data interval); an empty `quarter`, as the trigger form sends it, means the same.
+    october = datetime(2026, 10, 1, 6, tzinfo=UTC)
+    for conf in (None, {"quarter": None, "provisional": False}):
+        state, tasks = run_dag_tasks(dags["publish_quarterly_report"], logical_date=october, conf=conf)
+        assert state.endswith("success") and tasks == {"write_report": "skipped"}, (conf, state, tasks)
+    assert not (airflow_home.published / "2026-Q3").exists()
+
+
+def test_the_trigger_forms_optional_parameters_accept_empty(dags) -> None:
+    """The UI marks a param required unless its schema allows null: `drop` and `quarter` are optional."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag_id, name in (("ingest_clinic_exports", "drop"), ("publish_quarterly_report", "quarter")):
+        # As the API server reads it: the DAG serialized by the DAG processor, then deserialized.
+        served = DagSerialization.from_dict(DagSerialization.to_dict(dags[dag_id]))
+        param = served.params.get_param(name)
+        assert param.schema["type"] == ["null", "string"], (dag_id, param.schema)
+        assert param.value is None
+        served.params.validate()  # the defaults pass the schema: a run with an empty form starts
+
 
 def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
-    from pipeline.airflow_local import run_dag
+    from pipeline.airflow_local import run_dag, run_dag_tasks
     from pipeline.synthetic import generate_drop
 
     counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
 
+    events = warehouse_asset_events()
     assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    assert warehouse_asset_events() == events + 1  # new data: the models DAG's Asset is updated
     con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
     try:
         ledger = con.execute(
@@ -69,8 +124,13 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
     assert "data:image/png;base64" in report.read_text(encoding="utf-8") and (folder / "report.pdf").exists()
     assert not (airflow_home.published / "index.html").exists()  # provisional reports stay out of the index
 
-    # A second ingest run loads nothing twice.
-    assert run_dag(dags["ingest_clinic_exports"]).endswith("success")
+    # A second ingest run loads nothing twice, publishes nothing and emits no Asset event: the
+    # models are not refitted.
+    events = warehouse_asset_events()
+    state, tasks = run_dag_tasks(dags["ingest_clinic_exports"])
+    assert state.endswith("success")
+    assert tasks == {"ingest_drops": "success", "publish_warehouse": "skipped", "check_refusals": "success"}
+    assert warehouse_asset_events() == events
     con = duckdb.connect(str(airflow_home.warehouse_path), read_only=True)
     try:
         assert con.execute("SELECT count(DISTINCT drop_id) FROM load_ledger").fetchone()[0] == 1
@@ -125,6 +185,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
         "SYNK_NOTIFY_WEBHOOK": f"http://127.0.0.1:{server.server_port}/synk",
         "SYNK_NOTIFY_EMAIL": "coordinator@clinic.example",
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps(connection),
+        "AIRFLOW__API__BASE_URL": BASE_URL,
     }
     os.environ.update(settings)
     try:
@@ -138,6 +199,9 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
             path.unlink()
         bad.rmdir()
     assert [(m["dag_id"], m["task_id"]) for m in received] == [("ingest_clinic_exports", "check_refusals")]
+    # A link to the failed task instance in the UI (its log), at Airflow's [api] base_url.
+    link = f"{BASE_URL}dags/ingest_clinic_exports/runs/{quote(received[0]['run_id'])}/tasks/check_refusals"
+    assert received[0]["url"].startswith(link)
     assert "patients.csv has column(s) the contract does not know: email" in received[0]["message"]
     assert "jane.doe" not in json.dumps(received)  # never a cell value
     assert [m.rcpt_tos for m in mails] == [["coordinator@clinic.example"]]
@@ -145,6 +209,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
     assert mail["Subject"] == "[synk] ingest_clinic_exports.check_refusals failed"
     body = mail.get_body(("html",)).get_content()
     assert "patients.csv has column(s) the contract does not know: email" in body
+    assert f'<a href="{html.escape(received[0]["url"])}">' in body
     assert "jane.doe" not in mails[0].content.decode()
     con = duckdb.connect(str(airflow_home.store_path), read_only=True)
     try:

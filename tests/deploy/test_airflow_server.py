@@ -1,12 +1,14 @@
-"""A real Airflow on loopback (`make airflow`'s server: scheduler, DAG processor, triggerer, API
-server; SQLite, LocalExecutor): it picks up the DAGs, runs the ingest DAG when triggered through
-its REST API, and the warehouse Asset then triggers the models DAG."""
+"""A real Airflow on loopback (`make airflow`'s server: API server, then scheduler, DAG processor,
+triggerer; SQLite, LocalExecutor): it picks up the DAGs, runs the ingest DAG when triggered through
+its REST API with the trigger form's empty parameters, and the warehouse Asset then triggers the
+models DAG."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,7 +111,12 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
         wait_for(
             f"the DAG {dag_id}", lambda dag_id=dag_id: call(f"{base}/api/v2/dags/{dag_id}", token)["dag_id"], 120, log
         )
-    run = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns", token, body={"logical_date": None})
+    # The trigger form's schema: `drop` may be left empty (null), so the Trigger button is enabled.
+    details = call(f"{base}/api/v2/dags/ingest_clinic_exports/details", token)
+    assert details["params"]["drop"]["schema"]["type"] == ["null", "string"]
+    # As the form sends it with every field left empty.
+    conf = {"drop": None, "confirm_retire": False}
+    run = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns", token, body={"logical_date": None, "conf": conf})
 
     def run_state() -> str | None:
         state = call(f"{base}/api/v2/dags/ingest_clinic_exports/dagRuns/{run['dag_run_id']}", token)["state"]
@@ -123,7 +130,33 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
 
     assert wait_for("the models run triggered by the warehouse Asset", models_succeeded, 300, log)
     assert (home.warehouse_path).exists()
+    # Each task ran once: the scheduler started after the API server answered, so no first attempt
+    # died reporting to it.
+    for dag_id in ("ingest_clinic_exports", "fit_outcome_models"):
+        instances = call(f"{base}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", token)["task_instances"]
+        assert instances and all(ti["try_number"] == 1 for ti in instances), [
+            (ti["task_id"], ti["try_number"]) for ti in instances
+        ]
+    lines = log.read_text().splitlines()
+    answered = next(i for i, line in enumerate(lines) if "The API server answers" in line)
+    assert not any(line.startswith(("scheduler ", "dag-processor ")) for line in lines[:answered])
+
+    # The quarterly report scheduled for the quarter just ended, before any data: skipped, not failed.
+    def report_runs_finished() -> list[dict] | None:
+        runs = call(f"{base}/api/v2/dags/publish_quarterly_report/dagRuns", token)["dag_runs"]
+        return runs if runs and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    report_runs = wait_for("the scheduled report run", report_runs_finished, 300, log)
+    for report_run in report_runs:
+        assert report_run["state"] == "success", report_run
+        instances = call(
+            f"{base}/api/v2/dags/publish_quarterly_report/dagRuns/{report_run['dag_run_id']}/taskInstances", token
+        )["task_instances"]
+        assert [ti["state"] for ti in instances] == ["skipped"]
     task_logs = "".join(
         path.read_text(errors="replace") for path in (home.root / "airflow" / "logs").rglob("*.log") if path.is_file()
     )
-    assert "worker processes." in task_logs and "worker processes failed" not in task_logs
+    # The fits ran on worker processes, with progress lines (counts, then the total time).
+    assert "Fitting the models on" in task_logs and "worker processes failed" not in task_logs
+    assert re.search(r"Fitting the models on \d worker processes: (\d+) of \1 jobs done in", task_logs)
+    assert "model notes" in task_logs

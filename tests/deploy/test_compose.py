@@ -65,7 +65,21 @@ def test_the_project_and_the_data_volume_are_mounted_and_the_writer_pool_created
             assert (PROJECT_ROOT / folder).is_dir()
         assert service["environment"]["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/synk/dags"
     init = " ".join(document["services"]["airflow-init"]["command"])
-    assert f"airflow pools set {STORE_WRITER_POOL} 1" in init
+    assert f"exec /entrypoint airflow pools set {STORE_WRITER_POOL} 1" in init
+
+
+def test_the_init_creates_the_admin_through_the_images_entrypoint_as_the_official_file_does() -> None:
+    """_AIRFLOW_WWW_USER_* are read by the image's /entrypoint only, with FAB's auth manager (whose
+    `airflow users create` it calls); an init that bypasses the entrypoint creates no one."""
+    document = compose()
+    init = document["services"]["airflow-init"]
+    assert init["environment"]["_AIRFLOW_WWW_USER_CREATE"] == "true"
+    assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert "/entrypoint airflow" in init["command"][1] and init["user"] == "0:0"
+    auth = document["x-airflow-common"]["environment"]["AIRFLOW__CORE__AUTH_MANAGER"]
+    assert auth == "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+    header = (PROJECT_ROOT / "docker-compose.yml").read_text().split("x-airflow-common")[0]
+    assert "DAGs start paused" in header and "docker compose cp" in header
 
 
 def test_no_secret_is_written_in_the_compose_file_the_dockerfile_or_the_example() -> None:
