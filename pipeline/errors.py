@@ -7,6 +7,10 @@ class PipelineError(Exception):
     """A fault the user can act on; the CLI prints its message without a traceback."""
 
 
+class StoreBusy(PipelineError):
+    """Another process writes the staging store: DuckDB lets no other open it meanwhile."""
+
+
 class NothingToReport(PipelineError):
     """A quarter with no data loaded by its end: nothing is wrong, there is only nothing to report."""
 

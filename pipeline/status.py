@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from pipeline.errors import PipelineError
+from pipeline.errors import StoreBusy
 from pipeline.load_checks import standing_alerts
 from pipeline.settings import DataHome
 from pipeline.store import load_under_way, open_store
@@ -91,7 +91,7 @@ def status_lines(home: DataHome) -> list[str]:
         return lines + ["Nothing loaded yet: put a drop folder in " + str(home.landing) + " and run `synk run`."]
     try:
         lines += _store_lines(home)
-    except PipelineError:  # DuckDB lets no one read a file while a load writes it
+    except StoreBusy:  # DuckDB lets no one read a file while a load writes it (a damaged store is an error)
         lines += _published_ledger_lines(home)
     if home.validation_page.exists():
         lines.append("")

@@ -20,7 +20,7 @@ from typing import IO
 
 import duckdb
 
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, StoreBusy
 from pipeline.settings import DataHome
 from pipeline.sql_files import read_sql
 
@@ -115,7 +115,7 @@ def open_store(home: DataHome, read_only: bool = False) -> Iterator[duckdb.DuckD
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             # DuckDB lets no other process open a file while one writes it.
-            raise PipelineError("The staging store is busy with a load; try again when it has finished.") from None
+            raise StoreBusy("The staging store is busy with a load; try again when it has finished.") from None
         raise _unreadable(path, error) from None
     except duckdb.Error as error:
         raise _unreadable(path, error) from None
