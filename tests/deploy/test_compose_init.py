@@ -78,14 +78,14 @@ def tmp_path() -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def checkout_reachable() -> Iterator[None]:
     """The services' user runs this checkout's Airflow, as the image's is readable by all: where a parent
-    folder of the checkout is private (a clone under `mktemp -d`), let others pass through it (search only,
+    folder of the checkout is private (a clone under `mktemp -d`), let the services pass through it (search only,
     not list) for the test, and put it back."""
     changed = []
     venv_bin = Path(sys.executable).absolute().parent  # not resolved: the venv, not the interpreter it links to
     for folder in [venv_bin, *venv_bin.parents]:
         mode = folder.stat().st_mode
-        if os.geteuid() == 0 and not mode & 0o001:
-            folder.chmod(mode | 0o001)
+        if os.geteuid() == 0 and mode & 0o011 != 0o011:  # the services run in group 0, root's: group bits apply
+            folder.chmod(mode | 0o011)
             changed.append((folder, mode))
     yield
     for folder, mode in changed:
