@@ -16,9 +16,10 @@ from collections import Counter
 
 import duckdb
 
+from pipeline.quarters import quarter_folder
 from pipeline.report.build import GIVE_UP_FIRST, printed_tables, published_register, read_warehouse
 from pipeline.report.disclosure import audit, protect
-from pipeline.report.publish import earlier_registers, quarter_folder
+from pipeline.report.publish import earlier_registers
 from pipeline.settings import DataHome
 
 

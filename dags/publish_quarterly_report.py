@@ -57,7 +57,7 @@ def publish_quarterly_report() -> None:
         params: dict | None = None, logical_date: datetime | None = None, run_after: datetime | None = None
     ) -> str:
         from pipeline.errors import NothingToReport
-        from pipeline.run import quarter_before
+        from pipeline.quarters import quarter_before
         from pipeline.run import write_report as report
         from pipeline.settings import DataHome
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     configure(home)
     migrate()
     dags = load_dags()
-    from pipeline.run import current_quarter
+    from pipeline.quarters import current_quarter
 
     quarter = current_quarter()
     year, q = int(quarter[:4]), int(quarter[-1])

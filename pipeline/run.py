@@ -242,7 +242,7 @@ def write_report(
 ) -> Path:
     """The quarter's report as of the quarter's end (see pipeline.report.publish); returns report.html.
     A quarter not yet ended, or with no data loaded by its end, is refused unless ``provisional``."""
-    from pipeline.report.build import parse_quarter
+    from pipeline.quarters import parse_quarter
     from pipeline.report.publish import publish_quarter
 
     try:
@@ -250,20 +250,6 @@ def write_report(
     except ValueError as error:
         raise PipelineError(str(error)) from None
     return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
-
-
-def quarter_before(moment: datetime) -> str:
-    """The quarter that ended before ``moment``: the report DAG runs on the first day of the next."""
-    quarter = (moment.month - 1) // 3  # 0-based index of the current quarter
-    year = moment.year
-    if quarter == 0:
-        return f"{year - 1}Q4"
-    return f"{year}Q{quarter}"
-
-
-def current_quarter(moment: datetime | None = None) -> str:
-    moment = moment or datetime.now(UTC)
-    return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
 
 
 def _models_fitted(home: DataHome, settings: ModelSettings | None) -> bool:
@@ -302,11 +288,9 @@ def run_all(
 
 __all__ = [
     "IngestSummary",
-    "current_quarter",
     "fit_models",
     "ingest",
     "publish_warehouse",
-    "quarter_before",
     "raise_no_estimates",
     "raise_refusals",
     "run_all",

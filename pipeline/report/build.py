@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 from pipeline.contract import MODALITY_CODES, OUTCOMES
 from pipeline.csv_safety import write_csv
 from pipeline.models.fit import ESTIMATE_COLUMNS
+from pipeline.quarters import parse_quarter, quarter_bounds
 from pipeline.report import figures, queries
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
@@ -66,7 +66,6 @@ from pipeline.report.tables import (
     trajectory_table,
 )
 
-QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
 COVARIATE_WORDS = {
     "age_at_onset": "age at onset",
     "sex": "sex",
@@ -114,13 +113,6 @@ PRIMARY_TIMEPOINT = "12m"
 PRIMARY_CONTRAST = "combined_vs_single"
 METHOD_ORDER = tuple(METHOD_LABELS)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-def parse_quarter(quarter: str) -> tuple[int, int]:
-    match = QUARTER_PATTERN.match(str(quarter).strip())
-    if not match:
-        raise ValueError(f"Quarter {quarter!r} is not of the form YYYYQn, e.g. 2026Q4 (a year, 'Q', then 1 to 4).")
-    return int(match.group(1)), int(match.group(2))
 
 
 # --- reading the warehouse -------------------------------------------------------------------------------
@@ -807,8 +799,7 @@ def write_report(
     return the html path. ``results``: a ModelResults fitted in memory, reported instead of the warehouse's
     latest model run. ``as_of``: the data's cut-off, for the data-quality window and the header."""
     year, number = parse_quarter(quarter)
-    start = datetime(year, 3 * number - 2, 1)
-    end = datetime(year + 1, 1, 1) if number == 4 else datetime(year, 3 * number + 1, 1)
+    start, end = quarter_bounds(quarter)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         data = read_warehouse(con, results=results, window=(start, min(end, as_of) if as_of else end))

@@ -26,7 +26,8 @@ import duckdb
 from pipeline import __version__
 from pipeline.errors import NothingToReport, PipelineError
 from pipeline.progress import step
-from pipeline.report.build import parse_quarter, write_report
+from pipeline.quarters import quarter_bounds, quarter_folder
+from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
@@ -34,19 +35,6 @@ from pipeline.store import writer_lock
 from pipeline.warehouse import build_warehouse
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
-
-
-def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
-    """[start, end) of the quarter, UTC."""
-    year, number = parse_quarter(quarter)
-    start = datetime(year, 3 * number - 2, 1)
-    end = datetime(year + 1, 1, 1) if number == 4 else datetime(year, 3 * number + 1, 1)
-    return start, end
-
-
-def quarter_folder(quarter: str) -> str:
-    year, number = parse_quarter(quarter)
-    return f"{year}-Q{number}"
 
 
 def _loaded_files(home: DataHome, as_of: datetime) -> int:

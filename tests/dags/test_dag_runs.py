@@ -114,7 +114,7 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
         con.close()
 
     # The quarter now under way has not ended: a manual run with `provisional` reports the data so far.
-    from pipeline.run import current_quarter
+    from pipeline.quarters import current_quarter
 
     quarter = current_quarter()
     conf = {"quarter": quarter, "provisional": True}

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from pipeline.models import fit_models
+from pipeline.quarters import parse_quarter
 from pipeline.report import write_report
-from pipeline.report.build import parse_quarter
 from pipeline.report.tables import estimates_table, flow_counts, format_count, hide_small, suppress_counts
 from tests.report.helpers import light_settings
 

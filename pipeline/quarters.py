@@ -1,0 +1,42 @@
+"""Calendar quarters, the unit of the department's reports: one home for their arithmetic."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
+
+
+def parse_quarter(quarter: str) -> tuple[int, int]:
+    """``"2026Q4"`` -> ``(2026, 4)``; a sentence saying what is wrong otherwise."""
+    match = QUARTER_PATTERN.match(str(quarter).strip())
+    if not match:
+        raise ValueError(f"Quarter {quarter!r} is not of the form YYYYQn, e.g. 2026Q4 (a year, 'Q', then 1 to 4).")
+    return int(match.group(1)), int(match.group(2))
+
+
+def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:
+    """[start, end) of the quarter, UTC (naive)."""
+    year, number = parse_quarter(quarter)
+    start = datetime(year, 3 * number - 2, 1)
+    end = datetime(year + 1, 1, 1) if number == 4 else datetime(year, 3 * number + 1, 1)
+    return start, end
+
+
+def quarter_folder(quarter: str) -> str:
+    """``"2026Q4"`` -> ``"2026-Q4"``, the published folder's name."""
+    year, number = parse_quarter(quarter)
+    return f"{year}-Q{number}"
+
+
+def current_quarter(moment: datetime | None = None) -> str:
+    """The quarter ``moment`` (default now) falls in."""
+    moment = moment or datetime.now(UTC)
+    return f"{moment.year}Q{(moment.month - 1) // 3 + 1}"
+
+
+def quarter_before(moment: datetime) -> str:
+    """The quarter that ended before ``moment``: the report DAG runs on the first day of the next."""
+    year, number = parse_quarter(current_quarter(moment))
+    return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
