@@ -16,7 +16,7 @@ from collections import Counter
 
 import duckdb
 
-from pipeline.quarters import quarter_folder
+from pipeline.quarters import release_name
 from pipeline.report.build import GIVE_UP_FIRST, printed_tables, published_register, read_warehouse
 from pipeline.report.disclosure import audit, protect
 from pipeline.report.publish import earlier_registers
@@ -36,7 +36,7 @@ def main() -> None:
     finally:
         con.close()
     tables, primary = printed_tables(data)
-    release = f"{'provisional/' if args.provisional else ''}{quarter_folder(args.quarter)}"
+    release = release_name(args.quarter, args.provisional)
     register = published_register(data, tables, release, primary)
     earlier = earlier_registers(home, args.quarter, args.provisional)
     started = time.perf_counter()

@@ -30,6 +30,11 @@ def quarter_folder(quarter: str) -> str:
     return f"{year}-Q{number}"
 
 
+def release_name(quarter: str, provisional: bool) -> str:
+    """A release's name, its folder under ``published/``: ``2026-Q4`` or ``provisional/2026-Q4``."""
+    return f"{'provisional/' if provisional else ''}{quarter_folder(quarter)}"
+
+
 def current_quarter(moment: datetime | None = None) -> str:
     """The quarter ``moment`` (default now) falls in."""
     moment = moment or datetime.now(UTC)

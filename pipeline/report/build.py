@@ -18,10 +18,10 @@ import duckdb
 import jinja2
 import pandas as pd
 
-from pipeline.contract import MODALITY_CODES, OUTCOMES
+from pipeline.contract import OUTCOMES
 from pipeline.csv_safety import write_csv
 from pipeline.models.fit import ESTIMATE_COLUMNS
-from pipeline.quarters import parse_quarter, quarter_bounds
+from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
@@ -127,7 +127,6 @@ class WarehouseData:
     build: dict[str, object] = field(default_factory=dict)
     flow: list[tuple[str, int]] = field(default_factory=list)
     exclusions: pd.DataFrame = field(default_factory=pd.DataFrame)
-    combinations: pd.DataFrame = field(default_factory=pd.DataFrame)
     trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
     run: dict[str, object] = field(default_factory=dict)
     estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -145,11 +144,6 @@ class WarehouseData:
     members: Members = field(default_factory=Members)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _combination_key(combination: str) -> tuple[int, ...]:
-    order = {code: rank for rank, code in enumerate(MODALITY_CODES.values())}
-    return tuple(order.get(code, len(order)) for code in str(combination).split("+"))
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -243,36 +237,16 @@ def read_warehouse(
         info = con.execute("SELECT * FROM build_info").df()
         if len(info):
             data.build = info.iloc[0].to_dict()
-    received, treated, classifiable = con.execute(
-        "SELECT (SELECT count(*) FROM patients), "
-        "count(*) FILTER (WHERE t0_day IS NOT NULL), count(*) FILTER (WHERE classifiable) "
-        "FROM modality_combinations"
-    ).fetchone()
-    with_12m = con.execute(
-        "SELECT count(*) FROM (SELECT DISTINCT f.site_id, f.patient_id FROM followup_scores AS f "
-        "INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
-        'WHERE m.classifiable AND f.timepoint = ? AND f."value" IS NOT NULL AND f.baseline_value IS NOT NULL)',
-        [PRIMARY_TIMEPOINT],
-    ).fetchone()[0]
+    # The flow and the exclusions are counted from the patients the register names (one read, one truth).
+    patients = read_patients(con, PRIMARY_TIMEPOINT)
     data.flow = [
-        ("Patients received (current records)", received),
-        ("with an index treatment on or after the index visit", treated),
-        ("classifiable: followed up to the end of the exposure window", classifiable),
-        ("with a 12-month score and a baseline score (any outcome)", with_12m),
+        ("Patients received (current records)", len(patients)),
+        ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
+        ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
+        ("with a 12-month score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
     ]
-    data.exclusions = con.execute(
-        "SELECT coalesce(exclusion_reason, 'not classifiable') AS reason, count(*) AS patients "
-        "FROM modality_combinations WHERE NOT coalesce(classifiable, false) GROUP BY ALL ORDER BY reason"
-    ).df()
-    combinations = con.execute(
-        "SELECT CASE WHEN is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", combination, "
-        "count(*) AS patients FROM modality_combinations WHERE classifiable GROUP BY ALL"
-    ).df()
-    keys = [
-        (g != "single modality", -n, _combination_key(c))
-        for g, c, n in zip(combinations["group"], combinations["combination"], combinations["patients"], strict=True)
-    ]
-    data.combinations = combinations.iloc[sorted(range(len(keys)), key=keys.__getitem__)].reset_index(drop=True)
+    excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
+    data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
     data.flow_reasons = [
         "",
         "no treatment on or after the index visit",
@@ -290,7 +264,7 @@ def read_warehouse(
     data.run = _run_info(models["model_runs"])
     data.estimates = _sort_estimates(models["model_estimates"])
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
-    data.members = Members(read_patients(con, PRIMARY_TIMEPOINT), estimate_members(con, data.estimates, minimum))
+    data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
     start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
@@ -806,7 +780,7 @@ def write_report(
     finally:
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
-    release = f"{'provisional/' if provisional else ''}{year}-Q{number}"
+    release = release_name(quarter, provisional)
     tables, figs, context, register = _build(data, f"{year}Q{number}", as_of_words, provisional, release, earlier)
     if register_out is not None:  # kept in the data home for the next release's audit, never published
         register.save(register_out / "register.json.gz")

@@ -26,7 +26,7 @@ import duckdb
 from pipeline import __version__
 from pipeline.errors import NothingToReport, PipelineError
 from pipeline.progress import step
-from pipeline.quarters import quarter_bounds, quarter_folder
+from pipeline.quarters import quarter_bounds, quarter_folder, release_name
 from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
@@ -273,7 +273,7 @@ def publish_quarter(
             "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)
-        register = _register_path(home, f"{'provisional/' if provisional else ''}{name}")
+        register = _register_path(home, release_name(quarter, provisional))
         register.parent.mkdir(parents=True, exist_ok=True)
         # The register is kept before the release is put in place: a release no later audit reads must not exist.
         shutil.move(private / "register.json.gz", register)

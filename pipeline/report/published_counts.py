@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from pipeline.models.design_matrix import Contrast, analysis_frames, load_baselines, load_changes, wide_frame
+from pipeline.models.design_matrix import (
+    Contrast,
+    analysis_frames,
+    load_baselines,
+    load_changes,
+    load_population,
+    wide_frame,
+)
 from pipeline.report.register import Register
 
 log = logging.getLogger("synk.report")
@@ -52,6 +59,7 @@ def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str) -> pd.
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
     frame["classifiable"] = frame["classifiable"].fillna(False).astype(bool)
+    frame["in_combinations"] = frame["in_combinations"].fillna(False).astype(bool)
     frame["with_primary"] = frame["with_primary"].fillna(False).astype(bool) & frame["classifiable"]
     return frame
 
@@ -71,12 +79,7 @@ def estimate_members(
     fitted; mice every patient with a baseline."""
     if estimates.empty:
         return {}
-    population = con.execute(
-        "SELECT m.site_id, m.patient_id, m.combination, m.is_combined FROM modality_combinations AS m "
-        "INNER JOIN patients AS p USING (site_id, patient_id) WHERE m.classifiable AND m.combination IS NOT NULL "
-        "ORDER BY m.site_id, m.patient_id"
-    ).df()
-    population["is_combined"] = population["is_combined"].astype(bool)
+    population = load_population(con, ())
     changes, baselines = load_changes(con), load_baselines(con)
     members: dict[tuple[str, str, str, str], tuple[list, list]] = {}
     for contrast_name in dict.fromkeys(estimates["contrast"]):
@@ -94,25 +97,18 @@ def estimate_members(
                 frame = cells.get(str(r.timepoint))
                 if frame is None:
                     continue
+                # A timepoint too small to fit keeps its own patients for every method (pipeline.models.fit).
                 chosen = frame
-                if (
-                    r.method == "mixed"
-                    and longitudinal is not None
-                    and frame is not None
-                    and any(f is frame for f in fitted)
-                ):
-                    chosen = longitudinal
-                elif r.method == "mice" and outcome in wide and any(f is frame for f in fitted):
-                    chosen = wide[outcome]
+                if any(f is frame for f in fitted):
+                    if r.method == "mixed" and longitudinal is not None:
+                        chosen = longitudinal
+                    elif r.method == "mice" and outcome in wide:
+                        chosen = wide[outcome]
                 members[(str(contrast_name), str(outcome), str(r.timepoint), str(r.method))] = (
                     keys(chosen[chosen["treated"] == 1]),
                     keys(chosen[chosen["treated"] == 0]),
                 )
     return members
-
-
-def _place_rows(frame: pd.DataFrame, columns: list[str]) -> dict[tuple[str, ...], int]:
-    return {tuple(str(v) for v in row): i for i, row in enumerate(frame[columns].itertuples(index=False))}
 
 
 def fill_register(
@@ -150,7 +146,7 @@ def fill_register(
                 flow["excluded at this step"].iloc[i],
                 ("patient_flow", i, "excluded at this step"),
             )
-    not_classifiable = patients[~patients["classifiable"] & patients["in_combinations"].fillna(False).astype(bool)]
+    not_classifiable = patients[~patients["classifiable"] & patients["in_combinations"]]
     exclusions = tables["exclusions"]
     for i, reason in enumerate(exclusions["reason"]):
         register.printed_count(

@@ -34,6 +34,9 @@ NOT_SHOWN = "not shown"
 PatientKey = tuple[str, str]
 
 
+Place = tuple[str, int, str]  # table, row position, column
+
+
 @dataclass
 class Cell:
     key: str  # stable across releases, e.g. "combinations|combined|BTX+PT"
@@ -49,13 +52,6 @@ class Cell:
     @property
     def value(self) -> int:
         return len(self.members)
-
-    @property
-    def hidden(self) -> bool:
-        return self.status in HIDDEN_STATUSES
-
-
-Place = tuple[str, int, str]  # table, row position, column
 
 
 def status_of(text: str) -> tuple[str, int | None, int | None] | None:

@@ -29,18 +29,10 @@ from pipeline.sources.redcap import RECORDS
 from pipeline.synthetic import generate_drop
 from pipeline.validation.rows import validate_drop
 from tests.conftest import sunnybrook_rows
+from tests.sources.test_redcap import DATA_TABLES
 from tests.validation.test_rows import make_drop, quarantine_rules
 
 DROP = "clinic-a-2026-11"
-DATA_TABLES = (
-    "patients",
-    "treatments",
-    "assessments",
-    "instrument_scores",
-    "modality_combinations",
-    "followup_scores",
-    "attrition",
-)
 NUMBER_COLUMNS = {table: [c.name for c in COLUMNS[table] if c.kind != "text"] for table in COLUMNS}
 
 
