@@ -147,22 +147,35 @@ INSTRUMENTS = ("sunnybrook", "eface", "saq", "face", "fdi", "house_brackmann")
 # Where an instrument is given both ways, recorded totals must agree with items this closely.
 TOTAL_TOLERANCE = 0.5
 
-# Outcome codes of the warehouse contract and their direction.
-OUTCOMES: dict[str, bool] = {
-    "sunnybrook_composite": True,
-    "sunnybrook_voluntary": True,
-    "sunnybrook_resting": False,  # a resting-asymmetry score: higher is worse
-    "sunnybrook_synkinesis": False,  # higher is more synkinesis
-    "eface_total": True,
-    "eface_static": True,
-    "eface_dynamic": True,
-    "eface_synkinesis": True,
-    "saq": False,
-    "face_total": True,
-    "fdi_physical": True,
-    "fdi_social": True,
-    "house_brackmann": False,
-}
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome of the warehouse contract: the instrument score it is, and its direction."""
+
+    code: str
+    instrument: str
+    score: str
+    higher_is_better: bool
+
+
+# The warehouse contract's outcomes, in its order. The build writes them into the warehouse
+# (``design_outcomes``), where the models and the report read them.
+OUTCOME_LIST = (
+    Outcome("sunnybrook_composite", "sunnybrook", "composite", True),
+    Outcome("sunnybrook_voluntary", "sunnybrook", "voluntary_score", True),
+    Outcome("sunnybrook_resting", "sunnybrook", "resting_score", False),  # resting asymmetry: higher is worse
+    Outcome("sunnybrook_synkinesis", "sunnybrook", "synkinesis_score", False),  # higher is more synkinesis
+    Outcome("eface_total", "eface", "total", True),
+    Outcome("eface_static", "eface", "static_score", True),
+    Outcome("eface_dynamic", "eface", "dynamic_score", True),
+    Outcome("eface_synkinesis", "eface", "synkinesis_score", True),
+    Outcome("saq", "saq", "total_pct", False),
+    Outcome("face_total", "face", "total", True),
+    Outcome("fdi_physical", "fdi", "physical", True),
+    Outcome("fdi_social", "fdi", "social", True),
+    Outcome("house_brackmann", "house_brackmann", "grade", False),
+)
+OUTCOMES: dict[str, bool] = {o.code: o.higher_is_better for o in OUTCOME_LIST}
 
 
 def item_range(instrument: str, code: str) -> Item | None:

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from pipeline.contract import OUTCOMES
 from pipeline.errors import PipelineError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -90,10 +91,23 @@ def _from_file(path: Path, cls: type[T], build: Callable[[dict[str, object]], T]
 
 @dataclass(frozen=True)
 class Timepoint:
+    """A follow-up timepoint: its name and its target and window in days from t0."""
+
     name: str
     target: int
     low: int
     high: int
+
+    @property
+    def months(self) -> int:
+        return round(self.target / DAYS_PER_MONTH)
+
+    @property
+    def label(self) -> str:
+        return f"{self.months} months" if self.months != 1 else "1 month"
+
+
+DAYS_PER_MONTH = 365.25 / 12
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,21 @@ class DesignSettings:
         )
     )
     primary_timepoint: str = "12m"
+    primary_outcome: str = "sunnybrook_composite"
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.timepoints]
+        problems = []
+        if not names or len(set(names)) < len(names) or "baseline" in names:
+            problems.append("timepoints need distinct names other than 'baseline'")
+        if any(not 0 < t.low <= t.target <= t.high for t in self.timepoints):
+            problems.append("each timepoint needs 0 < low <= target <= high (days from t0)")
+        if self.primary_timepoint not in names:
+            problems.append(f"primary_timepoint must be one of the timepoints ({', '.join(names)})")
+        if self.primary_outcome not in OUTCOMES:
+            problems.append(f"primary_outcome must be an outcome code ({', '.join(OUTCOMES)})")
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

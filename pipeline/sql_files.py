@@ -8,7 +8,10 @@ from pathlib import Path
 from pipeline.settings import PROJECT_ROOT
 
 SQL_DIR = PROJECT_ROOT / "sql"
-LAYERS = ("staging", "core", "marts")
+# seeds: the design and the codes, from Python (pipeline/warehouse.py), as tables the others read.
+LAYERS = ("seeds", "staging", "core", "marts")
+# Table macros the build and the report share (temporary: defined on each connection that calls them).
+MACROS_SQL = "macros/placed_on_timepoints.sql"
 
 
 def read_sql(relative: str) -> str:

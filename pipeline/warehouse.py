@@ -20,14 +20,18 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.build_state import SCOPE_SQL, BuildState, fingerprint, read_state, write_state
+from pipeline.contract import MODALITY_CODES, OUTCOME_LIST
 from pipeline.errors import PipelineError
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import LAYERS, layer_files, read_sql
+from pipeline.sql_files import LAYERS, MACROS_SQL, layer_files, read_sql
 
 log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.5.0"
 PUBLISHED_TABLES = (
+    "design_timepoints",
+    "design_outcomes",
+    "modality_codes",
     "patients",
     "treatments",
     "assessments",
@@ -62,12 +66,59 @@ def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
 
 
 def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
+    """The design's values as SQL variables, and its lists as temp tables (``seed_*``) that the build reads
+    and ``sql/seeds/`` publishes: the one copy of the design the models and the report read."""
     con.execute("SET VARIABLE exposure_window_days = ?", [design.exposure_window_days])
     con.execute("SET VARIABLE baseline_lookback_days = ?", [design.baseline_lookback_days])
-    timepoints = pd.DataFrame([t.__dict__ for t in design.timepoints]).rename(columns={"name": "timepoint"})
-    con.register("timepoints_frame", timepoints)
-    con.execute("CREATE OR REPLACE TEMP TABLE design_timepoints AS SELECT * FROM timepoints_frame")
-    con.unregister("timepoints_frame")
+    ordered = sorted(design.timepoints, key=lambda t: (t.target, t.name))
+    seeds = {
+        "seed_timepoints": pd.DataFrame(
+            [
+                {
+                    "timepoint": t.name,
+                    "position": position,
+                    "target_days": t.target,
+                    "window_low_days": t.low,
+                    "window_high_days": t.high,
+                    "months": t.months,
+                    "label": t.label,
+                    "is_primary": t.name == design.primary_timepoint,
+                }
+                for position, t in enumerate(ordered, start=1)
+            ]
+        ),
+        "seed_outcomes": pd.DataFrame(
+            [
+                {
+                    "outcome": o.code,
+                    "position": position,
+                    "instrument": o.instrument,
+                    "score": o.score,
+                    "higher_is_better": o.higher_is_better,
+                    "is_primary": o.code == design.primary_outcome,
+                }
+                for position, o in enumerate(OUTCOME_LIST, start=1)
+            ]
+        ),
+        "seed_modality_codes": pd.DataFrame(
+            [
+                {"modality": modality, "code": code, "position": position}
+                for position, (modality, code) in enumerate(MODALITY_CODES.items(), start=1)
+            ]
+        ),
+    }
+    for name, frame in seeds.items():
+        con.register(f"{name}_frame", frame)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
+        con.unregister(f"{name}_frame")
+
+
+def write_design_tables(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
+    """The design's tables (``sql/seeds/``) in the connection's current database, as a build writes them
+    first: for a warehouse put together by hand (the report's tests)."""
+    _set_design(con, design)
+    for sql_file in layer_files("seeds"):
+        con.execute(sql_file.read_text(encoding="utf-8"))
 
 
 # Tables with one row per patient or fewer (keyed by site_id, patient_id): an incremental build
@@ -117,6 +168,7 @@ def build_warehouse(
         con.execute("SET VARIABLE code_version = ?", [__version__])
         con.execute("SET VARIABLE design_settings = ?", [design.to_json()])
         _set_design(con, design)
+        con.execute(read_sql(MACROS_SQL))
         # Temp views (staging, item scores) stay in memory; tables land in the new warehouse file.
         con.execute("USE warehouse")
         for layer in LAYERS:

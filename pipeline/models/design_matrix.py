@@ -2,7 +2,7 @@
 
 Population: classifiable patients of ``modality_combinations`` (follow-up reaches the landmark),
 joined to ``patients`` for the covariates. Outcome rows: follow-up rows of ``followup_scores``
-(3m, 6m, 12m) with both a value and a baseline value. Everything is sorted by site and patient
+(the design's timepoints) with both a value and a baseline value. Everything is sorted by site and patient
 so that a fit on the same data always sees the same rows in the same order.
 """
 
@@ -16,7 +16,6 @@ import pandas as pd
 
 from pipeline.contract import MODALITY_CODES
 
-FOLLOWUP_TIMEPOINTS = ("3m", "6m", "12m")
 COMBINED_VS_SINGLE = "combined_vs_single"
 
 # How each covariate the settings may name enters a model.
@@ -53,14 +52,12 @@ def load_population(con: duckdb.DuckDBPyConnection, covariates: tuple[str, ...])
 
 def load_changes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Follow-up rows with both a value and a baseline value (so a change from baseline)."""
-    placeholders = ", ".join("?" for _ in FOLLOWUP_TIMEPOINTS)
     return con.execute(
         "SELECT site_id, patient_id, outcome, timepoint, days_from_t0, baseline_value, "
         '"value" - baseline_value AS change '
         "FROM followup_scores "
-        f'WHERE timepoint IN ({placeholders}) AND "value" IS NOT NULL AND baseline_value IS NOT NULL '
-        "ORDER BY site_id, patient_id, outcome, timepoint",
-        list(FOLLOWUP_TIMEPOINTS),
+        "WHERE timepoint <> 'baseline' AND \"value\" IS NOT NULL AND baseline_value IS NOT NULL "
+        "ORDER BY site_id, patient_id, outcome, timepoint"
     ).df()
 
 

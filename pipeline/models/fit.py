@@ -24,9 +24,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import OUTCOMES
+from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import (
-    FOLLOWUP_TIMEPOINTS,
     Contrast,
     analysis_frames,
     define_contrasts,
@@ -211,7 +210,9 @@ def _fit_cross_sectional(
         balance.append(weighted.balance.assign(**key))
 
 
-def _fit_longitudinal(cells: list[_Cell], wide: pd.DataFrame | None, settings: ModelSettings) -> None:
+def _fit_longitudinal(
+    cells: list[_Cell], wide: pd.DataFrame | None, settings: ModelSettings, timepoints: tuple[str, ...]
+) -> None:
     """mixed (every follow-up row) and mice (every patient with a baseline), once per contrast and
     outcome; each gives an estimate for every timepoint."""
     by_timepoint = {cell.timepoint: cell for cell in cells}
@@ -223,10 +224,10 @@ def _fit_longitudinal(cells: list[_Cell], wide: pd.DataFrame | None, settings: M
 
     if "mixed" in settings.methods:
         long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-        spread("mixed", lambda: mixed(long, settings), _group_counts(long))
+        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
     if "mice" in settings.methods and wide is not None:
         key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-        spread("mice", lambda: mice(wide, settings, key), _group_counts(wide))
+        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
 
 
 def _fit_outcome(
@@ -235,12 +236,13 @@ def _fit_outcome(
     frames: dict[tuple[str, str], pd.DataFrame],
     wide: pd.DataFrame | None,
     settings: ModelSettings,
+    timepoints: tuple[str, ...],
     warnings: list[str],
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
 ) -> list[_Cell]:
     cells = []
-    for timepoint in FOLLOWUP_TIMEPOINTS:
+    for timepoint in timepoints:
         frame = frames.get((outcome, timepoint))
         if frame is None:
             continue
@@ -253,7 +255,7 @@ def _fit_outcome(
     for cell in fitted:
         _fit_cross_sectional(cell, settings, diagnostics, balance)
     if fitted:
-        _fit_longitudinal(fitted, wide, settings)
+        _fit_longitudinal(fitted, wide, settings, timepoints)
     for cell in cells:
         for method in settings.methods:
             if method in cell.results:
@@ -274,6 +276,7 @@ class _OutcomeJob:
     frames: dict[tuple[str, str], pd.DataFrame]
     wide: pd.DataFrame | None
     settings: ModelSettings
+    timepoints: tuple[str, ...]  # the design's, earliest first
 
 
 @dataclass
@@ -287,7 +290,15 @@ class _OutcomeFits:
 def _fit_job(job: _OutcomeJob) -> _OutcomeFits:
     fits = _OutcomeFits([], [], [], [])
     fits.cells = _fit_outcome(
-        job.contrast, job.outcome, job.frames, job.wide, job.settings, fits.warnings, fits.diagnostics, fits.balance
+        job.contrast,
+        job.outcome,
+        job.frames,
+        job.wide,
+        job.settings,
+        job.timepoints,
+        fits.warnings,
+        fits.diagnostics,
+        fits.balance,
     )
     return fits
 
@@ -298,6 +309,7 @@ def _estimate_rows(
     changes: pd.DataFrame,
     contrasts: list[Contrast],
     settings: ModelSettings,
+    design: AnalysisDesign,
     warnings: list[str],
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
@@ -308,13 +320,13 @@ def _estimate_rows(
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
-        for outcome in OUTCOMES:
+        for outcome in design.outcomes:
             if contrast is contrasts[0]:
-                for timepoint in FOLLOWUP_TIMEPOINTS:
+                for timepoint in design.timepoints:
                     if (outcome, timepoint) not in frames:
                         missing.setdefault(outcome, []).append(timepoint)
             outcome_frames = {key: frame for key, frame in frames.items() if key[0] == outcome}
-            jobs.append(_OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings))
+            jobs.append(_OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings, design.timepoints))
     rows: list[dict[str, object]] = []
     # Jobs are independent (mice seeds by contrast and outcome); results come back in job order, so
     # warnings and rows are the same on one process or several.
@@ -340,7 +352,7 @@ def _estimate_rows(
                         "p_value": result.p_value,
                         "n_treated": n_treated,
                         "n_control": n_control,
-                        "higher_is_better": OUTCOMES[job.outcome],
+                        "higher_is_better": design.higher_is_better[job.outcome],
                         "diagnostics_ok": result.diagnostics_ok,
                         "note": result.note,
                         "e_value": e_value,
@@ -348,7 +360,7 @@ def _estimate_rows(
                         "mdd": minimum_detectable_difference(result.std_error, settings.power),
                     }
                 )
-    never = [outcome for outcome, tps in missing.items() if len(tps) == len(FOLLOWUP_TIMEPOINTS)]
+    never = [outcome for outcome, tps in missing.items() if len(tps) == len(design.timepoints)]
     if never:
         warnings.append(f"No follow-up score with a baseline at any timepoint (no estimate) for: {', '.join(never)}.")
     partly = [f"{outcome} at {', '.join(tps)}" for outcome, tps in missing.items() if outcome not in never]
@@ -357,7 +369,9 @@ def _estimate_rows(
     return rows
 
 
-def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast]) -> pd.DataFrame:
+def _estimates_frame(
+    rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
+) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=[c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")])
     frame.insert(0, "run_id", run_id)
     frame["p_adjusted"] = float("nan")
@@ -365,8 +379,8 @@ def _estimates_frame(rows: list[dict[str, object]], run_id: str, contrasts: list
         frame.loc[index, "p_adjusted"] = holm(frame.loc[index, "p_value"].astype(float)).to_numpy()
     order = {
         "contrast": {c.name: i for i, c in enumerate(contrasts)},
-        "outcome": {o: i for i, o in enumerate(OUTCOMES)},
-        "timepoint": {t: i for i, t in enumerate(FOLLOWUP_TIMEPOINTS)},
+        "outcome": {o: i for i, o in enumerate(design.outcomes)},
+        "timepoint": {t: i for i, t in enumerate(design.timepoints)},
         "method": {m: i for i, m in enumerate(METHODS)},
     }
     keys = pd.DataFrame({k: frame[k].map(v) for k, v in order.items()})
@@ -407,6 +421,7 @@ def fit_models(
     repay starting them. The estimates are the same either way."""
     started_at = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
+    design = AnalysisDesign.read(con)
     population = load_population(con, settings.covariates)
     changes = load_changes(con)
     baselines = load_baselines(con)
@@ -419,9 +434,9 @@ def fit_models(
         workers = workers_for(len(population))
     with one_blas_thread():
         rows = _estimate_rows(
-            population, baselines, changes, contrasts, settings, warnings, diagnostics, balance, workers
+            population, baselines, changes, contrasts, settings, design, warnings, diagnostics, balance, workers
         )
-    estimates = _estimates_frame(rows, run_id, contrasts)
+    estimates = _estimates_frame(rows, run_id, contrasts, design)
     runs = pd.DataFrame(
         [
             {

@@ -25,7 +25,6 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.models.design_matrix import FOLLOWUP_TIMEPOINTS
 from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
 
@@ -125,14 +124,17 @@ class _GroupCoefficient:
         return float(self.row @ y), variance
 
 
-def mice(wide: pd.DataFrame, settings: ModelSettings, key: str) -> dict[str, Estimate]:
+def mice(
+    wide: pd.DataFrame, settings: ModelSettings, key: str, design_timepoints: tuple[str, ...]
+) -> dict[str, Estimate]:
     """``wide``: one row per patient with ``treated``, ``baseline_value``, covariates and ``change_<tp>``
-    (missing where not observed). Returns an estimate per timepoint with any observed change."""
+    (missing where not observed) for ``design_timepoints`` (earliest first). Returns an estimate per
+    timepoint with any observed change."""
     # A timepoint too sparse to estimate is left out of the imputation too: as a predictor it would
     # be mostly imputed itself, and its own regression would rest on a handful of patients.
     timepoints = [
         t
-        for t in FOLLOWUP_TIMEPOINTS
+        for t in design_timepoints
         if f"change_{t}" in wide
         and min(wide.loc[wide["treated"] == group, f"change_{t}"].notna().sum() for group in (0, 1))
         >= settings.min_group_size

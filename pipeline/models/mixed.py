@@ -21,7 +21,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from pipeline.models.design_matrix import FOLLOWUP_TIMEPOINTS, covariate_matrix, full_rank_columns
+from pipeline.models.design_matrix import covariate_matrix, full_rank_columns
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.settings import ModelSettings
@@ -72,10 +72,11 @@ def _fit(
     return fit, problems
 
 
-def mixed(long: pd.DataFrame, settings: ModelSettings) -> dict[str, Estimate]:
+def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[str, ...]) -> dict[str, Estimate]:
     """``long``: one row per patient and follow-up timepoint (``treated``, ``change``, ``baseline_value``,
-    ``days_from_t0``, covariates). Returns an estimate per timepoint present."""
-    timepoints = [t for t in FOLLOWUP_TIMEPOINTS if (long["timepoint"] == t).any()]
+    ``days_from_t0``, covariates). Returns an estimate per timepoint present, of ``design_timepoints``
+    (the design's, earliest first)."""
+    timepoints = [t for t in design_timepoints if (long["timepoint"] == t).any()]
     design, notes = _design(long, timepoints, settings)
     complete = design.notna().all(axis=1) & long["change"].notna()
     if not complete.all():

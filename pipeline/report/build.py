@@ -18,7 +18,7 @@ import duckdb
 import jinja2
 import pandas as pd
 
-from pipeline.contract import OUTCOMES
+from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
 from pipeline.models.fit import ESTIMATE_COLUMNS
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
@@ -44,12 +44,10 @@ from pipeline.report.suppression import (
     too_small,
 )
 from pipeline.report.tables import (
-    FOLLOWUP_TIMEPOINTS,
     GROUPS,
     METHOD_LABELS,
     OUTCOME_LABELS,
     SEX_WORDS,
-    TIMEPOINT_LABELS,
     by_year_table,
     contrast_label,
     counts_table,
@@ -78,11 +76,18 @@ COVARIATE_WORDS = {
 }
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
+# Forest plot families: (key, title, which outcomes), over the warehouse's outcomes.
 FOREST_FAMILIES = (
-    ("sunnybrook", "Sunnybrook", tuple(o for o in OUTCOMES if o.startswith("sunnybrook"))),
-    ("eface_hb", "eFACE and House-Brackmann", (*(o for o in OUTCOMES if o.startswith("eface")), "house_brackmann")),
-    ("patient", "patient-reported (SAQ, FaCE, FDI)", ("saq", "face_total", "fdi_physical", "fdi_social")),
+    ("sunnybrook", "Sunnybrook", ("sunnybrook",)),
+    ("eface_hb", "eFACE and House-Brackmann", ("eface", "house_brackmann")),
+    ("patient", "patient-reported (SAQ, FaCE, FDI)", ("saq", "face_total", "fdi")),
 )
+
+
+def family_outcomes(design: AnalysisDesign, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(o for o in design.outcomes if o.startswith(prefixes))
+
+
 HALLMARKS = (
     (
         "hallmark_synkinesis",
@@ -108,8 +113,9 @@ TRAJECTORY_OUTCOMES = (
     "eface_static",
 )
 ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
-KEY_OUTCOMES = ("sunnybrook_composite", "saq")
-PRIMARY_TIMEPOINT = "12m"
+# The report's answer: the design's primary outcome, then the patient-reported SAQ (or, where the
+# SAQ is primary, the Sunnybrook composite).
+SECOND_KEY_OUTCOMES = ("saq", "sunnybrook_composite")
 PRIMARY_CONTRAST = "combined_vs_single"
 METHOD_ORDER = tuple(METHOD_LABELS)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -124,6 +130,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 @dataclass
 class WarehouseData:
+    design: AnalysisDesign | None = None  # the warehouse's own design: timepoints, outcomes, primary ones
     build: dict[str, object] = field(default_factory=dict)
     flow: list[tuple[str, int]] = field(default_factory=list)
     exclusions: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -161,9 +168,9 @@ def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
 
 
-def _trajectories(scores: pd.DataFrame) -> pd.DataFrame:
+def _trajectories(scores: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
     frame = queries.summarise(scores, ["outcome", "group", "timepoint"], "value").drop(columns="median")
-    order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(FOLLOWUP_TIMEPOINTS)}}
+    order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(design.timepoints)}}
     keys = [
         (ALL_TRAJECTORIES.index(o), g, order.get(t, 9))
         for o, g, t in zip(frame["outcome"], frame["group"], frame["timepoint"], strict=True)
@@ -171,16 +178,16 @@ def _trajectories(scores: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)].reset_index(drop=True)
 
 
-def _sort_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
+def _sort_estimates(estimates: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
     if estimates.empty:
         return estimates
     contrasts = sorted(set(estimates["contrast"]), key=lambda c: (c != PRIMARY_CONTRAST, c))
-    outcomes = list(OUTCOMES)
+    outcomes, timepoints = list(design.outcomes), list(design.timepoints)
     keys = [
         (
             contrasts.index(c),
             outcomes.index(o) if o in outcomes else 99,
-            FOLLOWUP_TIMEPOINTS.index(t) if t in FOLLOWUP_TIMEPOINTS else 9,
+            timepoints.index(t) if t in timepoints else 9,
             METHOD_ORDER.index(m) if m in METHOD_ORDER else 99,
         )
         for c, o, t, m in zip(
@@ -232,18 +239,20 @@ def read_warehouse(
     """Everything the report needs, raw (suppression comes later). ``window``: the quarter's
     [start, end) for its data-quality section."""
     tables = _tables(con)
-    data = WarehouseData()
+    design = AnalysisDesign.read(con)
+    data = WarehouseData(design=design)
     if "build_info" in tables:
         info = con.execute("SELECT * FROM build_info").df()
         if len(info):
             data.build = info.iloc[0].to_dict()
     # The flow and the exclusions are counted from the patients the register names (one read, one truth).
-    patients = read_patients(con, PRIMARY_TIMEPOINT)
+    patients = read_patients(con, design.primary_timepoint)
+    month = f"{design.months[design.primary_timepoint]}-month"
     data.flow = [
         ("Patients received (current records)", len(patients)),
         ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
         ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
-        ("with a 12-month score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
+        (f"with a {month} score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
     ]
     excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
     data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
@@ -251,10 +260,10 @@ def read_warehouse(
         "",
         "no treatment on or after the index visit",
         "followed up for less than the exposure window",
-        "no 12-month score with a baseline",
+        f"no {month} score with a baseline",
     ]
     data.scores = _score_rows(con)
-    data.trajectories = _trajectories(data.scores)
+    data.trajectories = _trajectories(data.scores, design)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
     data.orders = queries.treatment_orders(con)
     data.by_year = queries.groups_by_year(con)
@@ -262,7 +271,7 @@ def read_warehouse(
     data.doses = queries.summarise(data.dose_rows, ["session"], "units")
     models = _model_frames(con, tables, results)
     data.run = _run_info(models["model_runs"])
-    data.estimates = _sort_estimates(models["model_estimates"])
+    data.estimates = _sort_estimates(models["model_estimates"], design)
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]
@@ -279,7 +288,7 @@ def _pick(
     estimates: pd.DataFrame,
     method: str,
     outcome: str,
-    timepoint: str = PRIMARY_TIMEPOINT,
+    timepoint: str,
     contrast: str = PRIMARY_CONTRAST,
 ) -> pd.Series | None:
     if estimates.empty:
@@ -300,7 +309,7 @@ def _improvement(row: pd.Series) -> tuple[float, float, float]:
     return sign * float(row["estimate"]), low, high
 
 
-def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str = "12 months") -> str:
+def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str) -> str:
     name = outcome_label(outcome)
     if row is None:
         return f"No comparison on the {name} at {timepoint_words} yet: no patient has that score with a baseline."
@@ -329,22 +338,32 @@ def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str =
     return sentence
 
 
+def key_outcomes(design: AnalysisDesign) -> tuple[str, str]:
+    """The report's answer: the design's primary outcome first."""
+    second = next(o for o in SECOND_KEY_OUTCOMES if o != design.primary_outcome)
+    return design.primary_outcome, second
+
+
 def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
+    design = data.design
+    assert design is not None
+    at = design.primary_timepoint
     sentences = [
         f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
-        f"treatments they started in the exposure window, and {flow_shown[3]} of these have a 12-month "
-        "score with a baseline."
+        f"treatments they started in the exposure window, and {flow_shown[3]} of these have a "
+        f"{design.months[at]}-month score with a baseline."
     ]
     if data.estimates.empty:
         sentences.append("No comparative model has been run on this warehouse yet.")
         return sentences
-    for outcome in KEY_OUTCOMES:
-        sentences.append(finding_sentence(_pick(data.estimates, "ancova", outcome), outcome))
-    adjusted = _pick(data.estimates, "ancova", KEY_OUTCOMES[0])
-    crude = _pick(data.estimates, "unadjusted", KEY_OUTCOMES[0])
+    keys = key_outcomes(design)
+    for outcome in keys:
+        sentences.append(finding_sentence(_pick(data.estimates, "ancova", outcome, at), outcome, design.label(at)))
+    adjusted = _pick(data.estimates, "ancova", keys[0], at)
+    crude = _pick(data.estimates, "unadjusted", keys[0], at)
     if adjusted is not None and crude is not None and shown_estimate(adjusted) and shown_estimate(crude):
         sentences.append(
-            f"Before adjustment the {outcome_label(KEY_OUTCOMES[0])} difference was "
+            f"Before adjustment the {outcome_label(keys[0])} difference was "
             f"{crude['estimate']:.1f} points (95% CI {crude['ci_low']:.1f} to {crude['ci_high']:.1f}); "
             "the adjusted figure is the one to use, because patients are not given combined "
             "treatment at random: those with worse scores at baseline more often are."
@@ -352,18 +371,18 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
     if adjusted is not None and shown_estimate(adjusted) and pd.notna(adjusted.get("e_value", float("nan"))):
         limit = adjusted.get("e_value_ci", float("nan"))
         sentences.append(
-            f"Unmeasured confounding: to explain away the {outcome_label(KEY_OUTCOMES[0])} difference, a factor not "
+            f"Unmeasured confounding: to explain away the {outcome_label(keys[0])} difference, a factor not "
             f"in the data would have to raise both the chance of combined treatment and of a better outcome by a "
             f"risk ratio of {adjusted['e_value']:.1f} each (E-value"
             + (f"; {limit:.1f} to move the confidence interval to include no difference)." if pd.notna(limit) else ").")
         )
-    weighted = _pick(data.estimates, "iptw", KEY_OUTCOMES[0])
+    weighted = _pick(data.estimates, "iptw", keys[0], at)
     if weighted is not None and not too_small(weighted):
         if shown_estimate(weighted):
             sentences.append(
                 f"The weighted (IPTW) comparison passed its balance and overlap checks and gives "
                 f"{weighted['estimate']:.1f} points (95% CI {weighted['ci_low']:.1f} to {weighted['ci_high']:.1f}) "
-                f"on the {outcome_label(KEY_OUTCOMES[0])}."
+                f"on the {outcome_label(keys[0])}."
             )
         else:
             sentences.append(
@@ -392,23 +411,25 @@ def _table_payload(frame: pd.DataFrame) -> dict[str, object]:
     return {"columns": list(frame.columns), "rows": frame.astype(str).values.tolist()}
 
 
-def _figure_labels(outcomes: tuple[str, ...]) -> dict[str, tuple[str, str, bool]]:
-    return {o: (*OUTCOME_LABELS.get(o, (o, "")), bool(OUTCOMES.get(o, True))) for o in outcomes}
+def _figure_labels(outcomes: tuple[str, ...], design: AnalysisDesign) -> dict[str, tuple[str, str, bool]]:
+    """Name, scale and direction; the eFACE smile items, not outcomes of the design, are higher-is-better."""
+    return {o: (*OUTCOME_LABELS.get(o, (o, "")), design.higher_is_better.get(o, True)) for o in outcomes}
 
 
-def _balance_for_plot(data: WarehouseData) -> tuple[pd.DataFrame, str]:
-    """The primary comparison's balance (12 months, first outcome with rows), as a Love plot draws it."""
+def _balance_for_plot(data: WarehouseData, design: AnalysisDesign) -> tuple[pd.DataFrame, str]:
+    """The primary comparison's balance (primary timepoint, first outcome with rows), as a Love plot draws it."""
     balance = data.balance
     if balance is None or balance.empty:
         return pd.DataFrame(), ""
+    at = design.primary_timepoint
     rows = balance[balance["contrast"] == PRIMARY_CONTRAST] if "contrast" in balance else balance
-    if "timepoint" in rows and (rows["timepoint"] == PRIMARY_TIMEPOINT).any():
-        rows = rows[rows["timepoint"] == PRIMARY_TIMEPOINT]
+    if "timepoint" in rows and (rows["timepoint"] == at).any():
+        rows = rows[rows["timepoint"] == at]
     if rows.empty:
         return pd.DataFrame(), ""
-    outcome = next((o for o in OUTCOMES if o in set(rows["outcome"])), str(rows["outcome"].iloc[0]))
+    outcome = next((o for o in design.outcomes if o in set(rows["outcome"])), str(rows["outcome"].iloc[0]))
     rows = rows[rows["outcome"] == outcome].drop_duplicates("covariate")
-    return rows, f"Balance, combined vs single, {outcome_label(outcome)} at 12 months (IPTW)"
+    return rows, f"Balance, combined vs single, {outcome_label(outcome)} at {design.label(at)} (IPTW)"
 
 
 def _ess_share(ess: object, n: object) -> str:
@@ -418,7 +439,7 @@ def _ess_share(ess: object, n: object) -> str:
     return f"{100 * float(ess) / int(n):.0f}%"  # type: ignore[arg-type,call-overload]
 
 
-def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
+def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
     columns = [
         "contrast",
         "outcome",
@@ -446,7 +467,7 @@ def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame) -> pd
             [
                 contrast_label(str(r.contrast)),
                 outcome_label(str(r.outcome)),
-                TIMEPOINT_LABELS.get(str(r.timepoint), str(r.timepoint)),
+                design.label(str(r.timepoint)),
                 "" if pd.isna(r.auc) else f"{r.auc:.2f}",
                 "" if pd.isna(r.equipoise_share) else f"{100 * r.equipoise_share:.0f}%",
                 _ess_share(r.ess_treated, r.n_treated),
@@ -492,6 +513,8 @@ def published_register(
     data: WarehouseData, tables: dict[str, pd.DataFrame], release: str, primary: pd.DataFrame
 ) -> Register:
     """Every patient count of the tables, with its patients, as the tables print it."""
+    design = data.design
+    assert design is not None
     register = Register(release)
     fill_register(
         register,
@@ -508,8 +531,9 @@ def published_register(
         {
             "other_orders": OTHER_ORDERS,
             "table1_categorical": TABLE1_CATEGORICAL,
-            "outcome_of": {outcome_label(o): o for o in ALL_TRAJECTORIES} | {outcome_label(o): o for o in OUTCOMES},
-            "timepoint_of": {label: t for t, label in TIMEPOINT_LABELS.items()},
+            "outcome_of": {outcome_label(o): o for o in ALL_TRAJECTORIES}
+            | {outcome_label(o): o for o in design.outcomes},
+            "timepoint_of": {label: t for t, label in design.labels.items()},
             "primary_rows": primary,
         },
     )
@@ -518,12 +542,15 @@ def published_register(
 
 def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Every table as its own rule prints it (before the release-wide audit), and the primary estimates."""
+    design = data.design
+    assert design is not None
+    labels = design.labels
     by_year_counts = data.by_year.groupby(["year", "group"]).size().reset_index(name="patients")
     orders = data.orders.rename(columns={"order": "order received"})
     classifiable = data.members.patients[data.members.patients["classifiable"]]
     primary = (
         data.estimates[
-            (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == PRIMARY_TIMEPOINT)
+            (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == design.primary_timepoint)
         ]
         if len(data.estimates)
         else pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
@@ -533,19 +560,19 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "exclusions": counts_table(data.exclusions, "patients")
         if len(data.exclusions)
         else pd.DataFrame(columns=["reason", "patients"]),
-        "table1": table_one(data.table_one, MAIN_OUTCOMES),
+        "table1": table_one(data.table_one, MAIN_OUTCOMES, design.higher_is_better),
         "combinations": grouped_counts(classifiable, "combination")
         if len(classifiable)
         else pd.DataFrame(columns=["group", "combination", "patients"]),
         "treatment_order": grouped_counts(orders, "order received", SMALL_CELL, OTHER_ORDERS),
         "groups_by_year": by_year_table(by_year_counts)[0],
         "bont_dose_by_session": dose_table(data.doses, queries.MAX_SESSION),
-        "trajectories": trajectory_table(data.trajectories),
-        "estimates": estimates_table(data.estimates)
+        "trajectories": trajectory_table(data.trajectories, labels),
+        "estimates": estimates_table(data.estimates, labels)
         if len(data.estimates)
-        else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS))),
-        "estimates_primary": estimates_table(primary).drop(columns=["contrast", "timepoint"]),
-        "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates),
+        else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS)), labels),
+        "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
+        "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
         "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
@@ -565,6 +592,10 @@ def _build(
     release: str = "",
     earlier: list[Register] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
+    design = data.design
+    assert design is not None
+    at, at_words = design.primary_timepoint, design.primary_label
+    when = _timepoint_words(design)
     tables, primary = printed_tables(data)
     _, years, shares = by_year_table(data.by_year.groupby(["year", "group"]).size().reset_index(name="patients"))
     # Every patient count goes through the register; the audit reads it with the earlier releases' and
@@ -595,14 +626,14 @@ def _build(
     marked = mark_shown(data.estimates) if len(data.estimates) else data.estimates
     primary_rows = marked[marked["contrast"] == PRIMARY_CONTRAST] if len(marked) else marked
     other_rows = marked[marked["contrast"] != PRIMARY_CONTRAST] if len(marked) else marked
-    balance, balance_title = _balance_for_plot(data)
+    balance, balance_title = _balance_for_plot(data, design)
     hallmark_figs = [
         Figure(
             key,
             title,
-            "Mean and 95% confidence interval by treatment group at baseline, 3, 6 and 12 months, among classifiable "
+            f"Mean and 95% confidence interval by treatment group at baseline and at {when}, among classifiable "
             f"patients with that score at that time. Points based on fewer than {SMALL_CELL} patients are not shown.",
-            figures.trajectory_figure(trajectories, outcomes, _figure_labels(outcomes)),
+            figures.trajectory_figure(trajectories, outcomes, _figure_labels(outcomes, design), design.months),
         )
         for key, title, outcomes in HALLMARKS
     ]
@@ -611,7 +642,7 @@ def _build(
     forest_figs = [
         Figure(
             f"forest_{timepoint}_{family}",
-            f"Combined vs single modality at {TIMEPOINT_LABELS[timepoint]}: {family_title}",
+            f"Combined vs single modality at {design.label(timepoint)}: {family_title}",
             "Each line is one estimate with its 95% confidence interval: the difference in change from "
             "baseline between the first and the second group of the comparison. Where a lower score is better "
             "(SAQ, Sunnybrook resting and synkinesis, House-Brackmann) the sign is reversed, so right of zero "
@@ -619,17 +650,20 @@ def _build(
             "with no difference. At the right: the E-value, or why an estimate is not drawn (diagnostics did not "
             f"pass, or fewer than {SMALL_CELL} patients in a group).",
             figures.forest_figure(
-                primary_rows[(primary_rows["timepoint"] == timepoint) & primary_rows["outcome"].isin(outcomes)]
+                primary_rows[
+                    (primary_rows["timepoint"] == timepoint)
+                    & primary_rows["outcome"].isin(family_outcomes(design, prefixes))
+                ]
                 if len(primary_rows)
                 else primary_rows,
-                f"{TIMEPOINT_LABELS[timepoint]}: {family_title}",
+                f"{design.label(timepoint)}: {family_title}",
             ),
         )
-        for timepoint in reversed(FOLLOWUP_TIMEPOINTS)
-        for family, family_title, outcomes in FOREST_FAMILIES
+        for timepoint in reversed(design.timepoints)
+        for family, family_title, prefixes in FOREST_FAMILIES
     ]
     combination_rows = (
-        other_rows[(other_rows["timepoint"] == PRIMARY_TIMEPOINT) & other_rows["outcome"].isin(MAIN_OUTCOMES)]
+        other_rows[(other_rows["timepoint"] == at) & other_rows["outcome"].isin(MAIN_OUTCOMES)]
         if len(other_rows)
         else other_rows
     )
@@ -637,13 +671,12 @@ def _build(
     # One figure per combination, so that each stays legible on a printed page.
     forest_figs += [
         Figure(
-            f"forest_combinations_12m_{index + 1}",
-            f"{contrast_label(contrast)} at 12 months",
+            f"forest_combinations_{at}_{index + 1}",
+            f"{contrast_label(contrast)} at {at_words}",
             "As above, for a combination with enough patients against the most common single modality, on "
-            "the main outcomes. Every other estimate (other outcomes, 3 and 6 months) is in estimates.csv.",
-            figures.forest_figure(
-                combination_rows[combination_rows["contrast"] == contrast], TIMEPOINT_LABELS[PRIMARY_TIMEPOINT]
-            ),
+            f"the main outcomes. Every other estimate (other outcomes, {_timepoint_words(design, at)}) is in "
+            "estimates.csv.",
+            figures.forest_figure(combination_rows[combination_rows["contrast"] == contrast], at_words),
         )
         for index, contrast in enumerate(combination_contrasts)
     ]
@@ -673,10 +706,12 @@ def _build(
         Figure(
             "trajectories",
             "Main outcomes by treatment group",
-            "Mean score with its 95% confidence interval at baseline and at 3, 6 and 12 months, among classifiable "
+            f"Mean score with its 95% confidence interval at baseline and at {when}, among classifiable "
             "patients with a score at that time (not always the same patients at each time). Points based on "
             f"fewer than {SMALL_CELL} patients are not shown.",
-            figures.trajectory_figure(trajectories, MAIN_OUTCOMES, _figure_labels(MAIN_OUTCOMES)),
+            figures.trajectory_figure(
+                trajectories, MAIN_OUTCOMES, _figure_labels(MAIN_OUTCOMES, design), design.months
+            ),
         ),
         *hallmark_figs,
         *forest_figs,
@@ -689,8 +724,8 @@ def _build(
         ),
     ]
     settings = data.run.get("settings", {}) if data.run else {}
-    design = data.build.get("design_settings") if data.build else None
-    design_dict = json.loads(design) if isinstance(design, str) else (design or {})
+    recorded = data.build.get("design_settings") if data.build else None
+    design_dict = json.loads(recorded) if isinstance(recorded, str) else (recorded or {})
     quality = {
         "files": len(data.ledger),
         "drops": data.ledger["drop_id"].nunique() if len(data.ledger) else 0,
@@ -734,16 +769,26 @@ def _build(
         "exposure_window_days": design_dict.get("exposure_window_days", 180),
         "baseline_lookback_days": design_dict.get("baseline_lookback_days", 90),
         "timepoints": design_dict.get("timepoints", []),
+        "primary_timepoint_words": at_words,
+        "primary_outcome": outcome_label(design.primary_outcome),
+        "timepoint_words": when,
         "has_estimates": bool(len(data.estimates)),
         "hallmarks": [(key, title) for key, title, _ in HALLMARKS],
         "forest_names": [
-            *(f"forest_{t}_{family}" for t in reversed(FOLLOWUP_TIMEPOINTS) for family, _, _ in FOREST_FAMILIES),
-            *(f"forest_combinations_12m_{index + 1}" for index in range(len(combination_contrasts))),
+            *(f"forest_{t}_{family}" for t in reversed(design.timepoints) for family, _, _ in FOREST_FAMILIES),
+            *(f"forest_combinations_{at}_{index + 1}" for index in range(len(combination_contrasts))),
         ],
         "csv_files": [f"{name}.csv" for name in tables],
     }
     context["disclosure"] = disclosure
     return tables, figs, context, register
+
+
+def _timepoint_words(design: AnalysisDesign, leave_out: str = "") -> str:
+    """The follow-up timepoints in words, e.g. '3, 6 and 12 months'."""
+    months = [str(design.months[t]) for t in design.timepoints if t != leave_out]
+    listed = ", ".join(months[:-1]) + " and " + months[-1] if len(months) > 1 else "".join(months)
+    return f"{listed} months"
 
 
 def render(context: dict[str, object], figs: list[Figure]) -> str:

@@ -9,12 +9,9 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pipeline.contract import OUTCOMES
 from pipeline.report.tables import (
     METHOD_LABELS,
-    OUTCOME_LABELS,
     SMALL_CELL,
-    TIMEPOINT_MONTHS,
     contrast_label,
     direction_words,
     outcome_label,
@@ -46,13 +43,15 @@ def _message(figure: Figure, text: str) -> None:
 
 
 def trajectory_figure(
-    summary: pd.DataFrame, outcomes: tuple[str, ...], labels: dict[str, tuple[str, str, bool]] | None = None
+    summary: pd.DataFrame,
+    outcomes: tuple[str, ...],
+    labels: dict[str, tuple[str, str, bool]],
+    months: dict[str, int],
 ) -> bytes:
-    """Mean score and 95% CI at baseline, 3, 6 and 12 months, one panel per outcome, one line per
+    """Mean score and 95% CI at baseline and each timepoint, one panel per outcome, one line per
     group. ``summary``: outcome, group, timepoint, n, mean, ci_low, ci_high, shown (from
     :func:`pipeline.report.suppression.safe_summary`: only shown points are drawn). ``labels``: outcome ->
-    (name, scale, higher_is_better), by default the warehouse outcomes'."""
-    labels = labels or {o: (*OUTCOME_LABELS[o], OUTCOMES[o]) for o in outcomes}
+    (name, scale, higher_is_better); ``months``: each timepoint's months from baseline (the design's)."""
     figure = Figure(figsize=(6.4, 3.4 * len(outcomes)), layout="constrained")
     axes = figure.subplots(len(outcomes), 1, squeeze=False)[:, 0]
     for axis, outcome in zip(axes, outcomes, strict=True):
@@ -62,7 +61,7 @@ def trajectory_figure(
             rows = summary[(summary["outcome"] == outcome) & (summary["group"] == group) & summary["shown"]].copy()
             if rows.empty:
                 continue
-            rows["month"] = rows["timepoint"].map(TIMEPOINT_MONTHS) + offset
+            rows["month"] = rows["timepoint"].map(months) + offset
             rows = rows.sort_values("month")
             error = [rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]]
             axis.errorbar(
@@ -81,8 +80,9 @@ def trajectory_figure(
         axis.set_title(f"{name}: mean and 95% CI by group", fontsize=11, loc="left")
         axis.set_ylabel(f"{scale}\n{direction_words(higher)}", fontsize=9)
         axis.set_xlabel("Months from the start of treatment (0 = baseline)", fontsize=9)
-        axis.set_xticks(list(TIMEPOINT_MONTHS.values()), ["Baseline", "3", "6", "12"])
-        axis.set_xlim(-1, 13)
+        ticks = sorted(months.values())
+        axis.set_xticks(ticks, ["Baseline" if m == 0 else str(m) for m in ticks])
+        axis.set_xlim(-1, max(ticks) + 1)
         axis.grid(axis="y", alpha=0.3)
         if drawn:
             axis.legend(loc="best", fontsize=9, frameon=False)

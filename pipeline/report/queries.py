@@ -11,11 +11,9 @@ import duckdb
 import pandas as pd
 from scipy import stats
 
+from pipeline.sql_files import MACROS_SQL, read_sql
+
 GROUP_SQL = "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END"
-MODALITY_ORDER_SQL = (
-    "CASE t.modality WHEN 'botox' THEN 'BTX' WHEN 'physical_therapy' THEN 'PT' WHEN 'selective_neurectomy' THEN 'SN' "
-    "WHEN 'selective_myectomy' THEN 'MY' ELSE 'OS' END"
-)
 # Hallmark 3, opposing muscles firing together in a smile: the eFACE smile and commissure items.
 SMILE_ITEMS = {
     "dyn_commissure_smile": "eFACE oral commissure movement with smile",
@@ -56,14 +54,14 @@ def treatment_orders(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         f"""
         WITH firsts AS (
-            SELECT t.site_id, t.patient_id, {MODALITY_ORDER_SQL} AS code, min(t."day") AS first_day
+            SELECT t.site_id, t.patient_id, c.code, c."position", min(t."day") AS first_day
             FROM treatments AS t INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+            INNER JOIN modality_codes AS c USING (modality)
             WHERE m.classifiable AND t."day" >= m.t0_day
             GROUP BY ALL
         ),
         days AS (
-            SELECT site_id, patient_id, first_day,
-                string_agg(code, '+' ORDER BY list_position(['BTX', 'PT', 'SN', 'MY', 'OS'], code)) AS codes
+            SELECT site_id, patient_id, first_day, string_agg(code, '+' ORDER BY "position") AS codes
             FROM firsts GROUP BY ALL
         )
         SELECT d.site_id, d.patient_id, {GROUP_SQL} AS "group",
@@ -111,51 +109,26 @@ def bont_dose_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
-def _design(con: duckdb.DuckDBPyConnection) -> dict[str, object]:
-    raw = con.execute("SELECT design_settings FROM build_info").fetchone()
-    return json.loads(raw[0]) if raw and isinstance(raw[0], str) else {}
-
-
 def item_score_rows(con: duckdb.DuckDBPyConnection, items: dict[str, str]) -> pd.DataFrame:
-    """eFACE item scores by group at baseline and each timepoint, one row per patient, chosen as the design
-    chooses outcome scores: baseline the latest in [t0 - lookback, t0], each follow-up the visit nearest
-    the target within its window (the earlier on a tie)."""
-    design = _design(con)
-    lookback = int(design.get("baseline_lookback_days", 90))  # type: ignore[call-overload]
-    timepoints = design.get("timepoints") or [
-        {"name": "3m", "target": 90, "low": 60, "high": 120},
-        {"name": "6m", "target": 180, "low": 150, "high": 240},
-        {"name": "12m", "target": 365, "low": 300, "high": 430},
-    ]
-    windows = " UNION ALL ".join(
-        f"SELECT '{t['name']}' AS timepoint, {int(t['target'])} AS target, {int(t['low'])} AS low, "
-        f"{int(t['high'])} AS high"
-        for t in timepoints  # type: ignore[union-attr]
-    )
-    names = ", ".join(f"'{item}'" for item in items)
+    """eFACE item scores by group at baseline and each timepoint, one row per patient, placed on the
+    timepoints as ``followup_scores`` places outcome scores (the same macro, the warehouse's design)."""
+    con.execute(read_sql(MACROS_SQL))  # a temporary macro: the published file stays read-only
+    design = json.loads(con.execute("SELECT design_settings FROM build_info").fetchone()[0])
+    names = ", ".join("?" for _ in items)
     return con.execute(
         f"""
         WITH scores AS (
-            SELECT a.site_id, a.patient_id, a.item AS outcome, {GROUP_SQL} AS "group", a.visit_day,
-                a.visit_day - m.t0_day AS days, a."value"
+            SELECT a.site_id, a.patient_id, a.item AS outcome, a.visit_day, a.visit_day - m.t0_day AS days_from_t0,
+                a."value"
             FROM assessments AS a INNER JOIN modality_combinations AS m USING (site_id, patient_id)
             WHERE m.classifiable AND a.instrument = 'eface' AND a.item IN ({names}) AND a."value" IS NOT NULL
-        ),
-        windows AS ({windows}),
-        chosen AS (
-            SELECT site_id, patient_id, outcome, "group", 'baseline' AS timepoint, "value" FROM scores
-            WHERE days BETWEEN -{lookback} AND 0
-            QUALIFY row_number() OVER (PARTITION BY site_id, patient_id, outcome ORDER BY days DESC) = 1
-            UNION ALL
-            SELECT s.site_id, s.patient_id, s.outcome, s."group", w.timepoint, s."value" FROM scores AS s
-            INNER JOIN windows AS w ON s.days BETWEEN w.low AND w.high
-            QUALIFY row_number() OVER (
-                PARTITION BY s.site_id, s.patient_id, s.outcome, w.timepoint ORDER BY abs(s.days - w.target), s.days
-            ) = 1
         )
-        SELECT site_id, patient_id, outcome, "group", timepoint, "value" FROM chosen
-        ORDER BY outcome, "group", timepoint, site_id, patient_id
-        """
+        SELECT p.site_id, p.patient_id, p.outcome, {GROUP_SQL} AS "group", p.timepoint, p."value"
+        FROM placed_on_timepoints('scores', 'design_timepoints', ?) AS p
+        INNER JOIN modality_combinations AS m USING (site_id, patient_id)
+        ORDER BY p.outcome, "group", p.timepoint, p.site_id, p.patient_id
+        """,
+        [*items, int(design["baseline_lookback_days"])],
     ).df()
 
 

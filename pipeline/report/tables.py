@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from pipeline.contract import OUTCOMES
 from pipeline.report.suppression import (
     COMPLEMENTARY,
     HIDDEN,
@@ -32,11 +31,8 @@ from pipeline.report.suppression import (
     too_small,
 )
 
-FOLLOWUP_TIMEPOINTS = ("3m", "6m", "12m")
-TIMEPOINT_LABELS = {"baseline": "baseline", "3m": "3 months", "6m": "6 months", "12m": "12 months"}
-TIMEPOINT_MONTHS = {"baseline": 0, "3m": 3, "6m": 6, "12m": 12}
-
-# Outcome: (display name, scale in words). Direction comes from pipeline.contract.OUTCOMES.
+# Outcome: (display name, scale in words). Direction and timepoints come from the warehouse's design
+# (pipeline.analysis_design).
 OUTCOME_LABELS: dict[str, tuple[str, str]] = {
     "sunnybrook_composite": ("Sunnybrook composite", "points, -15 to 100"),
     "sunnybrook_voluntary": ("Sunnybrook voluntary movement", "points, 20 to 100"),
@@ -139,7 +135,7 @@ def ledger_table(ledger: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
-def trajectory_table(summary: pd.DataFrame) -> pd.DataFrame:
+def trajectory_table(summary: pd.DataFrame, timepoint_labels: dict[str, str]) -> pd.DataFrame:
     """``summary``: outcome, group, timepoint, n, mean, sd, ci_low, ci_high."""
     rows = []
     for record in summary.itertuples(index=False):
@@ -147,7 +143,7 @@ def trajectory_table(summary: pd.DataFrame) -> pd.DataFrame:
             {
                 "outcome": outcome_label(record.outcome),
                 "group": record.group,
-                "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
+                "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
                 "patients": format_count(record.n),
                 "mean": hide_small(record.mean, record.n),
                 "sd": hide_small(record.sd, record.n),
@@ -185,7 +181,7 @@ def _diagnostics_words(record: object) -> str:
     return "passed" if bool(record.diagnostics_ok) else "did not pass"  # type: ignore[attr-defined]
 
 
-def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
+def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -> pd.DataFrame:
     rows = []
     for record in estimates.itertuples(index=False):
         shown = shown_estimate(record)
@@ -199,7 +195,7 @@ def estimates_table(estimates: pd.DataFrame) -> pd.DataFrame:
                 "contrast": contrast_label(record.contrast),
                 "method": METHOD_LABELS.get(record.method, record.method),
                 "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
-                "timepoint": TIMEPOINT_LABELS.get(record.timepoint, record.timepoint),
+                "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
                 "estimate": f"{record.estimate:.1f}" if shown else "",
                 "95% CI": ci,
                 "p": format_p(record.p_value) if shown else "",
@@ -285,7 +281,7 @@ def _categorical_rows(patients: pd.DataFrame, column: str, title: str, words: di
     return rows
 
 
-def table_one(patients: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
+def table_one(patients: pd.DataFrame, outcomes: tuple[str, ...], higher_is_better: dict[str, bool]) -> pd.DataFrame:
     """Table 1 by group (single modality vs combined) among classifiable patients: counts with
     complementary suppression within each characteristic, means and medians hidden below 11 patients.
     When either group has fewer than 11 patients no column is shown (its size would give away the other)."""
@@ -321,7 +317,7 @@ def table_one(patients: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame
     rows += _categorical_rows(prior, "prior", "Treated before the index visit", {})
     rows.append(["Baseline scores (patients with one), mean (SD)", "", ""])
     for outcome in outcomes:
-        rows.append(numeric(f"  {outcome_label(outcome)} ({direction_words(OUTCOMES[outcome])})", outcome))
+        rows.append(numeric(f"  {outcome_label(outcome)} ({direction_words(higher_is_better[outcome])})", outcome))
     return pd.DataFrame(rows, columns=columns)
 
 

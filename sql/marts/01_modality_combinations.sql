@@ -24,6 +24,19 @@ exposed AS (
     GROUP BY ALL
 ),
 
+-- The combination's codes in the contract's order (seed_modality_codes).
+combination_codes AS (
+    SELECT w.site_id, w.patient_id, string_agg(c.code, '+' ORDER BY c."position") AS combination
+    FROM (
+        SELECT DISTINCT t.site_id, t.patient_id, t.modality
+        FROM treatments AS t
+        INNER JOIN index_treatment AS i USING (site_id, patient_id)
+        WHERE t."day" BETWEEN i.t0_day AND i.t0_day + getvariable('exposure_window_days')
+    ) AS w
+    INNER JOIN seed_modality_codes AS c USING (modality)
+    GROUP BY ALL
+),
+
 last_contact AS (
     SELECT site_id, patient_id, max(contact_day) AS last_day
     FROM (
@@ -37,9 +50,7 @@ last_contact AS (
 combined AS (
     SELECT
         p.site_id, p.patient_id, i.t0_day,
-        nullif(concat_ws('+',
-            CASE WHEN e.btx THEN 'BTX' END, CASE WHEN e.pt THEN 'PT' END, CASE WHEN e.sn THEN 'SN' END,
-            CASE WHEN e.my THEN 'MY' END, CASE WHEN e.os THEN 'OS' END), '') AS combination,
+        k.combination,
         e.btx::INTEGER + e.pt::INTEGER + e.sn::INTEGER + e.my::INTEGER + e.os::INTEGER AS n_modalities,
         coalesce(e.btx, false) AS btx, coalesce(e.pt, false) AS pt, coalesce(e.sn, false) AS sn,
         coalesce(e.my, false) AS my, coalesce(e.os, false) AS os,
@@ -47,6 +58,7 @@ combined AS (
     FROM patients AS p
     LEFT JOIN index_treatment AS i USING (site_id, patient_id)
     LEFT JOIN exposed AS e USING (site_id, patient_id)
+    LEFT JOIN combination_codes AS k USING (site_id, patient_id)
     LEFT JOIN last_contact AS c USING (site_id, patient_id)
 )
 

@@ -7,7 +7,7 @@ WITH outcomes AS (
 ),
 
 timepoints AS (
-    SELECT timepoint FROM design_timepoints
+    SELECT timepoint FROM seed_timepoints
 ),
 
 patient_steps AS (

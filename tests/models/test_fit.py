@@ -14,7 +14,8 @@ from pipeline.models import ModelResults, fit_models
 from pipeline.models.design_matrix import covariate_matrix
 from pipeline.models.estimators import holm
 from pipeline.models.fit import ESTIMATE_COLUMNS
-from pipeline.settings import ModelSettings
+from pipeline.settings import DesignSettings, ModelSettings
+from pipeline.warehouse import write_design_tables
 
 TABLES = {
     "patients": "site_id VARCHAR, patient_id VARCHAR, sex VARCHAR, age_at_onset INTEGER, side VARCHAR, "
@@ -33,10 +34,11 @@ TIMEPOINT_DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
 
 
 def build_warehouse(con: duckdb.DuckDBPyConnection, patients: pd.DataFrame, scores: pd.DataFrame) -> None:
-    """Create the three tables the models read. ``patients``: site_id, patient_id, combination and
+    """Create the tables the models read (and the design's). ``patients``: site_id, patient_id, combination and
     covariates; ``scores``: site_id, patient_id, outcome, timepoint, value (baseline rows included)."""
     for table, columns in TABLES.items():
         con.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
+    write_design_tables(con, DesignSettings())
     p = patients.copy()
     for column, default in (
         ("sex", "F"),

@@ -191,7 +191,7 @@ def test_a_data_set_where_the_mixed_model_cannot_converge_is_flagged() -> None:
                 "prior_treatment": False,
             }
         )
-    results = mixed(pd.DataFrame(rows), ModelSettings())
+    results = mixed(pd.DataFrame(rows), ModelSettings(), ("3m", "6m", "12m"))
     for estimate in results.values():
         assert not estimate.diagnostics_ok
         assert "did not converge" in estimate.note and "numbers shown for completeness only" in estimate.note

@@ -15,6 +15,8 @@ from pipeline.models import fit_models
 from pipeline.quarters import parse_quarter
 from pipeline.report import write_report
 from pipeline.report.tables import estimates_table, flow_counts, format_count, hide_small, suppress_counts
+from pipeline.settings import DesignSettings
+from pipeline.warehouse import write_design_tables
 from tests.report.helpers import light_settings
 
 SCHEMA = """
@@ -43,6 +45,7 @@ DAYS = {"baseline": -10, "3m": 90, "6m": 180, "12m": 365}
 
 def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> None:
     con.execute(SCHEMA)
+    write_design_tables(con, DesignSettings())
     rng = np.random.default_rng(seed)
     ids = [f"P{i:03d}" for i in range(n)]
     baseline = rng.normal(50, 15, n)
@@ -302,7 +305,7 @@ def test_estimates_table_hides_small_and_failed_estimates() -> None:
             {**base, "estimate": float("nan"), "note": "fit failed: singular"},
         ]
     )
-    table = estimates_table(rows)
+    table = estimates_table(rows, {"12m": "12 months"})
     assert table.loc[0, ["estimate", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
         "6.0",
         "4.0 to 8.1",

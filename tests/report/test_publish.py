@@ -392,10 +392,12 @@ def test_figures_never_draw_a_point_on_fewer_than_11_patients() -> None:
                 }
             )
     summary = pd.DataFrame(rows)
-    drawn = figures.trajectory_figure(safe_summary(summary), ("saq",))
-    without_small = figures.trajectory_figure(safe_summary(summary[summary["n"] >= 11]), ("saq",))
+    labels = {"saq": ("SAQ", "percent score, 20 to 100", False)}
+    months = {"baseline": 0, "3m": 3, "6m": 6, "12m": 12}
+    drawn = figures.trajectory_figure(safe_summary(summary), ("saq",), labels, months)
+    without_small = figures.trajectory_figure(safe_summary(summary[summary["n"] >= 11]), ("saq",), labels, months)
     assert drawn == without_small
-    assert drawn != figures.trajectory_figure(safe_summary(summary.assign(n=40)), ("saq",))
+    assert drawn != figures.trajectory_figure(safe_summary(summary.assign(n=40)), ("saq",), labels, months)
 
 
 def test_suppress_grid_leaves_no_line_with_a_recoverable_cell() -> None:

@@ -1,0 +1,49 @@
+"""The analysis design a warehouse was built with, read from the warehouse itself.
+
+The design settings (``pipeline/settings.py``, ``design.json``) reach the build once; the build
+publishes them as data (``design_timepoints``, ``design_outcomes``: ``sql/seeds/``). The models and
+the report read this class, never a list of their own, so a design change reaches every table,
+model and page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class AnalysisDesign:
+    timepoints: tuple[str, ...]  # follow-up timepoints, earliest first
+    months: dict[str, int]  # each timepoint's target in months, baseline 0
+    labels: dict[str, str]  # each timepoint in words, baseline too
+    primary_timepoint: str
+    outcomes: tuple[str, ...]  # in the contract's order
+    higher_is_better: dict[str, bool]
+    primary_outcome: str
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> AnalysisDesign:
+        timepoints = con.execute(
+            'SELECT timepoint, months, label, is_primary FROM design_timepoints ORDER BY "position"'
+        ).fetchall()
+        outcomes = con.execute(
+            'SELECT outcome, higher_is_better, is_primary FROM design_outcomes ORDER BY "position"'
+        ).fetchall()
+        return cls(
+            timepoints=tuple(name for name, *_ in timepoints),
+            months={"baseline": 0, **{name: int(months) for name, months, _, _ in timepoints}},
+            labels={"baseline": "baseline", **{name: label for name, _, label, _ in timepoints}},
+            primary_timepoint=next(name for name, *_, primary in timepoints if primary),
+            outcomes=tuple(name for name, *_ in outcomes),
+            higher_is_better={name: bool(better) for name, better, _ in outcomes},
+            primary_outcome=next(name for name, _, primary in outcomes if primary),
+        )
+
+    @property
+    def primary_label(self) -> str:
+        return self.labels[self.primary_timepoint]
+
+    def label(self, timepoint: str) -> str:
+        return self.labels.get(timepoint, timepoint)
