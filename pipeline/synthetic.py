@@ -54,6 +54,9 @@ class SyntheticParameters:
     # Missing at random given baseline: the log-odds of missing the 12-month visit rise by this much
     # per SD of worse observed baseline (0: no such dropout).
     dropout_by_severity: float = 0.0
+    # Further follow-up visits, as (target, low, high) days from t0, beyond the contract's three (e.g. a
+    # 24-month visit, for a design with a 24-month timepoint).
+    late_visits: tuple[tuple[int, int, int], ...] = ()
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -218,7 +221,7 @@ def _treatments(rng: np.random.Generator, cohort: pd.DataFrame, site: str) -> pd
 def _visits(rng: np.random.Generator, cohort: pd.DataFrame, params: SyntheticParameters) -> pd.DataFrame:
     """The index visit (baseline), then visits near 3, 6 and 12 months (some off-window), until follow-up ends."""
     frames = [pd.DataFrame({"patient_id": cohort["patient_id"], "from_t0": -cohort["t0"].to_numpy()})]
-    for target, low, high in ((90, 60, 120), (180, 150, 240), (365, 300, 430), (270, 250, 290)):
+    for target, low, high in ((90, 60, 120), (180, 150, 240), (365, 300, 430), (270, 250, 290), *params.late_visits):
         n = len(cohort)
         days = np.clip(np.round(target + rng.normal(0, 12, n)), low, high)
         off = rng.random(n) < params.off_window_share
