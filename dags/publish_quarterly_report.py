@@ -9,14 +9,16 @@ from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from pipeline.notify import CoordinatorNotifier
-from pipeline.settings import DAG_OWNER, task_retries
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, task_retries
 
 DOC = """
 ### Publish the quarterly report
 
-At 06:00 on the first day of January, April, July and October, writes the report on the
-quarter just ended (taken from the run's logical date) under `published/YYYY-Qn/`, from the data
-as loaded by the end of that quarter: report.html, report.pdf, figures, tables, manifest.json, and
+At 06:00 on the first day of January, April, July and October, reports on the quarter just
+ended (taken from the run's logical date). `build_as_of` rebuilds the warehouse as loaded by the end
+of that quarter, with its model run (reused from the published warehouse when fitted on the same
+data, else fitted now), into `staging/as_of/`; `write_report` renders it under
+`published/YYYY-Qn/`: report.html, report.pdf, figures, tables, manifest.json, and
 `published/index.html`. A manual run may name the quarter with the `quarter` param (e.g. `2026Q3`);
 with `provisional` on, a quarter not yet ended is reported on the data loaded so far, marked
 PROVISIONAL, under `published/provisional/`.
@@ -52,26 +54,35 @@ Chromium missing). Rerun it for the quarter once fixed.
     },
 )
 def publish_quarterly_report() -> None:
-    @task
-    def write_report(
+    @task(pool=STORE_WRITER_POOL)
+    def build_as_of(
         params: dict | None = None, logical_date: datetime | None = None, run_after: datetime | None = None
-    ) -> str:
+    ) -> dict:
         from pipeline.errors import NothingToReport
         from pipeline.quarters import quarter_before
-        from pipeline.run import write_report as report
+        from pipeline.run import build_as_of as build
         from pipeline.settings import DataHome
 
         params = params or {}
         # A cron schedule has no data interval: the quarter is the one before the run's logical date.
         quarter = params.get("quarter") or quarter_before(logical_date or run_after)
         try:
-            return str(report(DataHome.resolve(), quarter, provisional=bool(params.get("provisional"))))
+            built = build(DataHome.resolve(), quarter, provisional=bool(params.get("provisional")))
         except NothingToReport as nothing:
             # Not a fault: skipped, not failed; said in the log's body (Airflow's own line is folded away).
             logging.getLogger("synk.report").info("%s Skipped: nothing is wrong.", nothing)
             raise AirflowSkipException(str(nothing)) from None
+        return {**built, "quarter": quarter}
 
-    write_report()
+    @task
+    def write_report(built: dict, params: dict | None = None) -> str:
+        from pipeline.run import write_report as release
+        from pipeline.settings import DataHome
+
+        params = params or {}
+        return str(release(DataHome.resolve(), built["quarter"], built, provisional=bool(params.get("provisional"))))
+
+    write_report(build_as_of())
 
 
 publish_quarterly_report()

@@ -77,9 +77,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.run import write_report
+    from pipeline.run import report_quarter
 
-    path = write_report(_home(args), args.quarter, provisional=args.provisional)
+    path = report_quarter(_home(args), args.quarter, provisional=args.provisional)
     label = "Provisional report written (not in the index)" if args.provisional else "Report written"
     print(f"{label}: {path}")
     print(f"PDF: {path.with_name('report.pdf')}")

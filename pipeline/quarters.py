@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+from pipeline.errors import PipelineError
 
 QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
 
@@ -45,3 +47,17 @@ def quarter_before(moment: datetime) -> str:
     """The quarter that ended before ``moment``: the report DAG runs on the first day of the next."""
     year, number = parse_quarter(current_quarter(moment))
     return f"{year - 1}Q4" if number == 1 else f"{year}Q{number - 1}"
+
+
+def report_cutoff(quarter: str, provisional: bool = False, now: datetime | None = None) -> datetime:
+    """The instant a quarter's report is written as of: the quarter's last moment, or (``provisional``, a
+    quarter under way) now. A quarter not yet ended is refused, saying so, unless ``provisional``."""
+    _, end = quarter_bounds(quarter)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    if end > now and not provisional:
+        raise PipelineError(
+            f"The {quarter_folder(quarter)} report cannot be written yet: the quarter ends on "
+            f"{end - timedelta(days=1):%Y-%m-%d}; add --provisional for a report marked PROVISIONAL on the data "
+            "loaded so far."
+        )
+    return min(now, end - timedelta(microseconds=1))

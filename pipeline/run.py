@@ -11,7 +11,7 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -233,23 +233,58 @@ def summarise_notes(notes: list[str]) -> list[str]:
     return lines
 
 
-def write_report(
+def build_as_of(
     home: DataHome,
     quarter: str,
     provisional: bool = False,
     now: datetime | None = None,
     settings: ModelSettings | None = None,
-) -> Path:
-    """The quarter's report as of the quarter's end (see pipeline.report.publish); returns report.html.
-    A quarter not yet ended, or with no data loaded by its end, is refused unless ``provisional``."""
-    from pipeline.quarters import parse_quarter
-    from pipeline.report.publish import publish_quarter
+    reuse_stored: bool = True,
+) -> dict[str, object]:
+    """The warehouse and its model run as of the quarter's end (or now, ``provisional``): pipeline/as_of.py.
+    A quarter not yet ended is refused unless ``provisional``; one with nothing loaded raises NothingToReport."""
+    from pipeline.as_of import build_as_of as build
+    from pipeline.quarters import parse_quarter, quarter_bounds, quarter_folder, release_name, report_cutoff
 
     try:
         parse_quarter(quarter)
     except ValueError as error:
         raise PipelineError(str(error)) from None
-    return publish_quarter(home, quarter, provisional=provisional, now=now, settings=settings)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    as_of = report_cutoff(quarter, provisional, now)
+    _, end = quarter_bounds(quarter)
+    by_words = "now" if as_of == now else f"the end of {quarter_folder(quarter)} ({end - timedelta(days=1):%Y-%m-%d})"
+    built = build(
+        home, as_of, release_name(quarter, provisional), settings, reuse_stored=reuse_stored, by_words=by_words
+    )
+    return {"warehouse": str(built.path), "as_of": built.as_of.isoformat(), "model_run_id": built.model_run_id}
+
+
+def write_report(home: DataHome, quarter: str, as_of_warehouse: dict[str, object], provisional: bool = False) -> Path:
+    """Render the as-of warehouse (``build_as_of``'s result) as the quarter's release: pipeline/report/release.py."""
+    from pipeline.report.release import release_quarter
+
+    return release_quarter(
+        home,
+        quarter,
+        Path(str(as_of_warehouse["warehouse"])),
+        datetime.fromisoformat(str(as_of_warehouse["as_of"])),
+        provisional=provisional,
+    )
+
+
+def report_quarter(
+    home: DataHome,
+    quarter: str,
+    provisional: bool = False,
+    now: datetime | None = None,
+    settings: ModelSettings | None = None,
+    reuse_stored: bool = True,
+) -> Path:
+    """Both report stages in one call (``synk report``): the as-of warehouse, then the release; returns
+    report.html."""
+    built = build_as_of(home, quarter, provisional, now, settings, reuse_stored)
+    return write_report(home, quarter, built, provisional)
 
 
 def _models_fitted(home: DataHome, settings: ModelSettings | None) -> bool:
@@ -288,11 +323,13 @@ def run_all(
 
 __all__ = [
     "IngestSummary",
+    "build_as_of",
     "fit_models",
     "ingest",
     "publish_warehouse",
     "raise_no_estimates",
     "raise_refusals",
+    "report_quarter",
     "run_all",
     "write_report",
 ]

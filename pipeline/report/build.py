@@ -20,7 +20,6 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
-from pipeline.models.fit import ESTIMATE_COLUMNS
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
 from pipeline.report.disclosure import protect
@@ -211,16 +210,11 @@ def _run_info(runs: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str], results: object | None) -> dict[str, pd.DataFrame]:
-    """The model run to report: ``results`` (a ModelResults fitted in memory) or, without it, the
-    warehouse's latest run. Newer tables and columns (propensity_diagnostics, e_value, timepoint) are
-    used when present."""
+def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
+    """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
+    empty keep their columns."""
     names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
-    if results is not None:
-        return {
-            n: getattr(results, n, None) if getattr(results, n, None) is not None else pd.DataFrame() for n in names
-        }
-    frames = {n: pd.DataFrame() for n in names}
+    frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
     if "model_runs" not in tables:
         return frames
     frames["model_runs"] = con.execute("SELECT * FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1").df()
@@ -233,9 +227,7 @@ def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str], results: obj
     return frames
 
 
-def read_warehouse(
-    con: duckdb.DuckDBPyConnection, results: object | None = None, window: tuple[datetime, datetime] | None = None
-) -> WarehouseData:
+def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime] | None = None) -> WarehouseData:
     """Everything the report needs, raw (suppression comes later). ``window``: the quarter's
     [start, end) for its data-quality section."""
     tables = _tables(con)
@@ -269,7 +261,7 @@ def read_warehouse(
     data.by_year = queries.groups_by_year(con)
     data.dose_rows = queries.bont_dose_rows(con)
     data.doses = queries.summarise(data.dose_rows, ["session"], "units")
-    models = _model_frames(con, tables, results)
+    models = _model_frames(con, tables)
     data.run = _run_info(models["model_runs"])
     data.estimates = _sort_estimates(models["model_estimates"], design)
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
@@ -553,7 +545,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
             (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == design.primary_timepoint)
         ]
         if len(data.estimates)
-        else pd.DataFrame(columns=list(ESTIMATE_COLUMNS))
+        else data.estimates
     )
     tables = {
         "patient_flow": flow_table(data.flow),
@@ -568,9 +560,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "groups_by_year": by_year_table(by_year_counts)[0],
         "bont_dose_by_session": dose_table(data.doses, queries.MAX_SESSION),
         "trajectories": trajectory_table(data.trajectories, labels),
-        "estimates": estimates_table(data.estimates, labels)
-        if len(data.estimates)
-        else estimates_table(pd.DataFrame(columns=list(ESTIMATE_COLUMNS)), labels),
+        "estimates": estimates_table(data.estimates, labels),
         "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
         "quarter_load_ledger": ledger_table(data.ledger)
@@ -807,7 +797,6 @@ def write_report(
     quarter: str,
     out_root: Path,
     *,
-    results: object | None = None,
     folder: Path | None = None,
     as_of: datetime | None = None,
     provisional: bool = False,
@@ -815,13 +804,13 @@ def write_report(
     register_out: Path | None = None,
 ) -> Path:
     """Write ``out_root/<YYYY>-Q<n>/report.html`` (or into ``folder``) with its PNG figures and CSV tables;
-    return the html path. ``results``: a ModelResults fitted in memory, reported instead of the warehouse's
-    latest model run. ``as_of``: the data's cut-off, for the data-quality window and the header."""
+    return the html path. The model run reported is the warehouse's latest. ``as_of``: the data's cut-off, for
+    the data-quality window and the header."""
     year, number = parse_quarter(quarter)
     start, end = quarter_bounds(quarter)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        data = read_warehouse(con, results=results, window=(start, min(end, as_of) if as_of else end))
+        data = read_warehouse(con, window=(start, min(end, as_of) if as_of else end))
     finally:
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""

@@ -24,9 +24,8 @@ from PIL import Image
 from pipeline.errors import PipelineError
 from pipeline.report import figures
 from pipeline.report.pdf import run_chromium
-from pipeline.report.publish import publish_quarter
 from pipeline.report.suppression import SECONDARY, SHOWN, SMALL, safe_summary, suppress_grid
-from pipeline.run import ingest
+from pipeline.run import ingest, report_quarter
 from pipeline.settings import DataHome
 from pipeline.synthetic import generate_drop
 from pipeline.warehouse import build_warehouse
@@ -106,7 +105,7 @@ def small_counts_in(header: list[str], rows: list[list[str]]) -> list[tuple[str,
 
 @pytest.fixture(scope="module")
 def q3(multisite_home: DataHome) -> dict[str, object]:
-    html = publish_quarter(multisite_home, "2026Q3", settings=light_settings(), reuse_stored=False)
+    html = report_quarter(multisite_home, "2026Q3", settings=light_settings(), reuse_stored=False)
     return {
         "html": html,
         "files": snapshot_files(html.parent),
@@ -282,7 +281,7 @@ def test_data_loaded_after_the_quarter_does_not_change_its_report(multisite_home
     summary = ingest(multisite_home)
     statuses = {d["drop_id"]: d["status"] for d in summary["drops"]}
     assert statuses["clinic_c-2026-11"] == statuses["clinic_a-2026-11"] == "loaded", statuses
-    again = publish_quarter(multisite_home, "2026Q3", settings=light_settings(), reuse_stored=False)
+    again = report_quarter(multisite_home, "2026Q3", settings=light_settings(), reuse_stored=False)
     assert snapshot_files(again.parent) == q3["files"]
     manifest = json.loads(again.with_name("manifest.json").read_text(encoding="utf-8"))
     for key in ("data_snapshot", "model_run_id", "data_as_of", "design_settings", "model_settings"):
@@ -293,14 +292,14 @@ def test_unfinished_or_empty_quarters_are_refused_in_one_sentence(multisite_home
     with pytest.raises(
         PipelineError, match=r"^The 2026-Q4 report cannot be written yet: the quarter ends on 2026-12-31"
     ):
-        publish_quarter(multisite_home, "2026Q4", now=datetime(2026, 11, 25, 12))
+        report_quarter(multisite_home, "2026Q4", now=datetime(2026, 11, 25, 12))
     with pytest.raises(PipelineError, match=r"^No data had been loaded by the end of 2026-Q2 \(2026-06-30\)"):
-        publish_quarter(multisite_home, "2026Q2")
+        report_quarter(multisite_home, "2026Q2")
     assert not (multisite_home.published / "2026-Q4").exists()
 
 
 def test_provisional_report_is_marked_on_every_page_and_kept_out_of_the_index(multisite_home: DataHome) -> None:
-    html = publish_quarter(
+    html = report_quarter(
         multisite_home, "2026Q4", provisional=True, now=datetime(2026, 11, 25, 12), settings=light_settings()
     )
     assert html == multisite_home.published / "provisional" / "2026-Q4" / "report.html"
@@ -333,7 +332,7 @@ def test_provisional_report_is_marked_on_every_page_and_kept_out_of_the_index(mu
 
 
 def test_a_tiny_clinic_publishes_no_small_or_recoverable_count(tiny_home: DataHome) -> None:
-    html = publish_quarter(tiny_home, "2026Q3", settings=light_settings(), reuse_stored=False)
+    html = report_quarter(tiny_home, "2026Q3", settings=light_settings(), reuse_stored=False)
     folder = html.parent
     seen_suppressed = False
     for path in sorted(folder.glob("*.csv")):

@@ -1,10 +1,11 @@
-"""Publish a quarter's report as of the end of that quarter.
+"""Release a quarter's report: render a warehouse file as of the quarter's end, and put it in place.
 
-``publish_quarter(home, quarter)`` builds the warehouse as loaded by the quarter's end (from the staging
-history) into a temporary file, fits the models on it in memory, writes the report from that into
-``published/YYYY-Qn/`` (report.html, report.pdf, PNG figures, CSV tables, manifest.json) and rewrites
-``published/index.html``. Producing it again later gives the same tables and numbers. ``provisional``:
-a quarter not yet ended, on the data loaded so far, into ``published/provisional/YYYY-Qn/``, outside the index.
+``release_quarter(home, quarter, warehouse, as_of)`` renders a warehouse built as of the quarter's end with
+its model run (``pipeline/as_of.py`` makes it) into ``published/YYYY-Qn/`` (report.html, report.pdf, PNG
+figures, CSV tables, manifest.json), audited against every earlier release, and rewrites
+``published/index.html``. ``provisional``: a quarter not yet ended, on the data loaded so far, into
+``published/provisional/YYYY-Qn/``, outside the index. It reads nothing but that file and the earlier
+releases' registers: no store, no build, no fitting.
 """
 
 from __future__ import annotations
@@ -16,39 +17,21 @@ import os
 import platform
 import shutil
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from types import SimpleNamespace
 
 import duckdb
 
 from pipeline import __version__
-from pipeline.errors import NothingToReport, PipelineError
 from pipeline.progress import step
-from pipeline.quarters import quarter_bounds, quarter_folder, release_name
+from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
-from pipeline.settings import DataHome, DesignSettings, ModelSettings
-from pipeline.store import writer_lock
-from pipeline.warehouse import build_warehouse
+from pipeline.settings import DataHome
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
-
-
-def _loaded_files(home: DataHome, as_of: datetime) -> int:
-    if not home.store_path.exists():
-        return 0
-    con = duckdb.connect(str(home.store_path), read_only=True)
-    try:
-        return int(
-            con.execute(
-                "SELECT count(*) FROM load_ledger WHERE status = 'loaded' AND loaded_at <= ?", [as_of]
-            ).fetchone()[0]
-        )
-    finally:
-        con.close()
 
 
 def _sha256(path: Path) -> str:
@@ -140,40 +123,6 @@ def write_index(published: Path) -> Path:
     return path
 
 
-def stored_results(
-    home: DataHome, snapshot: str, design_json: object, settings: ModelSettings
-) -> SimpleNamespace | None:
-    """The published warehouse's model run on exactly these data (same snapshot and design), settings and
-    code, if there is one: fitting again would give the same numbers (the fit is deterministic), so it is reused."""
-    if not home.warehouse_path.exists():
-        return None
-    wanted = json.loads(json.dumps(settings.as_dict()))
-    con = duckdb.connect(str(home.warehouse_path), read_only=True)
-    try:
-        tables = {n for (n,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if not {"build_info", "model_runs", "model_estimates"} <= tables:
-            return None
-        built_snapshot, built_design = con.execute("SELECT data_snapshot, design_settings FROM build_info").fetchone()
-        if built_snapshot != snapshot or _json(built_design) != _json(design_json):
-            return None
-        runs = con.execute(
-            "SELECT * FROM model_runs WHERE data_snapshot = ? AND code_version = ? ORDER BY started_at DESC, run_id",
-            [snapshot, __version__],
-        ).df()
-        runs = runs[[_json(value) == wanted for value in runs["settings"]]].head(1)
-        if runs.empty:
-            return None
-        run_id = str(runs["run_id"].iloc[0])
-        frames = {"model_runs": runs.reset_index(drop=True)}
-        for name in ("model_estimates", "covariate_balance", "propensity_diagnostics"):
-            frames[name] = (
-                con.execute(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]).df() if name in tables else None
-            )
-        return SimpleNamespace(**frames)
-    finally:
-        con.close()
-
-
 def _register_path(home: DataHome, release: str) -> Path:
     """Where a release's register is kept: the data home's staging area, never the published folder."""
     return home.staging / "releases" / f"{release.replace('/', '-')}.register.json.gz"
@@ -195,57 +144,32 @@ def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[R
     return found
 
 
-def _json(value: object) -> object:
-    return json.loads(value) if isinstance(value, str) else value
+def _facts(warehouse: Path) -> dict[str, object]:
+    """What the manifest says the release rests on, read from the warehouse file itself."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        snapshot, design, code = con.execute(
+            "SELECT data_snapshot, design_settings, code_version FROM build_info"
+        ).fetchone()
+        run = con.execute(
+            "SELECT run_id, settings, packages FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1"
+        ).fetchone()
+    return {
+        "data_snapshot": snapshot,
+        "model_run_id": run[0] if run else None,
+        "design_settings": json.loads(design) if isinstance(design, str) else design,
+        "model_settings": json.loads(run[1]) if run else {},
+        "model_packages": json.loads(run[2]) if run and run[2] else {},
+        "code_version": code,
+    }
 
 
-def publish_quarter(
-    home: DataHome,
-    quarter: str,
-    provisional: bool = False,
-    now: datetime | None = None,
-    settings: ModelSettings | None = None,
-    design: DesignSettings | None = None,
-    reuse_stored: bool = True,
-) -> Path:
-    """Write the quarter's report as of its end (see the module); return the report.html path."""
-    from pipeline.models.fit import fit_models  # statsmodels loads only when a report is made
-
-    _, end = quarter_bounds(quarter)
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: datetime, provisional: bool = False) -> Path:
+    """Render ``warehouse`` (as of ``as_of``, with its model run) as the quarter's release; return report.html."""
     name = quarter_folder(quarter)
-    last_day = f"{end - timedelta(days=1):%Y-%m-%d}"
-    if end > now and not provisional:
-        raise PipelineError(
-            f"The {name} report cannot be written yet: the quarter ends on {last_day}; "
-            "add --provisional for a report marked PROVISIONAL on the data loaded so far."
-        )
-    as_of = min(now, end - timedelta(microseconds=1))
-    # Under the writer lock: DuckDB lets no one open the store while a load writes it.
-    with writer_lock(home, activity=f"checking what was loaded by the end of {name}"):
-        loaded = _loaded_files(home, as_of)
-    if loaded == 0:
-        raise NothingToReport(
-            f"No data had been loaded by {'now' if as_of == now else 'the end of ' + name + ' (' + last_day + ')'}: "
-            "there is nothing to report on that quarter."
-        )
-    settings = settings or ModelSettings.for_home(home)  # as `synk run` fits
     target = home.published / "provisional" / name if provisional else home.published / name
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=target.parent) as scratch:
         scratch_path = Path(scratch)
-        warehouse = scratch_path / "as_of.duckdb"
-        with writer_lock(home), step(f"build the warehouse as of {as_of:%Y-%m-%d %H:%M}"):
-            snapshot = build_warehouse(home, warehouse, design, as_of=as_of)
-        con = duckdb.connect(str(warehouse))
-        try:
-            design_json = con.execute("SELECT design_settings FROM build_info").fetchone()[0]
-            results = stored_results(home, snapshot, design_json, settings) if reuse_stored else None
-            if results is None:
-                with step(f"fit the models for {name}"):
-                    results = fit_models(con, settings, data_snapshot=snapshot, code_version=__version__)
-        finally:
-            con.close()
         folder, private = scratch_path / name, scratch_path / "private"
         private.mkdir()
         earlier = earlier_registers(home, quarter, provisional)
@@ -254,7 +178,6 @@ def publish_quarter(
                 warehouse,
                 quarter,
                 home.published,
-                results=results,
                 folder=folder,
                 as_of=as_of,
                 provisional=provisional,
@@ -262,14 +185,8 @@ def publish_quarter(
                 register_out=private,
             )
             html_to_pdf(html, folder / "report.pdf")
-        runs = results.model_runs
         facts = {
-            "data_snapshot": snapshot,
-            "model_run_id": str(runs["run_id"].iloc[0]) if len(runs) else None,
-            "design_settings": json.loads(design_json) if isinstance(design_json, str) else design_json,
-            "model_settings": json.loads(runs["settings"].iloc[0]) if len(runs) else settings.as_dict(),
-            "model_packages": json.loads(runs["packages"].iloc[0]) if len(runs) else {},
-            "code_version": __version__,
+            **_facts(warehouse),
             "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)
