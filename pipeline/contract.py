@@ -40,6 +40,13 @@ MODALITY_CODES = {
     "other_surgery": "OS",
 }
 
+
+def combination_sort_key(combination: str) -> tuple[int, ...]:
+    """A combination's codes by their place in the contract's order (unknown codes last)."""
+    order = list(MODALITY_CODES.values())
+    return tuple(order.index(code) if code in order else len(order) for code in combination.split("+"))
+
+
 AGE_TOP_CODE = 90
 MIN_INDEX_YEAR = 1980
 

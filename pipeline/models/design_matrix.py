@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import MODALITY_CODES
+from pipeline.contract import combination_sort_key
 
 COMBINED_VS_SINGLE = "combined_vs_single"
 
@@ -23,8 +23,6 @@ NUMERIC_COVARIATES = frozenset({"age_at_onset", "onset_to_index_days", "index_ye
 BINARY_COVARIATES = frozenset({"prior_treatment"})
 CATEGORICAL_COVARIATES = frozenset({"sex", "etiology", "site_id", "side"})
 KNOWN_COVARIATES = NUMERIC_COVARIATES | BINARY_COVARIATES | CATEGORICAL_COVARIATES
-
-_CODE_ORDER = {code: rank for rank, code in enumerate(MODALITY_CODES.values())}
 
 
 def _check_covariates(covariates: tuple[str, ...]) -> None:
@@ -67,10 +65,6 @@ def load_baselines(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         'SELECT site_id, patient_id, outcome, "value" AS baseline_value FROM followup_scores '
         "WHERE timepoint = 'baseline' AND \"value\" IS NOT NULL ORDER BY site_id, patient_id, outcome"
     ).df()
-
-
-def combination_sort_key(combination: str) -> tuple[int, ...]:
-    return tuple(_CODE_ORDER.get(code, len(_CODE_ORDER)) for code in combination.split("+"))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from datetime import datetime
 
 import duckdb
 import pandas as pd
-from scipy import stats
 
+from pipeline.intervals import mean_interval
 from pipeline.sql_files import MACROS_SQL, read_sql
 
 GROUP_SQL = "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END"
@@ -24,13 +24,13 @@ MAX_SESSION = 6  # BoNT sessions 1 to 5 one by one, then "6 or later"
 
 
 def add_ci(frame: pd.DataFrame) -> pd.DataFrame:
-    half = [
-        stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 and pd.notna(sd) else float("nan")
-        for n, sd in zip(frame["n"], frame["sd"], strict=True)
+    bounds = [
+        mean_interval(float(mean), float(sd), int(n))
+        for mean, sd, n in zip(frame["mean"], frame["sd"], frame["n"], strict=True)
     ]
     frame = frame.copy()
-    frame["ci_low"] = frame["mean"] - half
-    frame["ci_high"] = frame["mean"] + half
+    frame["ci_low"] = [low for low, _ in bounds]
+    frame["ci_high"] = [high for _, high in bounds]
     return frame
 
 
