@@ -58,8 +58,8 @@ def publish_quarterly_report() -> None:
     ) -> str:
         from pipeline.errors import NothingToReport
         from pipeline.quarters import quarter_before
-        from pipeline.run import write_report as report
         from pipeline.settings import DataHome
+        from pipeline.stages import write_report as report
 
         params = params or {}
         # A cron schedule has no data interval: the quarter is the one before the run's logical date.

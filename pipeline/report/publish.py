@@ -9,7 +9,6 @@ a quarter not yet ended, on the data loaded so far, into ``published/provisional
 
 from __future__ import annotations
 
-import hashlib
 import html as html_escape
 import json
 import os
@@ -17,13 +16,13 @@ import platform
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
 
 from pipeline import __version__
+from pipeline.checksums import sha256_of
 from pipeline.errors import NothingToReport, PipelineError
 from pipeline.progress import step
 from pipeline.quarters import quarter_bounds, quarter_folder, release_name
@@ -31,7 +30,9 @@ from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
-from pipeline.store import writer_lock
+from pipeline.store.connection import writer_lock
+from pipeline.store.ledger import loaded_checksums
+from pipeline.versions import package_versions
 from pipeline.warehouse import build_warehouse
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
@@ -42,36 +43,20 @@ def _loaded_files(home: DataHome, as_of: datetime) -> int:
         return 0
     con = duckdb.connect(str(home.store_path), read_only=True)
     try:
-        return int(
-            con.execute(
-                "SELECT count(*) FROM load_ledger WHERE status = 'loaded' AND loaded_at <= ?", [as_of]
-            ).fetchone()[0]
-        )
+        return len(loaded_checksums(con, as_of))
     finally:
         con.close()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "pipeline": __version__}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions |= package_versions(PACKAGES)
     versions["chromium"] = chromium_version()
     return versions
 
 
 def _manifest(folder: Path, quarter: str, as_of: datetime, provisional: bool, facts: dict[str, object]) -> Path:
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "manifest.json"}
+    files = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "manifest.json"}
     manifest = {
         "quarter": quarter,
         "provisional": provisional,
