@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01
-	$(BIN)/python -m pipeline.airflow_local --home $(SYNK_HOME)
+	$(BIN)/python -m pipeline.tools.airflow_local --home $(SYNK_HOME)
 	@$(BIN)/synk status --home $(SYNK_HOME) | tail -n 9
 	@echo ""
 	@echo "Warehouse: $(SYNK_HOME)/warehouse/outcomes.duckdb"
@@ -53,7 +53,7 @@ test-server: setup
 # project's DAGs and data home; prints the URL and where the admin password is. Ctrl-C stops it.
 AIRFLOW_PORT ?= 8780
 airflow: setup
-	$(BIN)/python -m pipeline.airflow_server --home $(SYNK_HOME) --port $(AIRFLOW_PORT)
+	$(BIN)/python -m pipeline.tools.airflow_server --home $(SYNK_HOME) --port $(AIRFLOW_PORT)
 
 lint: setup
 	$(BIN)/ruff check .

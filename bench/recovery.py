@@ -20,9 +20,9 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline.run import run_all
 from pipeline.settings import DataHome
-from pipeline.synthetic import SyntheticParameters, generate_drop
+from pipeline.stages import run_all
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
 
 
 def main() -> None:

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline import progress  # noqa: E402
-from pipeline.run import fit_models, ingest, publish_warehouse, write_report  # noqa: E402
 from pipeline.settings import DataHome  # noqa: E402
-from pipeline.synthetic import generate_drop  # noqa: E402
+from pipeline.stages import fit_models, ingest, publish_warehouse, write_report  # noqa: E402
+from pipeline.tools.synthetic import generate_drop  # noqa: E402
 
 # Stage of each leaf step the pipeline reports, by the start of its description. The steps that
 # wrap others ("build and publish the warehouse", "republish ...") are left out, not counted twice.

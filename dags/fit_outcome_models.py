@@ -41,14 +41,14 @@ numbers. The `check_estimates` task fails when the run fitted no estimate at all
 def fit_outcome_models() -> None:
     @task(pool=STORE_WRITER_POOL)
     def fit_models() -> dict:
-        from pipeline.run import fit_models as fit
         from pipeline.settings import DataHome
+        from pipeline.stages import fit_models as fit
 
         return fit(DataHome.resolve())
 
     @task(retries=0)
     def check_estimates(models: dict) -> None:
-        from pipeline.run import raise_no_estimates
+        from pipeline.stages import raise_no_estimates
 
         raise_no_estimates(models, once=True)  # refitted on every hourly publication: told once
 

@@ -52,8 +52,8 @@ warehouse with fewer analysable patients than before; `synk status` lists these 
 def ingest_clinic_exports() -> None:
     @task(pool=STORE_WRITER_POOL)
     def ingest_drops(params: dict | None = None) -> dict:
-        from pipeline.run import ingest
         from pipeline.settings import DataHome
+        from pipeline.stages import ingest
 
         params = params or {}
         return ingest(
@@ -62,8 +62,8 @@ def ingest_clinic_exports() -> None:
 
     @task(pool=STORE_WRITER_POOL, outlets=[Asset(WAREHOUSE_ASSET)])
     def publish_warehouse(summary: dict) -> dict:
-        from pipeline.run import publish_warehouse as publish
         from pipeline.settings import DataHome
+        from pipeline.stages import publish_warehouse as publish
 
         published = publish(DataHome.resolve())
         if not published["data_changed"]:
@@ -76,7 +76,7 @@ def ingest_clinic_exports() -> None:
     def check_refusals(summary: dict) -> None:
         from airflow.sdk import get_current_context
 
-        from pipeline.run import raise_refusals
+        from pipeline.stages import raise_refusals
 
         # The publication's alert (fewer analysable patients), where it published: a skip pushes nothing.
         published = get_current_context()["ti"].xcom_pull(task_ids="publish_warehouse")

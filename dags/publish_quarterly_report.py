@@ -60,8 +60,8 @@ def publish_quarterly_report() -> None:
     ) -> dict:
         from pipeline.errors import NothingToReport
         from pipeline.quarters import quarter_before
-        from pipeline.run import build_as_of as build
         from pipeline.settings import DataHome
+        from pipeline.stages import build_as_of as build
 
         params = params or {}
         # A cron schedule has no data interval: the quarter is the one before the run's logical date.
@@ -76,8 +76,8 @@ def publish_quarterly_report() -> None:
 
     @task
     def write_report(built: dict, params: dict | None = None) -> str:
-        from pipeline.run import write_report as release
         from pipeline.settings import DataHome
+        from pipeline.stages import write_report as release
 
         params = params or {}
         return str(release(DataHome.resolve(), built["quarter"], built, provisional=bool(params.get("provisional"))))

@@ -22,7 +22,8 @@ from pipeline import __version__
 from pipeline.errors import NothingToReport
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
-from pipeline.store import writer_lock
+from pipeline.store.connection import writer_lock
+from pipeline.store.ledger import loaded_checksums
 from pipeline.warehouse import build_warehouse
 
 MODEL_TABLES = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
@@ -45,11 +46,7 @@ def _loaded_files(home: DataHome, as_of: datetime) -> int:
     if not home.store_path.exists():
         return 0
     with duckdb.connect(str(home.store_path), read_only=True) as con:
-        return int(
-            con.execute(
-                "SELECT count(*) FROM load_ledger WHERE status = 'loaded' AND loaded_at <= ?", [as_of]
-            ).fetchone()[0]
-        )
+        return len(loaded_checksums(con, as_of))
 
 
 def _json(value: object) -> object:

@@ -35,7 +35,7 @@ def _home(args: argparse.Namespace) -> DataHome:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipeline.synthetic import generate_drop
+    from pipeline.tools.synthetic import generate_drop
 
     counts = generate_drop(
         Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format
@@ -45,7 +45,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run import raise_no_estimates, raise_refusals, run_all
+    from pipeline.stages import raise_no_estimates, raise_refusals, run_all
 
     home = _home(args)
     result = run_all(home, only_drop=args.drop, confirm_retire=args.confirm_retire)
@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.run import report_quarter
+    from pipeline.stages import report_quarter
 
     path = report_quarter(_home(args), args.quarter, provisional=args.provisional)
     label = "Provisional report written (not in the index)" if args.provisional else "Report written"
@@ -94,7 +94,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from pipeline.data_dictionary import write_dictionary
+    from pipeline.tools.data_dictionary import write_dictionary
 
     home = _home(args)
     if not home.warehouse_path.exists():

@@ -6,23 +6,21 @@ Three alerts, each a coordinator's sentence (file, rule, count, share, what to d
 - a published warehouse with fewer analysable patients than the one it replaced;
 - a model run that fitted no estimate at all.
 
-Each is kept in the store's ``load_alerts`` (``synk status`` lists the standing ones first), fails the
-run's check (the DAG's check task, ``synk run``'s exit code) and so is sent as the failure notice.
-An alert stands until a later drop of its site loads (for the warehouse's alerts, any later drop): like
-a refusal it is told once (a model run with no estimate again, while its alert stands, is not told
+Each is kept in the store's ``load_alerts`` (pipeline/store/ledger.py; ``synk status`` lists the standing
+ones first), fails the run's check (the DAG's check task, ``synk run``'s exit code) and so is sent as
+the failure notice. An alert stands until a later drop of its site loads (for the warehouse's alerts, any later drop):
+like a refusal it is told once (a model run with no estimate again, while its alert stands, is not told
 again), and stays in ``synk status`` until the clinic's next export.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from pipeline.loading import FileOutcome
+from pipeline.store.ledger import FileOutcome, LoadAlert
 
 QUARANTINE_SHARE = "quarantine_share"
 FEWER_ANALYSABLE = "fewer_analysable_patients"
@@ -39,13 +37,6 @@ SELECT count(*) FROM (
     WHERE m.classifiable AND f.change IS NOT NULL
 )
 """
-
-
-@dataclass(frozen=True)
-class LoadAlert:
-    kind: str
-    message: str
-    drop_id: str | None = None  # None: about the warehouse as a whole
 
 
 def _rule_counts(quarantined: list[pd.DataFrame]) -> dict[str, int]:
@@ -126,33 +117,3 @@ def no_estimates_alert(warehouse: Path, min_group_size: int) -> LoadAlert:
         f"The model run fitted no estimate: {why}. To fix: check `synk status` for quarantined assessments "
         "and the warehouse's attrition table for where patients drop out; the models run again on the next load.",
     )
-
-
-def record_alerts(store: duckdb.DuckDBPyConnection, alerts: list[LoadAlert], raised_at: datetime) -> None:
-    for alert in alerts:
-        store.execute(
-            "INSERT INTO load_alerts (raised_at, drop_id, kind, message) VALUES (?, ?, ?, ?)",
-            [raised_at, alert.drop_id, alert.kind, alert.message],
-        )
-
-
-def standing_alerts(store: duckdb.DuckDBPyConnection) -> list[tuple[datetime, str, str]]:
-    """Alerts no later drop has answered: a drop's, until a later drop of one of its sites loads; the
-    warehouse's, until any later drop loads."""
-    if not store.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'load_alerts'").fetchone()[0]:
-        return []  # a store last written before alerts were kept, opened read-only
-    return store.execute(
-        """
-        SELECT a.raised_at, a.kind, a.message
-        FROM load_alerts AS a
-        LEFT JOIN drops AS d ON d.drop_id = a.drop_id
-        WHERE NOT EXISTS (
-            SELECT 1 FROM drops AS later
-            WHERE later.status = 'loaded' AND later.loaded_at > a.raised_at AND (
-                a.drop_id IS NULL
-                OR later.drop_id <> a.drop_id AND len(list_intersect(later.site_ids, d.site_ids)) > 0
-            )
-        )
-        ORDER BY a.raised_at
-        """
-    ).fetchall()

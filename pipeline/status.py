@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import duckdb
 
 from pipeline.errors import StoreBusy
-from pipeline.load_checks import standing_alerts
 from pipeline.settings import DataHome
-from pipeline.store import load_under_way, open_store
+from pipeline.store.connection import load_under_way, open_store
+from pipeline.store.ledger import drop_rows, ledger_rows, standing_alerts
 
 _WAREHOUSE_COUNTS = ("patients", "treatments", "assessments", "instrument_scores", "followup_scores", "model_estimates")
 
@@ -35,13 +35,9 @@ def _ledger_lines(ledger: list[tuple]) -> list[str]:
 def _store_lines(home: DataHome) -> list[str]:
     """The drops, ledger and quarantine as the store holds them now."""
     with open_store(home, read_only=True) as store:
-        drops = store.execute(
-            "SELECT drop_id, status, coalesce(reason, ''), loaded_at, received_at FROM drops ORDER BY received_at"
-        ).fetchall()
-        ledger = store.execute(_LEDGER).fetchall()
-        by_rule = store.execute(
-            "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
-        ).fetchall()
+        drops = drop_rows(store)
+        ledger = ledger_rows(store)
+        by_rule = _quarantine_by_rule(store)
         alerts = standing_alerts(store)
     lines: list[str] = []
     if alerts:
@@ -66,10 +62,8 @@ def _published_ledger_lines(home: DataHome) -> list[str]:
         return lines + ["  nothing published yet."]
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
     try:
-        ledger = con.execute(_LEDGER).fetchall()
-        by_rule = con.execute(
-            "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
-        ).fetchall()
+        ledger = ledger_rows(con)
+        by_rule = _quarantine_by_rule(con)
     finally:
         con.close()
     lines += _ledger_lines(ledger)
@@ -79,10 +73,11 @@ def _published_ledger_lines(home: DataHome) -> list[str]:
     return lines
 
 
-_LEDGER = (
-    "SELECT drop_id, file, left(sha256, 12), rows_in, rows_loaded, rows_quarantined, status "
-    "FROM load_ledger ORDER BY received_at, drop_id, file"
-)
+def _quarantine_by_rule(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """Quarantined rows by rule (a row breaking two rules counts under each), in the store or the warehouse."""
+    return con.execute(
+        "SELECT unnest(string_split(rule, '; ')) AS r, count(*) FROM quarantine GROUP BY r ORDER BY r"
+    ).fetchall()
 
 
 def status_lines(home: DataHome) -> list[str]:

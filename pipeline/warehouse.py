@@ -7,7 +7,6 @@ file: a reader holding the old file keeps its snapshot, a reader opening later s
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
@@ -20,11 +19,13 @@ import pandas as pd
 
 from pipeline import __version__
 from pipeline.build_state import SCOPE_SQL, BuildState, fingerprint, read_state, write_state
+from pipeline.checksums import combined_sha256
 from pipeline.contract import MODALITY_CODES, OUTCOME_LIST
 from pipeline.errors import PipelineError
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
 from pipeline.sql_files import LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.store.ledger import loaded_checksums
 
 log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.5.0"
@@ -49,7 +50,7 @@ PUBLISHED_TABLES = (
 )
 
 
-EMPTY_SNAPSHOT = hashlib.sha256(b"").hexdigest()  # no file loaded yet
+EMPTY_SNAPSHOT = combined_sha256([])  # no file loaded yet
 
 
 def sql_string(path: Path) -> str:
@@ -59,10 +60,7 @@ def sql_string(path: Path) -> str:
 
 def data_snapshot(con: duckdb.DuckDBPyConnection, as_of: datetime) -> str:
     """A hash of the loaded inputs: the checksums of every file loaded by the as-of time."""
-    rows = con.execute(
-        "SELECT sha256 FROM store.load_ledger WHERE status = 'loaded' AND loaded_at <= ? ORDER BY sha256", [as_of]
-    ).fetchall()
-    return hashlib.sha256("".join(sha for (sha,) in rows).encode()).hexdigest()
+    return combined_sha256(loaded_checksums(con, as_of, attached_as="store"))
 
 
 def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:

@@ -11,9 +11,9 @@ from html import unescape
 import duckdb
 import pytest
 
-from pipeline.run import fit_models, ingest, publish_warehouse, report_quarter
 from pipeline.settings import DataHome, DesignSettings, ModelSettings, Timepoint
-from pipeline.synthetic import SyntheticParameters, generate_drop
+from pipeline.stages import fit_models, ingest, publish_warehouse, report_quarter
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
 
 QUICK = ModelSettings(methods=("unadjusted", "ancova"))  # the design's reach, not every method, is tested
 TIMEPOINTS = [

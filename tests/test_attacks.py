@@ -28,13 +28,13 @@ from pipeline.cli import main as synk
 from pipeline.contract import COLUMNS, FILES
 from pipeline.csv_safety import neutralise_formulas, write_csv
 from pipeline.errors import PipelineError
-from pipeline.ingest import IngestSummary, ingest_landing
-from pipeline.landing import refused_id
-from pipeline.run import raise_refusals
-from pipeline.screening import screen_frame
+from pipeline.ingest.drops import IngestSummary, ingest_landing
+from pipeline.ingest.receive import refused_id
+from pipeline.ingest.screening import screen_frame
 from pipeline.settings import DataHome
+from pipeline.stages import raise_refusals
 from pipeline.status import status_lines
-from pipeline.synthetic import generate_drop
+from pipeline.tools.synthetic import generate_drop
 from pipeline.warehouse import build_and_publish
 
 SITE = "clinic_a"
@@ -705,16 +705,16 @@ def test_a_drop_that_breaks_the_load_is_refused_with_a_sentence_and_the_others_l
     """Whatever a future export finds (here a bug injected in validation: the one fault this test
     cannot make with a file, since every crash found is fixed), the drop is recorded and refused,
     without the error's text, and the drop after it loads."""
-    import pipeline.ingest
+    import pipeline.ingest.drops
 
-    real = pipeline.ingest.validate_drop
+    real = pipeline.ingest.drops.validate_drop
 
     def breaks_on_one_drop(drop, *args, **kwargs):
         if drop.drop_id == "a-breaking":
             raise TypeError("cannot convert 'Jane Roe' to int")  # a message quoting a cell, as pandas' do
         return real(drop, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline.ingest, "validate_drop", breaks_on_one_drop)
+    monkeypatch.setattr(pipeline.ingest.drops, "validate_drop", breaks_on_one_drop)
     write_clean(attacked.landing / "a-breaking")
     write_clean(attacked.landing / "b-after", exported_on="2026-11-21")
     summary = run(attacked)

@@ -38,7 +38,7 @@ def test_status_shows_ledger_refusals_and_quarantine_by_rule(tmp_path: Path) -> 
         home, "good", BASE_PATIENTS + ["P3,s1,Q,30,R,bell,2021,300"], BASE_TREATMENTS, sunnybrook_rows("P1", 0)
     )
     write_drop_files(home, "bad", ["P9,s1,F,45,L,bell,2020,400,extra"], [], [])
-    from pipeline.run import ingest, publish_warehouse
+    from pipeline.stages import ingest, publish_warehouse
 
     ingest(home)
     publish_warehouse(home)
@@ -67,7 +67,7 @@ def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
 HOLD_THE_STORE = """
 import sys
 from pipeline.settings import DataHome
-from pipeline.store import note_activity, open_store, writer_lock
+from pipeline.store.connection import note_activity, open_store, writer_lock
 
 home = DataHome.resolve(sys.argv[1])
 with writer_lock(home, activity="looking for new drops"), open_store(home) as con:
@@ -82,7 +82,7 @@ def test_status_during_a_load_shows_the_load_and_the_last_published_state(tmp_pa
     doing and shows the ledger as last published, not just "busy"."""
     home = DataHome.resolve(tmp_path).ensure()
     write_drop_files(home, "first", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
-    from pipeline.run import ingest, publish_warehouse
+    from pipeline.stages import ingest, publish_warehouse
 
     ingest(home)
     publish_warehouse(home)

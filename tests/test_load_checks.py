@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import PipelineError
-from pipeline.ingest import ingest_landing
-from pipeline.run import publish_warehouse, raise_refusals
+from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome, IngestSettings, ModelSettings
+from pipeline.stages import publish_warehouse, raise_refusals
 from pipeline.status import status_lines
-from pipeline.synthetic import generate_drop
+from pipeline.tools.synthetic import generate_drop
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows, write_drop_files
 
 
@@ -157,7 +157,7 @@ def test_a_mostly_quarantined_load_ends_the_run_non_zero_with_its_sentence_last(
 
 
 def test_no_estimate_is_told_once_to_the_dag_and_every_time_to_the_cli(home: DataHome) -> None:
-    from pipeline.run import fit_models, raise_no_estimates
+    from pipeline.stages import fit_models, raise_no_estimates
 
     write_drop_files(home, "d1", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
     ingest_landing(home)

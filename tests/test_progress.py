@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.models.parallel import map_jobs
 from pipeline.progress import progress
-from pipeline.run import summarise_notes
+from pipeline.stages import summarise_notes
 
 
 def _slow_square(number: int) -> int:

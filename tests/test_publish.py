@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.ingest import ingest_landing
+from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome
 from pipeline.warehouse import build_and_publish
 from tests.conftest import write_drop_files

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from pipeline.run import ingest, publish_warehouse
 from pipeline.settings import DataHome
+from pipeline.stages import ingest, publish_warehouse
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, WriteDrop, sunnybrook_rows
 
 

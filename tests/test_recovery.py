@@ -9,9 +9,9 @@ import json
 
 import duckdb
 
-from pipeline.run import run_all
 from pipeline.settings import DataHome
-from pipeline.synthetic import SyntheticParameters, generate_drop
+from pipeline.stages import run_all
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
 
 
 def test_adjusted_methods_recover_the_known_effect_and_the_unadjusted_estimate_is_biased(tmp_path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline.ingest import ingest_landing
+from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome
 from pipeline.warehouse import build_and_publish
 from tests.conftest import write_drop_files

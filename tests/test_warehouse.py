@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from pipeline.ingest import ingest_landing
+from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome, DesignSettings
 from pipeline.warehouse import build_and_publish
 from tests.conftest import SUNNYBROOK_ITEMS, sunnybrook_rows, write_drop_files
@@ -201,7 +201,7 @@ def test_attrition_from_received_to_analysable(warehouse) -> None:
 
 
 def test_data_dictionary_documents_every_table_and_its_examples_run(warehouse) -> None:
-    from pipeline.data_dictionary import EXAMPLES, render
+    from pipeline.tools.data_dictionary import EXAMPLES, render
 
     text = render(warehouse)
     for table in ("patients", "followup_scores", "model_estimates", "attrition"):
@@ -270,7 +270,7 @@ def test_python_examples_of_the_data_dictionary_run_as_written(warehouse) -> Non
     import sys
     from pathlib import Path
 
-    from pipeline.data_dictionary import EXAMPLES, python_snippet
+    from pipeline.tools.data_dictionary import EXAMPLES, python_snippet
 
     path = Path(warehouse.execute("SELECT path FROM duckdb_databases() WHERE database_name = 'outcomes'").fetchone()[0])
     script = "\n\n".join(python_snippet(sql) + "\nassert frame is not None" for _, sql in EXAMPLES)

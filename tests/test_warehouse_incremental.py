@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from pipeline.build_state import read_state, state_path
-from pipeline.ingest import ingest_landing
+from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.synthetic import generate_drop
+from pipeline.tools.synthetic import generate_drop
 from pipeline.warehouse import PUBLISHED_TABLES, build_and_publish, build_warehouse
 
 INCREMENTAL = "Incremental build"

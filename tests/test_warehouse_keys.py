@@ -6,10 +6,10 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipeline.run import fit_models, ingest, publish_warehouse
 from pipeline.settings import DataHome
 from pipeline.sql_files import declared_keys
-from pipeline.synthetic import generate_drop
+from pipeline.stages import fit_models, ingest, publish_warehouse
+from pipeline.tools.synthetic import generate_drop
 from pipeline.warehouse import PUBLISHED_TABLES
 from tests.report.helpers import light_settings
 

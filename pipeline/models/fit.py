@@ -17,7 +17,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import metadata
 from typing import TypeVar
 
 import duckdb
@@ -41,6 +40,7 @@ from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
 from pipeline.models.propensity import PropensityResult, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
+from pipeline.versions import package_versions
 
 T = TypeVar("T")
 METHODS = ModelSettings.methods  # every method, in the order estimates are listed
@@ -93,16 +93,6 @@ class ModelResults:
     covariate_balance: pd.DataFrame
     propensity_diagnostics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
-
-
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
 
 
 def settings_json(settings: ModelSettings) -> str:
@@ -445,7 +435,7 @@ def fit_models(
                 "data_snapshot": data_snapshot,
                 "code_version": code_version,
                 "settings": settings_json(settings),
-                "packages": json.dumps(package_versions(), sort_keys=True),
+                "packages": json.dumps(package_versions(PACKAGES), sort_keys=True),
             }
         ],
         columns=list(RUN_COLUMNS),

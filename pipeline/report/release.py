@@ -10,7 +10,6 @@ releases' registers: no store, no build, no fitting.
 
 from __future__ import annotations
 
-import hashlib
 import html as html_escape
 import json
 import os
@@ -18,43 +17,32 @@ import platform
 import shutil
 import tempfile
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
 import duckdb
 
 from pipeline import __version__
+from pipeline.checksums import sha256_of
 from pipeline.progress import step
 from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
 from pipeline.settings import DataHome
+from pipeline.versions import package_versions
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     versions = {"python": platform.python_version(), "pipeline": __version__}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    versions |= package_versions(PACKAGES)
     versions["chromium"] = chromium_version()
     return versions
 
 
 def _manifest(folder: Path, quarter: str, as_of: datetime, provisional: bool, facts: dict[str, object]) -> Path:
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "manifest.json"}
+    files = {p.name: sha256_of(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != "manifest.json"}
     manifest = {
         "quarter": quarter,
         "provisional": provisional,

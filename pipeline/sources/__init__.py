@@ -1,27 +1,19 @@
 """Source adapters: each turns one drop folder into the contract's three tables as text frames.
 
 An adapter only parses. Screening, validation and loading take what it yields, whatever the
-source format, so a second format (REDCap) is a new adapter and nothing else.
+source format, so a second format (REDCap) is a new adapter and nothing else. ``dispatch`` picks
+the adapter a drop names; ``reader`` is the CSV reading they share.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROW_NUMBER = "row_number"  # the row as a spreadsheet numbers it: the header is row 1
-
-# manifest.json "source" -> the module whose parse_source(drop_id, received, manifest) reads such a drop
-# (imported when a drop names it: the adapters build on each other's helpers and on this module).
-SOURCES = {
-    "clinic_csv": "pipeline.sources.clinic_csv",
-    "redcap": "pipeline.sources.redcap",
-}
+MANIFEST = "manifest.json"  # a drop's optional description of itself (pipeline/sources/dispatch.py reads it)
 
 
 @dataclass(frozen=True)
@@ -73,23 +65,3 @@ class SourceDrop:
 
     def column_name(self, table: str, column: str) -> str:
         return self.source_columns.get(table, {}).get(column, column)
-
-
-def strip_cells(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every text cell without surrounding whitespace, and null where that leaves it empty.
-
-    Stripped once per distinct value of a column and spread over its rows: cells repeat (codes,
-    scores), and a REDCap export has a hundred columns (18 million cells at 10,000 patients).
-    """
-    columns = {}
-    for name, column in frame.items():
-        codes, uniques = pd.factorize(column)  # a null cell gets -1: the appended None
-        stripped = np.array([str(value).strip() or None for value in uniques] + [None], dtype=object)
-        columns[name] = pd.Series(stripped[codes], index=frame.index, dtype="str")
-    return pd.DataFrame(columns, index=frame.index)
-
-
-def source_parser(name: str) -> Callable[[str, list[ReceivedFile], Manifest], SourceDrop] | None:
-    """The parser registered for a manifest's source, or None for a source the pipeline does not know."""
-    module = SOURCES.get(name)
-    return importlib.import_module(module).parse_source if module else None

@@ -19,10 +19,14 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.contract import (
-    COLUMNS,
-    FILES,
-    INSTRUMENTS,
+from pipeline.contract import COLUMNS, FILES, INSTRUMENTS
+from pipeline.errors import DropRejected, row_list
+from pipeline.ingest.screening import name_rules
+from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
+from pipeline.sources.numbers import integral_text
+from pipeline.sources.reader import check_header_names, decode, read_rows
+from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
+from pipeline.sources.redcap_project import (
     REDCAP_DATA_ACCESS_GROUP,
     REDCAP_FORMS,
     REDCAP_LOADED_STATUSES,
@@ -38,12 +42,6 @@ from pipeline.contract import (
     redcap_form_status,
     redcap_instrument_fields,
 )
-from pipeline.errors import DropRejected, row_list
-from pipeline.screening import name_rules
-from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
-from pipeline.sources.clinic_csv import MANIFEST, check_header_names, decode, read_rows
-from pipeline.sources.numbers import integral_text
-from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 
 RECORDS = "redcap_records.csv"
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")  # REDCap's rule for a variable name

@@ -1,4 +1,5 @@
-"""The REDCap data dictionary a clinic uploads to build its project, generated from the contract.
+"""The REDCap data dictionary a clinic uploads to build its project, generated from the contract and
+the project's shape (pipeline/sources/redcap_project.py).
 
 ``python -m pipeline.sources.redcap_dictionary`` writes ``redcap/synkinesis_outcomes_dictionary.csv``;
 a test keeps the committed file equal to what this module generates. Coded fields are radio or
@@ -15,18 +16,15 @@ import io
 import sys
 from pathlib import Path
 
-from pipeline.contract import (
-    INSTRUMENTS,
-    ITEMS,
-    MIN_INDEX_YEAR,
+from pipeline.contract import INSTRUMENTS, ITEMS, MIN_INDEX_YEAR, Item
+from pipeline.settings import PROJECT_ROOT
+from pipeline.sources.redcap_project import (
     REDCAP_PATIENT_FORM,
     REDCAP_PREFIXES,
     REDCAP_RECORD_ID,
     REDCAP_TREATMENT_FORM,
     TARGET_CODES,
-    Item,
 )
-from pipeline.settings import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "redcap" / "synkinesis_outcomes_dictionary.csv"
 

@@ -13,7 +13,7 @@ from pipeline.settings import DataHome
 
 @pytest.fixture(scope="session")
 def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> DataHome:
-    from pipeline import airflow_local
+    from pipeline.tools import airflow_local
 
     home = DataHome.resolve(tmp_path_factory.mktemp("airflow_data")).ensure()
     airflow_local.configure(home)
@@ -23,6 +23,6 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> DataHome:
 
 @pytest.fixture(scope="session")
 def dags(airflow_home: DataHome) -> dict[str, object]:
-    from pipeline import airflow_local
+    from pipeline.tools import airflow_local
 
     return airflow_local.load_dags()

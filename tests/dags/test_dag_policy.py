@@ -5,8 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pipeline.airflow_local import DAGS_FOLDER
 from pipeline.settings import DAG_OWNER, DAG_TAGS, STORE_WRITER_POOL
+from pipeline.tools.airflow_local import DAGS_FOLDER
 
 EXPECTED = {
     "ingest_clinic_exports": "@hourly",

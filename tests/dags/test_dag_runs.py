@@ -41,7 +41,7 @@ def warehouse_asset_events() -> int:
 def test_on_a_fresh_install_the_first_runs_are_green_or_skipped(airflow_home: DataHome, dags) -> None:
     """Nothing loaded yet: the hourly ingest publishes nothing and the quarterly report, scheduled for
     the quarter just ended, is skipped (not failed) with the reason in its log."""
-    from pipeline.airflow_local import run_dag_tasks
+    from pipeline.tools.airflow_local import run_dag_tasks
 
     assert not any(airflow_home.landing.iterdir())  # runs first: the data home is empty
     state, tasks = run_dag_tasks(dags["ingest_clinic_exports"])
@@ -75,8 +75,8 @@ def test_the_trigger_forms_optional_parameters_accept_empty(dags) -> None:
 
 
 def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, dags) -> None:
-    from pipeline.airflow_local import run_dag, run_dag_tasks
-    from pipeline.synthetic import generate_drop
+    from pipeline.tools.airflow_local import run_dag, run_dag_tasks
+    from pipeline.tools.synthetic import generate_drop
 
     counts = generate_drop(airflow_home.landing / "sample-site01", patients=150, seed=11, site="site01")
 
@@ -144,7 +144,7 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
 
 
 def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airflow_home: DataHome, dags) -> None:
-    from pipeline.airflow_local import run_dag
+    from pipeline.tools.airflow_local import run_dag
 
     bad = airflow_home.landing / "zz-bad-export"
     bad.mkdir(parents=True)
@@ -226,7 +226,7 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
 
 def test_a_load_mostly_quarantined_fails_the_check_task_and_sends_the_notice(airflow_home: DataHome, dags) -> None:
     """The drop loads (its good rows are in the warehouse), but the run is red and the coordinator is told."""
-    from pipeline.airflow_local import run_dag
+    from pipeline.tools.airflow_local import run_dag
     from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows, write_drop_files
 
     patients = [row.replace(",s1,", ",s9,") for row in BASE_PATIENTS]

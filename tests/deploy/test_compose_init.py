@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from pipeline.settings import PROJECT_ROOT, STORE_WRITER_POOL
-from pipeline.synthetic import generate_drop
+from pipeline.tools.synthetic import generate_drop
 
 UID = 50000
 DOT_ENV = {  # .env as .env.example asks for it

@@ -20,7 +20,7 @@ from pipeline.models.mixed import mixed
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import e_value_rr, e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
-from pipeline.synthetic import SyntheticParameters, analysis_tables
+from pipeline.tools.synthetic import SyntheticParameters, analysis_tables
 from tests.models.test_fit import build_warehouse, row, simulate
 
 CROSS_SECTIONAL = ModelSettings(methods=("unadjusted", "ancova", "iptw"))

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.errors import PipelineError
 from pipeline.settings import DataHome, ModelSettings
-from pipeline.store import open_store
+from pipeline.store.connection import open_store
 
 
 def test_models_json_overrides_the_defaults_and_bad_files_are_refused(tmp_path) -> None:

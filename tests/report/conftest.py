@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.run import ingest
 from pipeline.settings import DataHome
-from pipeline.synthetic import generate_drop
+from pipeline.stages import ingest
+from pipeline.tools.synthetic import generate_drop
 
 Q3_LOAD = datetime(2026, 8, 14, 9, 30)
 TIMESTAMPS = {

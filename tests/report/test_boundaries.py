@@ -11,13 +11,11 @@ import pipeline.report
 # Modules (and packages) the report must not reach: the store and the ingest, the build, the fitting.
 FORBIDDEN = (
     "pipeline.store",
-    "pipeline.loading",
     "pipeline.ingest",
-    "pipeline.intake",
+    "pipeline.sources",
     "pipeline.warehouse",
     "pipeline.build_state",
     "pipeline.as_of",
-    "pipeline.run",
     "pipeline.stages",
     "pipeline.models.fit",
     "pipeline.models.estimators",

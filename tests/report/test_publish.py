@@ -25,9 +25,9 @@ from pipeline.errors import PipelineError
 from pipeline.report import figures
 from pipeline.report.pdf import run_chromium
 from pipeline.report.suppression import SECONDARY, SHOWN, SMALL, safe_summary, suppress_grid
-from pipeline.run import ingest, report_quarter
 from pipeline.settings import DataHome
-from pipeline.synthetic import generate_drop
+from pipeline.stages import ingest, report_quarter
+from pipeline.tools.synthetic import generate_drop
 from pipeline.warehouse import build_warehouse
 from tests.report.helpers import light_settings
 

@@ -4,8 +4,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import DropRejected
-from pipeline.landing import archive_file
-from pipeline.sources.clinic_csv import parse_drop, read_table
+from pipeline.ingest.receive import archive_file
+from pipeline.sources.clinic_csv import read_table
+from pipeline.sources.dispatch import parse_drop
 from tests.conftest import PATIENTS_HEADER, csv_text
 
 
@@ -103,16 +104,16 @@ PLAIN_VARIANTS = {
 @pytest.mark.parametrize("rows", PLAIN_VARIANTS.values(), ids=PLAIN_VARIANTS.keys())
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_fast_and_strict_readers_agree(tmp_path: Path, rows: list[str], newline: str) -> None:
-    from pipeline.sources import clinic_csv
+    from pipeline.sources import reader
 
     text = csv_text(PATIENTS_HEADER, rows).replace("\n", newline)
     if rows is PLAIN_VARIANTS["no final newline"]:
         text = text.rstrip()
     header_line, _, body = text.partition("\n")
-    assert clinic_csv.is_plain(body)
-    fast = clinic_csv.read_plain(header_line, body)
+    assert reader.is_plain(body)
+    fast = reader.read_plain(header_line, body)
     assert fast is not None
-    strict = clinic_csv._read_strict("d1", "patients.csv", text, lambda header: None, "")
+    strict = reader._read_strict("d1", "patients.csv", text, lambda header: None, "")
     assert fast.to_dict("list") == strict.to_dict("list")
     assert fast.dtypes.to_dict() == strict.dtypes.to_dict()
 

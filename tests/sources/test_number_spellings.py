@@ -20,13 +20,13 @@ import pytest
 
 from pipeline.contract import COLUMNS
 from pipeline.errors import DropRejected
-from pipeline.ingest import ingest_landing
-from pipeline.run import publish_warehouse
-from pipeline.screening import screen_drop
+from pipeline.ingest.drops import ingest_landing
+from pipeline.ingest.screening import screen_drop
 from pipeline.settings import DataHome
 from pipeline.sources.numbers import canonical_number
 from pipeline.sources.redcap import RECORDS
-from pipeline.synthetic import generate_drop
+from pipeline.stages import publish_warehouse
+from pipeline.tools.synthetic import generate_drop
 from pipeline.validation.rows import validate_drop
 from tests.conftest import sunnybrook_rows
 from tests.sources.test_redcap import DATA_TABLES

@@ -10,16 +10,17 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipeline.checksums import sha256_of
 from pipeline.errors import DropRejected, row_list
-from pipeline.ingest import ingest_landing
-from pipeline.landing import archive_file, sha256_of
-from pipeline.run import fit_models, publish_warehouse
-from pipeline.screening import screen_drop
+from pipeline.ingest.drops import ingest_landing
+from pipeline.ingest.receive import archive_file
+from pipeline.ingest.screening import screen_drop
 from pipeline.settings import DataHome, ModelSettings
-from pipeline.sources.clinic_csv import parse_drop
+from pipeline.sources.dispatch import parse_drop
 from pipeline.sources.redcap import DICTIONARY, INCOMPLETE_RULE, RECORDS, flat_export
 from pipeline.sources.redcap_dictionary import dictionary_csv
-from pipeline.synthetic import generate_drop
+from pipeline.stages import fit_models, publish_warehouse
+from pipeline.tools.synthetic import generate_drop
 from tests.conftest import (
     ASSESSMENTS_HEADER,
     BASE_PATIENTS,

@@ -6,18 +6,9 @@ import re
 
 import pytest
 
-from pipeline.contract import (
-    ETIOLOGIES,
-    INSTRUMENTS,
-    ITEMS,
-    MODALITIES,
-    REDCAP_FORMS,
-    REDCAP_PREFIXES,
-    REDCAP_RECORD_ID,
-    SEXES,
-    SIDES,
-)
+from pipeline.contract import ETIOLOGIES, INSTRUMENTS, ITEMS, MODALITIES, SEXES, SIDES
 from pipeline.sources.redcap_dictionary import SHIPPED, dictionary_csv
+from pipeline.sources.redcap_project import REDCAP_FORMS, REDCAP_PREFIXES, REDCAP_RECORD_ID
 
 # REDCap's data dictionary columns in its upload order, written out here independently of the generator.
 REDCAP_COLUMNS = [

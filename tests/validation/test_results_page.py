@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from pipeline.report.pdf import run_chromium
-from pipeline.run import ingest
 from pipeline.settings import DataHome
+from pipeline.stages import ingest
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, WriteDrop, sunnybrook_rows
 
 # Every host name fails to resolve and every request goes to a proxy that is not there: offline.

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from pipeline.landing import archive_file
-from pipeline.sources.clinic_csv import parse_drop
+from pipeline.ingest.receive import archive_file
+from pipeline.sources.dispatch import parse_drop
 from pipeline.validation.rows import totals_disagreements, validate_drop
 from tests.conftest import (
     ASSESSMENTS_HEADER,

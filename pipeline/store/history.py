@@ -1,4 +1,5 @@
-"""Apply a validated drop to the staging store: new versions, retirements, ledger, quarantine.
+"""The history tables: a validated drop written in (new versions, retirements, quarantine, its
+ledger rows), and the current records read back.
 
 Everything a drop changes is written in one transaction: killed at any point, the store is as
 it was, and a rerun loads the drop again from the archive.
@@ -7,35 +8,18 @@ it was, and a rerun loads the drop again from the archive.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
 from pipeline.contract import COLUMNS, FILES, KEYS
-from pipeline.sources import ReceivedFile, SourceDrop
+from pipeline.sources import SourceDrop
 from pipeline.sources.numbers import read_numbers
+from pipeline.store.ledger import FileOutcome, record_drop, record_outcomes
 from pipeline.validation.rows import ValidatedDrop
 
 RETIRE_LIMIT = 0.20  # a full snapshot retiring more than this share of a site's patients is held
-
-
-@dataclass(frozen=True)
-class FileOutcome:
-    """One ledger row: a received file and how its rows were accounted for.
-
-    A file may carry several contract tables (REDCap's flat export carries all three); its rows are
-    then the file's own rows, and a row counts as quarantined when anything taken from it is.
-    """
-
-    file: ReceivedFile
-    tables: tuple[str, ...]  # the contract tables read from the file (none for a manifest or dictionary)
-    rows_in: int
-    rows_loaded: int
-    rows_quarantined: int
-    status: str
-    reason: str | None = None
 
 
 def sites_of(drop: SourceDrop) -> list[str]:
@@ -77,6 +61,11 @@ def retirement_shares(
             con.unregister("present_keys")
         shares.update({(table, site): (missing, current) for site, current, missing in rows})
     return shares
+
+
+def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute("SELECT site_id || '/' || patient_id FROM patients_history WHERE valid_to IS NULL").fetchall()
+    return {key for (key,) in rows}
 
 
 def _hash_expression(table: str) -> str:
@@ -191,49 +180,3 @@ def apply_drop(
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
-
-
-def record_outcomes(
-    con: duckdb.DuckDBPyConnection,
-    drop_id: str,
-    outcomes: list[FileOutcome],
-    received_at: datetime,
-    loaded_at: datetime | None,
-) -> None:
-    # Every attempt keeps its rows: a held or rejected drop sent again adds a new receipt.
-    for o in outcomes:
-        con.execute(
-            "INSERT INTO load_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                drop_id,
-                o.file.file,
-                o.file.sha256,
-                o.rows_in,
-                o.rows_loaded,
-                o.rows_quarantined,
-                o.status,
-                o.reason,
-                received_at,
-                loaded_at if o.status == "loaded" else None,
-                str(o.file.path),
-            ],
-        )
-
-
-def record_drop(
-    con: duckdb.DuckDBPyConnection,
-    drop_id: str,
-    source: str | None,
-    snapshot: str | None,
-    sites: list[str],
-    status: str,
-    reason: str | None,
-    received_at: datetime,
-    loaded_at: datetime | None,
-    summary_json: str,
-) -> None:
-    con.execute("DELETE FROM drops WHERE drop_id = ?", [drop_id])
-    con.execute(
-        "INSERT INTO drops VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [drop_id, source, snapshot, sites, status, reason, received_at, loaded_at, summary_json],
-    )

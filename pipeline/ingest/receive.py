@@ -15,9 +15,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.checksums import sha256_of
 from pipeline.contract import DROP_ID_PATTERN
 from pipeline.errors import DropRejected
-from pipeline.screening import name_rules, safe_name
+from pipeline.ingest.screening import name_rules, safe_name
 from pipeline.settings import IngestSettings
 from pipeline.sources import ReceivedFile
 
@@ -85,14 +86,6 @@ def refused_id(name: str) -> str:
     if name_rules(cleaned):
         cleaned = "withheld-folder-name"
     return f"{cleaned}~{digest}"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def list_drop_files(drop: LandedDrop) -> tuple[list[Path], list[str]]:

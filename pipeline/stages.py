@@ -19,18 +19,12 @@ import duckdb
 from pipeline import __version__
 from pipeline.build_state import fingerprint, read_state
 from pipeline.errors import PipelineError
-from pipeline.ingest import IngestSummary, ingest_landing
-from pipeline.load_checks import (
-    LoadAlert,
-    analysable_patients,
-    fewer_analysable_alert,
-    no_estimates_alert,
-    record_alerts,
-    standing_alerts,
-)
+from pipeline.ingest.drops import IngestSummary, ingest_landing
+from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no_estimates_alert
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
-from pipeline.store import open_store, writer_lock
+from pipeline.store.connection import open_store, writer_lock
+from pipeline.store.ledger import LoadAlert, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, build_and_publish
 
 log = logging.getLogger("synk.run")

@@ -6,8 +6,8 @@ import shutil
 
 import duckdb
 
-from pipeline.ingest import ingest_landing
-from pipeline.landing import refused_id
+from pipeline.ingest.drops import ingest_landing
+from pipeline.ingest.receive import refused_id
 from pipeline.settings import DataHome
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.ingest import ingest_landing
-from pipeline.landing import refused_id
+from pipeline.ingest.drops import ingest_landing
+from pipeline.ingest.receive import refused_id
 from pipeline.settings import DataHome
 from pipeline.warehouse import build_and_publish
 from tests.conftest import ASSESSMENTS_HEADER, PATIENTS_HEADER, SUNNYBROOK_ITEMS, TREATMENTS_HEADER

@@ -1,4 +1,4 @@
-"""Ingest: every new drop in the landing directory, through archive, screening, validation and load.
+"""Every new drop in the landing directory, through archive, screening, validation and load.
 
 Each drop ends in exactly one state, recorded in the ledger: loaded (valid rows in, failing
 rows in quarantine), rejected (nothing of it loaded), held (a full snapshot that would retire
@@ -20,23 +20,32 @@ import pandas as pd
 
 from pipeline.contract import FILES
 from pipeline.errors import DropHeld, DropRejected, row_list
-from pipeline.landing import LandedDrop, archive_file, check_limits, discover_drops, expanded_size, list_drop_files
-from pipeline.load_checks import quarantine_share_alert, record_alerts
-from pipeline.loading import (
-    RETIRE_LIMIT,
+from pipeline.ingest.receive import (
+    LandedDrop,
+    archive_file,
+    check_limits,
+    discover_drops,
+    expanded_size,
+    list_drop_files,
+)
+from pipeline.ingest.screening import screen_drop
+from pipeline.load_checks import quarantine_share_alert
+from pipeline.progress import step
+from pipeline.settings import DataHome, IngestSettings
+from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
+from pipeline.sources.clinic_csv import table_of
+from pipeline.sources.dispatch import parse_drop, read_manifest
+from pipeline.store.connection import note_activity, open_store, writer_lock
+from pipeline.store.history import RETIRE_LIMIT, apply_drop, current_patient_keys, retirement_shares, sites_of
+from pipeline.store.ledger import (
     FileOutcome,
-    apply_drop,
+    newer_export,
+    previous_attempt,
+    record_alerts,
     record_drop,
     record_outcomes,
-    retirement_shares,
-    sites_of,
+    refused_before,
 )
-from pipeline.progress import step
-from pipeline.screening import screen_drop
-from pipeline.settings import DataHome, IngestSettings
-from pipeline.sources import ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
-from pipeline.sources.clinic_csv import MANIFEST, parse_drop, read_manifest, table_of
-from pipeline.store import current_patient_keys, note_activity, open_store, writer_lock
 from pipeline.validation.gx_runner import build_data_docs
 from pipeline.validation.results_page import write_results_page
 from pipeline.validation.rows import ValidatedDrop, validate_drop
@@ -129,30 +138,6 @@ def _refusal_outcomes(
         rows = _source_rows([drop.tables[t] for t in tables]) if drop else _line_rows(item, settings)
         outcomes.append(FileOutcome(item, tables, rows, 0, rows, status, reason))
     return outcomes
-
-
-def _previous_attempt(con: duckdb.DuckDBPyConnection, drop_id: str) -> tuple[str, dict[str, str]] | None:
-    row = con.execute("SELECT status, received_at FROM drops WHERE drop_id = ?", [drop_id]).fetchone()
-    if row is None:
-        return None
-    files = con.execute(
-        "SELECT file, sha256 FROM load_ledger WHERE drop_id = ? AND received_at = ?", [drop_id, row[1]]
-    ).fetchall()
-    return row[0], dict(files)
-
-
-def _refused_before(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict[str, str]) -> bool:
-    """The latest attempt at this drop, in the ledger, was these very files, refused: told once already."""
-    files = con.execute(
-        "SELECT file, sha256, status FROM load_ledger WHERE drop_id = ? AND received_at = "
-        "(SELECT max(received_at) FROM load_ledger WHERE drop_id = ?)",
-        [drop_id, drop_id],
-    ).fetchall()
-    return (
-        bool(files)
-        and all(status == "rejected" for *_, status in files)
-        and {file: sha for file, sha, _ in files} == checksums
-    )
 
 
 def _refuse(
@@ -273,13 +258,7 @@ def _check_order(con: duckdb.DuckDBPyConnection, drop: SourceDrop) -> None:
     exported = drop.manifest.exported_on
     if exported is None:
         return
-    newer = con.execute(
-        "SELECT d.drop_id, json_extract_string(d.summary, '$.exported_on') AS exported, s.site "
-        "FROM drops AS d, unnest(d.site_ids) AS s(site) "
-        "WHERE d.status = 'loaded' AND list_contains(?, s.site) AND exported > ? "
-        "ORDER BY exported DESC, d.drop_id LIMIT 1",
-        [sites_of(drop), exported],
-    ).fetchone()
+    newer = newer_export(con, sites_of(drop), exported)
     if newer:
         raise DropHeld(
             drop.drop_id,
@@ -386,7 +365,7 @@ def _ingest_drop(
     received_at = _now()
     if landed.refusal:
         reason = f"Folder {landed.drop_id} in the landing directory was not read: {landed.refusal}."
-        previous = _previous_attempt(con, landed.drop_id)
+        previous = previous_attempt(con, landed.drop_id)
         if previous and previous[0] == "rejected":
             return DropResult(landed.drop_id, "unchanged", reason), None
         return _refuse(con, landed, [], None, "rejected", reason, received_at, settings), None
@@ -405,11 +384,11 @@ def _ingest_drop(
     if readiness and readiness[0] == "waiting":
         return DropResult(landed.drop_id, "waiting", readiness[1]), None
     checksums = {r.file: r.sha256 for r in received}
-    previous = _previous_attempt(con, landed.drop_id)
+    previous = previous_attempt(con, landed.drop_id)
     if previous and previous[1] == checksums and not (previous[0] == "held" and confirm_retire):
         return DropResult(landed.drop_id, "unchanged"), None
     if previous and previous[0] == "loaded":
-        if _refused_before(con, landed.drop_id, checksums):
+        if refused_before(con, landed.drop_id, checksums):
             return DropResult(landed.drop_id, "unchanged"), None
         message = (
             f"Drop {landed.drop_id} rejected: a drop of this name was loaded before with other content. "

@@ -2,7 +2,7 @@
 processor and triggerer (SQLite, LocalExecutor, the simple auth manager), with the project's DAGs
 and data home. ``make airflow`` runs it; the coordinator watches scheduled loads in the UI.
 
-    python -m pipeline.airflow_server [--home DIR] [--port 8780]
+    python -m pipeline.tools.airflow_server [--home DIR] [--port 8780]
 
 Unlike ``airflow standalone``, which starts every component at once, the scheduler starts only
 once the API server answers: a task process reports to the API server from its first second, and
@@ -23,8 +23,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-from pipeline.airflow_local import configure, migrate
 from pipeline.settings import DataHome
+from pipeline.tools.airflow_local import configure, migrate
 
 DEFAULT_PORT = 8780  # not 8080 (often taken), nor 8793/8794 (Airflow's own log servers)
 API_SERVER_TIMEOUT = 180.0  # seconds: a first start compiles nothing, but a slow disk takes a while

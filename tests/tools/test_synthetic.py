@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from pipeline.contract import COLUMNS, ITEMS, KEYS
-from pipeline.landing import archive_file
-from pipeline.screening import screen_drop
-from pipeline.sources.clinic_csv import parse_drop
-from pipeline.synthetic import SyntheticParameters, generate_drop
+from pipeline.ingest.receive import archive_file
+from pipeline.ingest.screening import screen_drop
+from pipeline.sources.dispatch import parse_drop
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
 from pipeline.validation.rows import validate_drop
 
 

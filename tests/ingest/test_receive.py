@@ -1,7 +1,8 @@
 import os
 from pathlib import Path
 
-from pipeline.landing import archive_file, discover_drops, refused_id, sha256_of
+from pipeline.checksums import sha256_of
+from pipeline.ingest.receive import archive_file, discover_drops, refused_id
 
 
 def test_discover_refuses_unsafe_entries(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pipeline.settings import DataHome
 from tests.conftest import SUNNYBROOK_ITEMS, write_drop_files
 
 INGEST = (
-    "import sys; from pipeline.settings import DataHome; from pipeline.ingest import ingest_landing; "
+    "import sys; from pipeline.settings import DataHome; from pipeline.ingest.drops import ingest_landing; "
     "s = ingest_landing(DataHome.resolve(sys.argv[1])); print([d.status for d in s.drops])"
 )
 
@@ -40,7 +40,7 @@ def ingest_process(home: DataHome) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
 
 

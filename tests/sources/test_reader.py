@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from pipeline.sources import strip_cells
+from pipeline.sources.reader import strip_cells
 
 
 def test_same_as_stripping_every_cell() -> None:

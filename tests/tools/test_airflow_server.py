@@ -23,9 +23,9 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from pipeline.airflow_server import password_file
 from pipeline.settings import PROJECT_ROOT, DataHome
-from pipeline.synthetic import generate_drop
+from pipeline.tools.airflow_server import password_file
+from pipeline.tools.synthetic import generate_drop
 
 T = TypeVar("T")
 AIRFLOW_LOG_SERVER_PORTS = {8793, 8794}
@@ -77,7 +77,7 @@ def server(tmp_path: Path) -> Iterator[tuple[DataHome, str, Path]]:
     log = tmp_path / "airflow.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.airflow_server", "--home", str(home.root), "--port", str(port)],
+            [sys.executable, "-m", "pipeline.tools.airflow_server", "--home", str(home.root), "--port", str(port)],
             cwd=PROJECT_ROOT,
             stdout=output,
             stderr=subprocess.STDOUT,

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from pipeline.screening import identifier_like, screen_frame
+from pipeline.ingest.screening import identifier_like, screen_frame
 
 
 @pytest.mark.parametrize(

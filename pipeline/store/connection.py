@@ -1,8 +1,7 @@
-"""The staging store: ledger, quarantine and the full history of every record received.
+"""The staging store's connection and its writer lock.
 
 One DuckDB file under ``staging/``, written by one process at a time: a file lock here, and in
-Airflow a one-slot pool, serialize every writer. A drop is loaded in one transaction, so a
-load killed at any point leaves the store as it was before it.
+Airflow a one-slot pool, serialize every writer.
 """
 
 from __future__ import annotations
@@ -132,17 +131,3 @@ def _unreadable(path: Path, error: duckdb.Error) -> PipelineError:
         f"The staging store {path} cannot be opened ({type(error).__name__}): it is damaged or not a store. "
         "Move staging/ aside and rebuild it from archive/ (docs/runbook.md, Restoring from the archive)."
     )
-
-
-def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT site_id || '/' || patient_id FROM patients_history WHERE valid_to IS NULL").fetchall()
-    return {key for (key,) in rows}
-
-
-def current_patient_counts(con: duckdb.DuckDBPyConnection, sites: list[str]) -> dict[str, int]:
-    rows = con.execute(
-        "SELECT site_id, count(*) FROM patients_history WHERE valid_to IS NULL AND list_contains(?, site_id) "
-        "GROUP BY site_id",
-        [sites],
-    ).fetchall()
-    return dict(rows)
