@@ -24,7 +24,7 @@ from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store.connection import open_store, writer_lock
-from pipeline.store.ledger import LoadAlert, record_alerts, standing_alerts
+from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, build_and_publish
 
 log = logging.getLogger("synk.run")
@@ -128,10 +128,7 @@ def _store_changed_since_publication(home: DataHome, design: DesignSettings) -> 
     if not home.store_path.exists():
         return False  # nothing received yet: there is nothing to publish
     with open_store(home, read_only=True) as store:
-        received, last = store.execute(
-            "SELECT count(*), max(received_at) FROM (SELECT received_at FROM drops "
-            "UNION ALL SELECT received_at FROM load_ledger)"
-        ).fetchone()
+        received, last = last_received(store)
     if received == 0:
         return False
     state = read_state(home)

@@ -139,6 +139,15 @@ def ledger_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     ).fetchall()
 
 
+def last_received(con: duckdb.DuckDBPyConnection) -> tuple[int, datetime | None]:
+    """How many drops and files were ever received (loaded or refused), and when the last one was."""
+    received, last = con.execute(
+        "SELECT count(*), max(received_at) FROM (SELECT received_at FROM drops "
+        "UNION ALL SELECT received_at FROM load_ledger)"
+    ).fetchone()
+    return int(received), last
+
+
 def loaded_checksums(con: duckdb.DuckDBPyConnection, as_of: datetime, attached_as: str | None = None) -> list[str]:
     """The sha256 of every file loaded by ``as_of``, in order. ``attached_as``: the name the store is
     attached under where ``con`` is another database's connection (a warehouse build)."""
