@@ -11,6 +11,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.power import TTestIndPower
 
@@ -291,3 +292,63 @@ def test_mice_mostly_imputed_is_flagged_and_keeps_its_numbers() -> None:
     assert not imputed.diagnostics_ok and np.isfinite(imputed.estimate)
     assert imputed.note.startswith("more than 30% of changes imputed")
     assert row(results, "mice", timepoint="6m").diagnostics_ok  # little missing at 6 months
+
+
+def _spreading_follow_up(seed: int, n: int = 300) -> pd.DataFrame:
+    """Follow-up whose errors grow with time and whose patients differ in slope: a random intercept's
+    compound symmetry is wrong, so its model-based SE at 12 months is too narrow."""
+    rng = np.random.default_rng(seed)
+    baseline = rng.normal(50, 15, n)
+    treated = (rng.random(n) < 1 / (1 + np.exp((baseline - 50) / 10))).astype(int)
+    slope, intercept = rng.normal(0, 6, n), rng.normal(0, 2, n)
+    rows = []
+    for timepoint, share, day in (("3m", 0.25, 90), ("6m", 0.5, 180), ("12m", 1.0, 365)):
+        change = share * (10 - 0.4 * (baseline - 50) + 4 * treated) + intercept + share * slope
+        change = change + rng.normal(0, 1 + 3 * share, n)
+        frame = pd.DataFrame(
+            {
+                "site_id": "s0",
+                "patient_id": [f"P{i}" for i in range(n)],
+                "timepoint": timepoint,
+                "days_from_t0": day,
+                "treated": treated,
+                "baseline_value": baseline,
+                "change": change,
+            }
+        )
+        rows.append(frame[rng.random(n) > 0.1])
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_mixed_models_sandwich_errors_match_the_spread_of_its_estimates_across_seeds() -> None:
+    settings = ModelSettings(covariates=())
+    fits = [mixed(_spreading_follow_up(seed), settings, ("3m", "6m", "12m"))["12m"] for seed in range(100, 160)]
+    estimates = np.array([f.estimate for f in fits])
+    spread = estimates.std(ddof=1)
+    robust = np.mean([f.std_error for f in fits])
+    model_based = np.mean([float(f.note.split("model-based SE ")[1].split(")")[0]) for f in fits])
+    assert 0.85 < robust / spread < 1.2  # the reported SE is the sandwich, and it is right
+    assert model_based / spread < 0.8  # what the random intercept alone would have said
+    covered = np.mean([f.ci_low <= 4.0 <= f.ci_high for f in fits])
+    assert covered >= 0.88
+    assert all("patient-clustered sandwich errors" in f.note for f in fits)
+
+
+def test_the_random_intercept_sandwich_agrees_with_statsmodels_gee() -> None:
+    """GEE with an exchangeable working correlation is the same model fitted by moments; its robust
+    SE is the same sandwich (without the G / (G - 1) factor)."""
+    frame = _spreading_follow_up(7)
+    timepoints = ("3m", "6m", "12m")
+    x = pd.DataFrame({f"at[{t}]": (frame.timepoint == t).astype(float) for t in timepoints})
+    for t in timepoints:
+        x[f"treated_at[{t}]"] = ((frame.timepoint == t) & (frame.treated == 1)).astype(float)
+        x[f"baseline_at[{t}]"] = frame.baseline_value.where(frame.timepoint == t, 0.0)
+    groups = pd.factorize(frame.patient_id)[0]
+    ours = fit_random_intercept(frame.change.to_numpy(), x.to_numpy(), groups)
+    gee = sm.GEE(frame.change.to_numpy(), x.to_numpy(), groups=groups, cov_struct=sm.cov_struct.Exchangeable()).fit()
+    g = len(np.unique(groups))
+    assert ours.fe_params == pytest.approx(np.asarray(gee.params), rel=0.01, abs=0.01)
+    assert ours.robust_bse / np.sqrt(g / (g - 1)) == pytest.approx(np.asarray(gee.bse), rel=0.01)
+    # Clustered by three sites instead of 300 patients: the sites' sums, not the patients'.
+    by_site = fit_random_intercept(frame.change.to_numpy(), x.to_numpy(), groups, clusters=groups % 3)
+    assert not np.allclose(by_site.robust_bse, ours.robust_bse)
