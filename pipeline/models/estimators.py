@@ -25,6 +25,7 @@ class Estimate:
     p_value: float = float("nan")
     diagnostics_ok: bool = False
     note: str | None = None
+    converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
 
     @property
     def ok(self) -> bool:
@@ -32,7 +33,7 @@ class Estimate:
 
 
 def failed(note: str) -> Estimate:
-    return Estimate(diagnostics_ok=False, note=note)
+    return Estimate(diagnostics_ok=False, note=note, converged=False)
 
 
 def unadjusted(frame: pd.DataFrame) -> Estimate:

@@ -34,9 +34,10 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
-from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, holm, unadjusted
+from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.mixed import mixed
+from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
 from pipeline.models.propensity import PropensityResult, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
@@ -358,6 +359,7 @@ def _estimate_rows(
                         "e_value": e_value,
                         "e_value_ci": e_value_ci,
                         "mdd": minimum_detectable_difference(result.std_error, settings.power),
+                        "converged": result.converged,
                     }
                 )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(design.timepoints)]
@@ -372,11 +374,12 @@ def _estimate_rows(
 def _estimates_frame(
     rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
 ) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=[c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")])
+    columns = [c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")]
+    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
     frame.insert(0, "run_id", run_id)
-    frame["p_adjusted"] = float("nan")
-    for _, index in frame.groupby(["method", "contrast", "timepoint"], sort=True).groups.items():
-        frame.loc[index, "p_adjusted"] = holm(frame.loc[index, "p_value"].astype(float)).to_numpy()
+    frame["p_adjusted"] = adjusted_p_values(
+        frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
+    )
     order = {
         "contrast": {c.name: i for i, c in enumerate(contrasts)},
         "outcome": {o: i for i, o in enumerate(design.outcomes)},

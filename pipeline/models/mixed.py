@@ -166,5 +166,6 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
             p_value,
             ok,
             "; ".join([errors_note, *notes]),
+            converged=ok,
         )
     return results

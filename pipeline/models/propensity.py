@@ -142,5 +142,5 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
         result.estimate = failed("; ".join([*fit_notes, f"fit failed: {error}"]))
         return result
     estimate = coefficient(fit, 1, fit_notes)
-    result.estimate = replace(estimate, diagnostics_ok=False) if failures else estimate
+    result.estimate = replace(estimate, diagnostics_ok=False, converged=not problems) if failures else estimate
     return result
