@@ -173,6 +173,9 @@ class ModelSettings:
         "site_id",
     )
     min_sites_for_cluster: int = 10  # cluster-robust errors by site only with enough sites
+    # Baseline severity measures in every outcome's models (and every propensity model), those of the
+    # design's outcomes; a patient without one gets a missing indicator.
+    severity_measures: tuple[str, ...] = ("sunnybrook_composite", "eface_total", "saq")
     # iptw diagnostics' pass marks.
     max_smd: float = 0.1  # every |SMD| after weighting below this
     equipoise_bounds: tuple[float, float] = (0.3, 0.7)  # preference score range counted as equipoise

@@ -10,7 +10,7 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from pipeline.models.design_matrix import covariate_matrix, full_rank_columns
+from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.settings import ModelSettings
 
 ALPHA = 0.05
@@ -61,6 +61,8 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     notes: list[str] = []
     covariates, covariate_notes = covariate_matrix(frame, settings.covariates, settings.min_group_size)
     notes.extend(covariate_notes)
+    severity, severity_notes = severity_matrix(frame)
+    notes.extend(severity_notes)
     design = pd.concat(
         [
             pd.DataFrame(
@@ -71,6 +73,7 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
                 },
                 index=frame.index,
             ),
+            severity,
             covariates,
         ],
         axis=1,

@@ -27,6 +27,7 @@ import pandas as pd
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import (
     Contrast,
+    add_severity,
     analysis_frames,
     define_contrasts,
     load_baselines,
@@ -39,7 +40,7 @@ from pipeline.models.imputation import mice
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import PropensityResult, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
@@ -241,6 +242,7 @@ def _fit_outcome(
     warnings: list[str],
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
+    overlap: Overlap | None = None,
 ) -> list[_Cell]:
     cells = []
     for timepoint in timepoints:
@@ -259,6 +261,9 @@ def _fit_outcome(
         _fit_longitudinal(fitted, wide, settings, timepoints)
     for cell in cells:
         for method in settings.methods:
+            if method in cell.results and overlap is not None:
+                result, *counts = cell.results[method]
+                cell.results[method] = (overlap.apply(result, method), *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -278,6 +283,7 @@ class _OutcomeJob:
     wide: pd.DataFrame | None
     settings: ModelSettings
     timepoints: tuple[str, ...]  # the design's, earliest first
+    overlap: Overlap | None  # the contrast's, for every method
 
 
 @dataclass
@@ -300,6 +306,7 @@ def _fit_job(job: _OutcomeJob) -> _OutcomeFits:
         fits.warnings,
         fits.diagnostics,
         fits.balance,
+        job.overlap,
     )
     return fits
 
@@ -321,13 +328,17 @@ def _estimate_rows(
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
+        grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
         for outcome in design.outcomes:
             if contrast is contrasts[0]:
                 for timepoint in design.timepoints:
                     if (outcome, timepoint) not in frames:
                         missing.setdefault(outcome, []).append(timepoint)
             outcome_frames = {key: frame for key, frame in frames.items() if key[0] == outcome}
-            jobs.append(_OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings, design.timepoints))
+            jobs.append(
+                _OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings, design.timepoints, overlap)
+            )
     rows: list[dict[str, object]] = []
     # Jobs are independent (mice seeds by contrast and outcome); results come back in job order, so
     # warnings and rows are the same on one process or several.
@@ -428,6 +439,8 @@ def fit_models(
     population = load_population(con, settings.covariates)
     changes = load_changes(con)
     baselines = load_baselines(con)
+    measures = tuple(m for m in settings.severity_measures if m in design.outcomes)
+    population = add_severity(population, baselines, measures)
     run_id = make_run_id(data_snapshot, settings, code_version, _inputs_digest(population, changes))
     contrasts, contrast_warnings = define_contrasts(population, settings.min_group_size)
     warnings.extend(contrast_warnings)

@@ -27,7 +27,7 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from pipeline.models.design_matrix import covariate_matrix, full_rank_columns
+from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.estimators import Estimate, failed, site_clusters
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.settings import ModelSettings
@@ -39,6 +39,8 @@ BOUNDARY = "The MLE may be on the boundary"
 def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) -> tuple[pd.DataFrame, list[str]]:
     patients = long.drop_duplicates(["site_id", "patient_id"]).reset_index(drop=True)
     covariates, notes = covariate_matrix(patients, settings.covariates, settings.min_group_size)
+    severity, severity_notes = severity_matrix(patients)
+    notes.extend(severity_notes)
     columns: dict[str, pd.Series] = {}
     for timepoint in timepoints:
         columns[f"at[{timepoint}]"] = (long["timepoint"] == timepoint).astype(float)
@@ -48,6 +50,13 @@ def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) 
         columns[f"baseline_at[{timepoint}]"] = (
             long["baseline_value"].astype(float).where(long["timepoint"] == timepoint, 0.0)
         )
+    # The other baseline severity measures by timepoint too: their effect on change grows with time.
+    keyed_severity = pd.concat([patients[["site_id", "patient_id"]], severity], axis=1)
+    severity_rows = long[["site_id", "patient_id"]].merge(keyed_severity, on=["site_id", "patient_id"], how="left")
+    severity_rows = severity_rows.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
+    for name in severity.columns:
+        for timepoint in timepoints:
+            columns[f"{name}_at[{timepoint}]"] = severity_rows[name].where(long["timepoint"] == timepoint, 0.0)
     fixed = pd.DataFrame(columns, index=long.index)
     # Patient-level covariates (levels pooled by patient counts), repeated on each of the patient's rows.
     keyed = pd.concat([patients[["site_id", "patient_id"]], covariates], axis=1)

@@ -22,8 +22,8 @@ COMMENT ON COLUMN model_estimates.p_adjusted IS 'Adjusted for multiplicity withi
 COMMENT ON COLUMN model_estimates.n_treated IS 'Patients in the first group (mixed: with any follow-up; mice: with a baseline value).';
 COMMENT ON COLUMN model_estimates.n_control IS 'Patients in the second group (as n_treated).';
 COMMENT ON COLUMN model_estimates.higher_is_better IS 'The outcome''s direction.';
-COMMENT ON COLUMN model_estimates.diagnostics_ok IS 'Whether the diagnostics passed: iptw balance and overlap, mixed convergence; false with a reason in note, and for estimates not made.';
-COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate was made, and what else a reader must know (robust errors, pooled levels, imputed share).';
+COMMENT ON COLUMN model_estimates.diagnostics_ok IS 'Whether the diagnostics passed: the contrast''s overlap (for every method: false for all where too few patients are in equipoise), iptw balance, mixed convergence; false with a reason in note, and for estimates not made.';
+COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate was made, and what else a reader must know (robust errors, pooled levels, imputed share, the contrast''s overlap; unadjusted: leads with ''confounded:'' and the largest baseline differences where the groups differ).';
 COMMENT ON COLUMN model_estimates.e_value IS 'E-value (VanderWeele & Ding): the risk ratio an unmeasured confounder would need with both group and outcome to explain the estimate away (difference put on the RR scale as exp(0.91 x estimate / pooled SD of change)).';
 COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit nearer the null (1 when the CI contains 0).';
 COMMENT ON COLUMN model_estimates.mdd IS 'Minimum detectable difference at 80% power and 5% two-sided, from this estimate''s standard error: (z 0.975 + z 0.80) x SE, in the outcome''s units.';

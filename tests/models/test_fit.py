@@ -412,5 +412,8 @@ def test_results_insert_into_the_contract_tables() -> None:
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
-    assert con.execute("SELECT count(*) FROM model_estimates WHERE note IS NULL").fetchone()[0] > 0  # unadjusted
+    assert con.execute("SELECT count(*) FROM model_estimates WHERE note IN ('None', 'nan', '')").fetchone()[0] == 0
+    # Every method's note carries the contrast's overlap, the unadjusted one too (after why it is confounded).
+    notes = con.execute("SELECT note FROM model_estimates WHERE method = 'unadjusted'").fetchall()
+    assert notes and all(note.startswith("confounded: ") and "overlap: " in note for (note,) in notes)
     con.close()
