@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.aipw import aipw
 from pipeline.models.design_matrix import (
     Contrast,
     add_severity,
@@ -181,7 +182,7 @@ def _group_counts(frame: pd.DataFrame) -> tuple[int, int]:
 def _fit_cross_sectional(
     cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
 ) -> None:
-    """unadjusted, ancova and iptw on the patients observed at the cell's timepoint."""
+    """unadjusted, ancova, aipw and iptw on the patients observed at the cell's timepoint."""
     counts, frame = cell.counts, cell.frame
     # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
     prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
@@ -189,6 +190,8 @@ def _fit_cross_sectional(
         cell.results["unadjusted"] = (_guarded("unadjusted", lambda: unadjusted(frame), failed), *counts)
     if "ancova" in settings.methods:
         cell.results["ancova"] = (_guarded("ancova", lambda: ancova(frame, settings, prepared), failed), *counts)
+    if "aipw" in settings.methods:
+        cell.results["aipw"] = (_guarded("aipw", lambda: aipw(frame, settings, prepared), failed), *counts)
     if "iptw" not in settings.methods:
         return
     weighted = _guarded("iptw", lambda: iptw(frame, settings, prepared), lambda note: PropensityResult(failed(note)))

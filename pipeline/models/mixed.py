@@ -28,8 +28,9 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
-from pipeline.models.estimators import Estimate, failed, site_clusters
+from pipeline.models.estimators import Estimate, continuous_terms, failed, site_clusters
 from pipeline.models.random_intercept import fit_random_intercept
+from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
 
 Z_975 = float(stats.norm.ppf(0.975))
@@ -41,6 +42,13 @@ def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) 
     covariates, notes = covariate_matrix(patients, settings.covariates, settings.min_group_size)
     severity, severity_notes = severity_matrix(patients)
     notes.extend(severity_notes)
+    if settings.spline_knots and len(patients) >= settings.spline_min_patients:
+        # Spline terms of the baseline values and continuous covariates, by timepoint as the baseline.
+        continuous = pd.concat([patients[["baseline_value"]].astype(float), severity, covariates], axis=1)
+        splines = spline_columns(continuous, continuous_terms(continuous), settings.spline_knots)
+        if splines.shape[1]:
+            severity = pd.concat([severity, splines], axis=1)
+            notes.append(f"restricted cubic splines ({settings.spline_knots} knots) for continuous terms")
     columns: dict[str, pd.Series] = {}
     for timepoint in timepoints:
         columns[f"at[{timepoint}]"] = (long["timepoint"] == timepoint).astype(float)
@@ -50,7 +58,8 @@ def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) 
         columns[f"baseline_at[{timepoint}]"] = (
             long["baseline_value"].astype(float).where(long["timepoint"] == timepoint, 0.0)
         )
-    # The other baseline severity measures by timepoint too: their effect on change grows with time.
+    # The other baseline severity measures (and the spline terms) by timepoint too: their effect on
+    # change grows with time.
     keyed_severity = pd.concat([patients[["site_id", "patient_id"]], severity], axis=1)
     severity_rows = long[["site_id", "patient_id"]].merge(keyed_severity, on=["site_id", "patient_id"], how="left")
     severity_rows = severity_rows.drop(columns=["site_id", "patient_id"]).set_axis(long.index)

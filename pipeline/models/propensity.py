@@ -28,7 +28,16 @@ from scipy import stats
 from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from pipeline.models.design_matrix import SEVERITY, covariate_matrix, full_rank_columns, severity_matrix
-from pipeline.models.estimators import Design, Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import (
+    Design,
+    Estimate,
+    adjustment_design,
+    coefficient,
+    continuous_terms,
+    failed,
+    robust_fit,
+)
+from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
 
 
@@ -58,6 +67,48 @@ def standardized_differences(x: pd.DataFrame, treated: np.ndarray, weights: np.n
     return pd.Series(smd, index=x.columns)
 
 
+def variance_ratios(x: pd.DataFrame, treated: np.ndarray, weights: np.ndarray | None) -> pd.Series:
+    """Weighted variance of each column in the first group over that in the second (1 is balance;
+    Austin 2009's pass range 0.5-2): a mean can balance while the spread does not."""
+    w = np.ones(len(treated)) if weights is None else weights
+    values = x.to_numpy(dtype=float)
+
+    def variance(rows: np.ndarray) -> np.ndarray:
+        mean = np.average(values[rows], axis=0, weights=w[rows])
+        return np.average((values[rows] - mean) ** 2, axis=0, weights=w[rows])
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = variance(treated == 1) / variance(treated == 0)
+    return pd.Series(ratio, index=x.columns)
+
+
+def _stabilized_weights(treated: np.ndarray, propensity: np.ndarray, truncation: float) -> np.ndarray:
+    share = treated.mean()
+    raw = np.where(treated == 1, share / propensity, (1 - share) / (1 - propensity))
+    return np.minimum(raw, truncation)
+
+
+def propensity_fit(treated: np.ndarray, predictors: pd.DataFrame, truncation: float = np.inf) -> tuple[object, bool]:
+    """The logistic propensity model, with or without its spline terms, whichever weights balance
+    every term (the spline terms too) better: the propensity model is chosen by the balance it gives
+    (Rosenbaum and Rubin 1984), since where assignment is nearly linear, spline terms only add noise to
+    the weights (a mean balance of 0.13 instead of 0.06 on the generator's data), and where it curves,
+    linear terms leave the curve unbalanced. Returns the fit and whether the splines are in it."""
+    linear = [c for c in predictors.columns if not str(c).startswith("spline[")]
+    simple = sm.Logit(treated, predictors[linear].to_numpy(dtype=float)).fit(disp=0, maxiter=200)
+    if len(linear) == predictors.shape[1]:
+        return simple, False
+    full = sm.Logit(treated, predictors.to_numpy(dtype=float)).fit(disp=0, maxiter=200)
+    terms = predictors.drop(columns=[c for c in predictors.columns if c == "const"])
+
+    def worst(fit: object) -> float:
+        propensity = np.clip(np.asarray(fit.predict()), 1e-6, 1 - 1e-6)  # type: ignore[attr-defined]
+        weights = _stabilized_weights(treated, propensity, truncation)
+        return float(standardized_differences(terms, treated, weights).abs().max())
+
+    return (full, True) if worst(full) < worst(simple) else (simple, False)
+
+
 def effective_sample_size(weights: np.ndarray) -> float:
     """Kish's ESS: (sum w)^2 / sum w^2."""
     return float(weights.sum() ** 2 / (weights**2).sum())
@@ -80,10 +131,12 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            ps_fit = sm.Logit(treated, predictors.to_numpy(dtype=float)).fit(disp=0, maxiter=200)
+            ps_fit, curved = propensity_fit(treated, predictors, settings.weight_truncation)
         except (np.linalg.LinAlgError, ValueError) as error:
             return PropensityResult(failed("; ".join([*notes, f"propensity model failed: {error}"])), terms)
     problems = [w for w in caught if issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning))]
+    if not curved and any(c.startswith("spline[") for c in terms):
+        notes.append("spline terms left out of the propensity model (no better balance), kept in the balance check")
     propensity = np.clip(np.asarray(ps_fit.predict()), 1e-6, 1 - 1e-6)
     share = treated.mean()
     raw = np.where(treated == 1, share / propensity, (1 - share) / (1 - propensity))
@@ -116,6 +169,15 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
         worst = imbalanced.abs().sort_values(ascending=False)
         shown = ", ".join(f"{name} {after[name]:+.2f}" for name in worst.index[:3])
         failures.append(f"balance fails: |SMD| after weighting >= {settings.max_smd:g} ({shown})")
+    ratios = variance_ratios(predictors[continuous_terms(predictors)], treated, weights)
+    spread = np.abs(np.log(ratios.replace(0, np.nan).dropna()))
+    outside = spread[spread > np.log(settings.max_variance_ratio)].sort_values(ascending=False)
+    if len(outside):
+        shown = ", ".join(f"{name} {ratios[name]:.2f}" for name in outside.index[:3])
+        failures.append(
+            f"balance fails: variance ratio after weighting outside {1 / settings.max_variance_ratio:g}-"
+            f"{settings.max_variance_ratio:g} ({shown})"
+        )
     if equipoise <= settings.min_equipoise_share:
         failures.append(
             f"overlap fails: {equipoise:.0%} of patients in equipoise (preference score {low:g}-{high:g}), "
@@ -188,6 +250,8 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
     severity, _ = severity_matrix(patients)
     design = pd.concat([pd.DataFrame({"const": 1.0}, index=patients.index), severity, covariates], axis=1)
     design = design[design.notna().all(axis=1)]
+    if settings.spline_knots and len(design) >= settings.spline_min_patients:  # as the outcome models
+        design = pd.concat([design, spline_columns(design, continuous_terms(design), settings.spline_knots)], axis=1)
     treated = patients.loc[design.index, "treated"].to_numpy(dtype=float)
     if min(treated.sum(), len(treated) - treated.sum()) < settings.min_group_size:
         return None
@@ -195,7 +259,7 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # separation is what this measures, not an error
         try:
-            fit = sm.Logit(treated, design[kept].to_numpy(dtype=float)).fit(disp=0, maxiter=200)
+            fit, _ = propensity_fit(treated, design[kept])
         except (np.linalg.LinAlgError, ValueError):
             return None
     propensity = np.clip(np.asarray(fit.predict()), 1e-6, 1 - 1e-6)

