@@ -179,7 +179,7 @@ class ModelSettings:
     # Restricted cubic splines (this many knots; 0: linear only) for the baseline values and the
     # continuous covariates, in the outcome and propensity models of comparisons with enough patients.
     spline_knots: int = 5
-    spline_min_patients: int = 100
+    spline_min_patients: int = 300  # fewer: a handful of patients per term (mice went wild at 105)
     # iptw diagnostics' pass marks.
     max_smd: float = 0.1  # every |SMD| after weighting below this
     max_variance_ratio: float = 2.0  # every continuous term's weighted variance ratio within 1/this and this

@@ -82,6 +82,12 @@ def variance_ratios(x: pd.DataFrame, treated: np.ndarray, weights: np.ndarray | 
     return pd.Series(ratio, index=x.columns)
 
 
+def severity_spline(column: str) -> bool:
+    """True for a non-spline column, or a spline term of the baseline value or a severity measure."""
+    name = str(column)
+    return not name.startswith("spline[") or name.startswith(("spline[baseline_value,", "spline[severity["))
+
+
 def _stabilized_weights(treated: np.ndarray, propensity: np.ndarray, truncation: float) -> np.ndarray:
     share = treated.mean()
     raw = np.where(treated == 1, share / propensity, (1 - share) / (1 - propensity))
@@ -126,7 +132,9 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     if design is None:
         return PropensityResult(failed("; ".join(notes)))
     treated = design["treated"].to_numpy(dtype=float)
-    predictors = design.drop(columns="treated")
+    # Spline terms of the baseline severity measures only: those of age and the like added noise to
+    # the weights (and failed balance) on a few hundred patients; the outcome models keep them all.
+    predictors = design.drop(columns=[c for c in design.columns if c == "treated" or not severity_spline(c)])
     terms = [c for c in predictors.columns if c != "const"]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -251,7 +259,8 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
     design = pd.concat([pd.DataFrame({"const": 1.0}, index=patients.index), severity, covariates], axis=1)
     design = design[design.notna().all(axis=1)]
     if settings.spline_knots and len(design) >= settings.spline_min_patients:  # as the outcome models
-        design = pd.concat([design, spline_columns(design, continuous_terms(design), settings.spline_knots)], axis=1)
+        severity_terms = [c for c in continuous_terms(design) if c.startswith("severity[")]
+        design = pd.concat([design, spline_columns(design, severity_terms, settings.spline_knots)], axis=1)
     treated = patients.loc[design.index, "treated"].to_numpy(dtype=float)
     if min(treated.sum(), len(treated) - treated.sum()) < settings.min_group_size:
         return None
