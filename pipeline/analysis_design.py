@@ -8,9 +8,11 @@ model and page.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
+
+TOTAL_SCORES = frozenset({"composite", "total"})  # an instrument's whole score, of which the others are parts
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class AnalysisDesign:
     outcomes: tuple[str, ...]  # in the contract's order
     higher_is_better: dict[str, bool]
     primary_outcome: str
+    instruments: dict[str, str] = field(default_factory=dict)  # outcome -> its instrument
+    scores: dict[str, str] = field(default_factory=dict)  # outcome -> its score within the instrument
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection) -> AnalysisDesign:
@@ -29,7 +33,7 @@ class AnalysisDesign:
             'SELECT timepoint, months, label, is_primary FROM design_timepoints ORDER BY "position"'
         ).fetchall()
         outcomes = con.execute(
-            'SELECT outcome, higher_is_better, is_primary FROM design_outcomes ORDER BY "position"'
+            'SELECT outcome, higher_is_better, is_primary, instrument, score FROM design_outcomes ORDER BY "position"'
         ).fetchall()
         return cls(
             timepoints=tuple(name for name, *_ in timepoints),
@@ -37,9 +41,27 @@ class AnalysisDesign:
             labels={"baseline": "baseline", **{name: label for name, _, label, _ in timepoints}},
             primary_timepoint=next(name for name, *_, primary in timepoints if primary),
             outcomes=tuple(name for name, *_ in outcomes),
-            higher_is_better={name: bool(better) for name, better, _ in outcomes},
-            primary_outcome=next(name for name, _, primary in outcomes if primary),
+            higher_is_better={name: bool(better) for name, better, *_ in outcomes},
+            primary_outcome=next(name for name, _, primary, *_ in outcomes if primary),
+            instruments={name: str(instrument) for name, _, _, instrument, _ in outcomes},
+            scores={name: str(score) for name, *_, score in outcomes},
         )
+
+    @property
+    def composite_of(self) -> dict[str, str]:
+        """Subscore -> its composite: the other outcomes of an instrument that has a total score
+        (``composite`` or ``total``) among the outcomes; an instrument without one (FDI's two
+        subscales) has none."""
+        totals = {
+            self.instruments[o]: o
+            for o in self.outcomes
+            if self.scores.get(o) in TOTAL_SCORES and o in self.instruments
+        }
+        return {
+            o: totals[self.instruments[o]]
+            for o in self.outcomes
+            if self.instruments.get(o) in totals and totals[self.instruments[o]] != o
+        }
 
     @property
     def primary_label(self) -> str:

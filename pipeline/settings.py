@@ -173,8 +173,16 @@ class ModelSettings:
         "site_id",
     )
     min_sites_for_cluster: int = 10  # cluster-robust errors by site only with enough sites
+    # Baseline severity measures in every outcome's models (and every propensity model), those of the
+    # design's outcomes; a patient without one gets a missing indicator.
+    severity_measures: tuple[str, ...] = ("sunnybrook_composite", "eface_total", "saq")
+    # Restricted cubic splines (this many knots; 0: linear only) for the baseline values and the
+    # continuous covariates, in the outcome and propensity models of comparisons with enough patients.
+    spline_knots: int = 5
+    spline_min_patients: int = 300  # fewer: a handful of patients per term (mice went wild at 105)
     # iptw diagnostics' pass marks.
     max_smd: float = 0.1  # every |SMD| after weighting below this
+    max_variance_ratio: float = 2.0  # every continuous term's weighted variance ratio within 1/this and this
     equipoise_bounds: tuple[float, float] = (0.3, 0.7)  # preference score range counted as equipoise
     min_equipoise_share: float = 0.2  # share of patients in equipoise above this
     # mixed: with a random slope on time where it converges (else a random intercept only).
@@ -188,7 +196,7 @@ class ModelSettings:
     mice_seed: int = 20261125
     power: float = 0.8  # for the minimum detectable difference
     # Every method by default; a data home may ask for fewer (a quick look at a new site's data).
-    methods: tuple[str, ...] = ("unadjusted", "ancova", "iptw", "mixed", "mice")
+    methods: tuple[str, ...] = ("unadjusted", "ancova", "iptw", "aipw", "mixed", "mice")
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

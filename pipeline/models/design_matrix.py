@@ -24,6 +24,8 @@ BINARY_COVARIATES = frozenset({"prior_treatment"})
 CATEGORICAL_COVARIATES = frozenset({"sex", "etiology", "site_id", "side"})
 KNOWN_COVARIATES = NUMERIC_COVARIATES | BINARY_COVARIATES | CATEGORICAL_COVARIATES
 
+SEVERITY = "severity"  # population columns severity[<outcome>]: baseline severity measures
+
 
 def _check_covariates(covariates: tuple[str, ...]) -> None:
     unknown = sorted(set(covariates) - KNOWN_COVARIATES)
@@ -57,6 +59,44 @@ def load_changes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         "WHERE timepoint <> 'baseline' AND \"value\" IS NOT NULL AND baseline_value IS NOT NULL "
         "ORDER BY site_id, patient_id, outcome, timepoint"
     ).df()
+
+
+def add_severity(population: pd.DataFrame, baselines: pd.DataFrame, measures: tuple[str, ...]) -> pd.DataFrame:
+    """``population`` with a ``severity[<measure>]`` column per baseline severity measure (the patient's
+    baseline value of that outcome, missing where the patient has none): one covariate set for every
+    outcome, so SAQ's models see baseline Sunnybrook as much as Sunnybrook's see baseline SAQ."""
+    wide = baselines[baselines["outcome"].isin(measures)].pivot_table(
+        index=["site_id", "patient_id"], columns="outcome", values="baseline_value", aggfunc="first"
+    )
+    wide = wide.reindex(columns=list(measures))
+    wide.columns = [f"{SEVERITY}[{m}]" for m in measures]
+    return population.merge(wide.reset_index(), on=["site_id", "patient_id"], how="left", validate="one_to_one")
+
+
+def severity_matrix(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The severity columns of a design: every ``severity[<measure>]`` of ``frame`` but the frame's own
+    outcome's (that one is ``baseline_value``); a missing value is set to the mean of the others and
+    flagged in ``missing[<measure>]`` (the missing-indicator method: a baseline, not an outcome, so
+    it is unbiased for the group effect in a randomised or adjusted comparison)."""
+    own = str(frame["outcome"].iloc[0]) if "outcome" in frame and len(frame) else None
+    columns: dict[str, pd.Series] = {}
+    notes: list[str] = []
+    for name in frame.columns:
+        if not str(name).startswith(f"{SEVERITY}["):
+            continue
+        measure = str(name)[len(SEVERITY) + 1 : -1]
+        if measure == own:
+            continue
+        values = frame[name].astype(float)
+        if values.notna().sum() < 2 or values.nunique(dropna=True) <= 1:
+            continue
+        absent = values.isna()
+        columns[str(name)] = values.fillna(values.mean())
+        if absent.any():
+            columns[f"missing[{measure}]"] = absent.astype(float)
+    if any(c.startswith("missing[") for c in columns):
+        notes.append("missing baseline severity measures by missing indicators")
+    return pd.DataFrame(columns, index=frame.index), notes
 
 
 def load_baselines(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -10,7 +10,8 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from pipeline.models.design_matrix import covariate_matrix, full_rank_columns
+from pipeline.models.design_matrix import NUMERIC_COVARIATES, covariate_matrix, full_rank_columns, severity_matrix
+from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
 
 ALPHA = 0.05
@@ -25,6 +26,7 @@ class Estimate:
     p_value: float = float("nan")
     diagnostics_ok: bool = False
     note: str | None = None
+    converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
 
     @property
     def ok(self) -> bool:
@@ -32,7 +34,7 @@ class Estimate:
 
 
 def failed(note: str) -> Estimate:
-    return Estimate(diagnostics_ok=False, note=note)
+    return Estimate(diagnostics_ok=False, note=note, converged=False)
 
 
 def unadjusted(frame: pd.DataFrame) -> Estimate:
@@ -60,6 +62,8 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     notes: list[str] = []
     covariates, covariate_notes = covariate_matrix(frame, settings.covariates, settings.min_group_size)
     notes.extend(covariate_notes)
+    severity, severity_notes = severity_matrix(frame)
+    notes.extend(severity_notes)
     design = pd.concat(
         [
             pd.DataFrame(
@@ -70,6 +74,7 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
                 },
                 index=frame.index,
             ),
+            severity,
             covariates,
         ],
         axis=1,
@@ -82,6 +87,11 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
         shown = left_out if left_out >= settings.min_group_size else f"fewer than {settings.min_group_size}"
         notes.append(f"{shown} patient(s) without a covariate value left out")
         design = design[complete]
+    if settings.spline_knots and len(design) >= settings.spline_min_patients:
+        splines = spline_columns(design, continuous_terms(design), settings.spline_knots)
+        if splines.shape[1]:
+            design = pd.concat([design, splines], axis=1)
+            notes.append(f"restricted cubic splines ({settings.spline_knots} knots) for continuous terms")
     n_treated = int(design["treated"].sum())
     if n_treated < settings.min_group_size or len(design) - n_treated < settings.min_group_size:
         notes.append(f"not estimated: fewer than {settings.min_group_size} patients in a group with every covariate")
@@ -95,6 +105,15 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     if len(design) - design.shape[1] < 2:
         return None, [*notes, "fit failed: too few patients for the number of covariates"]
     return design, notes
+
+
+def continuous_terms(design: pd.DataFrame) -> list[str]:
+    """The design's continuous terms: baseline value, severity measures, numeric covariates."""
+    return [
+        str(c)
+        for c in design.columns
+        if c == "baseline_value" or str(c).startswith("severity[") or c in NUMERIC_COVARIATES
+    ]
 
 
 def site_clusters(sites: pd.Series, settings: ModelSettings) -> tuple[np.ndarray | None, str]:
@@ -155,7 +174,51 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
-    return coefficient(fit, 1, notes)
+    heterogeneity = site_heterogeneity(frame, design, y, settings)
+    return coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
+
+
+def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> str | None:
+    """With two or more sites: the site-by-group interaction test (a robust Wald F test of group x
+    site terms added to the ANCOVA) and each site's own ANCOVA estimate where the site has at least
+    ``min_group_size`` patients in each group, so a pooled number that hides sites with different
+    effects says so. None with one site."""
+    sites = frame.loc[design.index, "site_id"].astype(str)
+    if sites.nunique() < 2:
+        return None
+    reference = sites.value_counts().sort_index().idxmax()
+    treated = design["treated"]
+    interactions = pd.DataFrame(
+        {f"treated_x_site[{s}]": treated * (sites == s) for s in sorted(sites.unique()) if s != reference},
+        index=design.index,
+    )
+    widened = pd.concat([design, interactions], axis=1)
+    kept, _ = full_rank_columns(widened, keep=design.shape[1])
+    tested = [c for c in kept if c.startswith("treated_x_site[")]
+    parts = []
+    if tested:
+        try:
+            fit = robust_fit(sm.OLS(y.to_numpy(), widened[kept].to_numpy(dtype=float)), sites, settings, [])
+            restriction = np.zeros((len(tested), len(kept)))
+            for row, name in enumerate(tested):
+                restriction[row, kept.index(name)] = 1.0
+            test = fit.wald_test(restriction, use_f=True, scalar=True)
+            p_value = float(test.pvalue)
+            lead = "heterogeneous across sites: " if p_value < ALPHA else ""
+            parts.append(f"{lead}site by group interaction p {p_value:.3f} ({sites.nunique()} sites)")
+        except (np.linalg.LinAlgError, ValueError):
+            parts.append("site by group interaction not testable")
+    by_site = []
+    for site in sorted(sites.unique()):
+        rows = frame.loc[sites.index[sites == site]]
+        if min(int((rows["treated"] == 1).sum()), int((rows["treated"] == 0).sum())) < settings.min_group_size:
+            continue
+        estimate = ancova(rows.reset_index(drop=True), settings)
+        if estimate.ok:
+            by_site.append(f"{site} {estimate.estimate:.1f} ({estimate.ci_low:.1f} to {estimate.ci_high:.1f})")
+    if by_site:
+        parts.append(f"by site ({settings.min_group_size} or more per group): " + ", ".join(by_site))
+    return "; ".join(parts) if parts else None
 
 
 def holm(p_values: pd.Series) -> pd.Series:

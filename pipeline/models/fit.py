@@ -24,8 +24,10 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.aipw import aipw
 from pipeline.models.design_matrix import (
     Contrast,
+    add_severity,
     analysis_frames,
     define_contrasts,
     load_baselines,
@@ -33,11 +35,12 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
-from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, holm, unadjusted
+from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.mixed import mixed
+from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import PropensityResult, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
@@ -169,7 +172,7 @@ def _group_counts(frame: pd.DataFrame) -> tuple[int, int]:
 def _fit_cross_sectional(
     cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
 ) -> None:
-    """unadjusted, ancova and iptw on the patients observed at the cell's timepoint."""
+    """unadjusted, ancova, aipw and iptw on the patients observed at the cell's timepoint."""
     counts, frame = cell.counts, cell.frame
     # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
     prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
@@ -177,6 +180,8 @@ def _fit_cross_sectional(
         cell.results["unadjusted"] = (_guarded("unadjusted", lambda: unadjusted(frame), failed), *counts)
     if "ancova" in settings.methods:
         cell.results["ancova"] = (_guarded("ancova", lambda: ancova(frame, settings, prepared), failed), *counts)
+    if "aipw" in settings.methods:
+        cell.results["aipw"] = (_guarded("aipw", lambda: aipw(frame, settings, prepared), failed), *counts)
     if "iptw" not in settings.methods:
         return
     weighted = _guarded("iptw", lambda: iptw(frame, settings, prepared), lambda note: PropensityResult(failed(note)))
@@ -230,6 +235,7 @@ def _fit_outcome(
     warnings: list[str],
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
+    overlap: Overlap | None = None,
 ) -> list[_Cell]:
     cells = []
     for timepoint in timepoints:
@@ -248,6 +254,9 @@ def _fit_outcome(
         _fit_longitudinal(fitted, wide, settings, timepoints)
     for cell in cells:
         for method in settings.methods:
+            if method in cell.results and overlap is not None:
+                result, *counts = cell.results[method]
+                cell.results[method] = (overlap.apply(result, method), *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -267,6 +276,7 @@ class _OutcomeJob:
     wide: pd.DataFrame | None
     settings: ModelSettings
     timepoints: tuple[str, ...]  # the design's, earliest first
+    overlap: Overlap | None  # the contrast's, for every method
 
 
 @dataclass
@@ -289,6 +299,7 @@ def _fit_job(job: _OutcomeJob) -> _OutcomeFits:
         fits.warnings,
         fits.diagnostics,
         fits.balance,
+        job.overlap,
     )
     return fits
 
@@ -310,13 +321,17 @@ def _estimate_rows(
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
+        grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
         for outcome in design.outcomes:
             if contrast is contrasts[0]:
                 for timepoint in design.timepoints:
                     if (outcome, timepoint) not in frames:
                         missing.setdefault(outcome, []).append(timepoint)
             outcome_frames = {key: frame for key, frame in frames.items() if key[0] == outcome}
-            jobs.append(_OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings, design.timepoints))
+            jobs.append(
+                _OutcomeJob(contrast, outcome, outcome_frames, wides.get(outcome), settings, design.timepoints, overlap)
+            )
     rows: list[dict[str, object]] = []
     # Jobs are independent (mice seeds by contrast and outcome); results come back in job order, so
     # warnings and rows are the same on one process or several.
@@ -348,6 +363,7 @@ def _estimate_rows(
                         "e_value": e_value,
                         "e_value_ci": e_value_ci,
                         "mdd": minimum_detectable_difference(result.std_error, settings.power),
+                        "converged": result.converged,
                     }
                 )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(design.timepoints)]
@@ -362,11 +378,12 @@ def _estimate_rows(
 def _estimates_frame(
     rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
 ) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=[c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")])
+    columns = [c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")]
+    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
     frame.insert(0, "run_id", run_id)
-    frame["p_adjusted"] = float("nan")
-    for _, index in frame.groupby(["method", "contrast", "timepoint"], sort=True).groups.items():
-        frame.loc[index, "p_adjusted"] = holm(frame.loc[index, "p_value"].astype(float)).to_numpy()
+    frame["p_adjusted"] = adjusted_p_values(
+        frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
+    )
     order = {
         "contrast": {c.name: i for i, c in enumerate(contrasts)},
         "outcome": {o: i for i, o in enumerate(design.outcomes)},
@@ -415,6 +432,8 @@ def fit_models(
     population = load_population(con, settings.covariates)
     changes = load_changes(con)
     baselines = load_baselines(con)
+    measures = tuple(m for m in settings.severity_measures if m in design.outcomes)
+    population = add_severity(population, baselines, measures)
     run_id = make_run_id(data_snapshot, settings, code_version, _inputs_digest(population, changes))
     contrasts, contrast_warnings = define_contrasts(population, settings.min_group_size)
     warnings.extend(contrast_warnings)

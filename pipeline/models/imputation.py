@@ -36,7 +36,7 @@ def rubin(estimates: np.ndarray, variances: np.ndarray, complete_df: float) -> t
     within = float(variances.mean())
     between = float(estimates.var(ddof=1)) if m > 1 else 0.0
     total = within + (1 + 1 / m) * between
-    if between <= 0:
+    if between <= 1e-12 * max(within, 1e-300):  # nothing imputed: rounding, not missing information
         return pooled, float(np.sqrt(total)), complete_df
     share = (1 + 1 / m) * between / total  # lambda: the share of variance due to missing data
     df_old = (m - 1) / share**2
@@ -124,12 +124,35 @@ class _GroupCoefficient:
         return float(self.row @ y), variance
 
 
+def tipping_shifts(row: np.ndarray, imputed: np.ndarray, first: np.ndarray, estimate: float) -> str | None:
+    """The note on the shift in each group's imputed changes that would bring the estimate to 0."""
+    parts = []
+    for label, rows in (("first", imputed & first), ("second", imputed & ~first)):
+        weight = float(row @ rows)
+        if rows.any() and abs(weight) > 1e-12:
+            parts.append(f"the {label} group's by {-estimate / weight:+.1f}")
+    if not parts:
+        return None
+    return "tipping point: the estimate is 0 if the imputed changes were shifted, " + " or ".join(parts)
+
+
 def mice(
-    wide: pd.DataFrame, settings: ModelSettings, key: str, design_timepoints: tuple[str, ...]
+    wide: pd.DataFrame,
+    settings: ModelSettings,
+    key: str,
+    design_timepoints: tuple[str, ...],
+    shift: tuple[float, float] = (0.0, 0.0),
 ) -> dict[str, Estimate]:
     """``wide``: one row per patient with ``treated``, ``baseline_value``, covariates and ``change_<tp>``
     (missing where not observed) for ``design_timepoints`` (earliest first). Returns an estimate per
-    timepoint with any observed change."""
+    timepoint with any observed change.
+
+    Tipping point (delta adjustment, as Carpenter and Kenward describe for informative drop-out):
+    each note says by how much the imputed changes of the first group (or of the second) would have
+    to be shifted for the estimate to be 0. The group coefficient is linear in the outcome, so the
+    shift is exact: ``-estimate / (c' m)`` for the coefficient's row ``c`` of ``(X'X)^-1 X'`` and the
+    group's imputed rows ``m``. ``shift``: (first, second) group shifts applied to the imputed values
+    before the analysis, to check it."""
     # A timepoint too sparse to estimate is left out of the imputation too: as a predictor it would
     # be mostly imputed itself, and its own regression would rest on a handful of patients.
     timepoints = [
@@ -151,9 +174,13 @@ def mice(
     draws: dict[str, list[tuple[float, float]]] = {t: [] for t in timepoints}
     coefficient = _GroupCoefficient(x, sites, settings)
     rng = np.random.default_rng(_seed(settings, key))
+    first = design["treated"].to_numpy(dtype=float) == 1
+    imputed = {t: changes[f"change_{t}"].isna().to_numpy() for t in timepoints}
     for completed in chained_imputations(data, settings.mice_imputations, settings.mice_iterations, rng):
         for index, timepoint in enumerate(timepoints):
-            draws[timepoint].append(coefficient(completed[:, covariates.shape[1] + index]))
+            y = completed[:, covariates.shape[1] + index]
+            y = y + imputed[timepoint] * np.where(first, shift[0], shift[1])
+            draws[timepoint].append(coefficient(y))
     complete_df = coefficient.df
     results = {}
     for timepoint in timepoints:
@@ -168,6 +195,9 @@ def mice(
             coefficient.note,
             *notes,
         ]
+        tipping = tipping_shifts(coefficient.row, imputed[timepoint], first, pooled)
+        if tipping:
+            note.insert(3, tipping)
         # Mostly imputed: the number rests on the imputation model more than on data; flagged, kept.
         ok = missing[timepoint] <= settings.mice_max_imputed_share
         if not ok:

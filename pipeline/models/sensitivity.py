@@ -34,8 +34,12 @@ def e_values(estimate: float, std_error: float, sd: float) -> tuple[float, float
     if not all(math.isfinite(v) for v in (estimate, std_error, sd)) or sd <= 0:
         return float("nan"), float("nan")
     d, se_d = estimate / sd, std_error / sd
-    point = e_value_rr(math.exp(0.91 * d))
-    low, high = math.exp(0.91 * d - 1.78 * se_d), math.exp(0.91 * d + 1.78 * se_d)
+
+    def exp(x: float) -> float:  # a wild estimate (flagged elsewhere) must not overflow the run
+        return math.exp(min(max(x, -700.0), 700.0))
+
+    point = e_value_rr(exp(0.91 * d))
+    low, high = exp(0.91 * d - 1.78 * se_d), exp(0.91 * d + 1.78 * se_d)
     if low <= 1 <= high:
         return point, 1.0
     return point, e_value_rr(low if d > 0 else high)

@@ -23,6 +23,7 @@ METHOD_STYLE = {
     "unadjusted": ("#999999", "o"),
     "ancova": ("#0072B2", "D"),
     "iptw": ("#009E73", "s"),
+    "aipw": ("#56B4E9", "P"),
     "mixed": ("#CC79A7", "^"),
     "mice": ("#D55E00", "v"),
 }

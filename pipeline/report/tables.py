@@ -52,6 +52,7 @@ METHOD_LABELS = {
     "unadjusted": "Unadjusted",
     "ancova": "Adjusted (ANCOVA)",
     "iptw": "Weighted (IPTW)",
+    "aipw": "Doubly robust (AIPW)",
     "mixed": "Mixed model",
     "mice": "ANCOVA after imputation",
 }

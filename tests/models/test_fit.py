@@ -225,7 +225,8 @@ def test_unadjusted_matches_a_hand_computation() -> None:
     assert crude.p_value == pytest.approx(2 * stats.t.sf(5.5 / se, df))
     assert (crude.n_treated, crude.n_control) == (12, 12)
     assert not crude.higher_is_better  # SAQ: lower is better
-    assert crude.p_adjusted == pytest.approx(crude.p_value)  # a family of one outcome
+    # SAQ alone: a secondary outcome without the design's primary to open its gate has no confirmatory test.
+    assert np.isnan(crude.p_adjusted)
     assert "collinear term(s) dropped: baseline_value" in row(results, "ancova", outcome="saq").note  # all 60
 
 
@@ -263,7 +264,7 @@ def test_unclassifiable_patients_are_left_out() -> None:
     assert ancova.n_treated + ancova.n_control == 270
 
 
-def test_holm_across_outcomes_of_one_method_contrast_and_timepoint() -> None:
+def test_holm_matches_statsmodels() -> None:
     adjusted = holm(pd.Series([0.01, 0.04, np.nan, 0.03]))
     # sorted 0.01, 0.03, 0.04 over m = 3: 3*0.01 = 0.03; max(0.03, 2*0.03) = 0.06; max(0.06, 1*0.04) = 0.06
     assert adjusted.tolist()[:2] == pytest.approx([0.03, 0.06]) and adjusted[3] == pytest.approx(0.06)
@@ -271,26 +272,78 @@ def test_holm_across_outcomes_of_one_method_contrast_and_timepoint() -> None:
     p_values = np.array([0.2, 0.001, 0.04, 0.012, 0.5, 0.03, 0.03])
     assert holm(pd.Series(p_values)).to_numpy() == pytest.approx(multipletests(p_values, method="holm")[1])
 
+
+def _by_hand_holm(p: pd.Series) -> pd.Series:
+    p = p.sort_values()
+    out, running = {}, 0.0
+    for rank, (name, value) in enumerate(p.items()):
+        running = max(running, min(1.0, (len(p) - rank) * value))
+        out[name] = running
+    return pd.Series(out)
+
+
+def test_primary_first_then_holm_over_secondaries_and_each_composites_own_subscores() -> None:
+    """One family per method, contrast and timepoint: the design's primary outcome (Sunnybrook
+    composite) alone at full level; the secondaries (eFACE total, SAQ, FDI physical) by Holm and gated
+    by the primary; the composite's subscores by Holm among themselves, gated by the composite."""
     patients, scores = simulate(4, 3.0)
-    # Two more outcomes on the same patients: SAQ with an effect, FDI physical with none.
     rng = np.random.default_rng(5)
+    combined = patients["combination"].str.contains(r"\+").to_numpy()
     extra = []
-    for outcome, shift in (("saq", -4.0), ("fdi_physical", 0.0)):
+    shifts = {
+        "eface_total": 4.0,
+        "saq": -4.0,
+        "fdi_physical": 0.0,
+        "sunnybrook_voluntary": 3.0,
+        "sunnybrook_synkinesis": 0.5,
+    }
+    for outcome, shift in shifts.items():
         base = scores[scores.timepoint == "baseline"].assign(outcome=outcome, value=rng.normal(60, 10, 300))
-        combined = patients["combination"].str.contains(r"\+").to_numpy()
-        extra += [base, base.assign(timepoint="12m", value=base["value"] + shift * combined + rng.normal(0, 8, 300))]
+        follow = base.assign(timepoint="12m", value=base["value"] + shift * combined + rng.normal(0, 8, 300))
+        extra += [base, follow]
     results = fit(patients, pd.concat([scores, *extra], ignore_index=True))
     e = results.model_estimates
     family = e[(e.method == "ancova") & (e.contrast == "combined_vs_single") & (e.timepoint == "12m")]
-    assert set(family.outcome) == {"sunnybrook_composite", "saq", "fdi_physical"}
-    p = family.set_index("outcome")["p_value"].sort_values()
-    m = len(p)
-    by_hand, running = {}, 0.0
-    for rank, (outcome, value) in enumerate(p.items()):
-        running = max(running, min(1.0, (m - rank) * value))
-        by_hand[outcome] = running
-    for outcome, value in by_hand.items():
-        assert family.set_index("outcome").loc[outcome, "p_adjusted"] == pytest.approx(value)
+    family = family.set_index("outcome")
+    p, adjusted = family["p_value"], family["p_adjusted"]
+    primary = "sunnybrook_composite"
+    assert adjusted[primary] == pytest.approx(p[primary])  # tested first, alone
+    secondaries = ["eface_total", "saq", "fdi_physical"]
+    for outcome, value in _by_hand_holm(p[secondaries]).items():
+        assert adjusted[outcome] == pytest.approx(max(value, p[primary]))
+    subscores = ["sunnybrook_voluntary", "sunnybrook_synkinesis"]
+    for outcome, value in _by_hand_holm(p[subscores]).items():
+        assert adjusted[outcome] == pytest.approx(max(value, p[primary]))
+    # The composite's subscores are not in the secondaries' family: Holm over all five would differ.
+    assert not np.allclose(adjusted[secondaries], _by_hand_holm(p[secondaries + subscores])[secondaries])
+
+
+def test_a_closed_gate_and_non_converged_rows_stay_outside_every_family() -> None:
+    from pipeline.models.multiplicity import adjusted_p_values, family_adjusted
+
+    parents = {"sunnybrook_voluntary": "sunnybrook_composite", "eface_static": "eface_total"}
+    p = pd.Series({"sunnybrook_composite": 0.2, "saq": 0.001, "eface_total": 0.01, "eface_static": 0.02})
+    adjusted = family_adjusted(p, "sunnybrook_composite", parents)
+    assert adjusted["sunnybrook_composite"] == 0.2  # the primary fails...
+    assert adjusted[["saq", "eface_total"]].tolist() == [0.2, 0.2]  # ...so no secondary can be claimed
+    assert adjusted["eface_static"] == 0.2  # nor a subscore of a secondary composite
+    without_primary = family_adjusted(p.drop("sunnybrook_composite"), "sunnybrook_composite", parents)
+    assert without_primary.isna().all()  # no gate, no confirmatory test
+
+    rows = pd.DataFrame(
+        {
+            "method": "mixed",
+            "contrast": "c",
+            "timepoint": "12m",
+            "outcome": ["sunnybrook_composite", "saq", "eface_total", "fdi_physical"],
+            "p_value": [0.001, 0.01, 0.02, 0.03],
+        }
+    )
+    converged = pd.Series([True, True, True, False])
+    result = adjusted_p_values(rows, converged, "sunnybrook_composite", parents)
+    # fdi_physical did not converge: outside the family, which is then Holm over two secondaries, not three.
+    assert np.isnan(result[3])
+    assert result[:3].tolist() == pytest.approx([0.001, 0.02, 0.02])
 
 
 def test_fitting_twice_gives_identical_estimates_and_run_id() -> None:
@@ -359,5 +412,8 @@ def test_results_insert_into_the_contract_tables() -> None:
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
-    assert con.execute("SELECT count(*) FROM model_estimates WHERE note IS NULL").fetchone()[0] > 0  # unadjusted
+    assert con.execute("SELECT count(*) FROM model_estimates WHERE note IN ('None', 'nan', '')").fetchone()[0] == 0
+    # Every method's note carries the contrast's overlap, the unadjusted one too (after why it is confounded).
+    notes = con.execute("SELECT note FROM model_estimates WHERE method = 'unadjusted'").fetchall()
+    assert notes and all(note.startswith("confounded: ") and "overlap: " in note for (note,) in notes)
     con.close()

