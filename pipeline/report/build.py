@@ -22,6 +22,7 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
+from pipeline.report.answer import VERDICT_RULES, AnswerRow, answer_rows, caught_up_sentence, lead_sentences
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
     Members,
@@ -117,6 +118,7 @@ ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
 SECOND_KEY_OUTCOMES = ("saq", "sunnybrook_composite")
 PRIMARY_CONTRAST = "combined_vs_single"
 METHOD_ORDER = tuple(METHOD_LABELS)
+PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
@@ -336,9 +338,10 @@ def key_outcomes(design: AnalysisDesign) -> tuple[str, str]:
     return design.primary_outcome, second
 
 
-def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
+def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[AnswerRow] | None = None) -> list[str]:
     design = data.design
     assert design is not None
+    answer = answer or []
     at = design.primary_timepoint
     sentences = [
         f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
@@ -350,7 +353,11 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
         return sentences
     keys = key_outcomes(design)
     for outcome in keys:
-        sentences.append(finding_sentence(_pick(data.estimates, "ancova", outcome, at), outcome, design.label(at)))
+        sentence = finding_sentence(_pick(data.estimates, "ancova", outcome, at), outcome, design.label(at))
+        row = next((r for r in answer if r.contrast == PRIMARY_CONTRAST and r.outcome == outcome), None)
+        if row is not None and row.better is not None:
+            sentence += " " + caught_up_sentence(row, design.higher_is_better.get(outcome, True))
+        sentences.append(sentence.strip())
     adjusted = _pick(data.estimates, "ancova", keys[0], at)
     crude = _pick(data.estimates, "unadjusted", keys[0], at)
     if adjusted is not None and crude is not None and shown_estimate(adjusted) and shown_estimate(crude):
@@ -368,19 +375,51 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
             f"risk ratio of {adjusted['e_value']:.1f} each (E-value"
             + (f"; {limit:.1f} to move the confidence interval to include no difference)." if pd.notna(limit) else ").")
         )
-    weighted = _pick(data.estimates, "iptw", keys[0], at)
-    if weighted is not None and not too_small(weighted):
+    sentences += weighted_sentences(data.estimates, data.diagnostics, keys, at)
+    return sentences
+
+
+def weighted_sentences(
+    estimates: pd.DataFrame, diagnostics: pd.DataFrame, outcomes: tuple[str, ...], at: str
+) -> list[str]:
+    """Whether the weighted (IPTW) check passed, said per outcome: passing on one outcome says nothing of
+    another (each has its own patients, so its own balance)."""
+    passed, failed = [], []
+    for outcome in outcomes:
+        weighted = _pick(estimates, "iptw", outcome, at)
+        if weighted is None or too_small(weighted):
+            continue
         if shown_estimate(weighted):
-            sentences.append(
-                f"The weighted (IPTW) comparison passed its balance and overlap checks and gives "
-                f"{weighted['estimate']:.1f} points (95% CI {weighted['ci_low']:.1f} to {weighted['ci_high']:.1f}) "
-                f"on the {outcome_label(keys[0])}."
+            passed.append(
+                f"the {outcome_label(outcome)} ({weighted['estimate']:.1f} points, 95% CI "
+                f"{weighted['ci_low']:.1f} to {weighted['ci_high']:.1f})"
             )
         else:
-            sentences.append(
-                "The weighted (IPTW) comparison did not pass its balance or overlap checks, so it is not shown; "
-                "read the adjusted results with that in mind."
-            )
+            worst = ""
+            if diagnostics is not None and len(diagnostics):
+                match = diagnostics[
+                    (diagnostics["contrast"] == PRIMARY_CONTRAST)
+                    & (diagnostics["outcome"] == outcome)
+                    & (diagnostics["timepoint"] == at)
+                ]
+                if len(match) and pd.notna(match["max_abs_smd_weighted"].iloc[0]):
+                    worst = f", max |SMD| {float(match['max_abs_smd_weighted'].iloc[0]):.2f}"
+            failed.append(f"the {outcome_label(outcome)}{worst}")
+    sentences = []
+    if passed:
+        sentences.append(
+            "The weighted (IPTW) comparison passed its balance and overlap checks for " + " and ".join(passed) + "."
+        )
+    if failed:
+        sentences.append(
+            "It did not pass them for "
+            + " and ".join(failed)
+            + ": that weighted estimate is not shown; read the adjusted result there with that in mind."
+            if passed
+            else "The weighted (IPTW) comparison did not pass its balance or overlap checks for "
+            + " and ".join(failed)
+            + ", so it is not shown; read the adjusted results with that in mind."
+        )
     return sentences
 
 
@@ -397,6 +436,42 @@ class Figure:
     @property
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _forest_row(row: AnswerRow) -> dict[str, object]:
+    return {
+        "label": outcome_label(row.outcome),
+        "n": f"{row.n_first} vs {row.n_second}" if row.n_first and row.n_second else "not shown",
+        "better": row.better,
+        "low": row.low,
+        "high": row.high,
+        "threshold": row.yardstick.value,
+        "verdict": row.verdict,
+    }
+
+
+def _answer_groups(rows: list[AnswerRow]) -> list[dict[str, object]]:
+    """The answer rows by outcome, in the order made (primary outcome first)."""
+    groups: dict[str, dict[str, object]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": row.yardstick.words, "rows": []}
+        )
+        group["rows"].append(_answer_payload(row))  # type: ignore[attr-defined]
+    return list(groups.values())
+
+
+def _answer_payload(row: AnswerRow) -> dict[str, str]:
+    return {
+        "outcome": outcome_label(row.outcome),
+        "comparison": row.comparison,
+        "n": f"{row.n_first} vs {row.n_second}" if row.n_first and row.n_second else "",
+        "journey": row.journey_words,
+        "estimate": row.estimate_words,
+        "yardstick": row.yardstick.words,
+        "verdict": row.verdict,
+        "verdict_class": row.verdict.split(",")[0].split(";")[0].replace(" ", "-"),
+    }
 
 
 def _table_payload(frame: pd.DataFrame) -> dict[str, object]:
@@ -581,6 +656,7 @@ def _build(
     provisional: bool = False,
     release: str = "",
     earlier: list[Register] | None = None,
+    page_size: str = "Letter",
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
     design = data.design
     assert design is not None
@@ -593,6 +669,8 @@ def _build(
     register = published_register(data, tables, release or quarter, primary)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
+    # The answer prints the estimates' own register cells, so after the audit has had its say.
+    answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
     # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
     trajectories = without_hidden_spread(
         safe_summary(data.trajectories),
@@ -627,18 +705,36 @@ def _build(
         )
         for key, title, outcomes in HALLMARKS
     ]
-    # One figure per timepoint and family of outcomes: all 13 outcomes by 5 methods in one image is
-    # 65 rows, unreadable once printed on a PDF page.
+    # The primary forest plot: every outcome at the primary timepoint, the adjusted comparison, each outcome
+    # on its own axis with its yardstick.
+    forest_rows = answer_rows(data.estimates, data.scores, data.members, register, design, design.outcomes)
+    primary_forest = figures.primary_forest(
+        [_forest_row(r) for r in forest_rows if r.contrast == PRIMARY_CONTRAST],
+        f"Combined vs single modality at {at_words}, adjusted (ANCOVA), with 95% CI",
+    )
     forest_figs = [
+        Figure(
+            "forest_primary",
+            f"Combined vs single modality at {at_words}: every outcome",
+            "Each row is one outcome on its own axis: the adjusted difference in improvement from baseline "
+            "(combined minus single modality) with its 95% confidence interval; right of zero, combined treatment "
+            "improved more, also where a lower score is better. The dashed line is the outcome's important-change "
+            "yardstick (minimal important change, or smallest detectable change where none is published); no line: "
+            "none is published. At the left the number of patients in each group; at the right the estimate, its "
+            "interval and the verdict.",
+            figures.png_bytes(primary_forest),
+        )
+    ]
+    # Appendix: the other timepoints, every method, by family of outcomes; then each combination that was
+    # run (one with no estimate shown at all is not drawn).
+    forest_figs += [
         Figure(
             f"forest_{timepoint}_{family}",
             f"Combined vs single modality at {design.label(timepoint)}: {family_title}",
             "Each line is one estimate with its 95% confidence interval: the difference in change from "
             "baseline between the first and the second group of the comparison. Where a lower score is better "
-            "(SAQ, Sunnybrook resting and synkinesis, House-Brackmann) the sign is reversed, so right of zero "
-            "always means the first group (combined treatment) improved more. A line crossing zero is compatible "
-            "with no difference. At the right: the E-value, or why an estimate is not drawn (diagnostics did not "
-            f"pass, or fewer than {SMALL_CELL} patients in a group).",
+            "the sign is reversed, so right of zero always means the first group (combined treatment) improved "
+            "more. At the right: the E-value of an adjusted estimate, or why an estimate is not drawn.",
             figures.forest_figure(
                 primary_rows[
                     (primary_rows["timepoint"] == timepoint)
@@ -649,7 +745,8 @@ def _build(
                 f"{design.label(timepoint)}: {family_title}",
             ),
         )
-        for timepoint in reversed(design.timepoints)
+        for timepoint in design.timepoints
+        if timepoint != at
         for family, family_title, prefixes in FOREST_FAMILIES
     ]
     combination_rows = (
@@ -657,15 +754,16 @@ def _build(
         if len(other_rows)
         else other_rows
     )
-    combination_contrasts = list(dict.fromkeys(combination_rows["contrast"])) if len(combination_rows) else []
-    # One figure per combination, so that each stays legible on a printed page.
+    combination_contrasts = [
+        c
+        for c in dict.fromkeys(combination_rows["contrast"] if len(combination_rows) else [])
+        if combination_rows.loc[combination_rows["contrast"] == c, "shown"].astype(bool).any()
+    ]
     forest_figs += [
         Figure(
             f"forest_combinations_{at}_{index + 1}",
             f"{contrast_label(contrast)} at {at_words}",
-            "As above, for a combination with enough patients against the most common single modality, on "
-            f"the main outcomes. Every other estimate (other outcomes, {_timepoint_words(design, at)}) is in "
-            "estimates.csv.",
+            "As above, for a combination against its single-modality reference, on the main outcomes, every method.",
             figures.forest_figure(combination_rows[combination_rows["contrast"] == contrast], at_words),
         )
         for index, contrast in enumerate(combination_contrasts)
@@ -734,12 +832,16 @@ def _build(
         "estimate_notes": primary_notes,
         "diagnostics_notes": diagnostics_notes,
         "quarter": quarter,
+        "page_size": page_size,
         "year_quarter": f"{year} Q{number}",
         "provisional": provisional,
         "as_of": as_of_words,
         "data_snapshot": str(data.build.get("data_snapshot", ""))[:12],
         "run_id": data.run.get("run_id", "") if data.run else "",
-        "summary": summary_sentences(data, flow["patients"].tolist()),
+        "summary": summary_sentences(data, flow["patients"].tolist(), answer),
+        "answer": _answer_groups(answer),
+        "answer_lead": lead_sentences(answer, design),
+        "verdict_rules": VERDICT_RULES,
         "flow_steps": _flow_steps(data, flow),
         "tables": {
             **{name: _table_payload(frame) for name, frame in tables.items()},
@@ -764,10 +866,7 @@ def _build(
         "timepoint_words": when,
         "has_estimates": bool(len(data.estimates)),
         "hallmarks": [(key, title) for key, title, _ in HALLMARKS],
-        "forest_names": [
-            *(f"forest_{t}_{family}" for t in reversed(design.timepoints) for family, _, _ in FOREST_FAMILIES),
-            *(f"forest_combinations_{at}_{index + 1}" for index in range(len(combination_contrasts))),
-        ],
+        "forest_names": [f.name for f in forest_figs[1:]],
         "csv_files": [f"{name}.csv" for name in tables],
     }
     context["disclosure"] = disclosure
@@ -802,6 +901,7 @@ def write_report(
     provisional: bool = False,
     earlier: list[Register] | None = None,
     register_out: Path | None = None,
+    page_size: str = "Letter",
 ) -> Path:
     """Write ``out_root/<YYYY>-Q<n>/report.html`` (or into ``folder``) with its PNG figures and CSV tables;
     return the html path. The model run reported is the warehouse's latest. ``as_of``: the data's cut-off, for
@@ -815,7 +915,11 @@ def write_report(
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
     release = release_name(quarter, provisional)
-    tables, figs, context, register = _build(data, f"{year}Q{number}", as_of_words, provisional, release, earlier)
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"page size {page_size!r}: use one of {', '.join(PAGE_SIZES)}")
+    tables, figs, context, register = _build(
+        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size
+    )
     if register_out is not None:  # kept in the data home for the next release's audit, never published
         register.save(register_out / "register.json.gz")
         (register_out / "disclosure.json").write_text(json.dumps(context["disclosure"], indent=2), encoding="utf-8")
