@@ -123,7 +123,7 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
         "manifest.json",
         "table1.csv",
         "estimates.csv",
-        "forest_12m_sunnybrook.png",
+        "forest_primary.png",
     } <= names
     assert (folder / "report.pdf").read_bytes().startswith(b"%PDF")
     manifest = q3["manifest"]
@@ -240,7 +240,8 @@ def test_html_in_headless_chromium_fits_phone_and_desktop(q3: dict, tmp_path: Pa
         "const imgs = [...document.images].filter(i => i.naturalWidth === 0).length;"
         "const wide = [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll')"
         " && e.getBoundingClientRect().right > window.innerWidth + 1).length;"
-        "document.body.setAttribute('data-probe', [d.scrollWidth, window.innerWidth, imgs, wide].join(' ')); });</script>"
+        "document.body.setAttribute('data-probe', [d.scrollWidth, window.innerWidth, imgs, wide].join(' '));"
+        "});</script>"
     )
     probe.write_text(q3["html"].read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     for width in (390, 1280):
