@@ -20,7 +20,7 @@ from pipeline.report.published_counts import Members
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, shown_estimate, too_small
 from pipeline.report.tables import contrast_label, outcome_label
-from pipeline.report.yardsticks import MIC, Yardstick, yardstick
+from pipeline.yardsticks import MIC, Yardstick, yardstick
 
 IMPORTANT = "better by an important amount"
 SMALL_BENEFIT = "better, but by less than is important"
@@ -80,6 +80,7 @@ class AnswerRow:
     high: float | None
     yardstick: Yardstick
     verdict: str
+    responders: str = ""  # the adjusted difference in the share of responders, in words
 
     @property
     def estimate_words(self) -> str:
@@ -187,6 +188,7 @@ def answer_rows(
                     high,
                     stick,
                     words,
+                    responder_words(estimates, contrast, outcome, at),
                 )
             )
     return rows
@@ -242,3 +244,40 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     for words, comparisons in by_verdict.items():
         sentences.append(f"{words[0].upper()}{words[1:]}: {'; '.join(comparisons)}.")
     return sentences
+
+
+def _measure(estimates: pd.DataFrame, method: str, contrast: str, outcome: str, timepoint: str) -> object | None:
+    if estimates.empty:
+        return None
+    match = estimates[
+        (estimates["method"] == method)
+        & (estimates["contrast"] == contrast)
+        & (estimates["outcome"] == outcome)
+        & (estimates["timepoint"] == timepoint)
+    ]
+    return None if match.empty else next(match.itertuples(index=False))
+
+
+def responder_words(estimates: pd.DataFrame, contrast: str, outcome: str, timepoint: str) -> str:
+    """The adjusted difference in the share of responders, e.g. "+14 % points (+3 to +25)"; "" where none."""
+    record = _measure(estimates, "responder", contrast, outcome, timepoint)
+    if record is None:
+        return ""
+    if not shown_estimate(record):
+        return NOT_ESTIMABLE
+    return f"{record.estimate:+.0f} % points ({record.ci_low:+.0f} to {record.ci_high:+.0f})"  # type: ignore[attr-defined]
+
+
+def odds_words(estimates: pd.DataFrame, timepoint: str, contrast: str = "combined_vs_single") -> dict[str, str]:
+    """Per ordinal outcome, its odds ratio of a better grade in words (House-Brackmann is a grade, not a score)."""
+    out = {}
+    if estimates.empty:
+        return out
+    for outcome in dict.fromkeys(estimates.loc[estimates["method"] == "ordinal", "outcome"]):
+        record = _measure(estimates, "ordinal", contrast, str(outcome), timepoint)
+        if record is not None and shown_estimate(record):
+            out[str(outcome)] = (
+                f"odds ratio of a better grade {record.estimate:.2f} "  # type: ignore[attr-defined]
+                f"({record.ci_low:.2f} to {record.ci_high:.2f})"  # type: ignore[attr-defined]
+            )
+    return out

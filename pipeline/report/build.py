@@ -1,4 +1,6 @@
-"""Write the quarterly report from the published warehouse.
+"""Write the quarterly report from the published warehouse: the printed tables, the register and its audit,
+the figures and the template's context (reading the warehouse: :mod:`pipeline.report.reading`; the
+sentences: :mod:`pipeline.report.words`; the answer: :mod:`pipeline.report.answer`).
 
 ``write_report(warehouse, quarter, out_root)`` opens the warehouse read-only, reads what the report
 needs, closes it, and writes ``out_root/<YYYY>-Q<n>/``: ``report.html`` (self-contained: inline CSS,
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,16 +24,26 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
-from pipeline.report.answer import VERDICT_RULES, AnswerRow, answer_rows, caught_up_sentence, lead_sentences
+from pipeline.report.answer import (
+    VERDICT_RULES,
+    AnswerRow,
+    answer_rows,
+    lead_sentences,
+    odds_words,
+)
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
-    Members,
     apply_register,
-    estimate_members,
     fill_register,
-    read_patients,
     without_hidden_spread,
     year_cells_shown,
+)
+from pipeline.report.reading import (
+    ALL_TRAJECTORIES,
+    MAIN_OUTCOMES,
+    PRIMARY_CONTRAST,
+    WarehouseData,
+    read_warehouse,
 )
 from pipeline.report.register import Register
 from pipeline.report.suppression import (
@@ -40,12 +52,10 @@ from pipeline.report.suppression import (
     format_count,
     mark_shown,
     safe_summary,
-    shown_estimate,
-    too_small,
 )
 from pipeline.report.tables import (
     GROUPS,
-    METHOD_LABELS,
+    MEAN_DIFFERENCE_METHODS,
     OUTCOME_LABELS,
     SEX_WORDS,
     by_year_table,
@@ -63,6 +73,7 @@ from pipeline.report.tables import (
     table_one,
     trajectory_table,
 )
+from pipeline.report.words import _timepoint_words, summary_sentences
 
 COVARIATE_WORDS = {
     "age_at_onset": "age at onset",
@@ -75,7 +86,6 @@ COVARIATE_WORDS = {
     "index_year": "year of the index visit",
 }
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
-MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 # Forest plot families: (key, title, which outcomes), over the warehouse's outcomes.
 FOREST_FAMILIES = (
     ("sunnybrook", "Sunnybrook", ("sunnybrook",)),
@@ -105,322 +115,9 @@ HALLMARKS = (
         tuple(queries.SMILE_ITEMS),
     ),
 )
-TRAJECTORY_OUTCOMES = (
-    *MAIN_OUTCOMES,
-    "sunnybrook_synkinesis",
-    "eface_synkinesis",
-    "sunnybrook_resting",
-    "eface_static",
-)
-ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
-# The report's answer: the design's primary outcome, then the patient-reported SAQ (or, where the
 # SAQ is primary, the Sunnybrook composite).
-SECOND_KEY_OUTCOMES = ("saq", "sunnybrook_composite")
-PRIMARY_CONTRAST = "combined_vs_single"
-METHOD_ORDER = tuple(METHOD_LABELS)
 PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-# --- reading the warehouse -------------------------------------------------------------------------------
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-
-
-@dataclass
-class WarehouseData:
-    design: AnalysisDesign | None = None  # the warehouse's own design: timepoints, outcomes, primary ones
-    build: dict[str, object] = field(default_factory=dict)
-    flow: list[tuple[str, int]] = field(default_factory=list)
-    exclusions: pd.DataFrame = field(default_factory=pd.DataFrame)
-    trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
-    run: dict[str, object] = field(default_factory=dict)
-    estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
-    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
-    table_one: pd.DataFrame = field(default_factory=pd.DataFrame)
-    orders: pd.DataFrame = field(default_factory=pd.DataFrame)
-    by_year: pd.DataFrame = field(default_factory=pd.DataFrame)
-    doses: pd.DataFrame = field(default_factory=pd.DataFrame)
-    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
-    refused: pd.DataFrame = field(default_factory=pd.DataFrame)
-    flow_reasons: list[str] = field(default_factory=list)
-    # Patient-level rows behind the counts (the register's populations).
-    members: Members = field(default_factory=Members)
-    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
-    dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per classifiable patient, outcome (and smile item) and timepoint with a score."""
-    placeholders = ", ".join("?" for _ in TRAJECTORY_OUTCOMES)
-    scores = con.execute(
-        "SELECT f.site_id, f.patient_id, f.outcome, "
-        "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", f.timepoint, f.\"value\" "
-        "FROM followup_scores AS f INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
-        f'WHERE m.classifiable AND f."value" IS NOT NULL AND f.outcome IN ({placeholders}) '
-        'ORDER BY f.outcome, "group", f.timepoint, f.site_id, f.patient_id',
-        list(TRAJECTORY_OUTCOMES),
-    ).df()
-    items = queries.item_score_rows(con, queries.SMILE_ITEMS)
-    return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
-
-
-def _trajectories(scores: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
-    frame = queries.summarise(scores, ["outcome", "group", "timepoint"], "value").drop(columns="median")
-    order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(design.timepoints)}}
-    keys = [
-        (ALL_TRAJECTORIES.index(o), g, order.get(t, 9))
-        for o, g, t in zip(frame["outcome"], frame["group"], frame["timepoint"], strict=True)
-    ]
-    return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)].reset_index(drop=True)
-
-
-def _sort_estimates(estimates: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
-    if estimates.empty:
-        return estimates
-    contrasts = sorted(set(estimates["contrast"]), key=lambda c: (c != PRIMARY_CONTRAST, c))
-    outcomes, timepoints = list(design.outcomes), list(design.timepoints)
-    keys = [
-        (
-            contrasts.index(c),
-            outcomes.index(o) if o in outcomes else 99,
-            timepoints.index(t) if t in timepoints else 9,
-            METHOD_ORDER.index(m) if m in METHOD_ORDER else 99,
-        )
-        for c, o, t, m in zip(
-            estimates["contrast"], estimates["outcome"], estimates["timepoint"], estimates["method"], strict=True
-        )
-    ]
-    return estimates.iloc[sorted(range(len(estimates)), key=keys.__getitem__)].reset_index(drop=True)
-
-
-def _run_info(runs: pd.DataFrame) -> dict[str, object]:
-    if runs.empty:
-        return {}
-    run = runs.sort_values(["started_at", "run_id"], ascending=[False, True]).iloc[0]
-    settings, packages = run["settings"], run.get("packages")
-    return {
-        "run_id": str(run["run_id"]),
-        "settings": json.loads(settings) if isinstance(settings, str) and settings else {},
-        "packages": json.loads(packages) if isinstance(packages, str) and packages else {},
-        "data_snapshot": str(run.get("data_snapshot") or ""),
-        "code_version": str(run.get("code_version") or ""),
-    }
-
-
-def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
-    """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
-    empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
-    frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
-    if "model_runs" not in tables:
-        return frames
-    frames["model_runs"] = con.execute("SELECT * FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1").df()
-    if frames["model_runs"].empty:
-        return frames
-    run_id = str(frames["model_runs"]["run_id"].iloc[0])
-    for name in names[1:]:
-        if name in tables:
-            frames[name] = con.execute(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]).df()
-    return frames
-
-
-def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime] | None = None) -> WarehouseData:
-    """Everything the report needs, raw (suppression comes later). ``window``: the quarter's
-    [start, end) for its data-quality section."""
-    tables = _tables(con)
-    design = AnalysisDesign.read(con)
-    data = WarehouseData(design=design)
-    if "build_info" in tables:
-        info = con.execute("SELECT * FROM build_info").df()
-        if len(info):
-            data.build = info.iloc[0].to_dict()
-    # The flow and the exclusions are counted from the patients the register names (one read, one truth).
-    patients = read_patients(con, design.primary_timepoint)
-    month = f"{design.months[design.primary_timepoint]}-month"
-    data.flow = [
-        ("Patients received (current records)", len(patients)),
-        ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
-        ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
-        (f"with a {month} score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
-    ]
-    excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
-    data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
-    data.flow_reasons = [
-        "",
-        "no treatment on or after the index visit",
-        "followed up for less than the exposure window",
-        f"no {month} score with a baseline",
-    ]
-    data.scores = _score_rows(con)
-    data.trajectories = _trajectories(data.scores, design)
-    data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
-    data.orders = queries.treatment_orders(con)
-    data.by_year = queries.groups_by_year(con)
-    data.dose_rows = queries.bont_dose_rows(con)
-    data.doses = queries.summarise(data.dose_rows, ["session"], "units")
-    models = _model_frames(con, tables)
-    data.run = _run_info(models["model_runs"])
-    data.estimates = _sort_estimates(models["model_estimates"], design)
-    minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
-    data.members = Members(patients, estimate_members(con, data.estimates, minimum))
-    data.balance = models["covariate_balance"]
-    data.diagnostics = models["propensity_diagnostics"]
-    start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
-    data.ledger, data.quarantine, data.refused = queries.quarter_quality(con, start, end)
-    return data
-
-
-# --- words ---------------------------------------------------------------------------------------------
-
-
-def _pick(
-    estimates: pd.DataFrame,
-    method: str,
-    outcome: str,
-    timepoint: str,
-    contrast: str = PRIMARY_CONTRAST,
-) -> pd.Series | None:
-    if estimates.empty:
-        return None
-    match = estimates[
-        (estimates["method"] == method)
-        & (estimates["outcome"] == outcome)
-        & (estimates["timepoint"] == timepoint)
-        & (estimates["contrast"] == contrast)
-    ]
-    return None if match.empty else match.iloc[0]
-
-
-def _improvement(row: pd.Series) -> tuple[float, float, float]:
-    """The difference in improvement (first minus second group) and its CI, whatever the direction."""
-    sign = 1.0 if bool(row["higher_is_better"]) else -1.0
-    low, high = sorted((sign * float(row["ci_low"]), sign * float(row["ci_high"])))
-    return sign * float(row["estimate"]), low, high
-
-
-def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str) -> str:
-    name = outcome_label(outcome)
-    if row is None:
-        return f"No comparison on the {name} at {timepoint_words} yet: no patient has that score with a baseline."
-    if too_small(row):
-        return (
-            f"Too few patients to compare treatments on the {name} at {timepoint_words} "
-            f"(each group needs at least {SMALL_CELL})."
-        )
-    if not shown_estimate(row):
-        return (
-            f"The adjusted comparison on the {name} at {timepoint_words} is not shown: the model did not fit "
-            "or its diagnostics did not pass (see the estimates table)."
-        )
-    better, low, high = _improvement(row)
-    direction = "more" if better >= 0 else "less"
-    if better < 0:
-        low, high = -high, -low
-    scale = "" if bool(row["higher_is_better"]) else " (on which a lower score is better)"
-    sentence = (
-        f"At {timepoint_words}, patients on combined treatment improved {abs(better):.1f} points {direction} "
-        f"on the {name}{scale} than those on a single modality (95% CI {low:.1f} to {high:.1f}), "
-        "after adjustment for baseline severity and patient characteristics."
-    )
-    if low < 0 < high:
-        sentence += " The interval includes zero: the data are compatible with no difference."
-    return sentence
-
-
-def key_outcomes(design: AnalysisDesign) -> tuple[str, str]:
-    """The report's answer: the design's primary outcome first."""
-    second = next(o for o in SECOND_KEY_OUTCOMES if o != design.primary_outcome)
-    return design.primary_outcome, second
-
-
-def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[AnswerRow] | None = None) -> list[str]:
-    design = data.design
-    assert design is not None
-    answer = answer or []
-    at = design.primary_timepoint
-    sentences = [
-        f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
-        f"treatments they started in the exposure window, and {flow_shown[3]} of these have a "
-        f"{design.months[at]}-month score with a baseline."
-    ]
-    if data.estimates.empty:
-        sentences.append("No comparative model has been run on this warehouse yet.")
-        return sentences
-    keys = key_outcomes(design)
-    for outcome in keys:
-        sentence = finding_sentence(_pick(data.estimates, "ancova", outcome, at), outcome, design.label(at))
-        row = next((r for r in answer if r.contrast == PRIMARY_CONTRAST and r.outcome == outcome), None)
-        if row is not None and row.better is not None:
-            sentence += " " + caught_up_sentence(row, design.higher_is_better.get(outcome, True))
-        sentences.append(sentence.strip())
-    adjusted = _pick(data.estimates, "ancova", keys[0], at)
-    crude = _pick(data.estimates, "unadjusted", keys[0], at)
-    if adjusted is not None and crude is not None and shown_estimate(adjusted) and shown_estimate(crude):
-        sentences.append(
-            f"Before adjustment the {outcome_label(keys[0])} difference was "
-            f"{crude['estimate']:.1f} points (95% CI {crude['ci_low']:.1f} to {crude['ci_high']:.1f}); "
-            "the adjusted figure is the one to use, because patients are not given combined "
-            "treatment at random: those with worse scores at baseline more often are."
-        )
-    if adjusted is not None and shown_estimate(adjusted) and pd.notna(adjusted.get("e_value", float("nan"))):
-        limit = adjusted.get("e_value_ci", float("nan"))
-        sentences.append(
-            f"Unmeasured confounding: to explain away the {outcome_label(keys[0])} difference, a factor not "
-            f"in the data would have to raise both the chance of combined treatment and of a better outcome by a "
-            f"risk ratio of {adjusted['e_value']:.1f} each (E-value"
-            + (f"; {limit:.1f} to move the confidence interval to include no difference)." if pd.notna(limit) else ").")
-        )
-    sentences += weighted_sentences(data.estimates, data.diagnostics, keys, at)
-    return sentences
-
-
-def weighted_sentences(
-    estimates: pd.DataFrame, diagnostics: pd.DataFrame, outcomes: tuple[str, ...], at: str
-) -> list[str]:
-    """Whether the weighted (IPTW) check passed, said per outcome: passing on one outcome says nothing of
-    another (each has its own patients, so its own balance)."""
-    passed, failed = [], []
-    for outcome in outcomes:
-        weighted = _pick(estimates, "iptw", outcome, at)
-        if weighted is None or too_small(weighted):
-            continue
-        if shown_estimate(weighted):
-            passed.append(
-                f"the {outcome_label(outcome)} ({weighted['estimate']:.1f} points, 95% CI "
-                f"{weighted['ci_low']:.1f} to {weighted['ci_high']:.1f})"
-            )
-        else:
-            worst = ""
-            if diagnostics is not None and len(diagnostics):
-                match = diagnostics[
-                    (diagnostics["contrast"] == PRIMARY_CONTRAST)
-                    & (diagnostics["outcome"] == outcome)
-                    & (diagnostics["timepoint"] == at)
-                ]
-                if len(match) and pd.notna(match["max_abs_smd_weighted"].iloc[0]):
-                    worst = f", max |SMD| {float(match['max_abs_smd_weighted'].iloc[0]):.2f}"
-            failed.append(f"the {outcome_label(outcome)}{worst}")
-    sentences = []
-    if passed:
-        sentences.append(
-            "The weighted (IPTW) comparison passed its balance and overlap checks for " + " and ".join(passed) + "."
-        )
-    if failed:
-        sentences.append(
-            "It did not pass them for "
-            + " and ".join(failed)
-            + ": that weighted estimate is not shown; read the adjusted result there with that in mind."
-            if passed
-            else "The weighted (IPTW) comparison did not pass its balance or overlap checks for "
-            + " and ".join(failed)
-            + ", so it is not shown; read the adjusted results with that in mind."
-        )
-    return sentences
 
 
 # --- output ----------------------------------------------------------------------------------------------
@@ -438,7 +135,7 @@ class Figure:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
 
 
-def _forest_row(row: AnswerRow) -> dict[str, object]:
+def _forest_row(row: AnswerRow, odds: dict[str, str]) -> dict[str, object]:
     return {
         "label": outcome_label(row.outcome),
         "n": f"{row.n_first} vs {row.n_second}" if row.n_first and row.n_second else "not shown",
@@ -446,7 +143,7 @@ def _forest_row(row: AnswerRow) -> dict[str, object]:
         "low": row.low,
         "high": row.high,
         "threshold": row.yardstick.value,
-        "verdict": row.verdict,
+        "verdict": odds.get(row.outcome, row.verdict),
     }
 
 
@@ -471,6 +168,7 @@ def _answer_payload(row: AnswerRow) -> dict[str, str]:
         "yardstick": row.yardstick.words,
         "verdict": row.verdict,
         "verdict_class": row.verdict.split(",")[0].split(";")[0].replace(" ", "-"),
+        "responders": row.responders,
     }
 
 
@@ -691,7 +389,13 @@ def _build(
     years, shares = [y for y, _ in drawn], [s for _, s in drawn]
     for name, frame in tables.items():
         audit_table(name, frame)
-    marked = mark_shown(data.estimates) if len(data.estimates) else data.estimates
+    # Forest plots draw differences in mean change; responders and odds ratios are on scales of their own.
+    means_only = (
+        data.estimates[data.estimates["method"].isin(MEAN_DIFFERENCE_METHODS)]
+        if len(data.estimates)
+        else data.estimates
+    )
+    marked = mark_shown(means_only) if len(means_only) else means_only
     primary_rows = marked[marked["contrast"] == PRIMARY_CONTRAST] if len(marked) else marked
     other_rows = marked[marked["contrast"] != PRIMARY_CONTRAST] if len(marked) else marked
     balance, balance_title = _balance_for_plot(data, design)
@@ -709,7 +413,7 @@ def _build(
     # on its own axis with its yardstick.
     forest_rows = answer_rows(data.estimates, data.scores, data.members, register, design, design.outcomes)
     primary_forest = figures.primary_forest(
-        [_forest_row(r) for r in forest_rows if r.contrast == PRIMARY_CONTRAST],
+        [_forest_row(r, odds_words(data.estimates, at)) for r in forest_rows if r.contrast == PRIMARY_CONTRAST],
         f"Combined vs single modality at {at_words}, adjusted (ANCOVA), with 95% CI",
     )
     forest_figs = [
@@ -871,13 +575,6 @@ def _build(
     }
     context["disclosure"] = disclosure
     return tables, figs, context, register
-
-
-def _timepoint_words(design: AnalysisDesign, leave_out: str = "") -> str:
-    """The follow-up timepoints in words, e.g. '3, 6 and 12 months'."""
-    months = [str(design.months[t]) for t in design.timepoints if t != leave_out]
-    listed = ", ".join(months[:-1]) + " and " + months[-1] if len(months) > 1 else "".join(months)
-    return f"{listed} months"
 
 
 def render(context: dict[str, object], figs: list[Figure]) -> str:

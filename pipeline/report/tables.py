@@ -54,7 +54,12 @@ METHOD_LABELS = {
     "iptw": "Weighted (IPTW)",
     "mixed": "Mixed model",
     "mice": "ANCOVA after imputation",
+    "responder": "Responders: adjusted difference in % points",
+    "ordinal": "Ordinal: odds ratio of a better grade",
 }
+# The methods whose estimate is a difference in mean change (the others are on their own scale: percentage
+# points of responders, an odds ratio), so the ones a forest plot of mean differences may draw.
+MEAN_DIFFERENCE_METHODS = ("unadjusted", "ancova", "iptw", "mixed", "mice")
 
 
 def outcome_label(outcome: str) -> str:
@@ -206,8 +211,9 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
     rows = []
     for record in estimates.itertuples(index=False):
         shown = shown_estimate(record)
+        digits = 2 if record.method == "ordinal" else 1
         ci = (
-            f"{record.ci_low:.1f} to {record.ci_high:.1f}"
+            f"{record.ci_low:.{digits}f} to {record.ci_high:.{digits}f}"
             if shown and not _missing(record.ci_low) and not _missing(record.ci_high)
             else ""
         )
@@ -217,7 +223,9 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
                 "method": METHOD_LABELS.get(record.method, record.method),
                 "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
                 "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
-                "estimate": f"{record.estimate:.1f}" if shown else "",
+                "estimate": (f"{record.estimate:.2f}" if record.method == "ordinal" else f"{record.estimate:.1f}")
+                if shown
+                else "",
                 "95% CI": ci,
                 "p": format_p(record.p_value) if shown else "",
                 "p (Holm)": format_p(record.p_adjusted) if shown else "",

@@ -27,7 +27,7 @@ from pipeline.report.answer import (
     verdict,
 )
 from pipeline.report.build import MAIN_OUTCOMES, _build, read_warehouse
-from pipeline.report.yardsticks import MIC, SDC, sdc_from_icc, yardstick
+from pipeline.yardsticks import MIC, SDC, sdc_from_icc, yardstick
 from tests.report.test_build import populate
 
 
