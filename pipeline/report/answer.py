@@ -224,16 +224,15 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     if not first_rows:
         return [f"No comparison on the {outcome_label(primary)} at {design.primary_label} yet."]
     stick = first_rows[0].yardstick
-    kind = (
-        "minimal important change"
-        if stick.kind == MIC
-        else "smallest detectable change, as no minimal important change is published"
-    )
-    yard = (
-        f"an important difference is {stick.value:.1f} points ({kind})"
-        if stick.value is not None
-        else "no yardstick of an important change is published for it"
-    )
+    if stick.value is None:
+        yard = "no yardstick of an important change is published for it"
+    elif stick.kind == MIC:
+        yard = f"an important difference is {stick.value:.1f} points, its minimal important change"
+    else:
+        yard = (
+            f"an important difference is taken as {stick.value:.1f} points, its smallest detectable change, "
+            "as no minimal important change is published"
+        )
     sentences = [
         f"On the {outcome_label(primary)} at {design.primary_label} (the primary outcome; {yard}), after adjustment:"
     ]
@@ -265,7 +264,7 @@ def responder_words(estimates: pd.DataFrame, contrast: str, outcome: str, timepo
         return ""
     if not shown_estimate(record):
         return NOT_ESTIMABLE
-    return f"{record.estimate:+.0f} % points ({record.ci_low:+.0f} to {record.ci_high:+.0f})"  # type: ignore[attr-defined]
+    return f"{record.estimate:+.0f} ({record.ci_low:+.0f} to {record.ci_high:+.0f})"  # type: ignore[attr-defined]
 
 
 def odds_words(estimates: pd.DataFrame, timepoint: str, contrast: str = "combined_vs_single") -> dict[str, str]:
