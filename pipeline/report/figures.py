@@ -226,7 +226,8 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
 
     ``rows``: dicts with label, n, better, low, high (None where not estimable), threshold (None where no
     yardstick), yardstick (words), verdict."""
-    height = 1.2 + 0.62 * max(len(rows), 1)
+    # At most about 7.5 in for 13 outcomes: printed at full width within the page (no shrinking under 8 pt).
+    height = 1.0 + 0.5 * max(len(rows), 1)
     figure = Figure(figsize=(7.0, height), layout="constrained")
     if not rows:
         _message(figure, "No estimate at the primary timepoint yet.")

@@ -176,6 +176,8 @@ def test_the_primary_forest_plot_has_no_text_under_8_points(built: tuple[Path, d
     ]  # fmt: skip
     figure = figures.primary_forest(rows, "test")
     assert figures.smallest_font(figure) >= 8
+    # Thirteen outcomes fit the print's 200 mm image height at full width, so print does not shrink the text.
+    assert figures.primary_forest((rows * 7)[:13], "test").get_size_inches()[1] <= 200 / 25.4
     # The smallest font is measured, not assumed: a figure with a 6-point label fails the same check.
     figure.axes[0].text(0, 0, "tiny", fontsize=6)
     assert figures.smallest_font(figure) == 6
