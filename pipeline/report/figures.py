@@ -227,7 +227,7 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
     ``rows``: dicts with label, n, better, low, high (None where not estimable), threshold (None where no
     yardstick), yardstick (words), verdict."""
     # At most about 7.5 in for 13 outcomes: printed at full width within the page (no shrinking under 8 pt).
-    height = 1.0 + 0.5 * max(len(rows), 1)
+    height = 1.0 + 0.45 * max(len(rows), 1)
     figure = Figure(figsize=(7.0, height), layout="constrained")
     if not rows:
         _message(figure, "No estimate at the primary timepoint yet.")
@@ -236,8 +236,8 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
     for i, row in enumerate(rows):
         label = figure.add_subplot(grid[i, 0])
         label.axis("off")
-        label.text(0, 0.62, str(row["label"]), fontsize=9, fontweight="bold", va="center", ha="left")
-        label.text(0, 0.18, f"n {row['n']}", fontsize=MIN_FONT, va="center", ha="left", color="#444444")
+        label.text(0, 0.9, str(row["label"]), fontsize=9, fontweight="bold", va="center", ha="left")
+        label.text(0, -0.02, f"n {row['n']}", fontsize=MIN_FONT, va="center", ha="left", color="#444444")
         axis = figure.add_subplot(grid[i, 1])
         better, low, high, threshold = row["better"], row["low"], row["high"], row["threshold"]
         reach = max([abs(v) for v in (low, high, threshold) if isinstance(v, int | float) and pd.notna(v)] or [1.0])
@@ -258,8 +258,8 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
         text = figure.add_subplot(grid[i, 2])
         text.axis("off")
         estimate = f"{better:+.1f} ({low:+.1f} to {high:+.1f})" if isinstance(better, int | float) else "not estimable"
-        text.text(0, 0.62, estimate, fontsize=9, va="center", ha="left")
-        text.text(0, 0.18, str(row["verdict"]), fontsize=MIN_FONT, va="center", ha="left", color="#444444")
+        text.text(0, 0.9, estimate, fontsize=9, va="center", ha="left")
+        text.text(0, -0.02, str(row["verdict"]), fontsize=MIN_FONT, va="center", ha="left", color="#444444")
     figure.suptitle(title, fontsize=11, x=0.01, ha="left")
     figure.supxlabel(
         "Difference in improvement, first group minus second (each outcome in its own points); right of 0: the "
