@@ -37,6 +37,7 @@ from pipeline.models.design_matrix import (
 )
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
+from pipeline.models.measures import measure_rows, with_measures
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
@@ -446,6 +447,9 @@ def fit_models(
             population, baselines, changes, contrasts, settings, design, warnings, diagnostics, balance, workers
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
+    # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
+    measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id)
+    estimates = with_measures(estimates, measures)
     runs = pd.DataFrame(
         [
             {

@@ -1,4 +1,6 @@
-"""Write the quarterly report from the published warehouse.
+"""Write the quarterly report from the published warehouse: the printed tables, the register and its audit,
+the figures and the template's context (reading the warehouse: :mod:`pipeline.report.reading`; the
+sentences: :mod:`pipeline.report.words`; the answer: :mod:`pipeline.report.answer`).
 
 ``write_report(warehouse, quarter, out_root)`` opens the warehouse read-only, reads what the report
 needs, closes it, and writes ``out_root/<YYYY>-Q<n>/``: ``report.html`` (self-contained: inline CSS,
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -22,15 +24,26 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
+from pipeline.report.answer import (
+    VERDICT_RULES,
+    AnswerRow,
+    answer_rows,
+    lead_sentences,
+    odds_words,
+)
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
-    Members,
     apply_register,
-    estimate_members,
     fill_register,
-    read_patients,
     without_hidden_spread,
     year_cells_shown,
+)
+from pipeline.report.reading import (
+    ALL_TRAJECTORIES,
+    MAIN_OUTCOMES,
+    PRIMARY_CONTRAST,
+    WarehouseData,
+    read_warehouse,
 )
 from pipeline.report.register import Register
 from pipeline.report.suppression import (
@@ -39,12 +52,10 @@ from pipeline.report.suppression import (
     format_count,
     mark_shown,
     safe_summary,
-    shown_estimate,
-    too_small,
 )
 from pipeline.report.tables import (
     GROUPS,
-    METHOD_LABELS,
+    MEAN_DIFFERENCE_METHODS,
     OUTCOME_LABELS,
     SEX_WORDS,
     by_year_table,
@@ -62,6 +73,7 @@ from pipeline.report.tables import (
     table_one,
     trajectory_table,
 )
+from pipeline.report.words import _timepoint_words, summary_sentences
 
 COVARIATE_WORDS = {
     "age_at_onset": "age at onset",
@@ -74,7 +86,6 @@ COVARIATE_WORDS = {
     "index_year": "year of the index visit",
 }
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
-MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 # Forest plot families: (key, title, which outcomes), over the warehouse's outcomes.
 FOREST_FAMILIES = (
     ("sunnybrook", "Sunnybrook", ("sunnybrook",)),
@@ -104,284 +115,9 @@ HALLMARKS = (
         tuple(queries.SMILE_ITEMS),
     ),
 )
-TRAJECTORY_OUTCOMES = (
-    *MAIN_OUTCOMES,
-    "sunnybrook_synkinesis",
-    "eface_synkinesis",
-    "sunnybrook_resting",
-    "eface_static",
-)
-ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
-# The report's answer: the design's primary outcome, then the patient-reported SAQ (or, where the
 # SAQ is primary, the Sunnybrook composite).
-SECOND_KEY_OUTCOMES = ("saq", "sunnybrook_composite")
-PRIMARY_CONTRAST = "combined_vs_single"
-METHOD_ORDER = tuple(METHOD_LABELS)
+PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-
-
-# --- reading the warehouse -------------------------------------------------------------------------------
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    return {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-
-
-@dataclass
-class WarehouseData:
-    design: AnalysisDesign | None = None  # the warehouse's own design: timepoints, outcomes, primary ones
-    build: dict[str, object] = field(default_factory=dict)
-    flow: list[tuple[str, int]] = field(default_factory=list)
-    exclusions: pd.DataFrame = field(default_factory=pd.DataFrame)
-    trajectories: pd.DataFrame = field(default_factory=pd.DataFrame)
-    run: dict[str, object] = field(default_factory=dict)
-    estimates: pd.DataFrame = field(default_factory=pd.DataFrame)
-    ledger: pd.DataFrame = field(default_factory=pd.DataFrame)
-    quarantine: pd.DataFrame = field(default_factory=pd.DataFrame)
-    table_one: pd.DataFrame = field(default_factory=pd.DataFrame)
-    orders: pd.DataFrame = field(default_factory=pd.DataFrame)
-    by_year: pd.DataFrame = field(default_factory=pd.DataFrame)
-    doses: pd.DataFrame = field(default_factory=pd.DataFrame)
-    balance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
-    refused: pd.DataFrame = field(default_factory=pd.DataFrame)
-    flow_reasons: list[str] = field(default_factory=list)
-    # Patient-level rows behind the counts (the register's populations).
-    members: Members = field(default_factory=Members)
-    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
-    dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """One row per classifiable patient, outcome (and smile item) and timepoint with a score."""
-    placeholders = ", ".join("?" for _ in TRAJECTORY_OUTCOMES)
-    scores = con.execute(
-        "SELECT f.site_id, f.patient_id, f.outcome, "
-        "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", f.timepoint, f.\"value\" "
-        "FROM followup_scores AS f INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
-        f'WHERE m.classifiable AND f."value" IS NOT NULL AND f.outcome IN ({placeholders}) '
-        'ORDER BY f.outcome, "group", f.timepoint, f.site_id, f.patient_id',
-        list(TRAJECTORY_OUTCOMES),
-    ).df()
-    items = queries.item_score_rows(con, queries.SMILE_ITEMS)
-    return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
-
-
-def _trajectories(scores: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
-    frame = queries.summarise(scores, ["outcome", "group", "timepoint"], "value").drop(columns="median")
-    order = {"baseline": 0, **{t: i + 1 for i, t in enumerate(design.timepoints)}}
-    keys = [
-        (ALL_TRAJECTORIES.index(o), g, order.get(t, 9))
-        for o, g, t in zip(frame["outcome"], frame["group"], frame["timepoint"], strict=True)
-    ]
-    return frame.iloc[sorted(range(len(frame)), key=keys.__getitem__)].reset_index(drop=True)
-
-
-def _sort_estimates(estimates: pd.DataFrame, design: AnalysisDesign) -> pd.DataFrame:
-    if estimates.empty:
-        return estimates
-    contrasts = sorted(set(estimates["contrast"]), key=lambda c: (c != PRIMARY_CONTRAST, c))
-    outcomes, timepoints = list(design.outcomes), list(design.timepoints)
-    keys = [
-        (
-            contrasts.index(c),
-            outcomes.index(o) if o in outcomes else 99,
-            timepoints.index(t) if t in timepoints else 9,
-            METHOD_ORDER.index(m) if m in METHOD_ORDER else 99,
-        )
-        for c, o, t, m in zip(
-            estimates["contrast"], estimates["outcome"], estimates["timepoint"], estimates["method"], strict=True
-        )
-    ]
-    return estimates.iloc[sorted(range(len(estimates)), key=keys.__getitem__)].reset_index(drop=True)
-
-
-def _run_info(runs: pd.DataFrame) -> dict[str, object]:
-    if runs.empty:
-        return {}
-    run = runs.sort_values(["started_at", "run_id"], ascending=[False, True]).iloc[0]
-    settings, packages = run["settings"], run.get("packages")
-    return {
-        "run_id": str(run["run_id"]),
-        "settings": json.loads(settings) if isinstance(settings, str) and settings else {},
-        "packages": json.loads(packages) if isinstance(packages, str) and packages else {},
-        "data_snapshot": str(run.get("data_snapshot") or ""),
-        "code_version": str(run.get("code_version") or ""),
-    }
-
-
-def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
-    """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
-    empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
-    frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
-    if "model_runs" not in tables:
-        return frames
-    frames["model_runs"] = con.execute("SELECT * FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1").df()
-    if frames["model_runs"].empty:
-        return frames
-    run_id = str(frames["model_runs"]["run_id"].iloc[0])
-    for name in names[1:]:
-        if name in tables:
-            frames[name] = con.execute(f"SELECT * FROM {name} WHERE run_id = ?", [run_id]).df()
-    return frames
-
-
-def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datetime] | None = None) -> WarehouseData:
-    """Everything the report needs, raw (suppression comes later). ``window``: the quarter's
-    [start, end) for its data-quality section."""
-    tables = _tables(con)
-    design = AnalysisDesign.read(con)
-    data = WarehouseData(design=design)
-    if "build_info" in tables:
-        info = con.execute("SELECT * FROM build_info").df()
-        if len(info):
-            data.build = info.iloc[0].to_dict()
-    # The flow and the exclusions are counted from the patients the register names (one read, one truth).
-    patients = read_patients(con, design.primary_timepoint)
-    month = f"{design.months[design.primary_timepoint]}-month"
-    data.flow = [
-        ("Patients received (current records)", len(patients)),
-        ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
-        ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
-        (f"with a {month} score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
-    ]
-    excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
-    data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
-    data.flow_reasons = [
-        "",
-        "no treatment on or after the index visit",
-        "followed up for less than the exposure window",
-        f"no {month} score with a baseline",
-    ]
-    data.scores = _score_rows(con)
-    data.trajectories = _trajectories(data.scores, design)
-    data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
-    data.orders = queries.treatment_orders(con)
-    data.by_year = queries.groups_by_year(con)
-    data.dose_rows = queries.bont_dose_rows(con)
-    data.doses = queries.summarise(data.dose_rows, ["session"], "units")
-    models = _model_frames(con, tables)
-    data.run = _run_info(models["model_runs"])
-    data.estimates = _sort_estimates(models["model_estimates"], design)
-    minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
-    data.members = Members(patients, estimate_members(con, data.estimates, minimum))
-    data.balance = models["covariate_balance"]
-    data.diagnostics = models["propensity_diagnostics"]
-    start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
-    data.ledger, data.quarantine, data.refused = queries.quarter_quality(con, start, end)
-    return data
-
-
-# --- words ---------------------------------------------------------------------------------------------
-
-
-def _pick(
-    estimates: pd.DataFrame,
-    method: str,
-    outcome: str,
-    timepoint: str,
-    contrast: str = PRIMARY_CONTRAST,
-) -> pd.Series | None:
-    if estimates.empty:
-        return None
-    match = estimates[
-        (estimates["method"] == method)
-        & (estimates["outcome"] == outcome)
-        & (estimates["timepoint"] == timepoint)
-        & (estimates["contrast"] == contrast)
-    ]
-    return None if match.empty else match.iloc[0]
-
-
-def _improvement(row: pd.Series) -> tuple[float, float, float]:
-    """The difference in improvement (first minus second group) and its CI, whatever the direction."""
-    sign = 1.0 if bool(row["higher_is_better"]) else -1.0
-    low, high = sorted((sign * float(row["ci_low"]), sign * float(row["ci_high"])))
-    return sign * float(row["estimate"]), low, high
-
-
-def finding_sentence(row: pd.Series | None, outcome: str, timepoint_words: str) -> str:
-    name = outcome_label(outcome)
-    if row is None:
-        return f"No comparison on the {name} at {timepoint_words} yet: no patient has that score with a baseline."
-    if too_small(row):
-        return (
-            f"Too few patients to compare treatments on the {name} at {timepoint_words} "
-            f"(each group needs at least {SMALL_CELL})."
-        )
-    if not shown_estimate(row):
-        return (
-            f"The adjusted comparison on the {name} at {timepoint_words} is not shown: the model did not fit "
-            "or its diagnostics did not pass (see the estimates table)."
-        )
-    better, low, high = _improvement(row)
-    direction = "more" if better >= 0 else "less"
-    if better < 0:
-        low, high = -high, -low
-    scale = "" if bool(row["higher_is_better"]) else " (on which a lower score is better)"
-    sentence = (
-        f"At {timepoint_words}, patients on combined treatment improved {abs(better):.1f} points {direction} "
-        f"on the {name}{scale} than those on a single modality (95% CI {low:.1f} to {high:.1f}), "
-        "after adjustment for baseline severity and patient characteristics."
-    )
-    if low < 0 < high:
-        sentence += " The interval includes zero: the data are compatible with no difference."
-    return sentence
-
-
-def key_outcomes(design: AnalysisDesign) -> tuple[str, str]:
-    """The report's answer: the design's primary outcome first."""
-    second = next(o for o in SECOND_KEY_OUTCOMES if o != design.primary_outcome)
-    return design.primary_outcome, second
-
-
-def summary_sentences(data: WarehouseData, flow_shown: list[str]) -> list[str]:
-    design = data.design
-    assert design is not None
-    at = design.primary_timepoint
-    sentences = [
-        f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
-        f"treatments they started in the exposure window, and {flow_shown[3]} of these have a "
-        f"{design.months[at]}-month score with a baseline."
-    ]
-    if data.estimates.empty:
-        sentences.append("No comparative model has been run on this warehouse yet.")
-        return sentences
-    keys = key_outcomes(design)
-    for outcome in keys:
-        sentences.append(finding_sentence(_pick(data.estimates, "ancova", outcome, at), outcome, design.label(at)))
-    adjusted = _pick(data.estimates, "ancova", keys[0], at)
-    crude = _pick(data.estimates, "unadjusted", keys[0], at)
-    if adjusted is not None and crude is not None and shown_estimate(adjusted) and shown_estimate(crude):
-        sentences.append(
-            f"Before adjustment the {outcome_label(keys[0])} difference was "
-            f"{crude['estimate']:.1f} points (95% CI {crude['ci_low']:.1f} to {crude['ci_high']:.1f}); "
-            "the adjusted figure is the one to use, because patients are not given combined "
-            "treatment at random: those with worse scores at baseline more often are."
-        )
-    if adjusted is not None and shown_estimate(adjusted) and pd.notna(adjusted.get("e_value", float("nan"))):
-        limit = adjusted.get("e_value_ci", float("nan"))
-        sentences.append(
-            f"Unmeasured confounding: to explain away the {outcome_label(keys[0])} difference, a factor not "
-            f"in the data would have to raise both the chance of combined treatment and of a better outcome by a "
-            f"risk ratio of {adjusted['e_value']:.1f} each (E-value"
-            + (f"; {limit:.1f} to move the confidence interval to include no difference)." if pd.notna(limit) else ").")
-        )
-    weighted = _pick(data.estimates, "iptw", keys[0], at)
-    if weighted is not None and not too_small(weighted):
-        if shown_estimate(weighted):
-            sentences.append(
-                f"The weighted (IPTW) comparison passed its balance and overlap checks and gives "
-                f"{weighted['estimate']:.1f} points (95% CI {weighted['ci_low']:.1f} to {weighted['ci_high']:.1f}) "
-                f"on the {outcome_label(keys[0])}."
-            )
-        else:
-            sentences.append(
-                "The weighted (IPTW) comparison did not pass its balance or overlap checks, so it is not shown; "
-                "read the adjusted results with that in mind."
-            )
-    return sentences
 
 
 # --- output ----------------------------------------------------------------------------------------------
@@ -397,6 +133,43 @@ class Figure:
     @property
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _forest_row(row: AnswerRow, odds: dict[str, str]) -> dict[str, object]:
+    return {
+        "label": outcome_label(row.outcome),
+        "n": f"{row.n_first} vs {row.n_second}" if row.n_first and row.n_second else "not shown",
+        "better": row.better,
+        "low": row.low,
+        "high": row.high,
+        "threshold": row.yardstick.value,
+        "verdict": odds.get(row.outcome, row.verdict),
+    }
+
+
+def _answer_groups(rows: list[AnswerRow]) -> list[dict[str, object]]:
+    """The answer rows by outcome, in the order made (primary outcome first)."""
+    groups: dict[str, dict[str, object]] = {}
+    for row in rows:
+        group = groups.setdefault(
+            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": row.yardstick.words, "rows": []}
+        )
+        group["rows"].append(_answer_payload(row))  # type: ignore[attr-defined]
+    return list(groups.values())
+
+
+def _answer_payload(row: AnswerRow) -> dict[str, str]:
+    return {
+        "outcome": outcome_label(row.outcome),
+        "comparison": row.comparison,
+        "n": f"{row.n_first} vs {row.n_second}" if row.n_first and row.n_second else "",
+        "journey": row.journey_words,
+        "estimate": row.estimate_words,
+        "yardstick": row.yardstick.words,
+        "verdict": row.verdict,
+        "verdict_class": row.verdict.split(",")[0].split(";")[0].replace(" ", "-"),
+        "responders": row.responders,
+    }
 
 
 def _table_payload(frame: pd.DataFrame) -> dict[str, object]:
@@ -581,6 +354,7 @@ def _build(
     provisional: bool = False,
     release: str = "",
     earlier: list[Register] | None = None,
+    page_size: str = "Letter",
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
     design = data.design
     assert design is not None
@@ -593,6 +367,8 @@ def _build(
     register = published_register(data, tables, release or quarter, primary)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
+    # The answer prints the estimates' own register cells, so after the audit has had its say.
+    answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
     # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
     trajectories = without_hidden_spread(
         safe_summary(data.trajectories),
@@ -613,7 +389,13 @@ def _build(
     years, shares = [y for y, _ in drawn], [s for _, s in drawn]
     for name, frame in tables.items():
         audit_table(name, frame)
-    marked = mark_shown(data.estimates) if len(data.estimates) else data.estimates
+    # Forest plots draw differences in mean change; responders and odds ratios are on scales of their own.
+    means_only = (
+        data.estimates[data.estimates["method"].isin(MEAN_DIFFERENCE_METHODS)]
+        if len(data.estimates)
+        else data.estimates
+    )
+    marked = mark_shown(means_only) if len(means_only) else means_only
     primary_rows = marked[marked["contrast"] == PRIMARY_CONTRAST] if len(marked) else marked
     other_rows = marked[marked["contrast"] != PRIMARY_CONTRAST] if len(marked) else marked
     balance, balance_title = _balance_for_plot(data, design)
@@ -627,18 +409,36 @@ def _build(
         )
         for key, title, outcomes in HALLMARKS
     ]
-    # One figure per timepoint and family of outcomes: all 13 outcomes by 5 methods in one image is
-    # 65 rows, unreadable once printed on a PDF page.
+    # The primary forest plot: every outcome at the primary timepoint, the adjusted comparison, each outcome
+    # on its own axis with its yardstick.
+    forest_rows = answer_rows(data.estimates, data.scores, data.members, register, design, design.outcomes)
+    primary_forest = figures.primary_forest(
+        [_forest_row(r, odds_words(data.estimates, at)) for r in forest_rows if r.contrast == PRIMARY_CONTRAST],
+        f"Combined vs single modality at {at_words}, adjusted (ANCOVA), with 95% CI",
+    )
     forest_figs = [
+        Figure(
+            "forest_primary",
+            f"Combined vs single modality at {at_words}: every outcome",
+            "Each row is one outcome on its own axis: the adjusted difference in improvement from baseline "
+            "(combined minus single modality) with its 95% confidence interval; right of zero, combined treatment "
+            "improved more, also where a lower score is better. The dashed line is the outcome's important-change "
+            "yardstick (minimal important change, or smallest detectable change where none is published); no line: "
+            "none is published. At the left the number of patients in each group; at the right the estimate, its "
+            "interval and the verdict.",
+            figures.png_bytes(primary_forest),
+        )
+    ]
+    # Appendix: the other timepoints, every method, by family of outcomes; then each combination that was
+    # run (one with no estimate shown at all is not drawn).
+    forest_figs += [
         Figure(
             f"forest_{timepoint}_{family}",
             f"Combined vs single modality at {design.label(timepoint)}: {family_title}",
             "Each line is one estimate with its 95% confidence interval: the difference in change from "
             "baseline between the first and the second group of the comparison. Where a lower score is better "
-            "(SAQ, Sunnybrook resting and synkinesis, House-Brackmann) the sign is reversed, so right of zero "
-            "always means the first group (combined treatment) improved more. A line crossing zero is compatible "
-            "with no difference. At the right: the E-value, or why an estimate is not drawn (diagnostics did not "
-            f"pass, or fewer than {SMALL_CELL} patients in a group).",
+            "the sign is reversed, so right of zero always means the first group (combined treatment) improved "
+            "more. At the right: the E-value of an adjusted estimate, or why an estimate is not drawn.",
             figures.forest_figure(
                 primary_rows[
                     (primary_rows["timepoint"] == timepoint)
@@ -649,7 +449,8 @@ def _build(
                 f"{design.label(timepoint)}: {family_title}",
             ),
         )
-        for timepoint in reversed(design.timepoints)
+        for timepoint in design.timepoints
+        if timepoint != at
         for family, family_title, prefixes in FOREST_FAMILIES
     ]
     combination_rows = (
@@ -657,15 +458,16 @@ def _build(
         if len(other_rows)
         else other_rows
     )
-    combination_contrasts = list(dict.fromkeys(combination_rows["contrast"])) if len(combination_rows) else []
-    # One figure per combination, so that each stays legible on a printed page.
+    combination_contrasts = [
+        c
+        for c in dict.fromkeys(combination_rows["contrast"] if len(combination_rows) else [])
+        if combination_rows.loc[combination_rows["contrast"] == c, "shown"].astype(bool).any()
+    ]
     forest_figs += [
         Figure(
             f"forest_combinations_{at}_{index + 1}",
             f"{contrast_label(contrast)} at {at_words}",
-            "As above, for a combination with enough patients against the most common single modality, on "
-            f"the main outcomes. Every other estimate (other outcomes, {_timepoint_words(design, at)}) is in "
-            "estimates.csv.",
+            "As above, for a combination against its single-modality reference, on the main outcomes, every method.",
             figures.forest_figure(combination_rows[combination_rows["contrast"] == contrast], at_words),
         )
         for index, contrast in enumerate(combination_contrasts)
@@ -734,12 +536,16 @@ def _build(
         "estimate_notes": primary_notes,
         "diagnostics_notes": diagnostics_notes,
         "quarter": quarter,
+        "page_size": page_size,
         "year_quarter": f"{year} Q{number}",
         "provisional": provisional,
         "as_of": as_of_words,
         "data_snapshot": str(data.build.get("data_snapshot", ""))[:12],
         "run_id": data.run.get("run_id", "") if data.run else "",
-        "summary": summary_sentences(data, flow["patients"].tolist()),
+        "summary": summary_sentences(data, flow["patients"].tolist(), answer),
+        "answer": _answer_groups(answer),
+        "answer_lead": lead_sentences(answer, design),
+        "verdict_rules": VERDICT_RULES,
         "flow_steps": _flow_steps(data, flow),
         "tables": {
             **{name: _table_payload(frame) for name, frame in tables.items()},
@@ -764,21 +570,11 @@ def _build(
         "timepoint_words": when,
         "has_estimates": bool(len(data.estimates)),
         "hallmarks": [(key, title) for key, title, _ in HALLMARKS],
-        "forest_names": [
-            *(f"forest_{t}_{family}" for t in reversed(design.timepoints) for family, _, _ in FOREST_FAMILIES),
-            *(f"forest_combinations_{at}_{index + 1}" for index in range(len(combination_contrasts))),
-        ],
+        "forest_names": [f.name for f in forest_figs[1:]],
         "csv_files": [f"{name}.csv" for name in tables],
     }
     context["disclosure"] = disclosure
     return tables, figs, context, register
-
-
-def _timepoint_words(design: AnalysisDesign, leave_out: str = "") -> str:
-    """The follow-up timepoints in words, e.g. '3, 6 and 12 months'."""
-    months = [str(design.months[t]) for t in design.timepoints if t != leave_out]
-    listed = ", ".join(months[:-1]) + " and " + months[-1] if len(months) > 1 else "".join(months)
-    return f"{listed} months"
 
 
 def render(context: dict[str, object], figs: list[Figure]) -> str:
@@ -802,6 +598,7 @@ def write_report(
     provisional: bool = False,
     earlier: list[Register] | None = None,
     register_out: Path | None = None,
+    page_size: str = "Letter",
 ) -> Path:
     """Write ``out_root/<YYYY>-Q<n>/report.html`` (or into ``folder``) with its PNG figures and CSV tables;
     return the html path. The model run reported is the warehouse's latest. ``as_of``: the data's cut-off, for
@@ -815,7 +612,11 @@ def write_report(
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
     release = release_name(quarter, provisional)
-    tables, figs, context, register = _build(data, f"{year}Q{number}", as_of_words, provisional, release, earlier)
+    if page_size not in PAGE_SIZES:
+        raise ValueError(f"page size {page_size!r}: use one of {', '.join(PAGE_SIZES)}")
+    tables, figs, context, register = _build(
+        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size
+    )
     if register_out is not None:  # kept in the data home for the next release's audit, never published
         register.save(register_out / "register.json.gz")
         (register_out / "disclosure.json").write_text(json.dumps(context["disclosure"], indent=2), encoding="utf-8")

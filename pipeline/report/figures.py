@@ -8,6 +8,7 @@ import io
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from pipeline.report.tables import (
     METHOD_LABELS,
@@ -28,6 +29,7 @@ METHOD_STYLE = {
     "mice": ("#D55E00", "v"),
 }
 DPI = 150
+MIN_FONT = 8  # points: the smallest text on any figure, readable in print at the figure's own size
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -154,7 +156,7 @@ def balance_figure(balance: pd.DataFrame, title: str) -> bytes:
     )
     axis.scatter(rows["after"], positions, marker="D", color="#0072B2", label="after weighting")
     axis.axvline(0.1, color="#D55E00", linestyle="--", linewidth=1, label="pass mark 0.1")
-    axis.set_yticks(positions, [str(c) for c in rows["covariate"]], fontsize=7)
+    axis.set_yticks(positions, [str(c) for c in rows["covariate"]], fontsize=MIN_FONT)
     axis.set_xlabel("absolute standardized mean difference", fontsize=9)
     axis.set_title(title, fontsize=10, loc="left")
     axis.grid(axis="x", alpha=0.3)
@@ -186,7 +188,7 @@ def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
                 low, high = sorted((sign * record.ci_low, sign * record.ci_high))
                 axis.plot([low, high], [y, y], color=colour, linewidth=2)
                 axis.plot([sign * record.estimate], [y], marker=marker, color=colour, markersize=6, linestyle="none")
-                e_value = getattr(record, "e_value", None)
+                e_value = getattr(record, "e_value", None) if record.method != "unadjusted" else None
                 side = "" if e_value is None or pd.isna(e_value) else f"E-value {e_value:.1f}"
             else:
                 side = str(record.why_hidden)
@@ -194,7 +196,7 @@ def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
                 side,
                 xy=(1.01, y),
                 xycoords=("axes fraction", "data"),
-                fontsize=6.5,
+                fontsize=MIN_FONT,
                 va="center",
                 color="#333333" if record.shown else "#999999",
                 annotation_clip=False,
@@ -203,7 +205,8 @@ def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
             method = METHOD_LABELS.get(record.method, record.method)
             first = position == 0 or rows["outcome"].iloc[position - 1] != record.outcome
             labels.append(f"{outcome_label(record.outcome)}{reversed_note}: {method}" if first else method)
-        axis.set_yticks(range(len(rows)), list(reversed(labels)), fontsize=6.5)
+        axis.set_yticks(range(len(rows)), list(reversed(labels)), fontsize=MIN_FONT)
+        axis.tick_params(axis="x", labelsize=MIN_FONT)
         axis.set_ylim(-0.7, len(rows) - 0.3)
         axis.axvline(0, color="#333333", linewidth=1)
         axis.grid(axis="x", alpha=0.3)
@@ -215,3 +218,64 @@ def forest_figure(estimates: pd.DataFrame, timepoint_label: str) -> bytes:
     )
     figure.suptitle(f"Estimated differences at {timepoint_label}, with 95% CI", fontsize=11, x=0.02, ha="left")
     return png_bytes(figure)
+
+
+def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
+    """The primary forest plot: one row per outcome, each on its own axis (0-100, 0-15 and grade scales do not
+    share one), the difference in improvement (right of 0: the first group improved more, whatever the scale's
+    direction), the yardstick drawn as a dashed line, and n, estimate and CI printed on the row.
+
+    ``rows``: dicts with label, n, better, low, high (None where not estimable), threshold (None where no
+    yardstick), yardstick (words), verdict."""
+    # At most about 7.5 in for 13 outcomes: printed at full width within the page (no shrinking under 8 pt).
+    height = 1.0 + 0.45 * max(len(rows), 1)
+    figure = Figure(figsize=(7.0, height), layout="constrained")
+    if not rows:
+        _message(figure, "No estimate at the primary timepoint yet.")
+        return figure
+    grid = figure.add_gridspec(len(rows), 3, width_ratios=[2.3, 2.4, 2.3])
+    for i, row in enumerate(rows):
+        label = figure.add_subplot(grid[i, 0])
+        label.axis("off")
+        label.text(0, 0.9, str(row["label"]), fontsize=9, fontweight="bold", va="center", ha="left")
+        label.text(0, -0.02, f"n {row['n']}", fontsize=MIN_FONT, va="center", ha="left", color="#444444")
+        axis = figure.add_subplot(grid[i, 1])
+        better, low, high, threshold = row["better"], row["low"], row["high"], row["threshold"]
+        reach = max([abs(v) for v in (low, high, threshold) if isinstance(v, int | float) and pd.notna(v)] or [1.0])
+        axis.set_xlim(-1.15 * reach, 1.15 * reach)
+        axis.set_ylim(-1, 1)
+        axis.set_yticks([])
+        axis.axvline(0, color="#333333", linewidth=1)
+        if isinstance(threshold, int | float):
+            axis.axvline(threshold, color="#009E73", linewidth=1.2, linestyle="--")
+        if isinstance(better, int | float) and isinstance(low, int | float) and isinstance(high, int | float):
+            axis.plot([low, high], [0, 0], color="#0072B2", linewidth=2.5)
+            axis.plot([better], [0], marker="D", color="#0072B2", markersize=7, linestyle="none")
+        else:
+            axis.text(0, 0, "not estimable", fontsize=MIN_FONT, ha="center", va="center", color="#777777")
+        axis.tick_params(axis="x", labelsize=MIN_FONT)
+        for side in ("top", "right", "left"):
+            axis.spines[side].set_visible(False)
+        text = figure.add_subplot(grid[i, 2])
+        text.axis("off")
+        estimate = f"{better:+.1f} ({low:+.1f} to {high:+.1f})" if isinstance(better, int | float) else "not estimable"
+        text.text(0, 0.9, estimate, fontsize=9, va="center", ha="left")
+        text.text(0, -0.02, str(row["verdict"]), fontsize=MIN_FONT, va="center", ha="left", color="#444444")
+    figure.suptitle(title, fontsize=11, x=0.01, ha="left")
+    figure.supxlabel(
+        "Difference in improvement, first group minus second (each outcome in its own points); right of 0: the "
+        "first group improved more.\nDashed green line: the important-change yardstick (MIC, or SDC where no MIC "
+        "is published).",
+        fontsize=MIN_FONT,
+        x=0.01,
+        ha="left",
+    )
+    return figure
+
+
+def smallest_font(figure: Figure) -> float:
+    """The smallest font size of any visible text on the figure, in points (tick labels included)."""
+    FigureCanvasAgg(figure)
+    figure.canvas.draw()
+    sizes = [t.get_fontsize() for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return float(min(sizes)) if sizes else float("inf")

@@ -55,7 +55,12 @@ METHOD_LABELS = {
     "aipw": "Doubly robust (AIPW)",
     "mixed": "Mixed model",
     "mice": "ANCOVA after imputation",
+    "responder": "Responders: adjusted difference in % points",
+    "ordinal": "Ordinal: odds ratio of a better grade",
 }
+# The methods whose estimate is a difference in mean change (the others are on their own scale: percentage
+# points of responders, an odds ratio), so the ones a forest plot of mean differences may draw.
+MEAN_DIFFERENCE_METHODS = ("unadjusted", "ancova", "iptw", "mixed", "mice")
 
 
 def outcome_label(outcome: str) -> str:
@@ -174,20 +179,42 @@ def _optional(record: object, column: str, digits: int) -> str:
     return "" if _missing(value) else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
+# A mixed fit whose patient variance is estimated at zero (pipeline.models.mixed notes it) is a singular fit:
+# its numbers stand, but "passed" would hide that the model had no patient-level variation to model.
+BOUNDARY_NOTE = "variance estimated at zero"
+
+
+def at_variance_boundary(record: object) -> bool:
+    note = getattr(record, "note", None)
+    return getattr(record, "method", "") == "mixed" and not _missing(note) and BOUNDARY_NOTE in str(note)
+
+
 def _diagnostics_words(record: object) -> str:
     if too_small(record):
         return "not run (small group)"
     if _missing(record.estimate):  # type: ignore[attr-defined]
         return "not estimated"
-    return "passed" if bool(record.diagnostics_ok) else "did not pass"  # type: ignore[attr-defined]
+    if not bool(record.diagnostics_ok):  # type: ignore[attr-defined]
+        return "did not pass"
+    return "flagged: variance at boundary" if at_variance_boundary(record) else "passed"
+
+
+# An E-value says how strong an unmeasured confounder would have to be beyond what was adjusted for: beside
+# an unadjusted difference (confounded by the measured factors too) it would read as reassurance it is not.
+E_VALUE_METHODS = frozenset({"ancova", "iptw", "mixed", "mice"})
+
+
+def has_e_value(record: object) -> bool:
+    return getattr(record, "method", "") in E_VALUE_METHODS
 
 
 def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -> pd.DataFrame:
     rows = []
     for record in estimates.itertuples(index=False):
         shown = shown_estimate(record)
+        digits = 2 if record.method == "ordinal" else 1
         ci = (
-            f"{record.ci_low:.1f} to {record.ci_high:.1f}"
+            f"{record.ci_low:.{digits}f} to {record.ci_high:.{digits}f}"
             if shown and not _missing(record.ci_low) and not _missing(record.ci_high)
             else ""
         )
@@ -197,15 +224,17 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
                 "method": METHOD_LABELS.get(record.method, record.method),
                 "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
                 "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
-                "estimate": f"{record.estimate:.1f}" if shown else "",
+                "estimate": (f"{record.estimate:.2f}" if record.method == "ordinal" else f"{record.estimate:.1f}")
+                if shown
+                else "",
                 "95% CI": ci,
                 "p": format_p(record.p_value) if shown else "",
                 "p (Holm)": format_p(record.p_adjusted) if shown else "",
                 "n first group": format_count(record.n_treated),
                 "n second group": format_count(record.n_control),
                 "diagnostics": _diagnostics_words(record),
-                "E-value": _optional(record, "e_value", 2) if shown else "",
-                "E-value (CI)": _optional(record, "e_value_ci", 2) if shown else "",
+                "E-value": _optional(record, "e_value", 2) if shown and has_e_value(record) else "",
+                "E-value (CI)": _optional(record, "e_value_ci", 2) if shown and has_e_value(record) else "",
                 "MDD": _optional(record, "mdd", 1) if not too_small(record) else "",
                 "note": _estimate_note(record),
             }
@@ -242,7 +271,8 @@ def footnoted(frame: pd.DataFrame, column: str = "note") -> tuple[pd.DataFrame, 
     cells = []
     for text in frame[column]:
         parts = [part.strip() for part in str(text).split("; ") if part.strip()]
-        cells.append(", ".join(str(numbers.setdefault(part, len(numbers) + 1)) for part in parts))
+        # In ascending order within a cell: "1, 2, 5", never "5, 1, 2".
+        cells.append(", ".join(str(n) for n in sorted({numbers.setdefault(part, len(numbers) + 1) for part in parts})))
     return frame.assign(**{column: cells}), list(numbers)
 
 

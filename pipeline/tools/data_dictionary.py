@@ -39,6 +39,15 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
         "ORDER BY e.outcome, e.method",
     ),
     (
+        "Responders and House-Brackmann as a grade, beside the mean differences, at 12 months",
+        "SELECT method, outcome, contrast, round(estimate, 2) AS estimate, round(ci_low, 2) AS ci_low,\n"
+        "       round(ci_high, 2) AS ci_high, n_treated, n_control, diagnostics_ok, note\n"
+        "FROM model_estimates\n"
+        "WHERE method IN ('responder', 'ordinal') AND timepoint = '12m'\n"
+        "  AND run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1)\n"
+        "ORDER BY method, outcome, contrast",
+    ),
+    (
         "Who gets which combination",
         "SELECT combination, is_combined, count(*) AS patients,\n"
         "       count(*) FILTER (WHERE classifiable) AS classifiable\n"

@@ -140,7 +140,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
     assert report.name == "report.html" and report.parent.name == "2026-Q4" and report.exists()
-    for name in ("trajectories.png", "forest_12m_sunnybrook.png", "bont_dose.png", "balance.png", "hallmark_smile.png"):
+    pngs = ("trajectories.png", "forest_primary.png", "forest_6m_sunnybrook.png", "bont_dose.png", "balance.png")
+    for name in (*pngs, "hallmark_smile.png"):
         assert (report.parent / name).read_bytes().startswith(b"\x89PNG")
     for name in (
         "patient_flow",
@@ -160,17 +161,24 @@ def test_report_is_written_where_expected_with_its_files(report: Path) -> None:
 
 def test_report_has_the_sections_in_order_and_embedded_figures(report: Path) -> None:
     html = report.read_text(encoding="utf-8")
+    # The main body, then the appendix.
     headings = [
+        "Does adding a modality help?",
+        "Contents",
         "Key findings",
+        "The comparison on every outcome",
         "Patient flow",
         "Who the patients are",
-        "Treatment combinations",
-        "BoNT dose by session number",
         "Score trajectories",
-        "Comparative estimates",
-        "Data quality",
         "Methods",
         "Limitations",
+        "Appendix",
+        "Treatment combinations",
+        "BoNT dose by session number",
+        "The three hallmarks",
+        "Comparative estimates",
+        "Balance and overlap",
+        "Data quality",
     ]
     positions = [html.index(f">{heading}") for heading in headings]
     assert positions == sorted(positions)
@@ -331,7 +339,7 @@ def test_notes_are_numbered_once_under_the_primary_table() -> None:
     )
     numbered, notes = footnoted(frame)
     assert notes == ["HC3 robust errors", "sex levels pooled", "REML"]
-    assert numbered["note"].tolist() == ["1, 2", "2, 1", "", "3"]
+    assert numbered["note"].tolist() == ["1, 2", "1, 2", "", "3"]  # ascending within a cell
     assert numbered["method"].tolist() == frame["method"].tolist()
 
 

@@ -123,7 +123,7 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
         "manifest.json",
         "table1.csv",
         "estimates.csv",
-        "forest_12m_sunnybrook.png",
+        "forest_primary.png",
     } <= names
     assert (folder / "report.pdf").read_bytes().startswith(b"%PDF")
     manifest = q3["manifest"]
@@ -149,20 +149,23 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
 def test_report_has_every_section_in_order_and_is_self_contained(q3: dict) -> None:
     html = q3["html"].read_text(encoding="utf-8")
     headings = [
+        "Does adding a modality help?",
         "Key findings",
+        "The comparison on every outcome",
         "Patient flow",
         "Who the patients are",
+        "Score trajectories",
+        "Methods",
+        "Limitations",
+        "Appendix",
         "Treatment combinations in use",
         "In what order patients received them",
         "How that changed over time",
         "BoNT dose by session number",
-        "Score trajectories",
         "The three hallmarks of synkinesis",
         "Comparative estimates",
         "Balance and overlap",
         "Data quality this quarter",
-        "Methods",
-        "Limitations",
     ]
     positions = [html.index(f">{heading}") for heading in headings]
     assert positions == sorted(positions)
@@ -235,7 +238,10 @@ def test_html_in_headless_chromium_fits_phone_and_desktop(q3: dict, tmp_path: Pa
     script = (
         "<script>window.addEventListener('load', () => { const d = document.documentElement;"
         "const imgs = [...document.images].filter(i => i.naturalWidth === 0).length;"
-        "document.body.setAttribute('data-probe', [d.scrollWidth, window.innerWidth, imgs].join(' ')); });</script>"
+        "const wide = [...document.querySelectorAll('body *')].filter(e => !e.closest('.scroll')"
+        " && e.getBoundingClientRect().right > window.innerWidth + 1).length;"
+        "document.body.setAttribute('data-probe', [d.scrollWidth, window.innerWidth, imgs, wide].join(' '));"
+        "});</script>"
     )
     probe.write_text(q3["html"].read_text(encoding="utf-8").replace("</body>", script + "</body>"), encoding="utf-8")
     for width in (390, 1280):
@@ -246,8 +252,10 @@ def test_html_in_headless_chromium_fits_phone_and_desktop(q3: dict, tmp_path: Pa
         assert image.size == (width, 2200)
         assert len(set(image.convert("L").resize((40, 80)).getdata())) > 5  # not blank
         dom = run_chromium(probe, f"--window-size={width},900", "--dump-dom", "--virtual-time-budget=5000").stdout
-        scroll_width, inner_width, broken = (int(v) for v in re.search(r'data-probe="([^"]+)"', dom).group(1).split())
+        probed = re.search(r'data-probe="([^"]+)"', dom).group(1).split()
+        scroll_width, inner_width, broken, wide = (int(v) for v in probed)
         assert scroll_width <= inner_width, f"page scrolls sideways at {width}px ({scroll_width} > {inner_width})"
+        assert wide == 0, f"{wide} element(s) overflow the screen at {width}px outside a table's own scroll box"
         assert broken == 0  # every embedded figure decodes
 
 
@@ -263,7 +271,12 @@ def test_pdf_pages_render_and_hold_only_the_html_numbers(q3: dict) -> None:
         assert 550 <= image.width <= 620 and 780 <= image.height <= 850  # A4 or Letter at 72 dpi
         assert len(set(image.convert("L").resize((30, 40)).getdata())) > 3, f"page {number} is blank"
     text = " ".join(t for t, _ in pages)
-    assert "Facial synkinesis outcomes" in pages[0][0] and "Key findings" in pages[0][0]
+    assert "Facial synkinesis outcomes" in pages[0][0] and "Does adding a modality help?" in pages[0][0]
+    # Page numbers on every page; the main body (before the appendix's first section) at most 12 pages.
+    for number, (page_text, _) in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in page_text, f"page {number} has no page number"
+    appendix = next(i for i, (t, _) in enumerate(pages) if "Treatment combinations in use" in t)
+    assert 1 <= appendix <= 12, f"the main body runs to {appendix} pages"
     assert "Limitations" in text and "PROVISIONAL" not in text
     html_numbers = set(re.findall(r"\d+(?:[.,]\d+)*", q3["html"].read_text(encoding="utf-8")))
     pdf_numbers = set(re.findall(r"\d+(?:[.,]\d+)*", text))

@@ -1,0 +1,54 @@
+"""House-Brackmann as the ordinal grade it is: a proportional-odds model (statsmodels' ``OrderedModel``) of
+the grade at the timepoint on the group, the baseline grade and the covariates, reported as the odds ratio of
+a better (lower) grade for the first group against the second."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed
+from pipeline.settings import ModelSettings
+
+ORDINAL_OUTCOMES = frozenset({"house_brackmann"})
+
+
+def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher_is_better: bool) -> Estimate:
+    """Odds ratio of a better grade, first group vs second (above 1: the first group ends in better grades),
+    with its Wald 95% CI; adjusted for the baseline grade and the covariates of the ANCOVA."""
+    design, notes = adjustment_design(frame, settings)
+    if design is None:
+        return failed("; ".join(notes))
+    grade = (frame.loc[design.index, "baseline_value"] + frame.loc[design.index, "change"]).round().astype(int)
+    if grade.nunique() < 2:
+        return failed("; ".join([*notes, "not estimated: every patient ends in the same grade"]))
+    # Ordered categories only where observed: an empty grade has no threshold to estimate.
+    endog = pd.Series(pd.Categorical(grade, categories=sorted(grade.unique()), ordered=True), index=design.index)
+    exog = design.drop(columns=["const"])
+    try:
+        fit = OrderedModel(endog, exog, distr="logit").fit(method="bfgs", disp=False, maxiter=500)
+    except (np.linalg.LinAlgError, ValueError) as error:
+        return failed("; ".join([*notes, f"fit failed (ordinal): {error}"]))
+    beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
+    if not (np.isfinite(beta) and np.isfinite(se) and se > 0):
+        return failed("; ".join([*notes, "fit failed (ordinal): non-finite standard error"]))
+    # OrderedModel: a positive coefficient moves a patient to a higher category. Where a lower grade is
+    # better, the odds of a better grade are exp(-beta); else exp(beta).
+    sign = 1.0 if higher_is_better else -1.0
+    z = stats.norm.ppf(1 - ALPHA / 2)
+    log_or = sign * beta
+    converged = bool(fit.mle_retvals.get("converged", True))
+    notes = [*notes, "proportional-odds logit: odds ratio of a better grade (1 = no difference)"]
+    if not converged:
+        notes.append("did not converge: numbers shown for completeness only")
+    return Estimate(
+        float(np.exp(log_or)),
+        se,  # on the log-odds scale
+        float(np.exp(log_or - z * se)),
+        float(np.exp(log_or + z * se)),
+        float(2 * stats.norm.sf(abs(beta / se))),
+        converged,
+        "; ".join(notes),
+    )

@@ -1,0 +1,188 @@
+"""The report's answer first: the verdict logic on constructed estimates, the yardsticks, the answer's numbers
+against the warehouse, and the primary forest plot's smallest font on the figure's own settings."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.report import figures
+from pipeline.report.answer import (
+    BETTER_UNJUDGED,
+    IMPORTANT,
+    INCONCLUSIVE,
+    NO_DIFFERENCE,
+    NOT_ESTIMABLE,
+    SMALL_BENEFIT,
+    WORSE_IMPORTANT,
+    WORSE_SMALL,
+    caught_up_sentence,
+    improvement,
+    verdict,
+)
+from pipeline.report.build import MAIN_OUTCOMES, _build, read_warehouse
+from pipeline.yardsticks import MIC, SDC, sdc_from_icc, yardstick
+from tests.report.test_build import populate
+
+
+@pytest.mark.parametrize(
+    ("better", "low", "high", "threshold", "expected"),
+    [
+        (6.0, 4.0, 8.0, 3.0, IMPORTANT),  # interval excludes 0, estimate beyond the yardstick
+        (2.0, 1.0, 3.5, 3.0, SMALL_BENEFIT),  # excludes 0, estimate below the yardstick
+        (0.5, -1.0, 2.0, 3.0, NO_DIFFERENCE),  # includes 0, excludes an important effect either way
+        (1.0, -1.0, 5.0, 3.0, INCONCLUSIVE),  # spans both no effect and an important benefit
+        (-1.0, -4.0, 1.0, 3.0, INCONCLUSIVE),  # ... or an important harm
+        (-5.0, -7.0, -4.0, 3.0, WORSE_IMPORTANT),
+        (-1.0, -2.0, -0.5, 3.0, WORSE_SMALL),
+        (float("nan"), float("nan"), float("nan"), 3.0, NOT_ESTIMABLE),
+        (2.0, 1.0, 3.0, None, BETTER_UNJUDGED),  # no yardstick published: the size is not judged
+        (0.5, -1.0, 2.0, None, NO_DIFFERENCE),
+    ],
+)
+def test_verdicts_on_constructed_estimates(
+    better: float, low: float, high: float, threshold: float | None, expected: str
+) -> None:
+    assert verdict(better, low, high, threshold) == expected
+
+
+def test_better_means_improvement_for_lower_is_better_outcomes() -> None:
+    # SAQ (lower is better): a change 4 points more negative in the first group is 4 points more improvement.
+    saq = pd.Series({"estimate": -4.0, "ci_low": -6.0, "ci_high": -2.0, "higher_is_better": False})
+    better, low, high = improvement(saq)
+    assert (better, low, high) == (4.0, 2.0, 6.0)
+    assert verdict(better, low, high, yardstick("saq").value) == IMPORTANT  # SAQ MIC 2.8
+
+
+def test_yardsticks_say_which_and_where_from() -> None:
+    assert yardstick("saq") == yardstick("saq") and yardstick("saq").kind == MIC and yardstick("saq").value == 2.8
+    assert yardstick("face_total").value == 0.7 and yardstick("fdi_physical").value == 4.4
+    sunnybrook = yardstick("sunnybrook_composite", baseline_sd=15.0)
+    assert sunnybrook.kind == SDC and "Neely" in sunnybrook.words
+    assert sunnybrook.value == round(1.96 * math.sqrt(2) * 15.0 * math.sqrt(1 - 0.89), 1)
+    assert sdc_from_icc(10.0, 0.9) == pytest.approx(1.96 * math.sqrt(2) * 10.0 * math.sqrt(0.1))
+    assert yardstick("eface_total").value is None and "no yardstick" in yardstick("eface_total").words
+
+
+def test_improving_more_is_not_read_as_ending_better() -> None:
+    from pipeline.report.answer import AnswerRow
+
+    row = AnswerRow(
+        "combined_vs_single", "sunnybrook_composite", "Combined vs single modality", "combined", "single",
+        "150", "160", 52.0, 66.0, 66.0, 66.5, 6.5, 3.0, 10.0, yardstick("sunnybrook_composite", 15.0), SMALL_BENEFIT,
+    )  # fmt: skip
+    sentence = caught_up_sentence(row, higher_is_better=True)
+    assert "started 14.0 points worse" in sentence and "not the same as ending better" in sentence
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    warehouse = tmp_path_factory.mktemp("answer") / "outcomes.duckdb"
+    con = duckdb.connect(str(warehouse))
+    populate(con)
+    con.close()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        data = read_warehouse(con)
+    finally:
+        con.close()
+    _, figs, context, register = _build(data, "2026Q4")
+    return warehouse, {"context": context, "figures": {f.name: f for f in figs}, "register": register}
+
+
+def test_every_number_in_the_answer_equals_the_warehouse(built: tuple[Path, dict]) -> None:
+    warehouse, result = built
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        design = AnalysisDesign.read(con)
+        at = design.primary_timepoint
+        estimates = con.execute(
+            "SELECT contrast, outcome, estimate, ci_low, ci_high, higher_is_better, n_treated, n_control "
+            "FROM model_estimates WHERE method = 'ancova' AND timepoint = ? AND diagnostics_ok",
+            [at],
+        ).df()
+        # Where each group started and ended: the ANCOVA patients (a change at the timepoint), their own scores.
+        journeys = con.execute(
+            """SELECT f.outcome, m.is_combined, avg(f.baseline_value) AS start, avg(f."value") AS finish
+            FROM followup_scores AS f JOIN modality_combinations AS m USING (site_id, patient_id)
+            WHERE m.classifiable AND f.timepoint = ? AND f.change IS NOT NULL GROUP BY ALL""",
+            [at],
+        ).df()
+        baseline_sd = con.execute(
+            """SELECT stddev_samp(f."value") FROM followup_scores AS f JOIN modality_combinations AS m
+            USING (site_id, patient_id) WHERE m.classifiable AND f.timepoint = 'baseline'
+            AND f.outcome = 'sunnybrook_composite' AND f."value" IS NOT NULL"""
+        ).fetchone()[0]
+    finally:
+        con.close()
+    groups = result["context"]["answer"]
+    assert groups and groups[0]["outcome"] == "Sunnybrook composite"  # the design's primary outcome first
+    assert f"SDC {yardstick('sunnybrook_composite', baseline_sd).value:.1f}" in groups[0]["yardstick"]
+    checked = 0
+    for group in groups:
+        outcome = next(o for o in MAIN_OUTCOMES if group["outcome"].startswith(_label(o)))
+        for row in group["rows"]:
+            if row["comparison"] != "Combined vs single modality":
+                continue
+            record = estimates[(estimates["contrast"] == "combined_vs_single") & (estimates["outcome"] == outcome)]
+            r = record.iloc[0]
+            sign = 1 if r["higher_is_better"] else -1
+            low, high = sorted((sign * r["ci_low"], sign * r["ci_high"]))
+            assert row["estimate"] == f"{sign * r['estimate']:+.1f} ({low:+.1f} to {high:+.1f})"
+            # The n is the register's: the count of the warehouse's n, printed as the audit allows.
+            keys = [f"estimates|combined_vs_single|{outcome}|{at}|ancova|{side}" for side in (0, 1)]
+            cells = [result["register"].cells[k] for k in keys]
+            assert [c.value for c in cells] == [int(r["n_treated"]), int(r["n_control"])]
+            assert row["n"] == " vs ".join(result["register"].text(k) for k in keys)
+            start = journeys[(journeys["outcome"] == outcome)].set_index("is_combined")
+            expected = (
+                f"{start.loc[True, 'start']:.1f} \u2192 {start.loc[True, 'finish']:.1f} vs "
+                f"{start.loc[False, 'start']:.1f} \u2192 {start.loc[False, 'finish']:.1f}"
+            )
+            assert row["journey"] == expected
+            assert row["verdict"] == verdict(
+                sign * r["estimate"],
+                low,
+                high,
+                yardstick(outcome, baseline_sd if outcome.startswith("sunny") else None).value,
+            )
+            checked += 1
+    assert checked == 2  # the fixture's two outcomes: Sunnybrook composite and SAQ
+    # Every count the answer prints is a register cell (the estimates' own), as the register prints it.
+    register = result["register"]
+    key = f"estimates|combined_vs_single|saq|{at}|ancova|0"
+    assert key in register.cells and groups[1]["rows"][0]["n"].startswith(register.text(key))
+
+
+def _label(outcome: str) -> str:
+    from pipeline.report.tables import outcome_label
+
+    return outcome_label(outcome)
+
+
+def test_the_primary_forest_plot_has_no_text_under_8_points(built: tuple[Path, dict]) -> None:
+    _, result = built
+    rows = [
+        {"label": "Sunnybrook composite", "n": "150 vs 160", "better": 6.5, "low": 3.0, "high": 10.0,
+         "threshold": 15.6, "verdict": SMALL_BENEFIT},
+        {"label": "House-Brackmann grade", "n": "<11 vs 40", "better": None, "low": None, "high": None,
+         "threshold": None, "verdict": NOT_ESTIMABLE},
+    ]  # fmt: skip
+    figure = figures.primary_forest(rows, "test")
+    assert figures.smallest_font(figure) >= 8
+    # Thirteen outcomes fit the print's 200 mm image height at full width, so print does not shrink the text.
+    assert figures.primary_forest((rows * 7)[:13], "test").get_size_inches()[1] <= 200 / 25.4
+    # The smallest font is measured, not assumed: a figure with a 6-point label fails the same check.
+    figure.axes[0].text(0, 0, "tiny", fontsize=6)
+    assert figures.smallest_font(figure) == 6
+    assert result["figures"]["forest_primary"].png.startswith(b"\x89PNG")
+    # No plot of a contrast that was not run: the fixture's rare combination (3 patients) has none.
+    names = result["context"]["forest_names"]
+    assert all(re.match(r"forest_(3m|6m)_|forest_combinations_", n) for n in names)
+    assert len([n for n in names if n.startswith("forest_combinations_")]) <= 1
