@@ -20,7 +20,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.models.estimators import ALPHA, Design, Estimate, adjustment_design, failed, site_clusters
+from pipeline.intervals import interval
+from pipeline.models.estimators import Design, Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
 
 BOUND = 0.01
@@ -70,7 +71,7 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
         g = len(sums)
         std_error = float(np.sqrt(g / (g - 1) * (sums**2).sum()) / n)
         df = float(g - 1)
-    half = float(stats.t.ppf(1 - ALPHA / 2, df)) * std_error
+    ci_low, ci_high = interval(estimate, std_error, df)
     p_value = float(2 * stats.t.sf(abs(estimate / std_error), df)) if std_error > 0 else float("nan")
     bounded = int(((propensity <= BOUND) | (propensity >= 1 - BOUND)).sum())
     facts = ["doubly robust (propensity and outcome models), influence-function errors"]
@@ -81,8 +82,8 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     result = Estimate(
         estimate,
         std_error,
-        estimate - half,
-        estimate + half,
+        ci_low,
+        ci_high,
         p_value,
         not problems,
         "; ".join([*problems, *facts, *notes]),

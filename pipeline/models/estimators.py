@@ -10,11 +10,10 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
+from pipeline.intervals import ALPHA
 from pipeline.models.design_matrix import NUMERIC_COVARIATES, covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
-
-ALPHA = 0.05
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed, site_clusters
+from pipeline.intervals import interval
+from pipeline.models.estimators import Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
 
 
@@ -186,7 +187,7 @@ def mice(
     for timepoint in timepoints:
         values = np.array(draws[timepoint])
         pooled, std_error, df = rubin(values[:, 0], values[:, 1], complete_df)
-        half = stats.t.ppf(1 - ALPHA / 2, df) * std_error
+        ci_low, ci_high = interval(pooled, std_error, df)
         p_value = float(2 * stats.t.sf(abs(pooled / std_error), df)) if std_error > 0 else float("nan")
         note = [
             f"{settings.mice_imputations} imputations by chained equations (Bayesian linear regression)",
@@ -202,5 +203,5 @@ def mice(
         ok = missing[timepoint] <= settings.mice_max_imputed_share
         if not ok:
             note.insert(0, f"more than {settings.mice_max_imputed_share:.0%} of changes imputed: rests on the model")
-        results[timepoint] = Estimate(pooled, std_error, pooled - half, pooled + half, p_value, ok, "; ".join(note))
+        results[timepoint] = Estimate(pooled, std_error, ci_low, ci_high, p_value, ok, "; ".join(note))
     return results

@@ -27,13 +27,13 @@ from scipy import stats
 from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from pipeline.intervals import interval
 from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.estimators import Estimate, continuous_terms, failed, site_clusters
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
 
-Z_975 = float(stats.norm.ppf(0.975))
 BOUNDARY = "The MLE may be on the boundary"
 
 
@@ -176,11 +176,12 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
         errors_note = f"{cluster_note} (model-based SE {model_bse[index]:.2f})"
         z = estimate / std_error if std_error > 0 else float("nan")
         p_value = float(2 * stats.norm.sf(abs(z))) if np.isfinite(z) else float("nan")
+        ci_low, ci_high = interval(estimate, std_error)
         results[timepoint] = Estimate(
             estimate,
             std_error,
-            estimate - Z_975 * std_error,
-            estimate + Z_975 * std_error,
+            ci_low,
+            ci_high,
             p_value,
             ok,
             "; ".join([errors_note, *notes]),

@@ -9,7 +9,8 @@ import pandas as pd
 from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-from pipeline.models.estimators import ALPHA, Estimate, adjustment_design, failed
+from pipeline.intervals import interval
+from pipeline.models.estimators import Estimate, adjustment_design, failed
 from pipeline.settings import ModelSettings
 
 ORDINAL_OUTCOMES = frozenset({"house_brackmann"})
@@ -37,8 +38,8 @@ def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher
     # OrderedModel: a positive coefficient moves a patient to a higher category. Where a lower grade is
     # better, the odds of a better grade are exp(-beta); else exp(beta).
     sign = 1.0 if higher_is_better else -1.0
-    z = stats.norm.ppf(1 - ALPHA / 2)
     log_or = sign * beta
+    log_low, log_high = interval(log_or, se)
     converged = bool(fit.mle_retvals.get("converged", True))
     notes = [*notes, "proportional-odds logit: odds ratio of a better grade (1 = no difference)"]
     if not converged:
@@ -46,8 +47,8 @@ def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher
     return Estimate(
         float(np.exp(log_or)),
         se,  # on the log-odds scale
-        float(np.exp(log_or - z * se)),
-        float(np.exp(log_or + z * se)),
+        float(np.exp(log_low)),
+        float(np.exp(log_high)),
         float(2 * stats.norm.sf(abs(beta / se))),
         converged,
         "; ".join(notes),
