@@ -153,3 +153,15 @@ def test_sites_with_different_effects_are_visible_in_the_ancova_note() -> None:
         "heterogeneous" not in same.loc["ancova", "note"]
         and "site by group interaction p" in same.loc["ancova", "note"]
     )
+
+
+def test_the_overlap_weighted_sensitivity_recovers_the_effect_where_iptw_cannot_be_trusted() -> None:
+    """Treatment all but decided by baseline: IPTW is flagged; its note carries the overlap-weighted (ATO)
+    estimate, whose weights stay bounded, and with an effect the same for everyone it covers the truth (5)."""
+    results = _fit(*_cohort(4, 600, 4.0, -4.0), ModelSettings(methods=("unadjusted", "iptw")))
+    row = _at_12m(results, "sunnybrook_composite").loc["iptw"]
+    assert not row.diagnostics_ok
+    found = re.search(r"overlap-weighted \(ATO\) sensitivity (-?[\d.]+) \(95% CI (-?[\d.]+) to (-?[\d.]+)\)", row.note)
+    assert found, row.note
+    estimate, low, high = (float(value) for value in found.groups())
+    assert low <= 5.0 <= high and abs(estimate - 5.0) < 1.5, found.group(0)
