@@ -316,6 +316,7 @@ def _estimate_rows(
     diagnostics: list[dict[str, object]],
     balance: list[pd.DataFrame],
     workers: int,
+    overlaps: dict[str, Overlap | None],
 ) -> list[dict[str, object]]:
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
@@ -324,6 +325,7 @@ def _estimate_rows(
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
         overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        overlaps[contrast.name] = overlap
         for outcome in design.outcomes:
             if contrast is contrasts[0]:
                 for timepoint in design.timepoints:
@@ -442,13 +444,24 @@ def fit_models(
     balance: list[pd.DataFrame] = []
     if workers is None:
         workers = workers_for(len(population))
+    overlaps: dict[str, Overlap | None] = {}  # each contrast's, for the measures too
     with one_blas_thread():
         rows = _estimate_rows(
-            population, baselines, changes, contrasts, settings, design, warnings, diagnostics, balance, workers
+            population,
+            baselines,
+            changes,
+            contrasts,
+            settings,
+            design,
+            warnings,
+            diagnostics,
+            balance,
+            workers,
+            overlaps,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
-    measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id)
+    measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id, overlaps)
     estimates = with_measures(estimates, measures)
     runs = pd.DataFrame(
         [

@@ -13,8 +13,10 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import Contrast, analysis_frames
-from pipeline.models.estimators import Estimate, failed, holm
+from pipeline.models.estimators import Estimate, failed
+from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.ordinal import ORDINAL_OUTCOMES, better_grade_odds_ratio
+from pipeline.models.propensity import Overlap
 from pipeline.models.responders import responder_difference
 from pipeline.settings import ModelSettings
 from pipeline.yardsticks import responder_threshold
@@ -35,9 +37,10 @@ def measure_rows(
     settings: ModelSettings,
     design: AnalysisDesign,
     run_id: str,
+    overlaps: dict[str, Overlap | None] | None = None,
 ) -> pd.DataFrame:
     """One row per contrast, outcome (with a responder threshold, or ordinal) and timepoint, in
-    ``model_estimates``' columns; p-values Holm-adjusted across outcomes per method, contrast and timepoint."""
+    ``model_estimates``' columns; the contrast's overlap applied and p-values adjusted as the mean differences'."""
     thresholds = {o: responder_threshold(o, _baseline_sd(baselines, population, o)) for o in design.outcomes}
     rows = []
     for contrast in contrasts:
@@ -63,7 +66,10 @@ def measure_rows(
                     if small
                     else better_grade_odds_ratio(frame, settings, better)
                 )
+            overlap = (overlaps or {}).get(contrast.name)
             for method, result in fits.items():
+                if overlap is not None:  # the contrast's overlap holds for these estimates as for the others
+                    result = overlap.apply(result, method)
                 rows.append(
                     {
                         "run_id": run_id,
@@ -81,14 +87,16 @@ def measure_rows(
                         "higher_is_better": True,
                         "diagnostics_ok": result.diagnostics_ok,
                         "note": result.note,
+                        "converged": result.converged,
                     }
                 )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    frame["p_adjusted"] = float("nan")
-    for _, index in frame.groupby(["method", "contrast", "timepoint"], sort=True).groups.items():
-        frame.loc[index, "p_adjusted"] = holm(frame.loc[index, "p_value"].astype(float)).to_numpy()
+    # The same multiplicity as the mean differences (pipeline/models/multiplicity.py), within each measure.
+    frame["p_adjusted"] = adjusted_p_values(
+        frame, frame.pop("converged").astype(bool), design.primary_outcome, design.composite_of
+    )
     return frame
 
 
