@@ -27,6 +27,19 @@ class Estimate:
     note: str | None = None
     converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
 
+    def columns(self) -> dict[str, object]:
+        """The estimate's own columns of a ``model_estimates`` row (``converged`` decides its multiplicity family)."""
+        return {
+            "estimate": self.estimate,
+            "std_error": self.std_error,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "p_value": self.p_value,
+            "diagnostics_ok": self.diagnostics_ok,
+            "note": self.note,
+            "converged": self.converged,
+        }
+
     @property
     def ok(self) -> bool:
         return bool(np.isfinite([self.estimate, self.std_error, self.ci_low, self.ci_high, self.p_value]).all())

@@ -353,20 +353,13 @@ def _estimate_rows(
                         "outcome": job.outcome,
                         "timepoint": cell.timepoint,
                         "contrast": job.contrast.name,
-                        "estimate": result.estimate,
-                        "std_error": result.std_error,
-                        "ci_low": result.ci_low,
-                        "ci_high": result.ci_high,
-                        "p_value": result.p_value,
+                        **result.columns(),
                         "n_treated": n_treated,
                         "n_control": n_control,
                         "higher_is_better": design.higher_is_better[job.outcome],
-                        "diagnostics_ok": result.diagnostics_ok,
-                        "note": result.note,
                         "e_value": e_value,
                         "e_value_ci": e_value_ci,
                         "mdd": minimum_detectable_difference(result.std_error, settings.power),
-                        "converged": result.converged,
                     }
                 )
     never = [outcome for outcome, tps in missing.items() if len(tps) == len(design.timepoints)]

@@ -77,17 +77,10 @@ def measure_rows(
                         "outcome": outcome,
                         "timepoint": timepoint,
                         "contrast": contrast.name,
-                        "estimate": result.estimate,
-                        "std_error": result.std_error,
-                        "ci_low": result.ci_low,
-                        "ci_high": result.ci_high,
-                        "p_value": result.p_value,
+                        **result.columns(),
                         "n_treated": n_treated,
                         "n_control": n_control,
                         "higher_is_better": True,
-                        "diagnostics_ok": result.diagnostics_ok,
-                        "note": result.note,
-                        "converged": result.converged,
                     }
                 )
     frame = pd.DataFrame(rows)

@@ -38,6 +38,23 @@ def warehouse_asset_events() -> int:
         )
 
 
+def webhook_listener(received: list[dict]) -> HTTPServer:
+    """A webhook on loopback that keeps every JSON body posted to it in ``received`` (shut it down after)."""
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Listener)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def test_on_a_fresh_install_the_first_runs_are_green_or_skipped(airflow_home: DataHome, dags) -> None:
     """Nothing loaded yet: the hourly ingest publishes nothing and the quarterly report, scheduled for
     the quarter just ended, is skipped (not failed) with the reason in its log."""
@@ -158,22 +175,12 @@ def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airfl
     received: list[dict] = []
     mails: list[Envelope] = []
 
-    class Listener(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
     class Mailbox:
         async def handle_DATA(self, server: object, session: object, envelope: Envelope) -> str:
             mails.append(envelope)
             return "250 OK"
 
-    server = HTTPServer(("127.0.0.1", 0), Listener)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = webhook_listener(received)
     with socket.socket() as probe:  # a free port: the controller checks readiness by connecting to it
         probe.bind(("127.0.0.1", 0))
         smtp_port = probe.getsockname()[1]
@@ -237,17 +244,7 @@ def test_a_load_mostly_quarantined_fails_the_check_task_and_sends_the_notice(air
     write_drop_files(airflow_home, "s9-mostly-quarantined", patients, treatments, assessments)
     received: list[dict] = []
 
-    class Listener(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Listener)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = webhook_listener(received)
     os.environ["SYNK_NOTIFY_WEBHOOK"] = f"http://127.0.0.1:{server.server_port}/synk"
     try:
         assert run_dag(dags["ingest_clinic_exports"], conf={"drop": "s9-mostly-quarantined"}).endswith("failed")
