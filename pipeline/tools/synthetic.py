@@ -73,6 +73,10 @@ class SyntheticParameters:
     surgery_dose_factor: float = 0.75  # units per session after surgery, as a share of those before
     interval_by_severity: float = 8.0  # days fewer between injections per SD of worse baseline
     units_by_severity: float = 3.0  # units more per session per SD of worse baseline
+    # Shares of the combinations among the combined (COMBINED's order) and the single (SINGLE's); None: the
+    # defaults (COMBINED_P, SINGLE_P). E.g. a study of the PT+SN synergy makes its four groups common.
+    combined_mix: tuple[float, ...] | None = None
+    single_mix: tuple[float, ...] | None = None
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -152,7 +156,11 @@ def _choose_treatment(
     combined = rng.random(n) < 1 / (1 + np.exp(-logit))
     cohort = cohort.copy()
     cohort["combined"] = combined
-    cohort["combination"] = np.where(combined, rng.choice(COMBINED, n, p=COMBINED_P), rng.choice(SINGLE, n, p=SINGLE_P))
+    cohort["combination"] = np.where(
+        combined,
+        rng.choice(COMBINED, n, p=params.combined_mix or COMBINED_P),
+        rng.choice(SINGLE, n, p=params.single_mix or SINGLE_P),
+    )
     # Each patient's own treatment effect: combined_effect for a combination, and for BTX+PT+SN the
     # sum of adding PT and adding SN to BTX plus the synergy (issue 19).
     synergic = cohort["combination"].to_numpy() == "BTX+PT+SN"
@@ -359,6 +367,7 @@ class _Scored:
     followup_items: dict[str, dict[str, np.ndarray]]
     observed: pd.Series  # the Sunnybrook composite measured at the index visit, by patient
     truth: float
+    synergy_truth: float = float("nan")  # the PT+SN on BTX interaction on the measured composite, when asked
 
 
 def _treat_and_score(
@@ -367,6 +376,7 @@ def _treat_and_score(
     cohort: pd.DataFrame,
     visits: pd.DataFrame,
     params: SyntheticParameters,
+    with_synergy_truth: bool = False,
 ) -> _Scored:
     """Score the index visit, choose treatment from it, drop out, then score the follow-up visits."""
     # The index visit is scored before treatment is chosen: the choice sees its Sunnybrook composite.
@@ -378,8 +388,35 @@ def _treat_and_score(
     )
     cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
     followup_visits = _drop_out(rng, followup_visits, observed, params)
+    before = rng.bit_generator.state
     followup_items, truth = _followup_items(rng, followup_visits, cohort, params)
-    return _Scored(cohort, baseline_visits, followup_visits, baseline_items, followup_items, observed, truth)
+    synergy = float("nan")
+    if with_synergy_truth:
+        after = rng.bit_generator.state
+        synergy = _synergy_truth(rng, before, followup_visits, cohort, params)
+        rng.bit_generator.state = after  # the data are the same with or without the truth
+    return _Scored(cohort, baseline_visits, followup_visits, baseline_items, followup_items, observed, truth, synergy)
+
+
+def _synergy_truth(
+    rng: np.random.Generator, state: dict, followup: pd.DataFrame, cohort: pd.DataFrame, params: SyntheticParameters
+) -> float:
+    """The PT+SN on BTX interaction as the measured Sunnybrook composite shows it (floors and ceilings bend an
+    additive latent scale): every 12-month visit scored, with the same noise, as if on BTX, BTX+PT, BTX+SN and
+    BTX+PT+SN; the truth is the mean of the four composites' interaction contrast."""
+    effects = (0.0, params.combined_effect, params.combined_effect)
+    effects += (2 * params.combined_effect + params.synergy_pt_sn_on_btx,)
+    composites = []
+    for effect in effects:
+        rng.bit_generator.state = state
+        change = cohort["change_12m"] - cohort["effect"] + effect
+        items = _instrument_items(rng, _function_at(followup, cohort.assign(change_12m=change)))
+        composites.append(_totals("sunnybrook", items["sunnybrook"], rng)["composite"])
+    at_12m = ((followup["from_t0"] >= 300) & (followup["from_t0"] <= 430)).to_numpy()
+    if not at_12m.any():
+        return float("nan")
+    base, with_pt, with_sn, both = (c[at_12m] for c in composites)
+    return float(np.mean(both - with_pt - with_sn + base))
 
 
 def analysis_tables(
@@ -390,6 +427,22 @@ def analysis_tables(
     months) and the true 12-month effect on the measured composite, without the export, load and
     warehouse around them: for checking the models against the truth over many seeds quickly.
     Visits fall on the timepoints' targets."""
+    patient_frame, scores, scored = _analysis_tables(patients, seed, site, params, with_synergy_truth=False)
+    return patient_frame, scores, scored.truth
+
+
+def synergy_tables(
+    patients: int, seed: int, site: str = "site01", params: SyntheticParameters | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """``analysis_tables``' frames (the same data) with the true PT+SN on BTX interaction on the measured
+    Sunnybrook composite at 12 months in place of the combined effect."""
+    patient_frame, scores, scored = _analysis_tables(patients, seed, site, params, with_synergy_truth=True)
+    return patient_frame, scores, scored.synergy_truth
+
+
+def _analysis_tables(
+    patients: int, seed: int, site: str, params: SyntheticParameters | None, with_synergy_truth: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, _Scored]:
     params = params or SyntheticParameters()
     rng = np.random.default_rng(seed)
     patient_frame = _patients(rng, patients, site, 2026)
@@ -400,9 +453,9 @@ def analysis_tables(
         frames.append(pd.DataFrame({"patient_id": cohort["patient_id"][keep[:, column]], "from_t0": target}))
     visits = pd.concat(frames, ignore_index=True).merge(cohort[["patient_id", "followup_end"]], on="patient_id")
     visits = visits[visits["from_t0"] <= visits["followup_end"]].reset_index(drop=True)
-    scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
+    scored = _treat_and_score(rng, patient_frame, cohort, visits, params, with_synergy_truth)
     cohort, baseline_visits, followup_visits = scored.cohort, scored.baseline_visits, scored.followup_visits
-    observed, truth = scored.observed, scored.truth
+    observed = scored.observed
     followup = _totals("sunnybrook", scored.followup_items["sunnybrook"], rng)
     timepoint = {0: "baseline", 90: "3m", 180: "6m", 365: "12m"}
     scores = pd.concat(
@@ -416,7 +469,7 @@ def analysis_tables(
     patient_frame = patient_frame.merge(cohort[["patient_id", "combination", "prior", "followup_end"]], on="patient_id")
     patient_frame["prior_treatment"] = patient_frame.pop("prior")
     patient_frame["classifiable"] = patient_frame.pop("followup_end") >= 180
-    return patient_frame, scores[["site_id", "patient_id", "outcome", "timepoint", "value"]], truth
+    return patient_frame, scores[["site_id", "patient_id", "outcome", "timepoint", "value"]], scored
 
 
 def treatment_tables(
