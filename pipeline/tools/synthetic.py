@@ -72,6 +72,7 @@ class SyntheticParameters:
     surgery_interval_days: float = 45.0  # days added to every gap between injections starting after surgery
     surgery_dose_factor: float = 0.75  # units per session after surgery, as a share of those before
     interval_by_severity: float = 8.0  # days fewer between injections per SD of worse baseline
+    interval_spread: float = 2.5  # widens the +-15-day spread of the gaps between injections (1: as drawn)
     units_by_severity: float = 3.0  # units more per session per SD of worse baseline
     # Shares of the combinations among the combined (COMBINED's order) and the single (SINGLE's); None: the
     # defaults (COMBINED_P, SINGLE_P). E.g. a study of the PT+SN synergy makes its four groups common.
@@ -200,7 +201,7 @@ def _botox_sessions(
         units = dose * (1, 1.3, 1.5)[min(session, 2)] + noise + params.units_by_severity * severity
         units *= params.surgery_dose_factor if after else 1.0
         sessions.append((day, min(300.0, max(round(units, 1), 5.0)), target))
-        gap = 90 - params.interval_by_severity * severity + gap_noise
+        gap = 90 - params.interval_by_severity * severity + params.interval_spread * gap_noise
         day += max(round(gap + (params.surgery_interval_days if after else 0.0)), 30)
         session += 1
     return sessions
