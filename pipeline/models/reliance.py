@@ -45,11 +45,12 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.intervals import ALPHA
 from pipeline.models.estimators import Estimate, failed
+from pipeline.models.pairs import RELIANCE_CONTRAST
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
-CONTRAST = "after_vs_before_surgery"
+CONTRAST = RELIANCE_CONTRAST
 TIMEPOINT = "all"
 INTERVAL, UNITS, HAZARD = "botox_interval_days", "botox_units_per_session", "time_to_next_botox"
 OUTCOMES = (INTERVAL, UNITS, HAZARD)

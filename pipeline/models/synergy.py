@@ -20,7 +20,7 @@ secondaries (``pipeline/models/multiplicity.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
@@ -28,52 +28,14 @@ import pandas as pd
 import statsmodels.api as sm
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.contract import MODALITY_CODES, combination_sort_key
+from pipeline.contract import combination_sort_key
 from pipeline.models.design_matrix import Contrast, analysis_frames, full_rank_columns
 from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.pairs import CODES, Pair, joined
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
-PREFIX = "synergy:"
 METHOD = "ancova"
-CODES = tuple(MODALITY_CODES.values())
-
-
-def _joined(codes: set[str] | frozenset[str]) -> str:
-    return "+".join(sorted(codes, key=CODES.index))
-
-
-@dataclass(frozen=True)
-class Pair:
-    """Add-ons ``a`` and ``b`` (codes, in the contract's order) on ``background`` (codes joined by +, or '')."""
-
-    a: str
-    b: str
-    background: str
-
-    @property
-    def name(self) -> str:
-        return f"{PREFIX}{self.a}+{self.b}|{self.background}"
-
-    @property
-    def groups(self) -> tuple[str, str, str, str]:
-        """The four combinations: C, C+A, C+B, C+A+B ('' for C when there is no background)."""
-        base = set(self.background.split("+")) - {""}
-        return (
-            _joined(base),
-            _joined(base | {self.a}),
-            _joined(base | {self.b}),
-            _joined(base | {self.a, self.b}),
-        )
-
-
-def parse(contrast: str) -> Pair | None:
-    """The pair of a ``synergy:A+B|C`` contrast name; None for any other contrast."""
-    if not contrast.startswith(PREFIX) or "|" not in contrast:
-        return None
-    added, background = contrast[len(PREFIX) :].split("|", 1)
-    a, _, b = added.partition("+")
-    return Pair(a, b, background)
 
 
 def synergy_pairs(population: pd.DataFrame, min_group_size: int) -> list[Pair]:
@@ -86,7 +48,7 @@ def synergy_pairs(population: pd.DataFrame, min_group_size: int) -> list[Pair]:
         if len(codes) < 2:
             continue
         for a, b in combinations(sorted(codes, key=CODES.index), 2):
-            pair = Pair(a, b, _joined(set(codes) - {a, b}))
+            pair = Pair(a, b, joined(set(codes) - {a, b}))
             if all(counts.get(group, 0) >= min_group_size for group in pair.groups):
                 pairs.add(pair)
     return sorted(pairs, key=lambda p: (combination_sort_key(p.groups[3]), combination_sort_key(f"{p.a}+{p.b}")))

@@ -11,7 +11,8 @@ import pytest
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import add_severity, load_baselines, load_changes, load_population
-from pipeline.models.synergy import Pair, parse, synergy_pairs, synergy_rows
+from pipeline.models.pairs import Pair, parse
+from pipeline.models.synergy import synergy_pairs, synergy_rows
 from pipeline.settings import ModelSettings
 from pipeline.tools.synthetic import SyntheticParameters, synergy_tables
 from tests.models.test_fit import build_warehouse
