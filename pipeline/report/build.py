@@ -366,7 +366,7 @@ def _build(
     # Every patient count goes through the register; the audit reads it with the earlier releases' and
     # may hide more before anything is written.
     register = published_register(data, tables, release or quarter, primary)
-    claims.register_counts(register, data.claim_patients)
+    tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
     # The answer prints the estimates' own register cells, so after the audit has had its say.

@@ -87,24 +87,30 @@ def read_patients(con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, design: 
     return found
 
 
-def register_counts(register: Register, patients: ClaimPatients) -> None:
-    """Every count the section prints, before the audit."""
-    for position, ((contrast, group), members) in enumerate(patients.synergy.items()):
-        register.count(
+def register_counts(register: Register, patients: ClaimPatients) -> pd.DataFrame:
+    """Every count the section prints, registered before the audit, as the table ``claims.csv`` prints them
+    (the audit may hide more; ``apply_register`` writes what it decides into the table)."""
+    cells = [
+        (
             f"{TABLE}|{contrast}|{group}",
+            contrast,
+            group or "untreated",
             f"patients on {group or 'no treatment'} with the primary outcome's change ({contrast})",
             members,
-            place=(TABLE, position, group or "untreated"),
         )
-    for position, (key, members, words) in enumerate(
-        (
-            ("surgery", patients.surgery, "patients with surgery and a repeat BoNT injection"),
-            ("bont_alone", patients.bont_alone, "patients on BoNT alone with a repeat injection"),
-        )
+        for (contrast, group), members in patients.synergy.items()
+    ]
+    for key, members, words in (
+        ("surgery", patients.surgery, "patients with surgery and a repeat BoNT injection"),
+        ("bont_alone", patients.bont_alone, "patients on BoNT alone with a repeat injection"),
     ):
         if members:
-            place = (TABLE, len(patients.synergy) + position, key)
-            register.count(f"{TABLE}|reliance|{key}", words, members, place=place)
+            cells.append((f"{TABLE}|reliance|{key}", RELIANCE_CONTRAST, key, words, members))
+    rows = []
+    for position, (key, contrast, group, words, members) in enumerate(cells):
+        register.count(key, words, members, place=(TABLE, position, "patients"))
+        rows.append({"claim": contrast, "group": group, "patients": register.text(key)})
+    return pd.DataFrame(rows, columns=["claim", "group", "patients"])
 
 
 def _number(value: float, digits: int = 1) -> str:
