@@ -27,7 +27,7 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
             [name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]  # fetchall: a fetchone would leave the result open on the caller's connection
     )
 
 
