@@ -21,7 +21,9 @@ follow-up), the change after vs before surgery (``contrast = 'after_vs_before_su
 Each is fitted twice: ``mixed`` / ``phreg`` within the surgery patients alone, and ``mixed_vs_bont_alone`` /
 ``phreg_vs_bont_alone``, the guard against drift: the patients on BoNT alone (no other treatment ever) join
 the same model, and every row carries its session-number window (the number of the injection that starts
-the interval, or of the session: 1, 2, 3, 4, 5-6, 7 and on) as fixed effects (for the hazard, as strata).
+the interval, or of the session, counted from the index visit on: 1, 2, 3, 4, 5-6, 7 and on) as fixed effects
+(with each patient's share of rows in each window, so that they too are compared within patients; for the
+hazard, the windows are strata and a term for the surgery patients' own baseline hazard is added).
 So a change that comes with the session number anyway (doses titrated up over the first sessions, intervals
 drifting) is estimated on patients who never had surgery and taken out: what is left is the change that
 comes with surgery, compared over the same calendar of sessions. The first fit's note gives the second's
@@ -73,8 +75,18 @@ def load_gaps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every gap between injections from the index visit on (``event`` 1), and each patient's last one, from
     the last injection to the last contact (``event`` 0), with its phase and the window of its start."""
     frame = con.execute("""
-        WITH intervals AS (
-            SELECT * FROM botox_intervals WHERE "day" - days_since_previous >= 0
+        WITH earlier AS (
+            SELECT site_id, patient_id, count(*) AS n
+            FROM treatments
+            WHERE modality = 'botox' AND "day" < 0
+            GROUP BY ALL
+        ),
+        intervals AS (
+            -- session numbers counted from the index visit on (an earlier injection is history, not the course)
+            SELECT i.* REPLACE (i.injection_number - coalesce(e.n, 0) AS injection_number)
+            FROM botox_intervals AS i
+            LEFT JOIN earlier AS e USING (site_id, patient_id)
+            WHERE i."day" - i.days_since_previous >= 0
         ),
         contact AS (
             SELECT site_id, patient_id, max(d) AS last_day
@@ -116,13 +128,21 @@ def load_gaps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def load_sessions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every injection after the first, from the index visit on, with its units, phase and window."""
+    """Every injection after the first, from the index visit on, with its units, phase and window (session
+    numbers counted from the index visit on)."""
     frame = con.execute("""
-        SELECT site_id, patient_id, injection_number AS session, botox_units AS units,
-            surgery_before, patient_group
-        FROM botox_intervals
-        WHERE "day" >= 0 AND botox_units IS NOT NULL
-        ORDER BY site_id, patient_id, injection_number
+        WITH earlier AS (
+            SELECT site_id, patient_id, count(*) AS n
+            FROM treatments
+            WHERE modality = 'botox' AND "day" < 0
+            GROUP BY ALL
+        )
+        SELECT i.site_id, i.patient_id, i.injection_number - coalesce(e.n, 0) AS session, i.botox_units AS units,
+            i.surgery_before, i.patient_group
+        FROM botox_intervals AS i
+        LEFT JOIN earlier AS e USING (site_id, patient_id)
+        WHERE i."day" >= 0 AND i.botox_units IS NOT NULL
+        ORDER BY i.site_id, i.patient_id, i.injection_number
     """).df()
     frame["after"] = frame["surgery_before"].astype(float)
     frame["window"] = window(frame["session"])
@@ -150,11 +170,15 @@ def _windows(frame: pd.DataFrame) -> pd.DataFrame:
 def _design(frame: pd.DataFrame, drift: bool) -> pd.DataFrame:
     """const, after, the patient's share of rows after surgery (Mundlak's term: it makes ``after`` a
     within-patient contrast, untouched by patients differing in how often they are injected), and with
-    ``drift`` the session-number windows."""
-    share = frame.groupby(["site_id", "patient_id"])["after"].transform("mean")
+    ``drift`` the session-number windows and each patient's share of rows in each (so that the windows too are
+    compared within patients: a patient injected more often reaches the later windows sooner)."""
+    patient = [frame["site_id"], frame["patient_id"]]
+    share = frame["after"].groupby(patient).transform("mean")
     parts = [pd.DataFrame({"const": 1.0, "after": frame["after"], "after_share": share}, index=frame.index)]
     if drift:
-        parts.append(_windows(frame))
+        windows = _windows(frame)
+        parts.append(windows)
+        parts.append(windows.groupby(patient).transform("mean").add_suffix("_share"))
     return pd.concat(parts, axis=1)
 
 
@@ -209,6 +233,8 @@ def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
     strata.)"""
     patients = _patients(frame)
     design = _design(frame, False).drop(columns=["const"])
+    if drift:  # the surgery patients' own baseline hazard beside that of the patients on BoNT alone
+        design["surgery_group"] = (frame["patient_group"] == "surgery").astype(float)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
