@@ -61,6 +61,8 @@ HIGHER_IS_BETTER = {INTERVAL: True, UNITS: False, HAZARD: False}
 WITHIN = {INTERVAL: "mixed", UNITS: "mixed", HAZARD: "phreg"}
 AGAINST_BONT_ALONE = {INTERVAL: "mixed_vs_bont_alone", UNITS: "mixed_vs_bont_alone", HAZARD: "phreg_vs_bont_alone"}
 METHODS = ("mixed", "phreg", "mixed_vs_bont_alone", "phreg_vs_bont_alone")
+# statsmodels' warnings when its first optimiser fails and it retries with the next.
+RETRIED, FIRST_FAILED = "Retrying MixedLM optimization", "Maximum Likelihood optimization failed to converge"
 WINDOW_EDGES = (1, 2, 3, 4, 5, 7)  # session-number windows: 1, 2, 3, 4, 5-6, 7 and on
 
 
@@ -211,6 +213,10 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
             except (np.linalg.LinAlgError, ValueError) as error:
                 return failed(f"fit failed (MixedLM): {error}")
         problems = sorted({str(w.message).split("\n")[0] for w in caught})
+        # BFGS failing and Powell, tried next, converging is a converged fit: recorded, not a failure.
+        if fit.converged and any(p.startswith(RETRIED) for p in problems):
+            problems = [p for p in problems if not p.startswith((RETRIED, FIRST_FAILED))]
+            notes.append("BFGS did not converge, Powell's method did")
         if not fit.converged:
             problems.append("MixedLM reports no convergence")
         estimate, se = float(fit.fe_params[1]), float(fit.bse_fe[1])

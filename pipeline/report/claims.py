@@ -34,6 +34,12 @@ NAMES = {
     "OS": "other surgery",
 }
 
+OUTCOME_WORDS = {
+    "botox_interval_days": "the days between injections",
+    "botox_units_per_session": "the units per session",
+    "time_to_next_botox": "the time to the next injection",
+}
+
 PatientKey = tuple[str, str]
 
 
@@ -269,6 +275,13 @@ def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
             f"({_interval(units['ci_low'], units['ci_high'])})"
         )
     sentences = [f"{who}, " + "; ".join(parts) + "."]
+    warned = [r for r in (interval, hazard, units) if r is not None and not bool(r["diagnostics_ok"])]
+    if warned:
+        sentences[0] += (
+            " Read with care: the fit of "
+            + " and of ".join(OUTCOME_WORDS.get(str(r["outcome"]), str(r["outcome"])) for r in warned)
+            + " warned (the estimate's note in the warehouse says how)."
+        )
     drift_days = _row(claims, "botox_interval_days", "mixed_vs_bont_alone")
     drift_units = _row(claims, "botox_units_per_session", "mixed_vs_bont_alone")
     if drift_days is not None or drift_units is not None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.claims import claim_rows
-from pipeline.models.reliance import CONTRAST, reliance_rows
+from pipeline.models.reliance import CONTRAST, mixed_change, reliance_rows
 from pipeline.settings import ModelSettings
 from pipeline.sql_files import SQL_DIR
 from pipeline.tools.synthetic import SyntheticParameters, treatment_tables
@@ -121,3 +122,16 @@ def test_too_few_surgery_patients_give_rows_without_numbers() -> None:
     assert len(rows) == 6
     assert all(math.isnan(r["estimate"]) and not r["diagnostics_ok"] for r in rows)
     assert all(r["note"].startswith("not estimated: fewer than 11") for r in rows), [r["note"] for r in rows]
+
+
+def test_a_mixed_model_on_its_boundary_keeps_its_numbers_and_says_it_did_not_converge_cleanly() -> None:
+    # Each patient's noise sums to zero: no patient variance at all, the REML fit sits on its boundary.
+    rng = np.random.default_rng(0)
+    after = np.concatenate([[0, 0, 1, 1] if i % 2 else [0, 1, 1, 1] for i in range(40)]).astype(float)
+    frame = pd.DataFrame({"site_id": "s1", "patient_id": np.repeat([f"P{i}" for i in range(40)], 4), "after": after})
+    noise = pd.Series(rng.normal(0, 10, len(frame)))
+    frame["days"] = 90 + 40 * after + noise - noise.groupby(frame["patient_id"]).transform("mean")
+    result = mixed_change(frame, "days", drift=False)
+    assert not result.diagnostics_ok and not result.converged
+    assert result.note.startswith("did not converge cleanly: ") and "boundary" in result.note
+    assert abs(result.estimate - 40) < 2  # the numbers are kept
