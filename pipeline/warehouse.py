@@ -47,6 +47,7 @@ PUBLISHED_TABLES = (
     "covariate_balance",
     "propensity_diagnostics",
     "build_info",
+    "botox_intervals",
 )
 
 

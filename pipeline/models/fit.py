@@ -25,6 +25,7 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.aipw import aipw
+from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
     Contrast,
     add_severity,
@@ -456,6 +457,8 @@ def fit_models(
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
     measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id, overlaps)
     estimates = with_measures(estimates, measures)
+    # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
+    estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
     runs = pd.DataFrame(
         [
             {

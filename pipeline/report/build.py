@@ -23,11 +23,12 @@ import pandas as pd
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
-from pipeline.report import figures, queries
+from pipeline.report import claims, figures, queries
 from pipeline.report.answer import (
     VERDICT_RULES,
     AnswerRow,
     answer_rows,
+    baseline_sd,
     lead_sentences,
     odds_words,
 )
@@ -365,10 +366,14 @@ def _build(
     # Every patient count goes through the register; the audit reads it with the earlier releases' and
     # may hide more before anything is written.
     register = published_register(data, tables, release or quarter, primary)
+    tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
     # The answer prints the estimates' own register cells, so after the audit has had its say.
     answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
+    claim_parts = claims.section(
+        data.claims, data.estimates, data.scores, register, design, baseline_sd(data.scores, design.primary_outcome)
+    )
     # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
     trajectories = without_hidden_spread(
         safe_summary(data.trajectories),
@@ -545,6 +550,7 @@ def _build(
         "summary": summary_sentences(data, flow["patients"].tolist(), answer),
         "answer": _answer_groups(answer),
         "answer_lead": lead_sentences(answer, design),
+        "claims": claim_parts,
         "verdict_rules": VERDICT_RULES,
         "flow_steps": _flow_steps(data, flow),
         "tables": {

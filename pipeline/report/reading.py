@@ -13,6 +13,8 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import queries
+from pipeline.report.claims import ClaimPatients, split_claims
+from pipeline.report.claims import read_patients as read_claim_patients
 from pipeline.report.published_counts import (
     Members,
     estimate_members,
@@ -68,6 +70,9 @@ class WarehouseData:
     members: Members = field(default_factory=Members)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # What surgeons claim (issue 19): their model_estimates rows and the patients behind their counts.
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)
+    claim_patients: ClaimPatients = field(default_factory=ClaimPatients)
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -181,7 +186,8 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.doses = queries.summarise(data.dose_rows, ["session"], "units")
     models = _model_frames(con, tables)
     data.run = _run_info(models["model_runs"])
-    data.estimates = _sort_estimates(models["model_estimates"], design)
+    data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
+    data.claim_patients = read_claim_patients(con, data.claims, design)
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]

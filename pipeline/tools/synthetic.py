@@ -11,7 +11,17 @@ carry a known truth for the models to recover:
 - combined treatment adds ``combined_effect`` Sunnybrook-composite points to the 12-month
   change. Every other outcome moves through the same ``q`` (composite = 115 q - 15), so the
   effect on it is the same shift of ``q``, ``combined_effect / 115``, in its own units and
-  direction (e.g. SAQ falls about ``combined_effect / 115 x 80`` percent points).
+  direction (e.g. SAQ falls about ``combined_effect / 115 x 80`` percent points);
+- synergy (issue 19): BTX+PT+SN gets the sum of adding PT and adding SN to BTX (each
+  ``combined_effect``) plus ``synergy_pt_sn_on_btx``, so the interaction
+  E[BTX+PT+SN] - E[BTX+PT] - E[BTX+SN] + E[BTX] is that parameter (every other triple is
+  simply combined: its interaction is ``-combined_effect``);
+- BoNT after surgery (issue 19): injections about every 90 days (fewer for a worse baseline,
+  ``interval_by_severity`` days per SD, and larger doses, ``units_by_severity``), titrated up
+  over the first sessions; every gap that starts on or after a selective neurectomy or myectomy
+  is ``surgery_interval_days`` longer, and every session on or after it gets
+  ``surgery_dose_factor`` times the units. Surgery is chosen by indication (worse baselines are
+  likelier combined), so only a within-patient comparison recovers these.
 """
 
 from __future__ import annotations
@@ -57,6 +67,17 @@ class SyntheticParameters:
     # Further follow-up visits, as (target, low, high) days from t0, beyond the contract's three (e.g. a
     # 24-month visit, for a design with a 24-month timepoint).
     late_visits: tuple[tuple[int, int, int], ...] = ()
+    # Issue 19: the interaction of adding PT and SN on BTX (composite points at 12 months, beyond additive).
+    synergy_pt_sn_on_btx: float = 3.0
+    surgery_interval_days: float = 45.0  # days added to every gap between injections starting after surgery
+    surgery_dose_factor: float = 0.75  # units per session after surgery, as a share of those before
+    interval_by_severity: float = 8.0  # days fewer between injections per SD of worse baseline
+    interval_spread: float = 2.5  # widens the +-15-day spread of the gaps between injections (1: as drawn)
+    units_by_severity: float = 3.0  # units more per session per SD of worse baseline
+    # Shares of the combinations among the combined (COMBINED's order) and the single (SINGLE's); None: the
+    # defaults (COMBINED_P, SINGLE_P). E.g. a study of the PT+SN synergy makes its four groups common.
+    combined_mix: tuple[float, ...] | None = None
+    single_mix: tuple[float, ...] | None = None
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -136,20 +157,65 @@ def _choose_treatment(
     combined = rng.random(n) < 1 / (1 + np.exp(-logit))
     cohort = cohort.copy()
     cohort["combined"] = combined
-    cohort["combination"] = np.where(combined, rng.choice(COMBINED, n, p=COMBINED_P), rng.choice(SINGLE, n, p=SINGLE_P))
+    cohort["combination"] = np.where(
+        combined,
+        rng.choice(COMBINED, n, p=params.combined_mix or COMBINED_P),
+        rng.choice(SINGLE, n, p=params.single_mix or SINGLE_P),
+    )
+    # Each patient's own treatment effect: combined_effect for a combination, and for BTX+PT+SN the
+    # sum of adding PT and adding SN to BTX plus the synergy (issue 19).
+    synergic = cohort["combination"].to_numpy() == "BTX+PT+SN"
+    cohort["effect"] = params.combined_effect * combined + np.where(
+        synergic, params.combined_effect + params.synergy_pt_sn_on_btx, 0.0
+    )
     cohort["change_12m"] = (
         params.single_gain
         + params.room_to_improve * (60 - cohort["baseline"].to_numpy())
-        + params.combined_effect * combined
+        + cohort["effect"].to_numpy()
         + rng.normal(0, params.change_sd, n)
     )
     return cohort
 
 
-def _treatments(rng: np.random.Generator, cohort: pd.DataFrame, site: str) -> pd.DataFrame:
+SURGERY = ("selective_neurectomy", "selective_myectomy")
+
+
+def _botox_sessions(
+    draws: list[tuple[float, str, int]],
+    dose: float,
+    start: int,
+    end: int,
+    surgery: int | None,
+    severity: float,
+    params: SyntheticParameters,
+) -> list[tuple[int, float, str]]:
+    """(day, units, target) of each session from ``start`` to ``end``: the random draws of the sessions (unit
+    noise, target, gap noise) made as if there were no surgery, so the random stream is the same whatever the
+    parameters; gaps starting on or after ``surgery`` are longer, and sessions on or after it smaller."""
+    sessions = []
+    day, session = start, 0
+    while day <= end:
+        noise, target, gap_noise = draws[session] if session < len(draws) else (0.0, draws[-1][1], 0)
+        after = surgery is not None and day >= surgery
+        # Doses are titrated up over the first sessions, then settle.
+        units = dose * (1, 1.3, 1.5)[min(session, 2)] + noise + params.units_by_severity * severity
+        units *= params.surgery_dose_factor if after else 1.0
+        sessions.append((day, min(300.0, max(round(units, 1), 5.0)), target))
+        gap = 90 - params.interval_by_severity * severity + params.interval_spread * gap_noise
+        day += max(round(gap + (params.surgery_interval_days if after else 0.0)), 30)
+        session += 1
+    return sessions
+
+
+def _treatments(
+    rng: np.random.Generator, cohort: pd.DataFrame, site: str, params: SyntheticParameters | None = None
+) -> pd.DataFrame:
+    params = params or SyntheticParameters()
     events: list[tuple[str, str, int, str, float | None, int | None, str]] = []
     for row in cohort.itertuples(index=False):
         end = int(row.t0 + row.followup_end)
+        first_event = len(events)
+        botox: list[tuple[list[tuple[float, str, int]], float, int]] = []
         modalities = [CODES[c] for c in row.combination.split("+")]
         if row.late:
             extra = [m for m in ("physical_therapy", "botox") if m not in modalities]
@@ -165,15 +231,13 @@ def _treatments(rng: np.random.Generator, cohort: pd.DataFrame, site: str) -> pd
                 continue
             if modality == "botox":
                 dose = float(rng.integers(15, 35))
-                day, session = start, 0
+                day, draws = start, []
                 while day <= end:
-                    # Doses are titrated up over the first sessions, then settle.
-                    units = min(300.0, round(dose * (1, 1.3, 1.5)[min(session, 2)] + rng.normal(0, 2), 1))
-                    events.append(
-                        (row.patient_id, modality, day, "", max(units, 5.0), None, rng.choice(TARGETS[modality]))
-                    )
-                    session += 1
-                    day += int(90 + rng.integers(-15, 16))
+                    draws.append((float(rng.normal(0, 2)), str(rng.choice(TARGETS[modality])), 0))
+                    gap = int(rng.integers(-15, 16))
+                    draws[-1] = (*draws[-1][:2], gap)
+                    day += 90 + gap
+                botox.append((draws, dose, start))
             elif modality == "physical_therapy":
                 courses = 1 + int(rng.random() < 0.3)
                 for course in range(courses):
@@ -192,6 +256,12 @@ def _treatments(rng: np.random.Generator, cohort: pd.DataFrame, site: str) -> pd
                         )
             else:
                 events.append((row.patient_id, modality, start, "", None, None, rng.choice(TARGETS[modality])))
+        surgery_days = [e[2] for e in events[first_event:] if e[1] in SURGERY]
+        surgery = min(surgery_days) if surgery_days else None
+        severity = (55 - float(row.baseline)) / 15
+        for draws, dose, start in botox:
+            for day, units, target in _botox_sessions(draws, dose, start, end, surgery, severity, params):
+                events.append((row.patient_id, "botox", day, "", units, None, target))
         if row.prior:
             events.append(
                 (
@@ -259,7 +329,9 @@ def _followup_items(
     worlds = []
     for combined in (True, False):
         rng.bit_generator.state = state
-        shift = params.combined_effect * (float(combined) - cohort["combined"].to_numpy(dtype=float))
+        had = cohort["combined"].to_numpy(dtype=bool)
+        # As if combined: the patient's own effect where they had one, else combined_effect; as if single: none.
+        shift = np.where(had, 0.0, params.combined_effect) if combined else -cohort["effect"].to_numpy(dtype=float)
         worlds.append(
             _instrument_items(rng, _function_at(followup, cohort.assign(change_12m=cohort["change_12m"] + shift)))
         )
@@ -296,6 +368,7 @@ class _Scored:
     followup_items: dict[str, dict[str, np.ndarray]]
     observed: pd.Series  # the Sunnybrook composite measured at the index visit, by patient
     truth: float
+    synergy_truth: float = float("nan")  # the PT+SN on BTX interaction on the measured composite, when asked
 
 
 def _treat_and_score(
@@ -304,6 +377,7 @@ def _treat_and_score(
     cohort: pd.DataFrame,
     visits: pd.DataFrame,
     params: SyntheticParameters,
+    with_synergy_truth: bool = False,
 ) -> _Scored:
     """Score the index visit, choose treatment from it, drop out, then score the follow-up visits."""
     # The index visit is scored before treatment is chosen: the choice sees its Sunnybrook composite.
@@ -315,8 +389,35 @@ def _treat_and_score(
     )
     cohort = _choose_treatment(rng, cohort, patient_frame, observed.reindex(cohort["patient_id"]).to_numpy(), params)
     followup_visits = _drop_out(rng, followup_visits, observed, params)
+    before = rng.bit_generator.state
     followup_items, truth = _followup_items(rng, followup_visits, cohort, params)
-    return _Scored(cohort, baseline_visits, followup_visits, baseline_items, followup_items, observed, truth)
+    synergy = float("nan")
+    if with_synergy_truth:
+        after = rng.bit_generator.state
+        synergy = _synergy_truth(rng, before, followup_visits, cohort, params)
+        rng.bit_generator.state = after  # the data are the same with or without the truth
+    return _Scored(cohort, baseline_visits, followup_visits, baseline_items, followup_items, observed, truth, synergy)
+
+
+def _synergy_truth(
+    rng: np.random.Generator, state: dict, followup: pd.DataFrame, cohort: pd.DataFrame, params: SyntheticParameters
+) -> float:
+    """The PT+SN on BTX interaction as the measured Sunnybrook composite shows it (floors and ceilings bend an
+    additive latent scale): every 12-month visit scored, with the same noise, as if on BTX, BTX+PT, BTX+SN and
+    BTX+PT+SN; the truth is the mean of the four composites' interaction contrast."""
+    effects = (0.0, params.combined_effect, params.combined_effect)
+    effects += (2 * params.combined_effect + params.synergy_pt_sn_on_btx,)
+    composites = []
+    for effect in effects:
+        rng.bit_generator.state = state
+        change = cohort["change_12m"] - cohort["effect"] + effect
+        items = _instrument_items(rng, _function_at(followup, cohort.assign(change_12m=change)))
+        composites.append(_totals("sunnybrook", items["sunnybrook"], rng)["composite"])
+    at_12m = ((followup["from_t0"] >= 300) & (followup["from_t0"] <= 430)).to_numpy()
+    if not at_12m.any():
+        return float("nan")
+    base, with_pt, with_sn, both = (c[at_12m] for c in composites)
+    return float(np.mean(both - with_pt - with_sn + base))
 
 
 def analysis_tables(
@@ -327,6 +428,22 @@ def analysis_tables(
     months) and the true 12-month effect on the measured composite, without the export, load and
     warehouse around them: for checking the models against the truth over many seeds quickly.
     Visits fall on the timepoints' targets."""
+    patient_frame, scores, scored = _analysis_tables(patients, seed, site, params, with_synergy_truth=False)
+    return patient_frame, scores, scored.truth
+
+
+def synergy_tables(
+    patients: int, seed: int, site: str = "site01", params: SyntheticParameters | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """``analysis_tables``' frames (the same data) with the true PT+SN on BTX interaction on the measured
+    Sunnybrook composite at 12 months in place of the combined effect."""
+    patient_frame, scores, scored = _analysis_tables(patients, seed, site, params, with_synergy_truth=True)
+    return patient_frame, scores, scored.synergy_truth
+
+
+def _analysis_tables(
+    patients: int, seed: int, site: str, params: SyntheticParameters | None, with_synergy_truth: bool
+) -> tuple[pd.DataFrame, pd.DataFrame, _Scored]:
     params = params or SyntheticParameters()
     rng = np.random.default_rng(seed)
     patient_frame = _patients(rng, patients, site, 2026)
@@ -337,9 +454,9 @@ def analysis_tables(
         frames.append(pd.DataFrame({"patient_id": cohort["patient_id"][keep[:, column]], "from_t0": target}))
     visits = pd.concat(frames, ignore_index=True).merge(cohort[["patient_id", "followup_end"]], on="patient_id")
     visits = visits[visits["from_t0"] <= visits["followup_end"]].reset_index(drop=True)
-    scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
+    scored = _treat_and_score(rng, patient_frame, cohort, visits, params, with_synergy_truth)
     cohort, baseline_visits, followup_visits = scored.cohort, scored.baseline_visits, scored.followup_visits
-    observed, truth = scored.observed, scored.truth
+    observed = scored.observed
     followup = _totals("sunnybrook", scored.followup_items["sunnybrook"], rng)
     timepoint = {0: "baseline", 90: "3m", 180: "6m", 365: "12m"}
     scores = pd.concat(
@@ -353,7 +470,26 @@ def analysis_tables(
     patient_frame = patient_frame.merge(cohort[["patient_id", "combination", "prior", "followup_end"]], on="patient_id")
     patient_frame["prior_treatment"] = patient_frame.pop("prior")
     patient_frame["classifiable"] = patient_frame.pop("followup_end") >= 180
-    return patient_frame, scores[["site_id", "patient_id", "outcome", "timepoint", "value"]], truth
+    return patient_frame, scores[["site_id", "patient_id", "outcome", "timepoint", "value"]], scored
+
+
+def treatment_tables(
+    patients: int, seed: int, site: str = "site01", params: SyntheticParameters | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The treatments and visits of ``generate_drop`` (same seed, same rows), without the export around them:
+    the patients with their combination, the ``treatments`` table and every visit (site_id, patient_id,
+    visit_day), for fitting the BoNT-interval models straight from generated data."""
+    params = params or SyntheticParameters()
+    rng = np.random.default_rng(seed)
+    patient_frame = _patients(rng, patients, site, 2026)
+    cohort = _cohort(rng, patient_frame, params)
+    visits = _visits(rng, cohort, params)
+    scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
+    treatments = _treatments(rng, scored.cohort, site, params)
+    all_visits = pd.concat([scored.baseline_visits, scored.followup_visits], ignore_index=True)
+    all_visits = all_visits.assign(site_id=site)[["site_id", "patient_id", "visit_day"]]
+    patient_frame = patient_frame.merge(scored.cohort[["patient_id", "combination"]], on="patient_id")
+    return patient_frame, treatments, all_visits
 
 
 def _noisy(rng: np.random.Generator, centre: np.ndarray, sd: float, low: float, high: float) -> np.ndarray:
@@ -494,7 +630,7 @@ def generate_drop(
     scored = _treat_and_score(rng, patient_frame, cohort, visits, params)
     cohort, baseline_visits, followup_visits = scored.cohort, scored.baseline_visits, scored.followup_visits
     baseline_items, followup_items, truth = scored.baseline_items, scored.followup_items, scored.truth
-    treatments = _treatments(rng, cohort, site)
+    treatments = _treatments(rng, cohort, site, params)
     all_visits = pd.concat([baseline_visits, followup_visits], ignore_index=True)
     assessments = _assessments(rng, all_visits, _concat_items(baseline_items, followup_items), params, site)
     assessments["value"] = _format_value(assessments["value"])

@@ -24,6 +24,9 @@ FORBIDDEN = (
     "pipeline.models.random_intercept",
     "pipeline.models.imputation",
     "pipeline.models.parallel",
+    "pipeline.models.synergy",
+    "pipeline.models.reliance",
+    "pipeline.models.claims",
 )
 
 

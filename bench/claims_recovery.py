@@ -1,0 +1,123 @@
+"""The claims' estimates (issue 19) beside the generator's truth over seeds, fitted straight from generated
+frames, as Markdown tables: the PT+SN on BTX synergy (with the default mix of combinations and with its four
+groups made common) and the change in days between BoNT injections after surgery, with the hazard ratio.
+
+    .venv/bin/python bench/claims_recovery.py [--patients 3000] [--seeds 10]
+
+The synergy truth is the generator's on the measured Sunnybrook composite at 12 months (``synergy_tables``);
+the interval truth is ``surgery_interval_days``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.design_matrix import add_severity, load_baselines, load_changes, load_population
+from pipeline.models.reliance import reliance_rows
+from pipeline.models.synergy import synergy_rows
+from pipeline.settings import ModelSettings
+from pipeline.sql_files import SQL_DIR
+from pipeline.tools.synthetic import SyntheticParameters, synergy_tables, treatment_tables
+from tests.models.test_fit import build_warehouse
+
+FOUR_GROUPS = {"combined_mix": (1 / 3, 0, 0, 1 / 3, 1 / 3), "single_mix": (1, 0, 0, 0)}
+
+
+def synergy(patients: int, seed: int, params: SyntheticParameters) -> tuple[float, float, float, float]:
+    frame, scores, truth = synergy_tables(patients, seed, params=params)
+    con = duckdb.connect()
+    build_warehouse(con, frame, scores)
+    settings = ModelSettings()
+    population = add_severity(load_population(con, settings.covariates), load_baselines(con), ("sunnybrook_composite",))
+    rows = synergy_rows(population, load_changes(con), AnalysisDesign.read(con), settings)
+    con.close()
+    found = [r for r in rows if r["contrast"] == "synergy:PT+SN|BTX" and r["outcome"] == "sunnybrook_composite"]
+    if not found:
+        return truth, float("nan"), float("nan"), float("nan")
+    return truth, found[0]["estimate"], found[0]["ci_low"], found[0]["ci_high"]
+
+
+def reliance(patients: int, seed: int, params: SyntheticParameters) -> dict[tuple[str, str], tuple[float, ...]]:
+    _, treatments, visits = treatment_tables(patients, seed, params=params)
+    con = duckdb.connect()
+    con.register("t", treatments)
+    con.register("v", visits)
+    con.execute("CREATE TABLE treatments AS SELECT * FROM t")
+    con.execute("CREATE TABLE assessments AS SELECT * FROM v")
+    con.execute((SQL_DIR / "marts" / "11_botox_intervals.sql").read_text(encoding="utf-8"))
+    rows = reliance_rows(con, ModelSettings())
+    con.close()
+    return {(r["outcome"], r["method"]): (r["estimate"], r["ci_low"], r["ci_high"]) for r in rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=3000)
+    parser.add_argument("--seeds", type=int, default=10)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    seeds = range(args.seeds)
+    print(f"## Synergy PT+SN on BTX, {args.patients} patients, confounded by indication\n")
+    print("| scenario | seeds | mean truth | mean error | max abs error | within 1.5 | CI covers truth | CI covers 0 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    scenarios = {
+        "synergy 3, default mix": SyntheticParameters(synergy_pt_sn_on_btx=3.0),
+        "synergy 3, four groups common": SyntheticParameters(synergy_pt_sn_on_btx=3.0, **FOUR_GROUPS),
+        "no effect at all, four groups common": SyntheticParameters(
+            combined_effect=0.0, synergy_pt_sn_on_btx=0.0, **FOUR_GROUPS
+        ),
+    }
+    for name, params in scenarios.items():
+        fits = np.array([synergy(args.patients, seed, params) for seed in seeds])
+        truth, estimate, low, high = fits.T
+        error = estimate - truth
+        print(
+            f"| {name} | {len(seeds)} | {truth.mean():.2f} | {np.nanmean(error):+.2f} | {np.nanmax(np.abs(error)):.2f} "
+            f"| {int((np.abs(error) < 1.5).sum())} | {int(((low < truth) & (truth < high)).sum())} "
+            f"| {int(((low < 0) & (high > 0)).sum())} |"
+        )
+    print(f"\n## BoNT after surgery, {args.patients} patients, surgery chosen by indication\n")
+    print("| scenario | outcome | method | mean estimate | truth | max abs error | CI covers truth |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, params, truth in (
+        ("45 days longer, 0.75 x units", SyntheticParameters(), 45.0),
+        ("no change", SyntheticParameters(surgery_interval_days=0.0, surgery_dose_factor=1.0), 0.0),
+    ):
+        fits = [reliance(args.patients, seed, params) for seed in seeds]
+        for key in (
+            ("botox_interval_days", "mixed"),
+            ("botox_interval_days", "mixed_vs_bont_alone"),
+            ("time_to_next_botox", "phreg"),
+            ("time_to_next_botox", "phreg_vs_bont_alone"),
+            ("botox_units_per_session", "mixed"),
+            ("botox_units_per_session", "mixed_vs_bont_alone"),
+        ):
+            values = np.array([f[key] for f in fits])
+            target = (
+                truth
+                if key[0] == "botox_interval_days"
+                else (1.0 if truth == 0 and key[0] == "time_to_next_botox" else None)
+            )
+            if key[0] == "botox_units_per_session" and truth == 0:
+                target = 0.0
+            error = f"{np.max(np.abs(values[:, 0] - target)):.2f}" if target is not None else ""
+            covers = (
+                f"{int(((values[:, 1] < target) & (target < values[:, 2])).sum())}/{len(fits)}"
+                if target is not None
+                else ""
+            )
+            shown = "" if target is None else f"{target:g}"
+            print(f"| {name} | {key[0]} | {key[1]} | {values[:, 0].mean():.2f} | {shown} | {error} | {covers} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""What surgeons claim, tested (issue 19): the synergy rows (:mod:`pipeline.models.synergy`) and the rows of
+reliance on BoNT after surgery (:mod:`pipeline.models.reliance`), as ``model_estimates`` rows of the run.
+
+Multiplicity: neither shares a family with the comparative contrasts. Each synergy pair is a family of its
+own, as every contrast is (per method, contrast and timepoint: the primary outcome first, then Holm over the
+secondaries, subscores under their composite). The three reliance outcomes of one kind of fit (within the
+surgery patients: ``mixed`` and ``phreg``; against BoNT alone: ``mixed_vs_bont_alone`` and
+``phreg_vs_bont_alone``) are one family, Holm among themselves: none of them is the design's primary outcome.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.estimators import holm
+from pipeline.models.multiplicity import adjusted_p_values
+from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
+from pipeline.models.synergy import synergy_rows
+from pipeline.settings import ModelSettings
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND table_name = ?",
+            [name],
+        ).fetchall()[0][0]  # fetchall: a fetchone would leave the result open on the caller's connection
+    )
+
+
+def claim_rows(
+    con: duckdb.DuckDBPyConnection,
+    population: pd.DataFrame,
+    changes: pd.DataFrame,
+    design: AnalysisDesign,
+    settings: ModelSettings,
+    warnings: list[str],
+) -> pd.DataFrame:
+    """The synergy and reliance rows with ``p_adjusted`` (without run_id); empty where there is nothing to fit.
+    A warehouse without ``botox_intervals`` (one built before it existed) gets no reliance rows."""
+    rows = synergy_rows(population, changes, design, settings)
+    if _has_table(con, "botox_intervals"):
+        rows += reliance_rows(con, settings)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    converged = frame.pop("converged").astype(bool)
+    for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
+        warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
+    frame["p_adjusted"] = np.nan
+    synergy = frame["contrast"] != CONTRAST
+    if synergy.any():
+        part = frame[synergy]
+        frame.loc[synergy, "p_adjusted"] = adjusted_p_values(
+            part, converged[synergy], design.primary_outcome, design.composite_of
+        ).to_numpy()
+    for against in (False, True):
+        family = ~synergy & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
+        if family.any():
+            frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
+    return frame
+
+
+def with_claims(estimates: pd.DataFrame, claims: pd.DataFrame, run_id: str) -> pd.DataFrame:
+    """The run's estimates with the claims' rows after them, in the estimates' columns and types."""
+    if claims.empty:
+        return estimates
+    extra = claims.assign(run_id=run_id).reindex(columns=estimates.columns)
+    extra = extra.astype(dict(estimates.dtypes.items()))
+    return pd.concat([estimates, extra], ignore_index=True)

@@ -1,0 +1,367 @@
+"""Reliance on BoNT after surgery (issue 19): do patients need injections less often, or smaller ones, after a
+selective neurectomy or myectomy?
+
+Read from ``botox_intervals`` (one row per injection after a patient's first). Within patients who had
+surgery (``patient_group = 'surgery'``), from the index visit on (an injection before it is history, not
+follow-up), the change after vs before surgery (``contrast = 'after_vs_before_surgery'``, ``timepoint =
+'all'``) in:
+
+- ``botox_interval_days``: days between injections, a linear mixed model (statsmodels ``MixedLM``, REML)
+  with a random intercept per patient; an interval is after surgery when the surgery came on or before the
+  injection that starts it, before surgery when it came after the one that ends it; intervals with the
+  surgery inside them are left out. A fit that warns (non-convergence, a variance on its boundary) keeps
+  its numbers with ``diagnostics_ok`` false and the warning in ``note``.
+- ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
+  surgery came on or before its day.
+- ``time_to_next_botox``: the hazard of the next injection as a recurrent event: each gap is a time to the
+  next injection, the last one censored at the patient's last contact (visit or treatment); statsmodels
+  ``PHReg`` with a cluster-robust (sandwich) variance by patient. The estimate is the hazard ratio after vs
+  before surgery (below 1: the next injection comes later); ``std_error`` is that of its logarithm.
+
+Each is fitted twice: ``mixed`` / ``phreg`` within the surgery patients alone, and ``mixed_vs_bont_alone`` /
+``phreg_vs_bont_alone``, the guard against drift: the patients on BoNT alone (no other treatment ever) join
+the same model, and every row carries its session-number window (the number of the injection that starts
+the interval, or of the session, counted from the index visit on: 1, 2, 3, 4, 5-6, 7 and on) as fixed effects
+(with each patient's share of rows in each window, so that they too are compared within patients; for the
+hazard, the windows are strata and a term for the surgery patients' own baseline hazard is added).
+So a change that comes with the session number anyway (doses titrated up over the first sessions, intervals
+drifting) is estimated on patients who never had surgery and taken out: what is left is the change that
+comes with surgery, compared over the same calendar of sessions. The first fit's note gives the second's
+estimate beside it.
+
+Multiplicity: the three outcomes of one fit kind (within; against BoNT alone) are a family, Holm among
+themselves; they share no family with the comparative contrasts or with synergy.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.duration.hazard_regression import PHReg
+from statsmodels.regression.mixed_linear_model import MixedLM
+
+from pipeline.intervals import ALPHA
+from pipeline.models.estimators import Estimate, failed
+from pipeline.models.pairs import RELIANCE_CONTRAST
+from pipeline.models.random_intercept import fit_random_intercept
+from pipeline.models.sensitivity import minimum_detectable_difference
+from pipeline.settings import ModelSettings
+
+CONTRAST = RELIANCE_CONTRAST
+TIMEPOINT = "all"
+INTERVAL, UNITS, HAZARD = "botox_interval_days", "botox_units_per_session", "time_to_next_botox"
+OUTCOMES = (INTERVAL, UNITS, HAZARD)
+# Which way is less reliance on BoNT: longer intervals, fewer units, a lower hazard of the next injection.
+HIGHER_IS_BETTER = {INTERVAL: True, UNITS: False, HAZARD: False}
+WITHIN = {INTERVAL: "mixed", UNITS: "mixed", HAZARD: "phreg"}
+AGAINST_BONT_ALONE = {INTERVAL: "mixed_vs_bont_alone", UNITS: "mixed_vs_bont_alone", HAZARD: "phreg_vs_bont_alone"}
+METHODS = ("mixed", "phreg", "mixed_vs_bont_alone", "phreg_vs_bont_alone")
+# statsmodels' warnings when its first optimiser fails and it retries with the next.
+RETRIED, FIRST_FAILED = "Retrying MixedLM optimization", "Maximum Likelihood optimization failed to converge"
+WINDOW_EDGES = (1, 2, 3, 4, 5, 7)  # session-number windows: 1, 2, 3, 4, 5-6, 7 and on
+
+
+def window(session: pd.Series) -> pd.Series:
+    """The session-number window of each session number (1, 2, 3, 4, 5-6, 7+)."""
+    labels = ["1", "2", "3", "4", "5-6", "7+"]
+    codes = np.searchsorted(np.array(WINDOW_EDGES), session.to_numpy(dtype=float), side="right") - 1
+    return pd.Series(np.array(labels)[np.clip(codes, 0, len(labels) - 1)], index=session.index)
+
+
+def load_gaps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every gap between injections from the index visit on (``event`` 1), and each patient's last one, from
+    the last injection to the last contact (``event`` 0), with its phase and the window of its start."""
+    frame = con.execute("""
+        WITH earlier AS (
+            SELECT site_id, patient_id, count(*) AS n
+            FROM treatments
+            WHERE modality = 'botox' AND "day" < 0
+            GROUP BY ALL
+        ),
+        intervals AS (
+            -- session numbers counted from the index visit on (an earlier injection is history, not the course)
+            SELECT i.* REPLACE (i.injection_number - coalesce(e.n, 0) AS injection_number)
+            FROM botox_intervals AS i
+            LEFT JOIN earlier AS e USING (site_id, patient_id)
+            WHERE i."day" - i.days_since_previous >= 0
+        ),
+        contact AS (
+            SELECT site_id, patient_id, max(d) AS last_day
+            FROM (
+                SELECT site_id, patient_id, "day" AS d FROM treatments
+                UNION ALL
+                SELECT site_id, patient_id, visit_day AS d FROM assessments
+            )
+            GROUP BY ALL
+        ),
+        last_injection AS (
+            SELECT site_id, patient_id, max("day") AS "day", max(injection_number) AS injection_number,
+                any_value(surgery_day) AS surgery_day, any_value(patient_group) AS patient_group
+            FROM intervals
+            GROUP BY ALL
+        )
+        SELECT site_id, patient_id, days_since_previous AS days, 1 AS event, injection_number - 1 AS start_session,
+            interval_phase AS phase, patient_group
+        FROM intervals
+        WHERE days_since_previous > 0
+        UNION ALL
+        SELECT l.site_id, l.patient_id, c.last_day - l."day" AS days, 0 AS event, l.injection_number AS start_session,
+            CASE
+                WHEN l.surgery_day IS NULL THEN 'no_surgery'
+                WHEN l.surgery_day <= l."day" THEN 'after_surgery'
+                ELSE 'before_surgery'
+            END AS phase,
+            l.patient_group
+        FROM last_injection AS l
+        INNER JOIN contact AS c USING (site_id, patient_id)
+        WHERE c.last_day > l."day"
+        ORDER BY site_id, patient_id, start_session
+    """).df()
+    # A gap belongs to the phase it began in: one with the surgery inside it counts as before (keeping only
+    # the before-surgery gaps short enough to end before it would favour short ones).
+    frame["after"] = (frame["phase"] == "after_surgery").astype(float)
+    frame["window"] = window(frame["start_session"])
+    return frame
+
+
+def load_sessions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every injection after the first, from the index visit on, with its units, phase and window (session
+    numbers counted from the index visit on)."""
+    frame = con.execute("""
+        WITH earlier AS (
+            SELECT site_id, patient_id, count(*) AS n
+            FROM treatments
+            WHERE modality = 'botox' AND "day" < 0
+            GROUP BY ALL
+        )
+        SELECT i.site_id, i.patient_id, i.injection_number - coalesce(e.n, 0) AS session, i.botox_units AS units,
+            i.surgery_before, i.patient_group
+        FROM botox_intervals AS i
+        LEFT JOIN earlier AS e USING (site_id, patient_id)
+        WHERE i."day" >= 0 AND i.botox_units IS NOT NULL
+        ORDER BY i.site_id, i.patient_id, i.injection_number
+    """).df()
+    frame["after"] = frame["surgery_before"].astype(float)
+    frame["window"] = window(frame["session"])
+    return frame
+
+
+def _patients(frame: pd.DataFrame) -> np.ndarray:
+    return pd.factorize(frame["site_id"].astype(str) + "\x1f" + frame["patient_id"].astype(str), sort=True)[0]
+
+
+def _n(frame: pd.DataFrame) -> int:
+    return int(frame[["site_id", "patient_id"]].drop_duplicates().shape[0])
+
+
+def _windows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dummies of the session-number windows, against the most common one (none where there is one)."""
+    counts = frame["window"].value_counts()
+    reference = sorted(counts.index, key=lambda w: (-counts[w], w))[0]
+    return pd.DataFrame(
+        {f"window[{w}]": (frame["window"] == w).astype(float) for w in sorted(counts.index) if w != reference},
+        index=frame.index,
+    )
+
+
+def _design(frame: pd.DataFrame, drift: bool) -> pd.DataFrame:
+    """const, after, the patient's share of rows after surgery (Mundlak's term: it makes ``after`` a
+    within-patient contrast, untouched by patients differing in how often they are injected), and with
+    ``drift`` the session-number windows and each patient's share of rows in each (so that the windows too are
+    compared within patients: a patient injected more often reaches the later windows sooner)."""
+    patient = [frame["site_id"], frame["patient_id"]]
+    share = frame["after"].groupby(patient).transform("mean")
+    parts = [pd.DataFrame({"const": 1.0, "after": frame["after"], "after_share": share}, index=frame.index)]
+    if drift:
+        windows = _windows(frame)
+        parts.append(windows)
+        parts.append(windows.groupby(patient).transform("mean").add_suffix("_share"))
+    return pd.concat(parts, axis=1)
+
+
+def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
+    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient.
+
+    Within the surgery patients: statsmodels ``MixedLM`` (REML), its warnings caught and recorded. Against the
+    patients on BoNT alone (some ten times the rows): the same model by the project's REML fit
+    (``pipeline/models/random_intercept.py``, checked against ``MixedLM`` in the tests), in a second where
+    ``MixedLM`` takes a minute."""
+    design = _design(frame, drift)
+    values = frame[y].to_numpy(dtype=float)
+    groups = _patients(frame)
+    notes = ["linear mixed model (REML), random intercept per patient, within-patient (Mundlak) term"]
+    if drift:
+        fit = fit_random_intercept(values, design.to_numpy(dtype=float), groups)
+        problems = list(fit.problems)
+        if fit.boundary:
+            problems.append("patient variance at zero (singular fit)")
+        robust = fit.robust_bse if fit.robust_bse is not None else fit.bse_fe
+        estimate, se = float(fit.fe_params[1]), float(robust[1])
+        half = stats.norm.ppf(1 - ALPHA / 2) * se
+        ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
+        notes.append("patient-clustered sandwich errors")
+    else:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                fit = MixedLM(values, design.to_numpy(dtype=float), groups).fit(reml=True, method=["bfgs", "powell"])
+            except (np.linalg.LinAlgError, ValueError) as error:
+                return failed(f"fit failed (MixedLM): {error}")
+        problems = sorted({str(w.message).split("\n")[0] for w in caught})
+        # BFGS failing and Powell, tried next, converging is a converged fit: recorded, not a failure.
+        if fit.converged and any(p.startswith(RETRIED) for p in problems):
+            problems = [p for p in problems if not p.startswith((RETRIED, FIRST_FAILED))]
+            notes.append("BFGS did not converge, Powell's method did")
+        if not fit.converged:
+            problems.append("MixedLM reports no convergence")
+        estimate, se = float(fit.fe_params[1]), float(fit.bse_fe[1])
+        bounds = np.asarray(fit.conf_int(alpha=ALPHA))[1]
+        ci, p_value = (float(bounds[0]), float(bounds[1])), float(fit.pvalues[1])
+        notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
+        notes.append("model-based errors")
+    ok = not problems
+    if problems:
+        notes.insert(0, "did not converge cleanly: " + "; ".join(problems))
+    result = Estimate(estimate, se, ci[0], ci[1], p_value, ok, "; ".join(notes), converged=ok)
+    return result if result.ok else failed("; ".join([*notes, "fit failed: non-finite result"]))
+
+
+def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
+    """Cox model of the time to the next injection on ``after`` and the patient's share of gaps after surgery
+    (Mundlak's within-patient term), with the session-number windows as strata with ``drift``; a
+    cluster-robust (sandwich) variance by patient. The estimate is the hazard ratio, ``std_error`` that of its
+    log. (Strata by patient would give the same contrast at a hundred times the cost: statsmodels loops over
+    strata.)"""
+    patients = _patients(frame)
+    design = _design(frame, False).drop(columns=["const"])
+    if drift:  # the surgery patients' own baseline hazard beside that of the patients on BoNT alone
+        design["surgery_group"] = (frame["patient_group"] == "surgery").astype(float)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = PHReg(
+                frame["days"].to_numpy(dtype=float),
+                design.to_numpy(dtype=float),
+                status=frame["event"].to_numpy(dtype=float),
+                strata=frame["window"].to_numpy() if drift else None,
+                ties="efron",
+            )
+            fit = model.fit()
+            # The sandwich by patient. statsmodels' own (fit(groups=...)) turns NaN when any stratum has no
+            # event: such a stratum adds nothing to the partial likelihood, so its score residuals are 0 here.
+            scores = np.nan_to_num(model.score_residuals(fit.params))
+            by_patient = pd.DataFrame(scores).groupby(patients).sum().to_numpy()
+            bread = np.linalg.inv(model.hessian(fit.params))
+            covariance = bread @ (by_patient.T @ by_patient) @ bread
+        except (np.linalg.LinAlgError, ValueError) as error:
+            return failed(f"fit failed (PHReg): {error}")
+    problems = sorted({str(w.message).split("\n")[0] for w in caught})
+    log_hr, se = float(fit.params[0]), float(np.sqrt(covariance[0, 0]))
+    half = stats.norm.ppf(1 - ALPHA / 2) * se
+    notes = [
+        "hazard ratio of the next injection (Cox, PHReg, Efron ties), within-patient (Mundlak) term, "
+        "cluster-robust errors by patient; each patient's last gap censored at their last contact"
+    ]
+    ok = not problems
+    if problems:
+        notes.insert(0, "PHReg warned: " + "; ".join(problems))
+    result = Estimate(
+        float(np.exp(log_hr)),
+        se,
+        float(np.exp(log_hr - half)),
+        float(np.exp(log_hr + half)),
+        float(2 * stats.norm.sf(abs(log_hr / se))),
+        ok,
+        "; ".join(notes),
+        converged=ok,
+    )
+    return result if result.ok else failed("; ".join([*notes, "fit failed: non-finite result"]))
+
+
+def _fit(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:
+    if outcome == HAZARD:
+        return hazard_ratio(frame, drift)
+    return mixed_change(frame, "days" if outcome == INTERVAL else "units", drift)
+
+
+def _words(result: Estimate, outcome: str) -> str:
+    if not np.isfinite(result.estimate):
+        return "not estimated"
+    fmt = "{:.2f}" if outcome == HAZARD else "{:.1f}"
+    return f"{fmt.format(result.estimate)} ({fmt.format(result.ci_low)} to {fmt.format(result.ci_high)})"
+
+
+def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> list[dict[str, object]]:
+    """Two rows per outcome (within the surgery patients; against those on BoNT alone), in ``model_estimates``'
+    columns (without run_id and p_adjusted), with ``converged``. None where there is no ``botox_intervals``."""
+    minimum = settings.min_group_size
+    gaps, sessions = load_gaps(con), load_sessions(con)
+    rows: list[dict[str, object]] = []
+    for outcome in OUTCOMES:
+        data = gaps if outcome != UNITS else sessions
+        if outcome == INTERVAL:
+            data = data[data["event"] == 1]
+        surgery = data[data["patient_group"] == "surgery"]
+        alone = data[data["patient_group"] == "bont_alone"]
+        n_after, n_before = _n(surgery[surgery["after"] == 1]), _n(surgery[surgery["after"] == 0])
+        n_alone = _n(alone)
+        both = surgery.groupby(["site_id", "patient_id"])["after"].nunique()
+        n_both = int((both == 2).sum())
+        results: dict[bool, tuple[Estimate, int, int]] = {}
+        for drift in (False, True):
+            small = min(n_after, n_before) < minimum or (drift and n_alone < minimum)
+            if small:
+                who = "surgery patients with a " + ("gap" if outcome != UNITS else "session") + " before and after"
+                result = failed(
+                    f"not estimated: fewer than {minimum} {who} surgery" + (", or on BoNT alone" if drift else "")
+                )
+            else:
+                result = _guarded(outcome, pd.concat([surgery, alone]) if drift else surgery, drift)
+            results[drift] = (result, n_after, n_alone if drift else n_before)
+        within, against = results[False][0], results[True][0]
+        both_words = f"{n_both} surgery patients with both" if n_both >= minimum else f"fewer than {minimum} with both"
+        if np.isfinite(within.estimate):
+            within = replace(
+                within,
+                note=f"{within.note}; {both_words}; against patients on BoNT alone over the same session-number "
+                f"windows ({AGAINST_BONT_ALONE[outcome]}): {_words(against, outcome)}",
+            )
+        if np.isfinite(against.estimate):
+            against = replace(
+                against,
+                note=f"{against.note}; surgery patients and patients on BoNT alone ({n_alone}), session-number "
+                "windows (1, 2, 3, 4, 5-6, 7+) as fixed effects (strata for the hazard): the drift over sessions "
+                "without surgery taken out",
+            )
+        for method, (result, n_treated, n_control) in (
+            (WITHIN[outcome], (within, *results[False][1:])),
+            (AGAINST_BONT_ALONE[outcome], (against, *results[True][1:])),
+        ):
+            rows.append(
+                {
+                    "method": method,
+                    "outcome": outcome,
+                    "timepoint": TIMEPOINT,
+                    "contrast": CONTRAST,
+                    **result.columns(),
+                    "n_treated": n_treated,
+                    "n_control": n_control,
+                    "higher_is_better": HIGHER_IS_BETTER[outcome],
+                    "e_value": float("nan"),
+                    "e_value_ci": float("nan"),
+                    "mdd": float("nan") if outcome == HAZARD else minimum_detectable_difference(result.std_error),
+                }
+            )
+    return rows
+
+
+def _guarded(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:
+    try:
+        return _fit(outcome, frame.reset_index(drop=True), drift)
+    except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
+        return failed(f"fit failed ({outcome}): {type(error).__name__}: {error}")

@@ -1,0 +1,327 @@
+"""What surgeons claim, tested (issue 19), in sentences a surgeon can repeat: whether two add-on modalities
+together give more than the sum of each alone (synergy), and whether patients rely less on BoNT after a
+selective neurectomy or myectomy. The estimates are the model run's ``synergy:A+B|C`` and
+``after_vs_before_surgery`` rows (:mod:`pipeline.models.synergy`, :mod:`pipeline.models.reliance`); every
+count printed goes through the register and its audit (:mod:`pipeline.report.register`).
+
+The claims' rows are kept apart from the comparative estimates (:func:`split_claims`): the report's tables,
+forest plots and answer are about combined vs single modality, and these contrasts are not of that kind.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.design_matrix import load_changes, load_population
+from pipeline.models.pairs import PREFIX, RELIANCE_CONTRAST, parse
+from pipeline.report.register import Register
+from pipeline.report.suppression import SMALL_CELL
+from pipeline.report.tables import outcome_label
+from pipeline.yardsticks import yardstick
+
+TABLE = "claims"  # the register's name for the section's counts
+SYNERGY_METHOD = "ancova"
+NAMES = {
+    "BTX": "BoNT",
+    "PT": "physical therapy",
+    "SN": "selective neurectomy",
+    "MY": "selective myectomy",
+    "OS": "other surgery",
+}
+
+OUTCOME_WORDS = {
+    "botox_interval_days": "the days between injections",
+    "botox_units_per_session": "the units per session",
+    "time_to_next_botox": "the time to the next injection",
+}
+
+PatientKey = tuple[str, str]
+
+
+def split_claims(estimates: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the comparative estimates, the claims' rows)."""
+    if estimates.empty or "contrast" not in estimates:
+        return estimates, estimates.iloc[0:0]
+    contrast = estimates["contrast"].astype(str)
+    claim = contrast.str.startswith(PREFIX) | (contrast == RELIANCE_CONTRAST)
+    return estimates[~claim].reset_index(drop=True), estimates[claim].reset_index(drop=True)
+
+
+@dataclass
+class ClaimPatients:
+    """The patients behind the section's counts."""
+
+    synergy: dict[tuple[str, str], list[PatientKey]] = field(default_factory=dict)  # (contrast, group) -> patients
+    surgery: list[PatientKey] = field(default_factory=list)  # surgery patients with a repeat injection
+    bont_alone: list[PatientKey] = field(default_factory=list)  # patients on BoNT alone with a repeat injection
+
+
+def _keys(frame: pd.DataFrame) -> list[PatientKey]:
+    return [(str(s), str(p)) for s, p in zip(frame["site_id"], frame["patient_id"], strict=True)]
+
+
+def read_patients(con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, design: AnalysisDesign) -> ClaimPatients:
+    """Each synergy pair's four groups (patients with a change in the primary outcome at the primary timepoint,
+    as the model takes them), and the patients of the BoNT comparison (a repeat injection from the index visit
+    on, as the models take them)."""
+    found = ClaimPatients()
+    if claims.empty:
+        return found
+    pairs = [p for p in (parse(str(c)) for c in dict.fromkeys(claims["contrast"])) if p is not None]
+    if pairs:
+        population = load_population(con, ())
+        changes = load_changes(con)
+        primary = (changes["outcome"] == design.primary_outcome) & (changes["timepoint"] == design.primary_timepoint)
+        at = changes[primary]
+        observed = population.merge(at[["site_id", "patient_id"]], on=["site_id", "patient_id"], how="inner")
+        for pair in pairs:
+            for group in pair.groups:
+                found.synergy[(pair.name, group)] = _keys(observed[observed["combination"] == group])
+    tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if (claims["contrast"] == RELIANCE_CONTRAST).any() and "botox_intervals" in tables:
+        rows = con.execute(
+            'SELECT DISTINCT site_id, patient_id, patient_group FROM botox_intervals WHERE "day" >= 0 '
+            "ORDER BY site_id, patient_id"
+        ).df()
+        found.surgery = _keys(rows[rows["patient_group"] == "surgery"])
+        found.bont_alone = _keys(rows[rows["patient_group"] == "bont_alone"])
+    return found
+
+
+def register_counts(register: Register, patients: ClaimPatients) -> pd.DataFrame:
+    """Every count the section prints, registered before the audit, as the table ``claims.csv`` prints them
+    (the audit may hide more; ``apply_register`` writes what it decides into the table)."""
+    cells = [
+        (
+            f"{TABLE}|{contrast}|{group}",
+            contrast,
+            group or "untreated",
+            f"patients on {group or 'no treatment'} with the primary outcome's change ({contrast})",
+            members,
+        )
+        for (contrast, group), members in patients.synergy.items()
+    ]
+    for key, members, words in (
+        ("surgery", patients.surgery, "patients with surgery and a repeat BoNT injection"),
+        ("bont_alone", patients.bont_alone, "patients on BoNT alone with a repeat injection"),
+    ):
+        if members:
+            cells.append((f"{TABLE}|reliance|{key}", RELIANCE_CONTRAST, key, words, members))
+    rows = []
+    for position, (key, contrast, group, words, members) in enumerate(cells):
+        register.count(key, words, members, place=(TABLE, position, "patients"))
+        rows.append({"claim": contrast, "group": group, "patients": register.text(key)})
+    return pd.DataFrame(rows, columns=["claim", "group", "patients"])
+
+
+def _number(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}".replace("-", "−")
+
+
+def _interval(low: float, high: float, digits: int = 1) -> str:
+    return f"95% CI {_number(low, digits)} to {_number(high, digits)}"
+
+
+def _codes(codes: str) -> str:
+    names = [NAMES.get(c, c) for c in codes.split("+") if c]
+    return " and ".join([", ".join(names[:-1]), names[-1]]) if len(names) > 1 else "".join(names)
+
+
+def synergy_verdict(better: float, low: float, high: float, threshold: float | None, words: str) -> str:
+    """Synergy, less than the sum, additivity or cannot tell, from the interaction's CI (in the better
+    direction) against the outcome's yardstick."""
+    if low > 0:
+        if threshold is not None and better >= threshold:
+            return "the data show synergy, of a size that matters"
+        return "the data show synergy" + (f", though smaller than the {words}" if threshold is not None else "")
+    if high < 0:
+        return "the data show less than the sum of the parts"
+    if threshold is not None and -threshold < low and high < threshold:
+        return f"the data show additivity: any synergy is smaller than the {words}"
+    return "the data cannot tell synergy from additivity"
+
+
+def _add_on(estimates: pd.DataFrame, contrast: str, outcome: str, at: str) -> pd.Series | None:
+    if estimates.empty:
+        return None
+    match = estimates[
+        (estimates["contrast"] == contrast)
+        & (estimates["outcome"] == outcome)
+        & (estimates["timepoint"] == at)
+        & (estimates["method"] == SYNERGY_METHOD)
+    ]
+    if match.empty or not math.isfinite(float(match["estimate"].iloc[0])):
+        return None
+    return match.iloc[0]
+
+
+def synergy_sentences(
+    claims: pd.DataFrame,
+    estimates: pd.DataFrame,
+    scores: pd.DataFrame,
+    register: Register,
+    design: AnalysisDesign,
+    baseline_sd: float | None,
+) -> list[str]:
+    outcome, at = design.primary_outcome, design.primary_timepoint
+    label, when = outcome_label(outcome), design.labels.get(at, at)
+    rows = claims[
+        claims["contrast"].astype(str).str.startswith(PREFIX)
+        & (claims["outcome"] == outcome)
+        & (claims["timepoint"] == at)
+        & (claims["method"] == SYNERGY_METHOD)
+    ]
+    if rows.empty:
+        return [
+            f"No pair of add-on modalities had at least {SMALL_CELL} patients in each of its four groups (the "
+            "background alone, each add-on alone on it, both together), so whether modalities applied together "
+            "do more than the sum of their parts could not be tested."
+        ]
+    stick = yardstick(outcome, baseline_sd)
+    sentences = []
+    for row in rows.itertuples(index=False):
+        pair = parse(str(row.contrast))
+        assert pair is not None
+        base, with_a, with_b, _ = pair.groups
+        on = f" on {_codes(base)}" if base else ""
+        together = f"Adding {NAMES.get(pair.a, pair.a)} and {NAMES.get(pair.b, pair.b)} together{on}"
+        counts = ", ".join(
+            f"{group or 'untreated'} {register.text(f'{TABLE}|{row.contrast}|{group}')}" for group in pair.groups
+        )
+        if not math.isfinite(float(row.estimate)):
+            sentences.append(f"{together}: not estimated ({row.note}).")
+            continue
+        sign = 1.0 if bool(row.higher_is_better) else -1.0
+        better, low, high = (
+            sign * row.estimate,
+            min(sign * row.ci_low, sign * row.ci_high),
+            max(sign * row.ci_low, sign * row.ci_high),
+        )
+        size = f"{_number(abs(better))} points {'more' if better >= 0 else 'less'} improvement"
+        verdict = synergy_verdict(better, low, high, stick.value, stick.words)
+        sentence = (
+            f"{together} gave {size} in the {label} at {when} than the sum of adding each alone "
+            f"({_interval(low, high)}; patients {counts}): {verdict}."
+        )
+        alone = [
+            (name, _add_on(estimates, f"{group}_vs_{base}", outcome, at))
+            for name, group in ((pair.a, with_a), (pair.b, with_b))
+        ]
+        shown = [
+            f"adding {NAMES.get(name, name)} alone gave {_number(sign * r.estimate)} points "
+            f"({_interval(*sorted((sign * r.ci_low, sign * r.ci_high)))})"
+            for name, r in alone
+            if r is not None
+        ]
+        if base and shown:
+            sentence += f" Beside it, on {_codes(base)}, " + " and ".join(shown) + " (adjusted, vs " + base + ")."
+        sentences.append(sentence)
+    return sentences
+
+
+def _row(claims: pd.DataFrame, outcome: str, method: str) -> pd.Series | None:
+    match = claims[
+        (claims["contrast"] == RELIANCE_CONTRAST) & (claims["outcome"] == outcome) & (claims["method"] == method)
+    ]
+    if match.empty or not math.isfinite(float(match["estimate"].iloc[0])):
+        return None
+    return match.iloc[0]
+
+
+def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
+    interval = _row(claims, "botox_interval_days", "mixed")
+    units = _row(claims, "botox_units_per_session", "mixed")
+    hazard = _row(claims, "time_to_next_botox", "phreg")
+    if interval is None and hazard is None and units is None:
+        if (claims["contrast"] == RELIANCE_CONTRAST).any():
+            return [
+                f"Too few patients (fewer than {SMALL_CELL}) had BoNT injections both before and after a selective "
+                "neurectomy or myectomy to tell whether they needed injections less often or smaller ones after it."
+            ]
+        return []
+    who = (
+        f"Among the {register.text(f'{TABLE}|reliance|surgery')} patients with a selective neurectomy or "
+        "myectomy and repeat BoNT injections, comparing each patient's injections after surgery with their own "
+        "before it"
+    )
+    parts = []
+    if interval is not None:
+        days = float(interval["estimate"])
+        parts.append(
+            f"injections came {_number(abs(days), 0)} days {'further apart' if days >= 0 else 'closer together'} "
+            f"after surgery ({_interval(interval['ci_low'], interval['ci_high'], 0)})"
+        )
+    if hazard is not None:
+        ratio, low, high = float(hazard["estimate"]), float(hazard["ci_low"]), float(hazard["ci_high"])
+        verdict = (
+            "the next injection came later"
+            if high < 1
+            else "the next injection came sooner"
+            if low > 1
+            else "the data cannot tell whether the next injection came later"
+        )
+        parts.append(
+            f"the hazard ratio of the next injection was {_number(ratio, 2)} ({_interval(low, high, 2)}): {verdict}"
+        )
+    if units is not None:
+        change = float(units["estimate"])
+        parts.append(
+            f"each session used {_number(abs(change))} units {'fewer' if change < 0 else 'more'} "
+            f"({_interval(units['ci_low'], units['ci_high'])})"
+        )
+    sentences = [f"{who}, " + "; ".join(parts) + "."]
+    warned = [r for r in (interval, hazard, units) if r is not None and not bool(r["diagnostics_ok"])]
+    if warned:
+        sentences[0] += (
+            " Read with care: the fit of "
+            + " and of ".join(OUTCOME_WORDS.get(str(r["outcome"]), str(r["outcome"])) for r in warned)
+            + " warned (the estimate's note in the warehouse says how)."
+        )
+    drift_days = _row(claims, "botox_interval_days", "mixed_vs_bont_alone")
+    drift_units = _row(claims, "botox_units_per_session", "mixed_vs_bont_alone")
+    if drift_days is not None or drift_units is not None:
+        compared = []
+        if drift_days is not None:
+            compared.append(
+                f"{_number(float(drift_days['estimate']), 0)} days between injections "
+                f"({_interval(drift_days['ci_low'], drift_days['ci_high'], 0)})"
+            )
+        if drift_units is not None:
+            compared.append(
+                f"{_number(float(drift_units['estimate']))} units per session "
+                f"({_interval(drift_units['ci_low'], drift_units['ci_high'])})"
+            )
+        sentences.append(
+            "Doses and intervals can drift over a course of injections whatever the surgery; compared over the "
+            f"same session numbers with the {register.text(f'{TABLE}|reliance|bont_alone')} patients on BoNT "
+            "alone, the change that comes with surgery was " + " and ".join(compared) + "."
+        )
+    return sentences
+
+
+def section(
+    claims: pd.DataFrame,
+    estimates: pd.DataFrame,
+    scores: pd.DataFrame,
+    register: Register,
+    design: AnalysisDesign,
+    baseline_sd: float | None,
+) -> list[dict[str, object]]:
+    """The section's parts (title, sentences), after the audit; empty without any claim row."""
+    if claims.empty:
+        return []
+    parts = [
+        {
+            "title": "Do modalities applied together do more than the sum of their parts?",
+            "sentences": synergy_sentences(claims, estimates, scores, register, design, baseline_sd),
+        }
+    ]
+    reliance = reliance_sentences(claims, register)
+    if reliance:
+        parts.append({"title": "Do patients need less BoNT after surgery?", "sentences": reliance})
+    return parts

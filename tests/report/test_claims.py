@@ -1,0 +1,141 @@
+"""The report's section on what surgeons claim (pipeline/report/claims.py): its sentences from the claims'
+``model_estimates`` rows, and its counts through the register and the disclosure audit."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.report.claims import ClaimPatients, register_counts, section, split_claims, synergy_verdict
+from pipeline.report.disclosure import protect
+from pipeline.report.register import Register
+
+DESIGN = AnalysisDesign(
+    timepoints=("12m",),
+    months={"baseline": 0, "12m": 12},
+    labels={"baseline": "baseline", "12m": "12 months"},
+    primary_timepoint="12m",
+    outcomes=("sunnybrook_composite",),
+    higher_is_better={"sunnybrook_composite": True},
+    primary_outcome="sunnybrook_composite",
+)
+PAIR = "synergy:PT+SN|BTX"
+
+
+def row(contrast: str, method: str, outcome: str, timepoint: str, estimate: float, low: float, high: float, **kw):
+    return {
+        "run_id": "r",
+        "method": method,
+        "outcome": outcome,
+        "timepoint": timepoint,
+        "contrast": contrast,
+        "estimate": estimate,
+        "ci_low": low,
+        "ci_high": high,
+        "higher_is_better": kw.get("better", True),
+        "note": "n",
+        "diagnostics_ok": True,
+    }
+
+
+def claims_rows(synergy: tuple[float, float, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            row(PAIR, "ancova", "sunnybrook_composite", "12m", *synergy),
+            row("after_vs_before_surgery", "mixed", "botox_interval_days", "all", 44.5, 42.7, 46.3),
+            row("after_vs_before_surgery", "mixed_vs_bont_alone", "botox_interval_days", "all", 45.7, 43.6, 47.9),
+            row("after_vs_before_surgery", "mixed", "botox_units_per_session", "all", -3.8, -4.0, -3.5, better=False),
+            row("after_vs_before_surgery", "mixed_vs_bont_alone", "botox_units_per_session", "all", -8.3, -8.8, -7.9),
+            row("after_vs_before_surgery", "phreg", "time_to_next_botox", "all", 0.15, 0.14, 0.16, better=False),
+        ]
+    )
+
+
+def patients(sizes: dict[str, int], surgery: int = 40, alone: int = 60) -> ClaimPatients:
+    found = ClaimPatients()
+    for group, n in sizes.items():
+        found.synergy[(PAIR, group)] = [("s1", f"{group}-{i}") for i in range(n)]
+    found.surgery = [("s1", f"S{i}") for i in range(surgery)]
+    found.bont_alone = [("s1", f"A{i}") for i in range(alone)]
+    return found
+
+
+FOUR = {"BTX": 300, "BTX+PT": 120, "BTX+SN": 40, "BTX+PT+SN": 60}
+
+
+def rendered(synergy: tuple[float, float, float], sizes: dict[str, int] = FOUR) -> tuple[list[dict], Register]:
+    register = Register("2026-Q3")
+    register_counts(register, patients(sizes))
+    protect(register, [], ())
+    return section(claims_rows(synergy), pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0), register
+
+
+def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
+    parts, _ = rendered((2.4, 0.6, 4.2))
+    sentence = parts[0]["sentences"][0]
+    assert sentence.startswith(
+        "Adding physical therapy and selective neurectomy together on BoNT gave 2.4 points more improvement in the "
+    )
+    assert "than the sum of adding each alone (95% CI 0.6 to 4.2;" in sentence
+    assert "BTX 300, BTX+PT 120, BTX+SN 40, BTX+PT+SN 60" in sentence
+    # The yardstick: the SDC from the baseline SD given (12), as the answer section reads it.
+    assert sentence.endswith(
+        ": the data show synergy, though smaller than the SDC 11.0 (ICC 0.89, Neely et al. 2010, with these data's SD)."
+    )
+
+
+def test_synergy_additivity_or_cannot_tell() -> None:
+    assert synergy_verdict(6.0, 2.0, 9.0, 5.0, "MIC").startswith("the data show synergy, of a size")
+    assert synergy_verdict(2.0, 0.5, 3.5, 5.0, "MIC") == "the data show synergy, though smaller than the MIC"
+    assert synergy_verdict(0.3, -2.0, 2.6, 5.0, "MIC").startswith("the data show additivity")
+    assert synergy_verdict(0.3, -6.0, 6.6, 5.0, "MIC") == "the data cannot tell synergy from additivity"
+    assert synergy_verdict(0.3, -2.0, 2.6, None, "") == "the data cannot tell synergy from additivity"
+    assert synergy_verdict(-4.0, -6.0, -2.0, 5.0, "MIC") == "the data show less than the sum of the parts"
+
+
+def test_the_bont_sentences_give_days_hazard_ratio_units_and_the_drift_check() -> None:
+    parts, _ = rendered((0.1, -1.0, 1.2))
+    reliance = parts[1]["sentences"]
+    assert reliance[0].startswith("Among the 40 patients with a selective neurectomy or myectomy")
+    assert "injections came 44 days further apart after surgery (95% CI 43 to 46)" in reliance[0]
+    assert (
+        "hazard ratio of the next injection was 0.15 (95% CI 0.14 to 0.16): the next injection came later"
+        in (reliance[0])
+    )
+    assert "each session used 3.8 units fewer" in reliance[0]
+    assert "with the 60 patients on BoNT alone" in reliance[1] and "46 days" in reliance[1]
+
+
+def test_a_small_group_prints_as_under_eleven_and_never_as_its_number() -> None:
+    parts, register = rendered((2.4, 0.6, 4.2), {"BTX": 300, "BTX+PT": 120, "BTX+SN": 7, "BTX+PT+SN": 60})
+    sentence = parts[0]["sentences"][0]
+    assert "BTX+SN <11" in sentence and "BTX+SN 7" not in sentence
+    assert register.cells[f"claims|{PAIR}|BTX+SN"].status != "shown"
+
+
+def test_the_claims_rows_stay_out_of_the_comparative_estimates() -> None:
+    estimates = pd.concat(
+        [claims_rows((1.0, 0.0, 2.0)), pd.DataFrame([row("combined_vs_single", "ancova", "saq", "12m", 1, 0, 2)])]
+    )
+    comparative, claims = split_claims(estimates)
+    assert list(comparative["contrast"]) == ["combined_vs_single"]
+    assert len(claims) == 6
+
+
+def test_without_a_pair_the_section_says_synergy_could_not_be_tested() -> None:
+    register = Register("2026-Q3")
+    claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:]
+    register_counts(register, patients({}))
+    parts = section(claims, pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0)
+    assert parts[0]["sentences"][0].startswith("No pair of add-on modalities had at least 11 patients")
+
+
+def test_an_estimate_whose_fit_warned_is_read_with_care() -> None:
+    register = Register("2026-Q3")
+    register_counts(register, patients({}))
+    claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:].copy()
+    claims.loc[claims["method"].eq("mixed") & claims["outcome"].eq("botox_interval_days"), "diagnostics_ok"] = False
+    sentence = section(claims, pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0)[1]["sentences"][0]
+    assert sentence.endswith(
+        "Read with care: the fit of the days between injections warned (the estimate's note in the warehouse says how)."
+    )
