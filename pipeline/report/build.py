@@ -31,6 +31,7 @@ from pipeline.report.answer import (
     lead_sentences,
     odds_words,
 )
+from pipeline.report.balance import primary_balance, with_smd
 from pipeline.report.disclosure import protect
 from pipeline.report.published_counts import (
     apply_register,
@@ -183,18 +184,10 @@ def _figure_labels(outcomes: tuple[str, ...], design: AnalysisDesign) -> dict[st
 
 def _balance_for_plot(data: WarehouseData, design: AnalysisDesign) -> tuple[pd.DataFrame, str]:
     """The primary comparison's balance (primary timepoint, first outcome with rows), as a Love plot draws it."""
-    balance = data.balance
-    if balance is None or balance.empty:
-        return pd.DataFrame(), ""
-    at = design.primary_timepoint
-    rows = balance[balance["contrast"] == PRIMARY_CONTRAST] if "contrast" in balance else balance
-    if "timepoint" in rows and (rows["timepoint"] == at).any():
-        rows = rows[rows["timepoint"] == at]
+    rows, outcome = primary_balance(data.balance, design)
     if rows.empty:
         return pd.DataFrame(), ""
-    outcome = next((o for o in design.outcomes if o in set(rows["outcome"])), str(rows["outcome"].iloc[0]))
-    rows = rows[rows["outcome"] == outcome].drop_duplicates("covariate")
-    return rows, f"Balance, combined vs single, {outcome_label(outcome)} at {design.label(at)} (IPTW)"
+    return rows, f"Balance, combined vs single, {outcome_label(outcome)} at {design.primary_label} (IPTW)"
 
 
 def _ess_share(ess: object, n: object) -> str:
@@ -313,6 +306,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
     by_year_counts = data.by_year.groupby(["year", "group"]).size().reset_index(name="patients")
     orders = data.orders.rename(columns={"order": "order received"})
     classifiable = data.members.patients[data.members.patients["classifiable"]]
+    balance = primary_balance(data.balance, design)
     primary = (
         data.estimates[
             (data.estimates["contrast"] == PRIMARY_CONTRAST) & (data.estimates["timepoint"] == design.primary_timepoint)
@@ -325,7 +319,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "exclusions": counts_table(data.exclusions, "patients")
         if len(data.exclusions)
         else pd.DataFrame(columns=["reason", "patients"]),
-        "table1": table_one(data.table_one, MAIN_OUTCOMES, design.higher_is_better),
+        "table1": with_smd(table_one(data.table_one, MAIN_OUTCOMES, design.higher_is_better), *balance, MAIN_OUTCOMES),
         "combinations": grouped_counts(classifiable, "combination")
         if len(classifiable)
         else pd.DataFrame(columns=["group", "combination", "patients"]),

@@ -29,6 +29,7 @@ from pipeline.report.register import Register
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
+GROUP_COLUMNS = ("single modality", "combined")  # Table 1's count columns (the rest: SMDs, not counts)
 PERCENT = re.compile(r" \(\d+%\)$")
 FLOW_SQL = """
 SELECT m.site_id, m.patient_id, m.t0_day IS NOT NULL AS treated, coalesce(m.classifiable, false) AS classifiable,
@@ -198,7 +199,7 @@ def _grouped(
 
 
 def _table_one(register: Register, table: pd.DataFrame, patients: pd.DataFrame, labels: dict[str, object]) -> None:
-    groups = [c for c in table.columns if c != "characteristic"]
+    groups = [c for c in table.columns if c in GROUP_COLUMNS]
     for g in groups:
         register.printed_count(
             f"table1|patients|{g}",
@@ -334,7 +335,7 @@ def apply_register(register: Register, tables: dict[str, pd.DataFrame]) -> None:
             for spread in SPREAD_COLUMNS.get(table, ()):
                 frame.iloc[row, frame.columns.get_loc(spread)] = ""
     table1 = tables["table1"]
-    for column in [c for c in table1.columns if c != "characteristic"]:
+    for column in [c for c in table1.columns if c in GROUP_COLUMNS]:
         if not register.shown(f"table1|patients|{column}"):
             table1[column] = [PERCENT.sub("", str(v)) for v in table1[column]]
 
