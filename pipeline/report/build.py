@@ -33,6 +33,7 @@ from pipeline.report.answer import (
 )
 from pipeline.report.balance import primary_balance, with_smd
 from pipeline.report.disclosure import protect
+from pipeline.report.overlap import overlap_figure, overlap_table, register_overlap
 from pipeline.report.published_counts import (
     apply_register,
     fill_register,
@@ -249,6 +250,7 @@ def _flow_steps(data: WarehouseData, table: pd.DataFrame) -> list[dict[str, str]
 # When the audit must hide or coarsen a count, the first of these tables that can lose one does: the
 # detail tables before the ones a reader starts from (flow, Table 1, combinations).
 GIVE_UP_FIRST = (
+    "preference_overlap",
     "estimates",
     "trajectories",
     "bont_dose_by_session",
@@ -295,6 +297,7 @@ def published_register(
             "primary_rows": primary,
         },
     )
+    register_overlap(register, tables["preference_overlap"], data.preference)
     return register
 
 
@@ -330,6 +333,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "estimates": estimates_table(data.estimates, labels),
         "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
+        "preference_overlap": overlap_table(data.preference),
         "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
@@ -393,6 +397,7 @@ def _build(
     primary_rows = marked[marked["contrast"] == PRIMARY_CONTRAST] if len(marked) else marked
     other_rows = marked[marked["contrast"] != PRIMARY_CONTRAST] if len(marked) else marked
     balance, balance_title = _balance_for_plot(data, design)
+    settings = data.run.get("settings", {}) if data.run else {}
     hallmark_figs = [
         Figure(
             key,
@@ -508,8 +513,17 @@ def _build(
             "and after (diamonds) inverse-probability weighting; below 0.1 after weighting is the pass mark.",
             figures.balance_figure(balance, balance_title),
         ),
+        Figure(
+            "preference_overlap",
+            "Preference-score overlap, combined vs single modality",
+            "How many patients of each group had each preference score (the propensity score with the share on "
+            "combined treatment taken out; Walker et al. 2013), as a share of the group per tenth of the score; "
+            f"neighbouring tenths are merged until no group has fewer than {SMALL_CELL} patients in one. Where the "
+            "groups overlap, patients alike on every covariate were treated both ways; the shaded band is the "
+            "equipoise range.",
+            overlap_figure(tables["preference_overlap"], tuple(settings.get("equipoise_bounds", (0.3, 0.7)))),
+        ),
     ]
-    settings = data.run.get("settings", {}) if data.run else {}
     recorded = data.build.get("design_settings") if data.build else None
     design_dict = json.loads(recorded) if isinstance(recorded, str) else (recorded or {})
     quality = {

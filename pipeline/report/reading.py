@@ -62,6 +62,7 @@ class WarehouseData:
     doses: pd.DataFrame = field(default_factory=pd.DataFrame)
     balance: pd.DataFrame = field(default_factory=pd.DataFrame)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    preference: pd.DataFrame = field(default_factory=pd.DataFrame)  # the primary contrast's preference scores
     refused: pd.DataFrame = field(default_factory=pd.DataFrame)
     flow_reasons: list[str] = field(default_factory=list)
     # Patient-level rows behind the counts (the register's populations).
@@ -131,7 +132,7 @@ def _run_info(runs: pd.DataFrame) -> dict[str, object]:
 def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
     """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
     empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
+    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics", "preference_scores")
     frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
     if "model_runs" not in tables:
         return frames
@@ -186,6 +187,10 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
+    preference = models["preference_scores"]
+    data.preference = (
+        preference[preference["contrast"] == PRIMARY_CONTRAST].reset_index(drop=True) if len(preference) else preference
+    )
     start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
     data.ledger, data.quarantine, data.refused = queries.quarter_quality(con, start, end)
     return data

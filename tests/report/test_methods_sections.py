@@ -3,6 +3,7 @@ overlap, the patient flow down to the primary analysis, the responder shares, th
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -63,3 +64,53 @@ def test_table_one_smd_columns_are_the_warehouse_covariate_balance(built: tuple[
     # The reference level and rows that are no model term stay blank; every term shown is one of the warehouse's.
     assert table.loc["  female, n (%)", "SMD before weighting"] == ""
     assert (table["SMD before weighting"] != "").sum() == len(expected)
+
+
+def test_overlap_bands_add_up_to_the_register_totals_with_no_small_cell(built: tuple[Path, dict]) -> None:
+    warehouse, result = built
+    table = result["tables"]["preference_overlap"]
+    register = result["register"]
+    scores = query(
+        warehouse,
+        "SELECT first_group, count(*) AS n FROM preference_scores WHERE contrast = 'combined_vs_single' GROUP BY ALL",
+    ).set_index("first_group")["n"]
+    assert len(table) >= 3  # several bands and the totals
+    bands, total = table.iloc[:-1], table.iloc[-1]
+    for group, first in (("combined", True), ("single modality", False)):
+        cell = register.cells[f"preference_overlap|{group}|all patients in the overlap model"]
+        # The total as the audit lets it print (it may hide it: other tables count nearly the same patients).
+        assert cell.value == int(scores[first]) and total[group] == register.text(cell.key)
+        assert sum(int(str(v).replace(",", "")) for v in bands[group]) == cell.value
+        for label, text in zip(bands["preference score"], bands[group], strict=True):
+            assert not SMALL.match(str(text)), (group, label, text)
+            assert register.cells[f"preference_overlap|{group}|{label}"].value == int(text)
+    # Bands are contiguous tenths from 0 to 1.
+    edges = [tuple(float(x) for x in label.split(" to ")) for label in bands["preference score"]]
+    assert edges[0][0] == 0.0 and edges[-1][1] == 1.0
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+    assert result["figures"]["preference_overlap"].png.startswith(b"\x89PNG")
+
+
+def test_overlap_bands_merge_small_cells_and_give_up_when_they_cannot() -> None:
+    from pipeline.report.overlap import bands, overlap_table
+
+    # Single modality: 30 at 0.15. Combined: 3 at 0.05, 12 at 0.15, 30 at 0.85. The first tenth (0 and 3) merges
+    # with the second; the empty tenths between are shown as 0.
+    scores = pd.DataFrame(
+        {
+            "site_id": "s",
+            "patient_id": [f"p{i}" for i in range(75)],
+            "first_group": [False] * 30 + [True] * 45,
+            "preference_score": [0.15] * 30 + [0.05] * 3 + [0.15] * 12 + [0.85] * 30,
+        }
+    )
+    table = overlap_table(scores)
+    assert table.iloc[0].tolist() == ["0.0 to 0.2", "30", "15"]
+    assert table.iloc[1].tolist() == ["0.2 to 0.3", "0", "0"]
+    assert table.iloc[-1].tolist() == ["all patients in the overlap model", "30", "45"]
+    assert not any(SMALL.match(str(v)) for v in table[["single modality", "combined"]].to_numpy().ravel())
+    # 3 combined patients in the last tenth alone: merged into the band before.
+    extra = scores.iloc[:3].assign(patient_id=["q1", "q2", "q3"], first_group=True, preference_score=0.95)
+    tail = pd.concat([scores, extra])
+    assert overlap_table(tail).iloc[-2].tolist() == ["0.8 to 1.0", "0", "33"]
+    assert bands(scores.iloc[:35]) == []  # 5 combined patients in all: no band can hold them
