@@ -33,6 +33,7 @@ from pipeline.report.answer import (
 )
 from pipeline.report.balance import primary_balance, with_smd
 from pipeline.report.disclosure import protect
+from pipeline.report.flow import flow_boxes, grouped_flow_table, register_flow_groups, step_patients
 from pipeline.report.overlap import overlap_figure, overlap_table, register_overlap
 from pipeline.report.published_counts import (
     apply_register,
@@ -65,7 +66,6 @@ from pipeline.report.tables import (
     counts_table,
     dose_table,
     estimates_table,
-    flow_table,
     footnoted,
     grouped_counts,
     ledger_table,
@@ -239,14 +239,6 @@ def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame, desig
     return pd.DataFrame(rows, columns=columns)
 
 
-def _flow_steps(data: WarehouseData, table: pd.DataFrame) -> list[dict[str, str]]:
-    shown, excluded = table["patients"].tolist(), table["excluded at this step"].tolist()
-    return [
-        {"label": label, "patients": shown[i], "excluded": excluded[i], "reason": data.flow_reasons[i]}
-        for i, (label, _) in enumerate(data.flow)
-    ]
-
-
 # When the audit must hide or coarsen a count, the first of these tables that can lose one does: the
 # detail tables before the ones a reader starts from (flow, Table 1, combinations).
 GIVE_UP_FIRST = (
@@ -295,8 +287,10 @@ def published_register(
             | {outcome_label(o): o for o in design.outcomes},
             "timepoint_of": {label: t for t, label in design.labels.items()},
             "primary_rows": primary,
+            "flow_members": step_patients(data.members.patients, data.flow_steps),
         },
     )
+    register_flow_groups(register, tables["patient_flow"], data.members.patients, data.flow_steps)
     register_overlap(register, tables["preference_overlap"], data.preference)
     return register
 
@@ -318,7 +312,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         else data.estimates
     )
     tables = {
-        "patient_flow": flow_table(data.flow),
+        "patient_flow": grouped_flow_table(data.members.patients, data.flow_steps),
         "exclusions": counts_table(data.exclusions, "patients")
         if len(data.exclusions)
         else pd.DataFrame(columns=["reason", "patients"]),
@@ -554,7 +548,7 @@ def _build(
         "answer": _answer_groups(answer),
         "answer_lead": lead_sentences(answer, design),
         "verdict_rules": VERDICT_RULES,
-        "flow_steps": _flow_steps(data, flow),
+        "flow_steps": flow_boxes(flow, data.flow_steps),
         "tables": {
             **{name: _table_payload(frame) for name, frame in tables.items()},
             "estimates_primary": _table_payload(primary_footnoted),

@@ -37,9 +37,19 @@ SELECT m.site_id, m.patient_id, m.t0_day IS NOT NULL AS treated, coalesce(m.clas
     coalesce(m.exclusion_reason, 'not classifiable') AS reason, m.patient_id IS NOT NULL AS in_combinations,
     EXISTS (
         SELECT 1 FROM followup_scores AS f
-        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.timepoint = ?
+        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.timepoint = $timepoint
             AND f."value" IS NOT NULL AND f.baseline_value IS NOT NULL
-    ) AS with_primary
+    ) AS with_primary,
+    EXISTS (
+        SELECT 1 FROM followup_scores AS f
+        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.outcome = $outcome
+            AND f.timepoint = 'baseline' AND f."value" IS NOT NULL
+    ) AS with_baseline,
+    EXISTS (
+        SELECT 1 FROM followup_scores AS f
+        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.outcome = $outcome
+            AND f.timepoint = $timepoint AND f.change IS NOT NULL
+    ) AS in_primary
 FROM patients AS p LEFT JOIN modality_combinations AS m USING (site_id, patient_id)
 ORDER BY p.site_id, p.patient_id
 """
@@ -55,13 +65,16 @@ def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(frame["site_id"].astype(str), frame["patient_id"].astype(str), strict=True))
 
 
-def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str) -> pd.DataFrame:
-    frame = con.execute(FLOW_SQL, [primary_timepoint]).df()
+def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primary_outcome: str) -> pd.DataFrame:
+    """One row per patient received: the flow's steps (the primary analysis: a change in the primary outcome at
+    the primary timepoint, as the models' analysis frames take it), group, combination and exclusion reason."""
+    frame = con.execute(FLOW_SQL, {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
     frame["classifiable"] = frame["classifiable"].fillna(False).astype(bool)
     frame["in_combinations"] = frame["in_combinations"].fillna(False).astype(bool)
-    frame["with_primary"] = frame["with_primary"].fillna(False).astype(bool) & frame["classifiable"]
+    for column in ("with_primary", "with_baseline", "in_primary"):
+        frame[column] = frame[column].fillna(False).astype(bool) & frame["classifiable"]
     return frame
 
 
@@ -122,12 +135,7 @@ def fill_register(
     """Register every patient count of ``tables`` as printed. ``frames``: the patient-level rows behind the
     tables (scores, sessions, orders, years, Table 1); ``labels``: how the tables name things."""
     patients = members.patients
-    flow_steps = [
-        patients,
-        patients[patients["treated"]],
-        patients[patients["classifiable"]],
-        patients[patients["with_primary"]],
-    ]
+    flow_steps: list[pd.DataFrame] = labels["flow_members"]  # type: ignore[assignment]
     flow = tables["patient_flow"]
     for i, step in enumerate(flow_steps[: len(flow)]):
         register.printed_count(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import queries
+from pipeline.report.flow import FlowStep, flow_steps, step_patients
 from pipeline.report.published_counts import (
     Members,
     estimate_members,
@@ -65,6 +66,7 @@ class WarehouseData:
     preference: pd.DataFrame = field(default_factory=pd.DataFrame)  # the primary contrast's preference scores
     refused: pd.DataFrame = field(default_factory=pd.DataFrame)
     flow_reasons: list[str] = field(default_factory=list)
+    flow_steps: list[FlowStep] = field(default_factory=list)
     # Patient-level rows behind the counts (the register's populations).
     members: Members = field(default_factory=Members)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -157,22 +159,15 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
         if len(info):
             data.build = info.iloc[0].to_dict()
     # The flow and the exclusions are counted from the patients the register names (one read, one truth).
-    patients = read_patients(con, design.primary_timepoint)
-    month = f"{design.months[design.primary_timepoint]}-month"
+    patients = read_patients(con, design.primary_timepoint, design.primary_outcome)
+    data.flow_steps = flow_steps(design)
     data.flow = [
-        ("Patients received (current records)", len(patients)),
-        ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
-        ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
-        (f"with a {month} score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
+        (step.label, len(chosen))
+        for step, chosen in zip(data.flow_steps, step_patients(patients, data.flow_steps), strict=True)
     ]
     excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
     data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
-    data.flow_reasons = [
-        "",
-        "no treatment on or after the index visit",
-        "followed up for less than the exposure window",
-        f"no {month} score with a baseline",
-    ]
+    data.flow_reasons = [step.reason for step in data.flow_steps]
     data.scores = _score_rows(con)
     data.trajectories = _trajectories(data.scores, design)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)

@@ -80,10 +80,11 @@ def test_overlap_bands_add_up_to_the_register_totals_with_no_small_cell(built: t
         cell = register.cells[f"preference_overlap|{group}|all patients in the overlap model"]
         # The total as the audit lets it print (it may hide it: other tables count nearly the same patients).
         assert cell.value == int(scores[first]) and total[group] == register.text(cell.key)
-        assert sum(int(str(v).replace(",", "")) for v in bands[group]) == cell.value
-        for label, text in zip(bands["preference score"], bands[group], strict=True):
-            assert not SMALL.match(str(text)), (group, label, text)
-            assert register.cells[f"preference_overlap|{group}|{label}"].value == int(text)
+        cells = [register.cells[f"preference_overlap|{group}|{label}"] for label in bands["preference score"]]
+        assert sum(c.value for c in cells) == cell.value  # the bands partition the group
+        for c, text in zip(cells, bands[group], strict=True):
+            assert not SMALL.match(str(text)) and not 0 < c.value < 11, (c.key, text)  # merged, not only hidden
+            assert text == register.text(c.key)  # printed as the register (after the audit) says
     # Bands are contiguous tenths from 0 to 1.
     edges = [tuple(float(x) for x in label.split(" to ")) for label in bands["preference score"]]
     assert edges[0][0] == 0.0 and edges[-1][1] == 1.0
@@ -114,3 +115,34 @@ def test_overlap_bands_merge_small_cells_and_give_up_when_they_cannot() -> None:
     tail = pd.concat([scores, extra])
     assert overlap_table(tail).iloc[-2].tolist() == ["0.8 to 1.0", "0", "33"]
     assert bands(scores.iloc[:35]) == []  # 5 combined patients in all: no band can hold them
+
+
+def test_the_flow_ends_at_the_primary_analysis_with_the_models_n(built: tuple[Path, dict]) -> None:
+    warehouse, result = built
+    n = query(
+        warehouse,
+        "SELECT n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND method = 'ancova' "
+        "AND outcome = 'sunnybrook_composite' AND timepoint = '12m'",
+    ).iloc[0]
+    register, flow = result["register"], result["tables"]["patient_flow"]
+    last = len(flow) - 1
+    assert "the primary analysis" in flow["step"].iloc[last] and "Sunnybrook composite" in flow["step"].iloc[last]
+    assert register.cells[f"flow|{last}"].value == int(n["n_treated"]) + int(n["n_control"])
+    assert register.cells[f"flow|{last}|combined"].value == int(n["n_treated"])
+    assert register.cells[f"flow|{last}|single modality"].value == int(n["n_control"])
+    # The same patients as the estimate's: the register names them, and they are the estimate's own.
+    for side, group in ((0, "combined"), (1, "single modality")):
+        estimate = register.cells[f"estimates|combined_vs_single|sunnybrook_composite|12m|ancova|{side}"]
+        assert list(estimate.members) == list(register.cells[f"flow|{last}|{group}"].members)
+    # Drop-out by group: each step's group counts, and what each group lost, add up; nothing printed is 1-10.
+    for i in range(3, len(flow)):
+        for group in ("combined", "single modality"):
+            before, after = register.cells[f"flow|{i - 1}|{group}"], register.cells[f"flow|{i}|{group}"]
+            assert register.cells[f"flow_excluded|{i}|{group}"].value == before.value - after.value
+        assert sum(register.cells[f"flow|{i}|{g}"].value for g in ("combined", "single modality")) == (
+            register.cells[f"flow|{i}"].value
+        )
+    for column in ("patients", "excluded at this step", "combined", "single modality", "combined excluded"):
+        assert not any(SMALL.match(str(v)) for v in flow[column]), column
+    words = " ".join(result["context"]["summary"])
+    assert "(the primary analysis)" in words
