@@ -25,6 +25,7 @@ from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report import figures, queries
 from pipeline.report.answer import (
+    NOT_ESTIMABLE,
     VERDICT_RULES,
     AnswerRow,
     answer_rows,
@@ -49,6 +50,8 @@ from pipeline.report.reading import (
     read_warehouse,
 )
 from pipeline.report.register import Register
+from pipeline.report.responder_shares import finish as finish_responders
+from pipeline.report.responder_shares import register_responders, responder_groups, responder_table, share_words
 from pipeline.report.suppression import (
     SMALL_CELL,
     audit_table,
@@ -243,6 +246,7 @@ def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame, desig
 # detail tables before the ones a reader starts from (flow, Table 1, combinations).
 GIVE_UP_FIRST = (
     "preference_overlap",
+    "responder_shares",
     "estimates",
     "trajectories",
     "bont_dose_by_session",
@@ -292,7 +296,16 @@ def published_register(
     )
     register_flow_groups(register, tables["patient_flow"], data.members.patients, data.flow_steps)
     register_overlap(register, tables["preference_overlap"], data.preference)
+    register_responders(register, tables["responder_shares"], _responder_groups(data), design.primary_timepoint)
     return register
+
+
+def _responder_groups(data: WarehouseData) -> list[dict[str, object]]:
+    design = data.design
+    assert design is not None
+    return responder_groups(
+        data.estimates, data.primary_changes, data.members.estimates, design.primary_timepoint, MAIN_OUTCOMES
+    )
 
 
 def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -328,6 +341,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
         "preference_overlap": overlap_table(data.preference),
+        "responder_shares": responder_table(_responder_groups(data)),
         "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
@@ -359,8 +373,14 @@ def _build(
     register = published_register(data, tables, release or quarter, primary)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
+    finish_responders(tables["responder_shares"], _responder_groups(data), register, at)
     # The answer prints the estimates' own register cells, so after the audit has had its say.
     answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
+    group_shares = share_words(tables["responder_shares"])
+    for row in answer:
+        share = group_shares.get((row.comparison, outcome_label(row.outcome)))
+        if share and row.responders and row.responders != NOT_ESTIMABLE:
+            row.responders = f"{share}; {row.responders}"
     # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
     trajectories = without_hidden_spread(
         safe_summary(data.trajectories),

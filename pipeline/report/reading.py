@@ -25,6 +25,7 @@ from pipeline.report.suppression import (
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
+from pipeline.sql_files import read_sql
 
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 TRAJECTORY_OUTCOMES = (
@@ -64,6 +65,7 @@ class WarehouseData:
     balance: pd.DataFrame = field(default_factory=pd.DataFrame)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
     preference: pd.DataFrame = field(default_factory=pd.DataFrame)  # the primary contrast's preference scores
+    primary_changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # change at the primary timepoint
     refused: pd.DataFrame = field(default_factory=pd.DataFrame)
     flow_reasons: list[str] = field(default_factory=list)
     flow_steps: list[FlowStep] = field(default_factory=list)
@@ -169,6 +171,9 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
     data.flow_reasons = [step.reason for step in data.flow_steps]
     data.scores = _score_rows(con)
+    data.primary_changes = con.execute(
+        read_sql("report/primary_changes.sql"), {"timepoint": design.primary_timepoint}
+    ).df()
     data.trajectories = _trajectories(data.scores, design)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
     data.orders = queries.treatment_orders(con)

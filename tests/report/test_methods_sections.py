@@ -146,3 +146,54 @@ def test_the_flow_ends_at_the_primary_analysis_with_the_models_n(built: tuple[Pa
         assert not any(SMALL.match(str(v)) for v in flow[column]), column
     words = " ".join(result["context"]["summary"])
     assert "(the primary analysis)" in words
+
+
+def test_responder_shares_are_each_groups_own_and_beside_the_adjusted_difference(built: tuple[Path, dict]) -> None:
+    warehouse, result = built
+    note = query(
+        warehouse,
+        "SELECT note FROM model_estimates WHERE method = 'responder' AND contrast = 'combined_vs_single' "
+        "AND outcome = 'sunnybrook_composite' AND timepoint = '12m'",
+    )["note"].iloc[0]
+    threshold = float(re.search(r"at least ([0-9.]+) points", note).group(1))
+    own = query(
+        warehouse,
+        """SELECT m.is_combined, count(*) AS n, count(*) FILTER (WHERE f.change >= ?) AS responders
+        FROM followup_scores AS f JOIN modality_combinations AS m USING (site_id, patient_id)
+        WHERE m.classifiable AND f.outcome = 'sunnybrook_composite' AND f.timepoint = '12m' AND f.change IS NOT NULL
+        GROUP BY ALL""",
+        [threshold],
+    ).set_index("is_combined")
+    register, table = result["register"], result["tables"]["responder_shares"]
+    rows = table[(table["comparison"] == "Combined vs single modality") & (table["outcome"] == "Sunnybrook composite")]
+    assert rows["group"].tolist() == ["combined", "single modality"]
+    for side, combined in ((0, True), (1, False)):
+        cell = register.cells[f"responders|combined_vs_single|sunnybrook_composite|12m|{side}"]
+        assert cell.value == int(own.loc[combined, "responders"])
+        row = rows.iloc[side]
+        assert row["responders"] == register.text(cell.key)
+        if row["share of the group"]:
+            assert row["share of the group"] == f"{100 * cell.value / int(own.loc[combined, 'n']):.0f}%"
+    assert not any(SMALL.match(str(v)) for v in table["responders"])
+    # Beside the adjusted risk difference in the answer, where the shares are printed.
+    answer = next(
+        r for g in result["context"]["answer"] for r in g["rows"] if r["comparison"] == "Combined vs single modality"
+    )
+    shares = rows["share of the group"].tolist()
+    if all(shares) and answer["responders"] != "not estimable":
+        assert answer["responders"].startswith(f"{shares[0]} vs {shares[1]}; ")
+    else:
+        assert "%;" not in answer["responders"].replace("% vs", "")  # no share printed that the table does not
+
+
+def test_responder_counts_hide_small_cells_and_their_complement() -> None:
+    from pipeline.report.responder_shares import responder_table
+
+    def group(n: int, r: int) -> dict[str, object]:
+        patients = [("s", f"p{i}") for i in range(n)]
+        return {"contrast": "combined_vs_single", "outcome": "saq", "side": 0, "group": "combined", "threshold": 28.2,
+                "patients": patients, "responders": patients[:r]}  # fmt: skip
+
+    table = responder_table([group(40, 5), group(40, 35), group(40, 20), group(40, 0)])
+    assert table["responders"].tolist() == ["<11", "suppressed", "20", "0"]
+    assert table["share of the group"].tolist() == ["", "", "50%", "0%"]
