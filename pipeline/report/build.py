@@ -78,6 +78,7 @@ from pipeline.report.tables import (
     table_one,
     trajectory_table,
 )
+from pipeline.report.trend import ESTIMATE_FILE, estimate_record, trend_figure, trend_table
 from pipeline.report.words import _timepoint_words, summary_sentences
 
 COVARIATE_WORDS = {
@@ -361,6 +362,7 @@ def _build(
     release: str = "",
     earlier: list[Register] | None = None,
     page_size: str = "Letter",
+    published: Path | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
     design = data.design
     assert design is not None
@@ -376,6 +378,8 @@ def _build(
     finish_responders(tables["responder_shares"], _responder_groups(data), register, at)
     # The answer prints the estimates' own register cells, so after the audit has had its say.
     answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
+    own = _own_estimate(answer, design, release or quarter)
+    tables["primary_trend"] = trend_table(published, release or quarter, own)
     group_shares = share_words(tables["responder_shares"])
     for row in answer:
         share = group_shares.get((row.comparison, outcome_label(row.outcome)))
@@ -537,6 +541,26 @@ def _build(
             "equipoise range.",
             overlap_figure(tables["preference_overlap"], tuple(settings.get("equipoise_bounds", (0.3, 0.7)))),
         ),
+        Figure(
+            "primary_trend",
+            "The primary estimate in each release",
+            f"The {outcome_label(design.primary_outcome)} at {at_words}, combined vs single modality, adjusted "
+            "(ANCOVA), with its 95% confidence interval, in every published quarterly report up to this one (each on "
+            "the data as loaded by the end of its quarter, so a later point also has more patients); the dashed line "
+            "is the important-change yardstick.",
+            trend_figure(
+                tables["primary_trend"],
+                next(
+                    (
+                        r.yardstick.value
+                        for r in answer
+                        if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome
+                    ),
+                    None,
+                ),
+                outcome_label(design.primary_outcome),
+            ),
+        ),
     ]
     recorded = data.build.get("design_settings") if data.build else None
     design_dict = json.loads(recorded) if isinstance(recorded, str) else (recorded or {})
@@ -596,7 +620,23 @@ def _build(
         "csv_files": [f"{name}.csv" for name in tables],
     }
     context["disclosure"] = disclosure
+    context["primary_estimate"] = own
     return tables, figs, context, register
+
+
+def _own_estimate(answer: list[AnswerRow], design: AnalysisDesign, release: str) -> dict[str, object]:
+    """This release's primary estimate as it prints it (for the index of releases and the trend plot)."""
+    row = next((r for r in answer if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome), None)
+    name = release.replace("provisional/", "") + (" (provisional)" if release.startswith("provisional/") else "")
+    return estimate_record(
+        name,
+        design.primary_outcome,
+        design.primary_timepoint,
+        row.better if row else None,
+        row.low if row else None,
+        row.high if row else None,
+        row.verdict if row else NOT_ESTIMABLE,
+    )
 
 
 def render(context: dict[str, object], figs: list[Figure]) -> str:
@@ -637,7 +677,7 @@ def write_report(
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size {page_size!r}: use one of {', '.join(PAGE_SIZES)}")
     tables, figs, context, register = _build(
-        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size
+        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size, Path(out_root)
     )
     if register_out is not None:  # kept in the data home for the next release's audit, never published
         register.save(register_out / "register.json.gz")
@@ -648,6 +688,7 @@ def write_report(
         write_csv(frame, folder / f"{name}.csv")  # no cell read as a formula
     for fig in figs:
         (folder / f"{fig.name}.png").write_bytes(fig.png)
+    (folder / ESTIMATE_FILE).write_text(json.dumps(context["primary_estimate"], indent=2) + "\n", encoding="utf-8")
     html = folder / "report.html"
     html.write_text(render(context, figs), encoding="utf-8")
     return html

@@ -28,6 +28,7 @@ from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
+from pipeline.report.trend import write_index_json
 from pipeline.settings import DataHome
 from pipeline.versions import package_versions
 
@@ -108,6 +109,7 @@ def write_index(published: Path) -> Path:
 """
     path = published / "index.html"
     path.write_text(page, encoding="utf-8")
+    write_index_json(published)  # the same releases, machine-readable, with each one's primary estimate
     return path
 
 

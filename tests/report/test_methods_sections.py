@@ -3,7 +3,9 @@ overlap, the patient flow down to the primary analysis, the responder shares, th
 
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 import re
 from pathlib import Path
 
@@ -197,3 +199,27 @@ def test_responder_counts_hide_small_cells_and_their_complement() -> None:
     table = responder_table([group(40, 5), group(40, 35), group(40, 20), group(40, 0)])
     assert table["responders"].tolist() == ["<11", "suppressed", "20", "0"]
     assert table["share of the group"].tolist() == ["", "", "50%", "0%"]
+
+
+def test_the_trend_has_one_point_per_published_release(
+    built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import datetime
+
+    from pipeline.report import release
+    from pipeline.settings import DataHome
+
+    warehouse, _ = built
+    home = DataHome.resolve(tmp_path / "home").ensure()
+    monkeypatch.setattr(release, "html_to_pdf", lambda html, pdf: pdf.write_bytes(b"%PDF-"))  # Chromium elsewhere
+    release.release_quarter(home, "2026Q2", warehouse, datetime(2026, 6, 30))
+    release.release_quarter(home, "2026Q3", warehouse, datetime(2026, 9, 30))
+    index = json.loads((home.published / "index.json").read_text(encoding="utf-8"))
+    assert [r["release"] for r in index["releases"]] == ["2026-Q2", "2026-Q3"]
+    trend = list(csv.DictReader((home.published / "2026-Q3" / "primary_trend.csv").open(encoding="utf-8")))
+    assert [r["release"] for r in trend] == ["2026-Q2", "2026-Q3"]  # one point per published release
+    own = index["releases"][1]["primary_estimate"]
+    assert trend[1]["difference in improvement"] == ("" if own["better"] is None else f"{own['better']:+.1f}")
+    first = list(csv.DictReader((home.published / "2026-Q2" / "primary_trend.csv").open(encoding="utf-8")))
+    assert [r["release"] for r in first] == ["2026-Q2"]  # a report reads no later quarter: it stays the same
+    assert (home.published / "2026-Q3" / "primary_trend.png").read_bytes().startswith(b"\x89PNG")
