@@ -35,6 +35,7 @@ from pipeline.report.answer import (
 from pipeline.report.balance import primary_balance, with_smd
 from pipeline.report.disclosure import protect
 from pipeline.report.flow import flow_boxes, grouped_flow_table, register_flow_groups, step_patients
+from pipeline.report.funnel import funnel_figure, funnel_table, register_sites, site_rows
 from pipeline.report.overlap import overlap_figure, overlap_table, register_overlap
 from pipeline.report.published_counts import (
     apply_register,
@@ -246,6 +247,7 @@ def _diagnostics_table(diagnostics: pd.DataFrame, estimates: pd.DataFrame, desig
 # When the audit must hide or coarsen a count, the first of these tables that can lose one does: the
 # detail tables before the ones a reader starts from (flow, Table 1, combinations).
 GIVE_UP_FIRST = (
+    "site_funnel",
     "preference_overlap",
     "responder_shares",
     "estimates",
@@ -298,7 +300,15 @@ def published_register(
     register_flow_groups(register, tables["patient_flow"], data.members.patients, data.flow_steps)
     register_overlap(register, tables["preference_overlap"], data.preference)
     register_responders(register, tables["responder_shares"], _responder_groups(data), design.primary_timepoint)
+    register_sites(register, tables["site_funnel"], _site_rows(data))
     return register
+
+
+def _site_rows(data: WarehouseData) -> pd.DataFrame:
+    design = data.design
+    assert design is not None
+    outcome = design.primary_outcome
+    return site_rows(data.primary_changes, outcome, design.higher_is_better.get(outcome, True))
 
 
 def _responder_groups(data: WarehouseData) -> list[dict[str, object]]:
@@ -343,6 +353,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
         "preference_overlap": overlap_table(data.preference),
         "responder_shares": responder_table(_responder_groups(data)),
+        "site_funnel": funnel_table(_site_rows(data)),
         "quarter_load_ledger": ledger_table(data.ledger)
         if len(data.ledger)
         else pd.DataFrame(columns=["drop", "file", "status", "received", "rows loaded", "rows quarantined"]),
@@ -562,6 +573,19 @@ def _build(
             ),
         ),
     ]
+    if len(tables["site_funnel"]):  # two sites or more
+        figs.append(
+            Figure(
+                "site_funnel",
+                "Sites: adjusted change against size",
+                f"Each site (by its code) in the primary analysis: the mean improvement in the "
+                f"{outcome_label(design.primary_outcome)} at {at_words}, both groups together, adjusted for the "
+                "baseline score (one line over every site), against its number of patients. Dashed and dotted: "
+                "the 95% and 99.8% limits within which a site of that size would fall by chance alone. A site "
+                f"with fewer than {SMALL_CELL} patients, or whose count had to be hidden, is not drawn.",
+                funnel_figure(tables["site_funnel"], _site_rows(data), outcome_label(design.primary_outcome)),
+            )
+        )
     recorded = data.build.get("design_settings") if data.build else None
     design_dict = json.loads(recorded) if isinstance(recorded, str) else (recorded or {})
     quality = {

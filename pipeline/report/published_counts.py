@@ -353,6 +353,7 @@ def apply_register(register: Register, tables: dict[str, pd.DataFrame]) -> None:
 SPREAD_COLUMNS = {
     "trajectories": ("sd", "95% CI low", "95% CI high"),
     "bont_dose_by_session": ("sd", "95% CI low", "95% CI high"),
+    "site_funnel": ("adjusted mean change",),
 }
 
 

@@ -223,3 +223,35 @@ def test_the_trend_has_one_point_per_published_release(
     first = list(csv.DictReader((home.published / "2026-Q2" / "primary_trend.csv").open(encoding="utf-8")))
     assert [r["release"] for r in first] == ["2026-Q2"]  # a report reads no later quarter: it stays the same
     assert (home.published / "2026-Q3" / "primary_trend.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_site_funnel_shows_each_sites_adjusted_change_and_hides_small_sites() -> None:
+    import numpy as np
+
+    from pipeline.report.funnel import funnel_figure, funnel_table, register_sites, site_rows
+    from pipeline.report.register import Register
+
+    rng = np.random.default_rng(3)
+    sizes, effects = {"clinic_a": 60, "clinic_b": 40, "clinic_c": 30, "tiny": 6}, {"clinic_a": 0.0, "clinic_b": 6.0}
+    frames = []
+    for site, n in sizes.items():
+        baseline = rng.normal(50, 10, n)
+        # Improvement falls with baseline (regression to the mean); clinic_b improves 6 points more at any baseline.
+        change = 20 - 0.3 * baseline + effects.get(site, 0.0) + rng.normal(0, 1, n)
+        frames.append(pd.DataFrame({"site_id": site, "patient_id": [f"{site}{i}" for i in range(n)],
+                                    "outcome": "saq", "baseline_value": baseline, "change": -change}))  # fmt: skip
+    rows = site_rows(pd.concat(frames, ignore_index=True), "saq", higher_is_better=False)  # lower SAQ is better
+    table = funnel_table(rows).set_index("site")
+    # The small site is "<11", and the next smallest hidden with it (the sites add up to the flow's last step).
+    assert table.loc["tiny", "patients"] == "<11" and table.loc["clinic_c", "patients"] == "suppressed"
+    assert table.loc["tiny", "adjusted mean change"] == "" and table.loc["clinic_c", "adjusted mean change"] == ""
+    assert table.loc[["clinic_a", "clinic_b"], "patients"].tolist() == ["60", "40"]
+    difference = float(table.loc["clinic_b", "adjusted mean change"]) - float(
+        table.loc["clinic_a", "adjusted mean change"]
+    )
+    assert abs(difference - 6.0) < 1.0  # the site effect, recovered with the baseline taken out
+    register = Register("2026-Q4")
+    register_sites(register, table.reset_index(), rows)
+    assert register.cells["site_funnel|clinic_a"].value == 60 and register.cells["site_funnel|tiny"].status == "small"
+    assert funnel_figure(table.reset_index(), rows, "SAQ").startswith(b"\x89PNG")
+    assert funnel_table(rows[rows["site_id"] == "clinic_a"]).empty  # one site: no funnel
