@@ -298,10 +298,21 @@ def published_register(
         },
     )
     register_flow_groups(register, tables["patient_flow"], data.members.patients, data.flow_steps)
-    register_overlap(register, tables["preference_overlap"], data.preference)
+    register_overlap(register, tables["preference_overlap"], _overlap_scores(data))
     register_responders(register, tables["responder_shares"], _responder_groups(data), design.primary_timepoint)
     register_sites(register, tables["site_funnel"], _site_rows(data))
     return register
+
+
+def _overlap_scores(data: WarehouseData) -> pd.DataFrame:
+    """The preference scores of the primary analysis' patients: their groups' sizes are the estimate's n, already
+    printed, so the overlap adds no new total beside them (the overlap model's own population, a few patients
+    more, would)."""
+    scores, patients = data.preference, data.members.patients
+    if scores.empty or patients.empty:
+        return scores
+    chosen = patients.loc[patients["in_primary"], ["site_id", "patient_id"]].astype(str)
+    return scores.merge(chosen, on=["site_id", "patient_id"], how="inner")
 
 
 def _site_rows(data: WarehouseData) -> pd.DataFrame:
@@ -351,7 +362,7 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "estimates": estimates_table(data.estimates, labels),
         "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
-        "preference_overlap": overlap_table(data.preference),
+        "preference_overlap": overlap_table(_overlap_scores(data)),
         "responder_shares": responder_table(_responder_groups(data)),
         "site_funnel": funnel_table(_site_rows(data)),
         "quarter_load_ledger": ledger_table(data.ledger)
@@ -545,8 +556,9 @@ def _build(
         Figure(
             "preference_overlap",
             "Preference-score overlap, combined vs single modality",
-            "How many patients of each group had each preference score (the propensity score with the share on "
-            "combined treatment taken out; Walker et al. 2013), as a share of the group per tenth of the score; "
+            "How many patients of each group in the primary analysis had each preference score (the propensity "
+            "score with the share on combined treatment taken out; Walker et al. 2013), as a share of the group per "
+            "tenth of the score; "
             f"neighbouring tenths are merged until no group has fewer than {SMALL_CELL} patients in one. Where the "
             "groups overlap, patients alike on every covariate were treated both ways; the shaded band is the "
             "equipoise range.",

@@ -19,7 +19,7 @@ from pipeline.report.suppression import SMALL_CELL, format_count
 
 TABLE = "preference_overlap"
 BAND_COLUMN = "preference score"
-TOTAL_LABEL = "all patients in the overlap model"
+TOTAL_LABEL = "all patients"
 GROUP_OF = {True: "combined", False: "single modality"}  # first_group -> the report's group words
 GROUPS = ("single modality", "combined")
 TENTHS = 10

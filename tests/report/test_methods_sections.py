@@ -72,14 +72,24 @@ def test_overlap_bands_add_up_to_the_register_totals_with_no_small_cell(built: t
     warehouse, result = built
     table = result["tables"]["preference_overlap"]
     register = result["register"]
+    # The primary analysis' patients (the ANCOVA's n), each with the preference score the models stored.
     scores = query(
         warehouse,
-        "SELECT first_group, count(*) AS n FROM preference_scores WHERE contrast = 'combined_vs_single' GROUP BY ALL",
+        """SELECT p.first_group, count(*) AS n FROM preference_scores AS p
+        JOIN followup_scores AS f USING (site_id, patient_id)
+        WHERE p.contrast = 'combined_vs_single' AND f.outcome = 'sunnybrook_composite' AND f.timepoint = '12m'
+            AND f.change IS NOT NULL GROUP BY ALL""",
     ).set_index("first_group")["n"]
+    n = query(
+        warehouse,
+        "SELECT n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND method = 'ancova' "
+        "AND outcome = 'sunnybrook_composite' AND timepoint = '12m'",
+    ).iloc[0]
+    assert (int(scores[True]), int(scores[False])) == (int(n["n_treated"]), int(n["n_control"]))
     assert len(table) >= 3  # several bands and the totals
     bands, total = table.iloc[:-1], table.iloc[-1]
     for group, first in (("combined", True), ("single modality", False)):
-        cell = register.cells[f"preference_overlap|{group}|all patients in the overlap model"]
+        cell = register.cells[f"preference_overlap|{group}|all patients"]
         # The total as the audit lets it print (it may hide it: other tables count nearly the same patients).
         assert cell.value == int(scores[first]) and total[group] == register.text(cell.key)
         cells = [register.cells[f"preference_overlap|{group}|{label}"] for label in bands["preference score"]]
@@ -110,7 +120,7 @@ def test_overlap_bands_merge_small_cells_and_give_up_when_they_cannot() -> None:
     table = overlap_table(scores)
     assert table.iloc[0].tolist() == ["0.0 to 0.2", "30", "15"]
     assert table.iloc[1].tolist() == ["0.2 to 0.3", "0", "0"]
-    assert table.iloc[-1].tolist() == ["all patients in the overlap model", "30", "45"]
+    assert table.iloc[-1].tolist() == ["all patients", "30", "45"]
     assert not any(SMALL.match(str(v)) for v in table[["single modality", "combined"]].to_numpy().ravel())
     # 3 combined patients in the last tenth alone: merged into the band before.
     extra = scores.iloc[:3].assign(patient_id=["q1", "q2", "q3"], first_group=True, preference_score=0.95)
@@ -255,3 +265,30 @@ def test_the_site_funnel_shows_each_sites_adjusted_change_and_hides_small_sites(
     assert register.cells["site_funnel|clinic_a"].value == 60 and register.cells["site_funnel|tiny"].status == "small"
     assert funnel_figure(table.reset_index(), rows, "SAQ").startswith(b"\x89PNG")
     assert funnel_table(rows[rows["site_id"] == "clinic_a"]).empty  # one site: no funnel
+
+
+def test_appendix_estimates_put_benefit_on_the_same_side_as_the_main_body(built: tuple[Path, dict]) -> None:
+    from pipeline.report.tables import estimates_table
+
+    base = {"contrast": "combined_vs_single", "method": "ancova", "outcome": "saq", "timepoint": "12m",
+            "estimate": -4.04, "std_error": 1.0, "ci_low": -6.1, "ci_high": -2.0, "p_value": 0.001,
+            "p_adjusted": 0.002, "n_treated": 40, "n_control": 50, "higher_is_better": False,
+            "diagnostics_ok": True, "note": ""}  # fmt: skip
+    row = estimates_table(pd.DataFrame([base]), {"12m": "12 months"}).iloc[0]
+    assert (row["estimate"], row["95% CI"]) == ("4.0", "2.0 to 6.1")  # SAQ fell 4 points more: an improvement
+    assert "lower is better; sign reversed" in row["outcome"]
+    # In the report: the appendix's primary table says what the answer says, for the lower-is-better SAQ too.
+    _, result = built
+    table = result["tables"]["estimates_primary"]
+    answer = {
+        r["outcome"]: r
+        for g in result["context"]["answer"]
+        for r in g["rows"]
+        if r["comparison"].startswith("Combined")
+    }
+    for outcome in ("Sunnybrook composite", "SAQ"):
+        printed = table[(table["method"] == "Adjusted (ANCOVA)") & table["outcome"].str.startswith(outcome)].iloc[0]
+        if printed["estimate"]:
+            low, high = printed["95% CI"].split(" to ")
+            expected = f"{float(printed['estimate']):+.1f} ({float(low):+.1f} to {float(high):+.1f})"
+            assert answer[outcome]["estimate"] == expected, outcome
