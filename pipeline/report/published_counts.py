@@ -26,33 +26,13 @@ from pipeline.models.design_matrix import (
     wide_frame,
 )
 from pipeline.report.register import Register
+from pipeline.sql_files import read_sql
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
 GROUP_COLUMNS = ("single modality", "combined")  # Table 1's count columns (the rest: SMDs, not counts)
+FLOW_SQL = "report/flow_patients.sql"
 PERCENT = re.compile(r" \(\d+%\)$")
-FLOW_SQL = """
-SELECT m.site_id, m.patient_id, m.t0_day IS NOT NULL AS treated, coalesce(m.classifiable, false) AS classifiable,
-    CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS "group", m.combination,
-    coalesce(m.exclusion_reason, 'not classifiable') AS reason, m.patient_id IS NOT NULL AS in_combinations,
-    EXISTS (
-        SELECT 1 FROM followup_scores AS f
-        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.timepoint = $timepoint
-            AND f."value" IS NOT NULL AND f.baseline_value IS NOT NULL
-    ) AS with_primary,
-    EXISTS (
-        SELECT 1 FROM followup_scores AS f
-        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.outcome = $outcome
-            AND f.timepoint = 'baseline' AND f."value" IS NOT NULL
-    ) AS with_baseline,
-    EXISTS (
-        SELECT 1 FROM followup_scores AS f
-        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.outcome = $outcome
-            AND f.timepoint = $timepoint AND f.change IS NOT NULL
-    ) AS in_primary
-FROM patients AS p LEFT JOIN modality_combinations AS m USING (site_id, patient_id)
-ORDER BY p.site_id, p.patient_id
-"""
 
 
 @dataclass
@@ -68,7 +48,7 @@ def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
 def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primary_outcome: str) -> pd.DataFrame:
     """One row per patient received: the flow's steps (the primary analysis: a change in the primary outcome at
     the primary timepoint, as the models' analysis frames take it), group, combination and exclusion reason."""
-    frame = con.execute(FLOW_SQL, {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
+    frame = con.execute(read_sql(FLOW_SQL), {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
     frame["classifiable"] = frame["classifiable"].fillna(False).astype(bool)

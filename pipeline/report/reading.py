@@ -25,7 +25,6 @@ from pipeline.report.suppression import (
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
-from pipeline.sql_files import read_sql
 
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 TRAJECTORY_OUTCOMES = (
@@ -77,15 +76,7 @@ class WarehouseData:
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """One row per classifiable patient, outcome (and smile item) and timepoint with a score."""
-    placeholders = ", ".join("?" for _ in TRAJECTORY_OUTCOMES)
-    scores = con.execute(
-        "SELECT f.site_id, f.patient_id, f.outcome, "
-        "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", f.timepoint, f.\"value\" "
-        "FROM followup_scores AS f INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
-        f'WHERE m.classifiable AND f."value" IS NOT NULL AND f.outcome IN ({placeholders}) '
-        'ORDER BY f.outcome, "group", f.timepoint, f.site_id, f.patient_id',
-        list(TRAJECTORY_OUTCOMES),
-    ).df()
+    scores = queries.outcome_score_rows(con, TRAJECTORY_OUTCOMES)
     items = queries.item_score_rows(con, queries.SMILE_ITEMS)
     return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
 
@@ -171,9 +162,7 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
     data.flow_reasons = [step.reason for step in data.flow_steps]
     data.scores = _score_rows(con)
-    data.primary_changes = con.execute(
-        read_sql("report/primary_changes.sql"), {"timepoint": design.primary_timepoint}
-    ).df()
+    data.primary_changes = queries.report_query(con, "primary_changes", {"timepoint": design.primary_timepoint})
     data.trajectories = _trajectories(data.scores, design)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
     data.orders = queries.treatment_orders(con)
