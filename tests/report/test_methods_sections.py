@@ -292,3 +292,27 @@ def test_appendix_estimates_put_benefit_on_the_same_side_as_the_main_body(built:
             low, high = printed["95% CI"].split(" to ")
             expected = f"{float(printed['estimate']):+.1f} ({float(low):+.1f} to {float(high):+.1f})"
             assert answer[outcome]["estimate"] == expected, outcome
+
+
+def test_the_new_figures_have_no_text_under_8_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.report import figures, funnel, overlap, trend
+
+    drawn = []
+    for module in (overlap, trend, funnel):
+        monkeypatch.setattr(module, "png_bytes", lambda figure: drawn.append(figure) or b"")
+    bands = pd.DataFrame(
+        [["0.0 to 0.4", "30", "12"], ["0.4 to 1.0", "suppressed", "40"], ["all patients", "41", "52"]],
+        columns=["preference score", "single modality", "combined"],
+    )
+    overlap.overlap_figure(bands, (0.3, 0.7))
+    releases = pd.DataFrame(
+        [["2026-Q2", "saq", "12m", "+3.0", "+1.0", "+5.0", "v"], ["2026-Q3", "saq", "12m", "", "", "", "v"]],
+        columns=trend.COLUMNS,
+    )
+    trend.trend_figure(releases, 2.8, "SAQ")
+    rows = pd.DataFrame({"site_id": ["a"] * 20 + ["b"] * 20, "improvement": range(40), "residual": [0.5, -0.5] * 20})
+    sites = pd.DataFrame([["a", "20", "+9.0"], ["b", "20", "+29.0"]], columns=funnel.COLUMNS)
+    funnel.funnel_figure(sites, rows, "SAQ")
+    assert len(drawn) == 3
+    for figure in drawn:
+        assert figures.smallest_font(figure) >= 8
