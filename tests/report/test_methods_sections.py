@@ -211,15 +211,15 @@ def test_responder_counts_hide_small_cells_and_their_complement() -> None:
     assert table["share of the group"].tolist() == ["", "", "50%", "0%"]
 
 
-def test_the_trend_has_one_point_per_published_release(
-    built: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_trend_has_one_point_per_published_release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import datetime
 
     from pipeline.report import release
     from pipeline.settings import DataHome
 
-    warehouse, _ = built
+    warehouse = tmp_path / "outcomes.duckdb"  # a small one of its own: two releases are audited in full
+    with duckdb.connect(str(warehouse)) as con:
+        populate(con, seed=5, n=70)
     home = DataHome.resolve(tmp_path / "home").ensure()
     monkeypatch.setattr(release, "html_to_pdf", lambda html, pdf: pdf.write_bytes(b"%PDF-"))  # Chromium elsewhere
     release.release_quarter(home, "2026Q2", warehouse, datetime(2026, 6, 30))
