@@ -4,8 +4,9 @@
 its model run (``pipeline/as_of.py`` makes it) into ``published/YYYY-Qn/`` (report.html, report.pdf, PNG
 figures, CSV tables, manifest.json), audited against every earlier release, and rewrites
 ``published/index.html``. ``provisional``: a quarter not yet ended, on the data loaded so far, into
-``published/provisional/YYYY-Qn/``, outside the index. It reads nothing but that file and the earlier
-releases' registers: no store, no build, no fitting.
+``published/provisional/YYYY-Qn/``, outside the index. It reads nothing but that file, the earlier
+releases' registers and the published index (``index.json``: the earlier quarters' primary estimates, for the
+trend across releases): no store, no build, no fitting.
 """
 
 from __future__ import annotations
