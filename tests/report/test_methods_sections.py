@@ -316,3 +316,21 @@ def test_the_new_figures_have_no_text_under_8_points(monkeypatch: pytest.MonkeyP
     assert len(drawn) == 3
     for figure in drawn:
         assert figures.smallest_font(figure) >= 8
+
+
+def test_a_section_is_one_more_builder_and_two_sections_cannot_name_the_same_thing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline.report import context
+
+    def first(parts: object) -> dict[str, object]:
+        return {"a": 1}
+
+    def second(parts: object) -> dict[str, object]:
+        return {"b": 2}
+
+    monkeypatch.setattr(context, "SECTIONS", [first, second])
+    assert context.template_context(None) == {"a": 1, "b": 2}  # type: ignore[arg-type]
+    monkeypatch.setattr(context, "SECTIONS", [first, second, first])
+    with pytest.raises(ValueError, match="first names"):
+        context.template_context(None)  # type: ignore[arg-type]
