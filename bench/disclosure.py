@@ -17,8 +17,9 @@ from collections import Counter
 import duckdb
 
 from pipeline.quarters import release_name
-from pipeline.report.build import GIVE_UP_FIRST, printed_tables, published_register, read_warehouse
 from pipeline.report.disclosure import audit, protect
+from pipeline.report.printed import GIVE_UP_FIRST, printed_tables, published_register
+from pipeline.report.reading import read_warehouse
 from pipeline.report.release import earlier_registers
 from pipeline.settings import DataHome
 

@@ -24,9 +24,7 @@ from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store.connection import writer_lock
 from pipeline.store.ledger import loaded_checksums
-from pipeline.warehouse import build_warehouse
-
-MODEL_TABLES = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
+from pipeline.warehouse import MODEL_TABLES, build_warehouse
 
 
 @dataclass(frozen=True)

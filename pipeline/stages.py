@@ -25,7 +25,7 @@ from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store.connection import open_store, writer_lock
 from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
-from pipeline.warehouse import EMPTY_SNAPSHOT, build_and_publish
+from pipeline.warehouse import EMPTY_SNAPSHOT, MODEL_TABLES, build_and_publish
 
 log = logging.getLogger("synk.run")
 
@@ -174,7 +174,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
             # A refit of the same data and settings gives the same run id: replace it, never duplicate it.
-            for table in ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics"):
+            for table in MODEL_TABLES:
                 store.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
                 frame = getattr(results, table)
                 if not frame.empty:

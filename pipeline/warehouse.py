@@ -29,6 +29,14 @@ from pipeline.store.ledger import loaded_checksums
 
 log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.5.0"
+# What a model run writes into the store (and the warehouse then publishes), one row set per run_id.
+MODEL_TABLES = (
+    "model_runs",
+    "model_estimates",
+    "covariate_balance",
+    "propensity_diagnostics",
+    "preference_scores",
+)
 PUBLISHED_TABLES = (
     "design_timepoints",
     "design_outcomes",
@@ -46,6 +54,7 @@ PUBLISHED_TABLES = (
     "model_estimates",
     "covariate_balance",
     "propensity_diagnostics",
+    "preference_scores",
     "build_info",
     "botox_intervals",
 )

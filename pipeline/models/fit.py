@@ -73,6 +73,7 @@ ESTIMATE_COLUMNS = (
     "mdd",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
+PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
 BALANCE_COLUMNS = ("run_id", "contrast", "outcome", "timepoint", "covariate", "smd_unweighted", "smd_weighted")
 DIAGNOSTICS_COLUMNS = (
     "run_id",
@@ -98,6 +99,7 @@ class ModelResults:
     covariate_balance: pd.DataFrame
     propensity_diagnostics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
 
 
 def settings_json(settings: ModelSettings) -> str:
@@ -318,6 +320,7 @@ def _estimate_rows(
     balance: list[pd.DataFrame],
     workers: int,
     overlaps: dict[str, Overlap | None],
+    preference: dict[str, pd.DataFrame | None],
 ) -> list[dict[str, object]]:
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
@@ -326,6 +329,9 @@ def _estimate_rows(
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
         overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        if overlap is not None:
+            preference[contrast.name] = overlap.scores
+            overlap = overlap.without_scores()  # the jobs need the verdict, not every patient's score
         overlaps[contrast.name] = overlap
         for outcome in design.outcomes:
             if contrast is contrasts[0]:
@@ -439,6 +445,7 @@ def fit_models(
     if workers is None:
         workers = workers_for(len(population))
     overlaps: dict[str, Overlap | None] = {}  # each contrast's, for the measures too
+    preference: dict[str, pd.DataFrame | None] = {}  # each contrast's patients' preference scores
     with one_blas_thread():
         rows = _estimate_rows(
             population,
@@ -452,6 +459,7 @@ def fit_models(
             balance,
             workers,
             overlaps,
+            preference,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
@@ -480,4 +488,18 @@ def fit_models(
         _typed(balance_frame, BALANCE_COLUMNS, run_id),
         _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
         warnings,
+        _preference_frame(preference, run_id),
     )
+
+
+def _preference_frame(preference: dict[str, pd.DataFrame | None], run_id: str) -> pd.DataFrame:
+    """Every contrast's patients with their preference score (Walker et al. 2013), in contrast order."""
+    frames = [f.assign(contrast=name) for name, f in preference.items() if f is not None and len(f)]
+    if not frames:
+        return pd.DataFrame(columns=list(PREFERENCE_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True).assign(run_id=run_id).reindex(columns=list(PREFERENCE_COLUMNS))
+    frame["first_group"] = frame["first_group"].astype(bool)
+    frame["preference_score"] = frame["preference_score"].astype(float)
+    for column in ("run_id", "contrast", "site_id", "patient_id"):
+        frame[column] = frame[column].astype(str)
+    return frame

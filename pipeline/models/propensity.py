@@ -259,6 +259,12 @@ class Overlap:
     # The groups' largest baseline differences (|SMD| at or above max_smd): why the unadjusted
     # difference should not be read as an effect (its note leads with it). None where the groups are alike.
     imbalance: str | None = None
+    # Each patient's preference score (site_id, patient_id, first_group, preference_score): published in
+    # ``preference_scores`` for the report's overlap plot; dropped before the overlap travels to the fits.
+    scores: pd.DataFrame | None = field(default=None, compare=False, repr=False)
+
+    def without_scores(self) -> Overlap:
+        return replace(self, scores=None)
 
     def apply(self, estimate: Estimate, method: str = "") -> Estimate:
         if not np.isfinite(estimate.estimate):
@@ -313,8 +319,16 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
     share = float(((preference >= low) & (preference <= high)).mean())
     ok = share > settings.min_equipoise_share
     facts = f"{share:.0%} of the contrast's patients in equipoise (preference score {low:g}-{high:g}), AUC {auc:.2f}"
+    scores = pd.DataFrame(
+        {
+            "site_id": patients.loc[design.index, "site_id"].astype(str).to_numpy(),
+            "patient_id": patients.loc[design.index, "patient_id"].astype(str).to_numpy(),
+            "first_group": treated == 1,
+            "preference_score": preference,
+        }
+    )
     if ok:
-        return Overlap(auc, share, True, f"overlap: {facts}", imbalance)
+        return Overlap(auc, share, True, f"overlap: {facts}", imbalance, scores)
     return Overlap(
         auc,
         share,
@@ -323,4 +337,5 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
         "all but decided by the covariates, so any adjusted difference extrapolates between patients unlike "
         "each other",
         imbalance,
+        scores,
     )

@@ -26,22 +26,13 @@ from pipeline.models.design_matrix import (
     wide_frame,
 )
 from pipeline.report.register import Register
+from pipeline.sql_files import read_sql
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
+GROUP_COLUMNS = ("single modality", "combined")  # Table 1's count columns (the rest: SMDs, not counts)
+FLOW_SQL = "report/flow_patients.sql"
 PERCENT = re.compile(r" \(\d+%\)$")
-FLOW_SQL = """
-SELECT m.site_id, m.patient_id, m.t0_day IS NOT NULL AS treated, coalesce(m.classifiable, false) AS classifiable,
-    CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS "group", m.combination,
-    coalesce(m.exclusion_reason, 'not classifiable') AS reason, m.patient_id IS NOT NULL AS in_combinations,
-    EXISTS (
-        SELECT 1 FROM followup_scores AS f
-        WHERE f.site_id = m.site_id AND f.patient_id = m.patient_id AND f.timepoint = ?
-            AND f."value" IS NOT NULL AND f.baseline_value IS NOT NULL
-    ) AS with_primary
-FROM patients AS p LEFT JOIN modality_combinations AS m USING (site_id, patient_id)
-ORDER BY p.site_id, p.patient_id
-"""
 
 
 @dataclass
@@ -54,13 +45,16 @@ def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(frame["site_id"].astype(str), frame["patient_id"].astype(str), strict=True))
 
 
-def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str) -> pd.DataFrame:
-    frame = con.execute(FLOW_SQL, [primary_timepoint]).df()
+def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primary_outcome: str) -> pd.DataFrame:
+    """One row per patient received: the flow's steps (the primary analysis: a change in the primary outcome at
+    the primary timepoint, as the models' analysis frames take it), group, combination and exclusion reason."""
+    frame = con.execute(read_sql(FLOW_SQL), {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
     frame["classifiable"] = frame["classifiable"].fillna(False).astype(bool)
     frame["in_combinations"] = frame["in_combinations"].fillna(False).astype(bool)
-    frame["with_primary"] = frame["with_primary"].fillna(False).astype(bool) & frame["classifiable"]
+    for column in ("with_primary", "with_baseline", "in_primary"):
+        frame[column] = frame[column].fillna(False).astype(bool) & frame["classifiable"]
     return frame
 
 
@@ -121,12 +115,7 @@ def fill_register(
     """Register every patient count of ``tables`` as printed. ``frames``: the patient-level rows behind the
     tables (scores, sessions, orders, years, Table 1); ``labels``: how the tables name things."""
     patients = members.patients
-    flow_steps = [
-        patients,
-        patients[patients["treated"]],
-        patients[patients["classifiable"]],
-        patients[patients["with_primary"]],
-    ]
+    flow_steps: list[pd.DataFrame] = labels["flow_members"]  # type: ignore[assignment]
     flow = tables["patient_flow"]
     for i, step in enumerate(flow_steps[: len(flow)]):
         register.printed_count(
@@ -198,7 +187,7 @@ def _grouped(
 
 
 def _table_one(register: Register, table: pd.DataFrame, patients: pd.DataFrame, labels: dict[str, object]) -> None:
-    groups = [c for c in table.columns if c != "characteristic"]
+    groups = [c for c in table.columns if c in GROUP_COLUMNS]
     for g in groups:
         register.printed_count(
             f"table1|patients|{g}",
@@ -334,7 +323,7 @@ def apply_register(register: Register, tables: dict[str, pd.DataFrame]) -> None:
             for spread in SPREAD_COLUMNS.get(table, ()):
                 frame.iloc[row, frame.columns.get_loc(spread)] = ""
     table1 = tables["table1"]
-    for column in [c for c in table1.columns if c != "characteristic"]:
+    for column in [c for c in table1.columns if c in GROUP_COLUMNS]:
         if not register.shown(f"table1|patients|{column}"):
             table1[column] = [PERCENT.sub("", str(v)) for v in table1[column]]
 
@@ -344,6 +333,7 @@ def apply_register(register: Register, tables: dict[str, pd.DataFrame]) -> None:
 SPREAD_COLUMNS = {
     "trajectories": ("sd", "95% CI low", "95% CI high"),
     "bont_dose_by_session": ("sd", "95% CI low", "95% CI high"),
+    "site_funnel": ("adjusted mean change",),
 }
 
 

@@ -15,6 +15,7 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import queries
 from pipeline.report.claims import ClaimPatients, split_claims
 from pipeline.report.claims import read_patients as read_claim_patients
+from pipeline.report.flow import FlowStep, flow_steps, step_patients
 from pipeline.report.published_counts import (
     Members,
     estimate_members,
@@ -64,8 +65,11 @@ class WarehouseData:
     doses: pd.DataFrame = field(default_factory=pd.DataFrame)
     balance: pd.DataFrame = field(default_factory=pd.DataFrame)
     diagnostics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    preference: pd.DataFrame = field(default_factory=pd.DataFrame)  # the primary contrast's preference scores
+    primary_changes: pd.DataFrame = field(default_factory=pd.DataFrame)  # change at the primary timepoint
     refused: pd.DataFrame = field(default_factory=pd.DataFrame)
     flow_reasons: list[str] = field(default_factory=list)
+    flow_steps: list[FlowStep] = field(default_factory=list)
     # Patient-level rows behind the counts (the register's populations).
     members: Members = field(default_factory=Members)
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -77,15 +81,7 @@ class WarehouseData:
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """One row per classifiable patient, outcome (and smile item) and timepoint with a score."""
-    placeholders = ", ".join("?" for _ in TRAJECTORY_OUTCOMES)
-    scores = con.execute(
-        "SELECT f.site_id, f.patient_id, f.outcome, "
-        "CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS \"group\", f.timepoint, f.\"value\" "
-        "FROM followup_scores AS f INNER JOIN modality_combinations AS m USING (site_id, patient_id) "
-        f'WHERE m.classifiable AND f."value" IS NOT NULL AND f.outcome IN ({placeholders}) '
-        'ORDER BY f.outcome, "group", f.timepoint, f.site_id, f.patient_id',
-        list(TRAJECTORY_OUTCOMES),
-    ).df()
+    scores = queries.outcome_score_rows(con, TRAJECTORY_OUTCOMES)
     items = queries.item_score_rows(con, queries.SMILE_ITEMS)
     return pd.concat([scores, items[scores.columns]], ignore_index=True) if len(items) else scores
 
@@ -136,7 +132,7 @@ def _run_info(runs: pd.DataFrame) -> dict[str, object]:
 def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
     """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
     empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics")
+    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics", "preference_scores")
     frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
     if "model_runs" not in tables:
         return frames
@@ -161,23 +157,17 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
         if len(info):
             data.build = info.iloc[0].to_dict()
     # The flow and the exclusions are counted from the patients the register names (one read, one truth).
-    patients = read_patients(con, design.primary_timepoint)
-    month = f"{design.months[design.primary_timepoint]}-month"
+    patients = read_patients(con, design.primary_timepoint, design.primary_outcome)
+    data.flow_steps = flow_steps(design)
     data.flow = [
-        ("Patients received (current records)", len(patients)),
-        ("with an index treatment on or after the index visit", int(patients["treated"].sum())),
-        ("classifiable: followed up to the end of the exposure window", int(patients["classifiable"].sum())),
-        (f"with a {month} score and a baseline score (any outcome)", int(patients["with_primary"].sum())),
+        (step.label, len(chosen))
+        for step, chosen in zip(data.flow_steps, step_patients(patients, data.flow_steps), strict=True)
     ]
     excluded = patients[patients["in_combinations"] & ~patients["classifiable"]]
     data.exclusions = excluded.groupby("reason", sort=True).size().reset_index(name="patients")
-    data.flow_reasons = [
-        "",
-        "no treatment on or after the index visit",
-        "followed up for less than the exposure window",
-        f"no {month} score with a baseline",
-    ]
+    data.flow_reasons = [step.reason for step in data.flow_steps]
     data.scores = _score_rows(con)
+    data.primary_changes = queries.report_query(con, "primary_changes", {"timepoint": design.primary_timepoint})
     data.trajectories = _trajectories(data.scores, design)
     data.table_one = queries.table_one_patients(con, MAIN_OUTCOMES)
     data.orders = queries.treatment_orders(con)
@@ -192,6 +182,10 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
+    preference = models["preference_scores"]
+    data.preference = (
+        preference[preference["contrast"] == PRIMARY_CONTRAST].reset_index(drop=True) if len(preference) else preference
+    )
     start, end = window or (datetime(1900, 1, 1), datetime(9999, 1, 1))
     data.ledger, data.quarantine, data.refused = queries.quarter_quality(con, start, end)
     return data

@@ -4,8 +4,9 @@
 its model run (``pipeline/as_of.py`` makes it) into ``published/YYYY-Qn/`` (report.html, report.pdf, PNG
 figures, CSV tables, manifest.json), audited against every earlier release, and rewrites
 ``published/index.html``. ``provisional``: a quarter not yet ended, on the data loaded so far, into
-``published/provisional/YYYY-Qn/``, outside the index. It reads nothing but that file and the earlier
-releases' registers: no store, no build, no fitting.
+``published/provisional/YYYY-Qn/``, outside the index. It reads nothing but that file, the earlier
+releases' registers and the published index (``index.json``: the earlier quarters' primary estimates, for the
+trend across releases): no store, no build, no fitting.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
+from pipeline.report.trend import write_index_json
 from pipeline.settings import DataHome
 from pipeline.versions import package_versions
 
@@ -108,6 +110,7 @@ def write_index(published: Path) -> Path:
 """
     path = published / "index.html"
     path.write_text(page, encoding="utf-8")
+    write_index_json(published)  # the same releases, machine-readable, with each one's primary estimate
     return path
 
 

@@ -208,13 +208,22 @@ def has_e_value(record: object) -> bool:
     return getattr(record, "method", "") in E_VALUE_METHODS
 
 
+SIGN_REVERSED = "sign reversed: above 0, the first group improved more"
+
+
 def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -> pd.DataFrame:
+    """Every estimate as printed: differences in improvement (benefit above 0 for every outcome, the sign reversed
+    and labelled so where a lower score is better), n, diagnostics, E-values and notes."""
     rows = []
     for record in estimates.itertuples(index=False):
         shown = shown_estimate(record)
         digits = 2 if record.method == "ordinal" else 1
+        # Benefit on the same side as the main body: where a lower score is better the difference in change is
+        # turned into a difference in improvement (the responder and ordinal measures already are one).
+        sign = 1.0 if bool(record.higher_is_better) else -1.0
+        low, high = sorted((sign * record.ci_low, sign * record.ci_high))
         ci = (
-            f"{record.ci_low:.{digits}f} to {record.ci_high:.{digits}f}"
+            f"{low:.{digits}f} to {high:.{digits}f}"
             if shown and not _missing(record.ci_low) and not _missing(record.ci_high)
             else ""
         )
@@ -222,9 +231,13 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
             {
                 "contrast": contrast_label(record.contrast),
                 "method": METHOD_LABELS.get(record.method, record.method),
-                "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))})",
+                "outcome": f"{outcome_label(record.outcome)} ({direction_words(bool(record.higher_is_better))}"
+                + ("" if record.higher_is_better else f"; {SIGN_REVERSED}")
+                + ")",
                 "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
-                "estimate": (f"{record.estimate:.2f}" if record.method == "ordinal" else f"{record.estimate:.1f}")
+                "estimate": (
+                    f"{record.estimate:.2f}" if record.method == "ordinal" else f"{sign * record.estimate + 0.0:.1f}"
+                )
                 if shown
                 else "",
                 "95% CI": ci,

@@ -93,8 +93,8 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[A
     at = design.primary_timepoint
     sentences = [
         f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
-        f"treatments they started in the exposure window, and {flow_shown[3]} of these have a "
-        f"{design.months[at]}-month score with a baseline."
+        f"treatments they started in the exposure window, and {flow_shown[-1]} of these have a baseline and a "
+        f"{design.months[at]}-month {outcome_label(design.primary_outcome)} score (the primary analysis)."
     ]
     if data.estimates.empty:
         sentences.append("No comparative model has been run on this warehouse yet.")

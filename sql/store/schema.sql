@@ -90,6 +90,11 @@ CREATE TABLE IF NOT EXISTS propensity_diagnostics (
     max_abs_smd_weighted DOUBLE, n_truncated BIGINT, diagnostics_ok BOOLEAN, note VARCHAR
 );
 
+CREATE TABLE IF NOT EXISTS preference_scores (
+    run_id VARCHAR, contrast VARCHAR, site_id VARCHAR, patient_id VARCHAR, first_group BOOLEAN,
+    preference_score DOUBLE
+);
+
 -- Stores made before warehouse contract 1.1 gain its columns (new columns go last in the store;
 -- the marts select them in the published order).
 ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value DOUBLE;

@@ -368,6 +368,7 @@ def test_worker_processes_give_the_estimates_of_one_process(caplog: pytest.LogCa
     pd.testing.assert_frame_equal(serial.model_estimates, parallel.model_estimates)
     pd.testing.assert_frame_equal(serial.covariate_balance, parallel.covariate_balance)
     pd.testing.assert_frame_equal(serial.propensity_diagnostics, parallel.propensity_diagnostics)
+    pd.testing.assert_frame_equal(serial.preference_scores, parallel.preference_scores)
     assert serial.warnings == parallel.warnings
     assert "worker processes failed" not in caplog.text  # the workers ran, not the one-process fallback
 
@@ -418,3 +419,17 @@ def test_results_insert_into_the_contract_tables() -> None:
     notes = con.execute("SELECT note FROM model_estimates WHERE method = 'unadjusted'").fetchall()
     assert notes and all(note.startswith("confounded: ") and "overlap: " in note for (note,) in notes)
     con.close()
+
+
+def test_preference_scores_are_those_behind_each_contrasts_overlap_verdict() -> None:
+    """One row per patient of each contrast's overlap model; the share in equipoise the estimates' notes print is
+    the share of these scores in the equipoise range."""
+    patients, scores = simulate(4, 6.0, n=200)
+    results = fit(patients, scores)
+    stored = results.preference_scores
+    primary = stored[stored["contrast"] == "combined_vs_single"]
+    assert len(primary) and not primary.duplicated(["site_id", "patient_id"]).any()
+    assert primary["preference_score"].between(0, 1).all() and set(primary["first_group"]) == {True, False}
+    low, high = QUICK.equipoise_bounds
+    share = primary["preference_score"].between(low, high).mean()
+    assert f"overlap: {share:.0%} of the contrast's patients in equipoise" in row(results, "ancova")["note"]

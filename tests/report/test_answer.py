@@ -26,7 +26,8 @@ from pipeline.report.answer import (
     improvement,
     verdict,
 )
-from pipeline.report.build import MAIN_OUTCOMES, _build, read_warehouse
+from pipeline.report.build import _build
+from pipeline.report.reading import MAIN_OUTCOMES, read_warehouse
 from pipeline.yardsticks import MIC, SDC, sdc_from_icc, yardstick
 from tests.report.test_build import populate
 

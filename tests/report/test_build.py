@@ -16,7 +16,7 @@ from pipeline.quarters import parse_quarter
 from pipeline.report import write_report
 from pipeline.report.tables import estimates_table, flow_counts, format_count, hide_small, suppress_counts
 from pipeline.settings import DesignSettings
-from pipeline.warehouse import write_design_tables
+from pipeline.warehouse import MODEL_TABLES, write_design_tables
 from tests.report.helpers import light_settings
 
 SCHEMA = """
@@ -115,7 +115,7 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
     quarantine += [("d1", "assessments.csv", i + 2, "range:value; unknown_patient", "value", "{}") for i in range(30)]
     con.executemany("INSERT INTO quarantine VALUES (?, ?, ?, ?, ?, ?)", quarantine)
     results = fit_models(con, light_settings(), data_snapshot="abc123def4567890", code_version="0.1.0")
-    for table in ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics"):
+    for table in MODEL_TABLES:
         frame = getattr(results, table, None)
         if frame is not None:
             con.register("r", frame)

@@ -205,6 +205,8 @@ def test_numbers_match_the_warehouse_as_of_the_quarter_end(multisite_home: DataH
         "characteristic": "Patients",
         "single modality": str(groups[False]),
         "combined": str(groups[True]),
+        "SMD before weighting": "",
+        "SMD after weighting": "",
     }
     trajectory = [
         r
