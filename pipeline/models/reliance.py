@@ -51,6 +51,7 @@ from pipeline.models.pairs import RELIANCE_CONTRAST
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
+from pipeline.sql_files import read_sql
 
 CONTRAST = RELIANCE_CONTRAST
 TIMEPOINT = "all"
@@ -76,52 +77,7 @@ def window(session: pd.Series) -> pd.Series:
 def load_gaps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every gap between injections from the index visit on (``event`` 1), and each patient's last one, from
     the last injection to the last contact (``event`` 0), with its phase and the window of its start."""
-    frame = con.execute("""
-        WITH earlier AS (
-            SELECT site_id, patient_id, count(*) AS n
-            FROM treatments
-            WHERE modality = 'botox' AND "day" < 0
-            GROUP BY ALL
-        ),
-        intervals AS (
-            -- session numbers counted from the index visit on (an earlier injection is history, not the course)
-            SELECT i.* REPLACE (i.injection_number - coalesce(e.n, 0) AS injection_number)
-            FROM botox_intervals AS i
-            LEFT JOIN earlier AS e USING (site_id, patient_id)
-            WHERE i."day" - i.days_since_previous >= 0
-        ),
-        contact AS (
-            SELECT site_id, patient_id, max(d) AS last_day
-            FROM (
-                SELECT site_id, patient_id, "day" AS d FROM treatments
-                UNION ALL
-                SELECT site_id, patient_id, visit_day AS d FROM assessments
-            )
-            GROUP BY ALL
-        ),
-        last_injection AS (
-            SELECT site_id, patient_id, max("day") AS "day", max(injection_number) AS injection_number,
-                any_value(surgery_day) AS surgery_day, any_value(patient_group) AS patient_group
-            FROM intervals
-            GROUP BY ALL
-        )
-        SELECT site_id, patient_id, days_since_previous AS days, 1 AS event, injection_number - 1 AS start_session,
-            interval_phase AS phase, patient_group
-        FROM intervals
-        WHERE days_since_previous > 0
-        UNION ALL
-        SELECT l.site_id, l.patient_id, c.last_day - l."day" AS days, 0 AS event, l.injection_number AS start_session,
-            CASE
-                WHEN l.surgery_day IS NULL THEN 'no_surgery'
-                WHEN l.surgery_day <= l."day" THEN 'after_surgery'
-                ELSE 'before_surgery'
-            END AS phase,
-            l.patient_group
-        FROM last_injection AS l
-        INNER JOIN contact AS c USING (site_id, patient_id)
-        WHERE c.last_day > l."day"
-        ORDER BY site_id, patient_id, start_session
-    """).df()
+    frame = con.execute(read_sql("models/botox_gaps.sql")).df()
     # A gap belongs to the phase it began in: one with the surgery inside it counts as before (keeping only
     # the before-surgery gaps short enough to end before it would favour short ones).
     frame["after"] = (frame["phase"] == "after_surgery").astype(float)
@@ -132,20 +88,7 @@ def load_gaps(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def load_sessions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Every injection after the first, from the index visit on, with its units, phase and window (session
     numbers counted from the index visit on)."""
-    frame = con.execute("""
-        WITH earlier AS (
-            SELECT site_id, patient_id, count(*) AS n
-            FROM treatments
-            WHERE modality = 'botox' AND "day" < 0
-            GROUP BY ALL
-        )
-        SELECT i.site_id, i.patient_id, i.injection_number - coalesce(e.n, 0) AS session, i.botox_units AS units,
-            i.surgery_before, i.patient_group
-        FROM botox_intervals AS i
-        LEFT JOIN earlier AS e USING (site_id, patient_id)
-        WHERE i."day" >= 0 AND i.botox_units IS NOT NULL
-        ORDER BY i.site_id, i.patient_id, i.injection_number
-    """).df()
+    frame = con.execute(read_sql("models/botox_sessions.sql")).df()
     frame["after"] = frame["surgery_before"].astype(float)
     frame["window"] = window(frame["session"])
     return frame

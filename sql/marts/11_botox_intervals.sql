@@ -13,6 +13,8 @@ sequenced AS (
     SELECT
         *,
         row_number() OVER w AS injection_number,
+        -- The course counted from the index visit on: an injection before it is history, not the course.
+        CASE WHEN "day" >= 0 THEN count(*) FILTER (WHERE "day" >= 0) OVER w END AS session_from_index,
         lag(treatment_id) OVER w AS previous_treatment_id,
         lag("day") OVER w AS previous_day,
         first_value("day") OVER w AS first_day
@@ -60,7 +62,7 @@ patient_groups AS (
 )
 
 SELECT
-    s.site_id, s.patient_id, s.treatment_id, s."day", s.injection_number,
+    s.site_id, s.patient_id, s.treatment_id, s."day", s.injection_number, s.session_from_index,
     s.previous_treatment_id,
     s."day" - s.previous_day AS days_since_previous,
     s."day" - s.first_day AS days_since_first,
@@ -88,6 +90,7 @@ COMMENT ON COLUMN botox_intervals.patient_id IS 'Patient pseudonym.';
 COMMENT ON COLUMN botox_intervals.treatment_id IS 'The injection''s treatment event id (treatments.treatment_id).';
 COMMENT ON COLUMN botox_intervals."day" IS 'Day of the injection, from the index visit.';
 COMMENT ON COLUMN botox_intervals.injection_number IS 'The injection''s place among the patient''s BoNT injections, in day order (2 for the second; the first has no row).';
+COMMENT ON COLUMN botox_intervals.session_from_index IS 'The injection''s place among those on or after the index visit (1 for the first of them); null for an injection before it.';
 COMMENT ON COLUMN botox_intervals.previous_treatment_id IS 'The previous injection''s treatment event id.';
 COMMENT ON COLUMN botox_intervals.days_since_previous IS 'Days since the previous injection (0 for two on one day).';
 COMMENT ON COLUMN botox_intervals.days_since_first IS 'Days since the patient''s first injection.';
