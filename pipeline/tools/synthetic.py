@@ -36,6 +36,7 @@ from pipeline.contract import (
 )
 from pipeline.sources.redcap import DICTIONARY, RECORDS, flat_export
 from pipeline.sources.redcap_dictionary import dictionary_csv
+from pipeline.tools.synthetic_complications import ComplicationRate, as_redcap_instances, complications
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class SyntheticParameters:
     # Further follow-up visits, as (target, low, high) days from t0, beyond the contract's three (e.g. a
     # 24-month visit, for a design with a 24-month timepoint).
     late_visits: tuple[tuple[int, int, int], ...] = ()
+    # Complications (contract 1.2) with known rates per modality (synthetic_complications.DEMO_COMPLICATIONS,
+    # `synk generate --complications`); none: the drop has no complications file, as before 1.2.
+    complications: tuple[ComplicationRate, ...] = ()
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -502,6 +506,8 @@ def generate_drop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"patients": patient_frame, "treatments": treatments, "assessments": assessments}
+    if params.complications:
+        tables["complications"] = complications(treatments, params.complications, seed)
     if export_format == "redcap":
         _write_redcap(out, tables)
     else:
@@ -529,6 +535,9 @@ def generate_drop(
 
 def _write_redcap(out: Path, tables: dict[str, pd.DataFrame]) -> None:
     """The tables as REDCap's flat export (the site goes in the manifest) and the shipped dictionary."""
-    flat = flat_export(tables["patients"], tables["treatments"], tables["assessments"])
+    events = tables.get("complications")
+    if events is not None:
+        events = as_redcap_instances(events, tables["treatments"])
+    flat = flat_export(tables["patients"], tables["treatments"], tables["assessments"], events)
     flat.to_csv(out / RECORDS, index=False, lineterminator="\n")
     (out / DICTIONARY).write_bytes(dictionary_csv().encode("utf-8"))
