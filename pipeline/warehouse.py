@@ -25,7 +25,7 @@ from pipeline.errors import PipelineError
 from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, layer_files, read_sql
 from pipeline.store.ledger import loaded_checksums
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ def build_warehouse(
         _set_design(con, design)
         register_functions(con)
         con.execute(read_sql(MACROS_SQL))
+        con.execute(read_sql(COMPLICATION_MACROS_SQL))
         # Temp views (staging, item scores) stay in memory; tables land in the new warehouse file.
         con.execute("USE warehouse")
         for layer in LAYERS:

@@ -1,33 +1,13 @@
 -- Complication rates per modality combination (the one started in the exposure window) and per
 -- modality (every patient who ever had it): patients at risk, patients with each code, the rate with
--- its exact (Clopper-Pearson) 95% interval, and how the events resolved. A patient counts once per
--- code: their first event of it in the group. Under a modality, an event counts where it names a
--- treatment of that modality, or names none and came on or after the patient's first one.
--- The interval functions are Python's (pipeline/intervals.py), registered on the build's connection.
+-- its exact (Clopper-Pearson) 95% interval, and how the events resolved. Who is at risk and whose
+-- events count: the macros of sql/macros/complication_events.sql (the report's Safety section uses them
+-- too). The interval functions are Python's (pipeline/intervals.py), registered on the build's connection.
 -- key: grouping, group_code, code
 CREATE TABLE complication_rates AS
-WITH combination_at_risk AS (
-    SELECT site_id, patient_id, 'combination' AS grouping, combination AS group_code, NULL::INTEGER AS first_day
-    FROM modality_combinations
-    WHERE combination IS NOT NULL
-),
-
-modality_at_risk AS (
-    SELECT t.site_id, t.patient_id, 'modality' AS grouping, m.code AS group_code, min(t."day") AS first_day
-    FROM treatments AS t
-    INNER JOIN seed_modality_codes AS m USING (modality)
-    GROUP BY ALL
-),
-
-at_risk AS (
-    SELECT * FROM combination_at_risk
-    UNION ALL
-    SELECT * FROM modality_at_risk
-),
-
-group_sizes AS (
+WITH group_sizes AS (
     SELECT grouping, group_code, count(*) AS patients_at_risk
-    FROM at_risk
+    FROM complication_at_risk('modality_combinations', 'treatments', 'modality_codes')
     GROUP BY ALL
 ),
 
@@ -35,23 +15,9 @@ codes AS (
     SELECT DISTINCT code FROM complications
 ),
 
-events AS (
-    SELECT r.grouping, r.group_code, c.site_id, c.patient_id, c.code, c."day", c.resolved, c.days_to_resolution
-    FROM at_risk AS r
-    INNER JOIN complications AS c USING (site_id, patient_id)
-    LEFT JOIN seed_modality_codes AS m ON m.modality = c.treatment_modality
-    WHERE r.grouping = 'combination'
-        OR m.code = r.group_code
-        OR (c.treatment_modality IS NULL AND c."day" >= r.first_day)
-),
-
 first_events AS (
-    SELECT
-        grouping, group_code, site_id, patient_id, code,
-        arg_min(resolved, "day") AS resolved,
-        arg_min(days_to_resolution, "day") AS days_to_resolution
-    FROM events
-    GROUP BY ALL
+    SELECT *
+    FROM complication_first_events('modality_combinations', 'treatments', 'modality_codes', 'complications')
 ),
 
 counted AS (
