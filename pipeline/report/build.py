@@ -46,6 +46,7 @@ from pipeline.report.reading import (
     read_warehouse,
 )
 from pipeline.report.register import Register
+from pipeline.report.safety import SafetyData, finish_safety, read_safety, register_safety, safety_table
 from pipeline.report.suppression import (
     SMALL_CELL,
     audit_table,
@@ -256,6 +257,7 @@ def _flow_steps(data: WarehouseData, table: pd.DataFrame) -> list[dict[str, str]
 # When the audit must hide or coarsen a count, the first of these tables that can lose one does: the
 # detail tables before the ones a reader starts from (flow, Table 1, combinations).
 GIVE_UP_FIRST = (
+    "safety",
     "estimates",
     "trajectories",
     "bont_dose_by_session",
@@ -355,18 +357,24 @@ def _build(
     release: str = "",
     earlier: list[Register] | None = None,
     page_size: str = "Letter",
+    safety: SafetyData | None = None,
 ) -> tuple[dict[str, pd.DataFrame], list[Figure], dict[str, object], Register]:
     design = data.design
     assert design is not None
     at, at_words = design.primary_timepoint, design.primary_label
     when = _timepoint_words(design)
     tables, primary = printed_tables(data)
+    if safety is not None:
+        tables["safety"] = safety_table(safety)
     _, years, shares = by_year_table(data.by_year.groupby(["year", "group"]).size().reset_index(name="patients"))
     # Every patient count goes through the register; the audit reads it with the earlier releases' and
     # may hide more before anything is written.
     register = published_register(data, tables, release or quarter, primary)
+    if safety is not None:
+        register_safety(register, tables["safety"], safety)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
+    safety_sentences = finish_safety(tables["safety"], safety, register) if safety is not None else []
     # The answer prints the estimates' own register cells, so after the audit has had its say.
     answer = answer_rows(data.estimates, data.scores, data.members, register, design, MAIN_OUTCOMES)
     # Figures draw only what the tables print: no interval where the audit hid the count it rests on.
@@ -574,6 +582,7 @@ def _build(
         "csv_files": [f"{name}.csv" for name in tables],
     }
     context["disclosure"] = disclosure
+    context["safety"] = {"sentences": safety_sentences} if safety is not None else None
     return tables, figs, context, register
 
 
@@ -608,6 +617,7 @@ def write_report(
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         data = read_warehouse(con, window=(start, min(end, as_of) if as_of else end))
+        safety = read_safety(con)
     finally:
         con.close()
     as_of_words = f"{as_of:%Y-%m-%d %H:%M} UTC" if as_of else ""
@@ -615,7 +625,7 @@ def write_report(
     if page_size not in PAGE_SIZES:
         raise ValueError(f"page size {page_size!r}: use one of {', '.join(PAGE_SIZES)}")
     tables, figs, context, register = _build(
-        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size
+        data, f"{year}Q{number}", as_of_words, provisional, release, earlier, page_size, safety
     )
     if register_out is not None:  # kept in the data home for the next release's audit, never published
         register.save(register_out / "register.json.gz")
