@@ -142,9 +142,8 @@ def safety_table(data: SafetyData) -> pd.DataFrame:
     for r in _order(data.rates).itertuples(index=False):
         at_risk, with_it, resolved = int(r.patients_at_risk), int(r.patients_with), int(r.patients_resolved)
         with_text = _part_text(with_it, at_risk)
-        resolved_text = (
-            _part_text(resolved, with_it, share=True) if with_text == format_count(with_it) else COMPLEMENTARY
-        )
+        exact = at_risk >= SMALL_CELL and not is_small(with_it) and with_text == format_count(with_it)
+        resolved_text = _part_text(resolved, with_it, share=True) if exact else COMPLEMENTARY
         if resolved_text == COMPLEMENTARY and is_small(resolved):
             resolved_text = format_count(resolved)
         rows.append(
@@ -153,7 +152,7 @@ def safety_table(data: SafetyData) -> pd.DataFrame:
                 COMPLICATION_WORDS.get(r.code, r.code),
                 format_count(at_risk),
                 with_text,
-                _rate_text(r) if at_risk >= SMALL_CELL and with_text == format_count(with_it) else NOT_SHOWN,
+                _rate_text(r) if exact else NOT_SHOWN,
                 resolved_text,
                 f"{r.median_days_to_resolution:.0f}" if "%" in resolved_text and resolved >= SMALL_CELL else NOT_SHOWN,
             ]
