@@ -34,7 +34,7 @@ from great_expectations.data_context.types.resource_identifiers import (  # noqa
     ValidationResultIdentifier,
 )
 
-from pipeline.validation import gx_metrics  # noqa: E402, F401 (registers the regex metric's faster pandas provider)
+from pipeline.validation import docs_views, gx_metrics  # noqa: E402, F401 (registers the regex metric's faster pandas provider)
 
 DOCS_SITE = "synk"
 # What of a result Data Docs may show: counts and shares, no cell.
@@ -70,7 +70,7 @@ def _gx_context(root: Path | None) -> Any:
                         "class_name": "TupleFilesystemStoreBackend",
                         "base_directory": str(root / "data_docs"),
                     },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    **docs_views.site_views(),
                 }
             }
         config = DataContextConfig(
@@ -147,7 +147,8 @@ def validate_frame(
             # Every column a suite names exists once parsing passed, so this is a bug, not bad data.
             raise RuntimeError(f"expectation {outcome.expectation_config.type} failed without row indexes")
         for index in indexes:
-            failures[int(index)].append(rule)
+            if rule not in failures[int(index)]:  # a rule may take two expectations (a range's two ends)
+                failures[int(index)].append(rule)
     if gx_root is not None:
         # Kept for Data Docs, which are published: counts only, never the unexpected values (a value
         # that slipped the screen would be shown there). The rows are in the quarantine table.
@@ -162,7 +163,11 @@ def validate_frame(
         )
         context.validation_results_store.set(key, result)
         _unrendered[str(gx_root)].append(key)
-    return dict(failures), _summary(result)
+    # GX returns results in an order of its own: name a row's rules in the suite's order.
+    order = {e["meta"]["rule"]: i for i, e in reversed(list(enumerate(suite_json["expectations"])))}
+    return {
+        index: sorted(rules, key=lambda r: order.get(r, len(order))) for index, rules in failures.items()
+    }, _summary(result)
 
 
 def _summary(result: Any) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from pipeline.validation.gx_runner import validate_frame
 from pipeline.validation.suites import (
     CURRENT_YEAR,
     PATIENT_IS_KNOWN,
+    REFINED_RULES,
     RESOLVED_ORDER,
     TEXT_SUFFIX,
     TOTALS_CHECK,
-    TOTALS_RULE,
     TREATMENT_IS_KNOWN,
     TREATMENT_MODALITY,
     item_groups,
@@ -130,6 +130,11 @@ def _quarantine_rows(
     return pd.DataFrame.from_records(records, columns=QUARANTINE_COLUMNS)
 
 
+def _refined(frame: pd.DataFrame, index: int, rule: str) -> str:
+    column = REFINED_RULES.get(rule)
+    return str(frame.at[index, column]) if column else rule
+
+
 def _rule_columns(suite: dict[str, Any]) -> dict[str, list[str]]:
     return {e["meta"]["rule"]: e["meta"]["columns"] for e in suite["expectations"]}
 
@@ -212,10 +217,12 @@ def validate_drop(
             failures, gx_results[table] = validate_frame(table, frame, suite, parameters, gx_root, drop.drop_id)
         rule_columns = _rule_columns(suite)
         if table == "assessments":
-            # Name the instrument and score that disagreed, not just the rule.
+            # Name the score that disagreed, or the instrument and range, not just the rule.
             for index, rules in failures.items():
-                failures[index] = [frame.at[index, TOTALS_CHECK] if r == TOTALS_RULE else r for r in rules]
-                rule_columns.update({r: rule_columns[TOTALS_RULE] for r in failures[index] if r not in rule_columns})
+                failures[index] = [_refined(frame, index, rule) for rule in rules]
+                rule_columns.update(
+                    {r: rule_columns[b] for r, b in zip(failures[index], rules, strict=True) if r not in rule_columns}
+                )
         # Rules the source adapter applied itself (REDCap: an incomplete form instance).
         source_columns: dict[int, list[str]] = {}
         for index, broken in drop.row_rules.get(table, {}).items():

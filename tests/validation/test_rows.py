@@ -53,7 +53,7 @@ def test_valid_rows_load_and_failing_rows_carry_their_rule(tmp_path: Path) -> No
     assert validated.valid["treatments"]["treatment_id"].tolist() == ["T1"]
 
     assessments_q = quarantine_rules(validated, "assessments")
-    assert assessments_q[16] == "item_code; unknown_patient"  # every rule a row breaks, in suite order
+    assert assessments_q[16] == "unknown_patient; item_code"  # every rule a row breaks, in suite order
     assert assessments_q[17] == "code_set:instrument"
     assert len(validated.valid["assessments"]) == 0  # every P1 row names a quarantined patient
     counts = validated.rule_counts()

@@ -3,7 +3,18 @@ import json
 import pandas as pd
 
 from pipeline import contract
-from pipeline.validation.suites import ITEM_INTEGER_GROUP, ITEM_RANGE_GROUP, build_suite, item_groups, suite_path
+from pipeline.validation.suites import (
+    INSTRUMENT_ITEM,
+    INTEGER_ITEM_TEXT,
+    ITEM_HIGH,
+    ITEM_INTEGER_GROUP,
+    ITEM_LOW,
+    ITEM_RANGE_GROUP,
+    ITEM_RANGE_RULE,
+    build_suite,
+    item_groups,
+    suite_path,
+)
 
 
 def test_json_suites_match_the_contract() -> None:
@@ -14,19 +25,24 @@ def test_json_suites_match_the_contract() -> None:
 
 def test_every_item_has_its_range_in_the_suite() -> None:
     suite = build_suite("assessments")
-    ranges = [e for e in suite["expectations"] if e["meta"]["rule"].startswith("item_range:")]
+    ranges = [e["meta"]["ranges"] for e in suite["expectations"] if e["meta"]["rule"] == ITEM_RANGE_RULE]
+    assert len(ranges) == 2 and ranges[0] == ranges[1]  # the range's two ends, each one expectation
     for item in contract.ITEMS:
         matching = [
-            e["kwargs"]
-            for e in ranges
-            if e["meta"]["rule"].startswith(f"item_range:{item.instrument}[") and item.code in e["meta"]["items"]
+            (r["min_value"], r["max_value"])
+            for rule, r in ranges[0].items()
+            if rule.startswith(f"item_range:{item.instrument}[") and item.code in r["items"]
         ]
-        assert [(r["min_value"], r["max_value"]) for r in matching] == [(item.low, item.high)], item
+        assert matching == [(item.low, item.high)], item
 
 
 def test_each_row_gets_the_item_rules_of_its_instrument_and_item() -> None:
     frame = pd.DataFrame(
-        {"instrument": ["saq", "saq", "sunnybrook", "eface", "saq"], "item": ["q3", "total_pct", "vm_smile", "x", None]}
+        {
+            "instrument": ["saq", "saq", "sunnybrook", "eface", "saq", "tinnitus"],
+            "item": ["q3", "total_pct", "vm_smile", "x", None, "q1"],
+            "value__text": ["3", "45.5", "4", "1", "2", "7"],
+        }
     )
     groups = item_groups(frame)
     assert groups[ITEM_RANGE_GROUP].tolist() == [
@@ -35,5 +51,12 @@ def test_each_row_gets_the_item_rules_of_its_instrument_and_item() -> None:
         "item_range:sunnybrook[1,5]",
         "",
         "",
+        "",
     ]
-    assert groups[ITEM_INTEGER_GROUP].tolist() == ["item_integer:saq", "", "item_integer:sunnybrook", "", ""]
+    assert groups[ITEM_INTEGER_GROUP].tolist() == ["item_integer:saq", "", "item_integer:sunnybrook", "", "", ""]
+    # An unknown instrument or a missing item is another rule's fault, not an item code's.
+    assert groups[INSTRUMENT_ITEM].isna().tolist() == [False] * 4 + [True] * 2
+    assert groups[ITEM_LOW].tolist()[:3] == [1, 20, 1] and groups[ITEM_HIGH].tolist()[:3] == [5, 100, 5]
+    assert groups[ITEM_LOW].isna().tolist() == [False] * 3 + [True] * 3
+    assert groups[INTEGER_ITEM_TEXT].tolist()[0] == "3" and groups[INTEGER_ITEM_TEXT].tolist()[2] == "4"
+    assert groups[INTEGER_ITEM_TEXT].isna().tolist() == [False, True, False, True, True, True]
