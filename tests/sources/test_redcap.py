@@ -335,3 +335,26 @@ def test_an_export_with_part_of_the_complication_form_is_refused(tmp_path: Path)
     records = export_with_complications(["P1,s1,1,1,20,eyelid_ptosis,,50"]).drop(columns=["cx_grade"])
     message = refusal(tmp_path, records)
     assert RECORDS in message and "cx_grade" in message and "eyelid_ptosis" not in message
+
+
+def test_complication_row_faults_are_quarantined_at_their_redcap_row(tmp_path: Path) -> None:
+    home = DataHome.resolve(tmp_path / "home").ensure()
+    # P1's treatments are instances 1 and 2: instance 9 is none of them; the third is an incomplete form.
+    records = export_with_complications(
+        ["P1,s1,1,1,20,eyelid_ptosis,,50", "P1,s1,2,9,20,dry_eye,,", "P2,s1,1,1,9,brow_ptosis,,"]
+    )
+    is_cx = records["redcap_repeat_instrument"] == "complication"
+    records.loc[records.index[is_cx][2], "complication_complete"] = "0"
+    write_redcap_drop(home.landing / "d1", records)
+    summary = ingest_landing(home)
+    assert summary.drops[0].status == "loaded", summary.lines()
+    flat_rows = [int(i) + 2 for i in records.index[is_cx]]  # the header is row 1
+    con = duckdb.connect(str(home.store_path), read_only=True)
+    try:
+        quarantined = con.execute("SELECT file, row_number, rule FROM quarantine ORDER BY row_number").fetchall()
+        loaded = con.execute("SELECT patient_id, complication_id, treatment_id FROM complications_history").fetchall()
+    finally:
+        con.close()
+    assert quarantined == [(RECORDS, flat_rows[1], "unknown_treatment"), (RECORDS, flat_rows[2], INCOMPLETE_RULE)]
+    assert loaded == [("P1", "1", "1")]
+    assert "dry_eye" not in " ".join(summary.lines())
