@@ -144,8 +144,8 @@ def safety_table(data: SafetyData) -> pd.DataFrame:
         with_text = _part_text(with_it, at_risk)
         exact = at_risk >= SMALL_CELL and not is_small(with_it) and with_text == format_count(with_it)
         resolved_text = _part_text(resolved, with_it, share=True) if exact else COMPLEMENTARY
-        if resolved_text == COMPLEMENTARY and is_small(resolved):
-            resolved_text = format_count(resolved)
+        if resolved_text == COMPLEMENTARY and (is_small(resolved) or resolved == 0):
+            resolved_text = format_count(resolved)  # '<11' or '0' says nothing more of a hidden count
         rows.append(
             [
                 MODALITY_WORDS[r.group_code][0],
