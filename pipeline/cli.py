@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", help="data home (default: $SYNK_HOME, else data/ in the checkout)")
         return p
 
-    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1 drop")
+    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1.2 drop")
     gen.add_argument("--out", required=True, help="drop folder to write (its name is the drop id)")
     gen.add_argument("--patients", type=int, default=200)
     gen.add_argument("--seed", type=int, default=1)

@@ -1,4 +1,4 @@
-"""The REDCap project shape of contract redcap.md, version 1, as data.
+"""The REDCap project shape of contract redcap.md, version 1 (1.2: the optional complication form), as data.
 
 A classic project built from the shipped data dictionary (redcap/synkinesis_outcomes_dictionary.csv),
 exported flat with raw codes: its forms, their fields and the contract columns they fill. The REDCap

@@ -1,4 +1,4 @@
-"""Synthetic, de-identified clinic exports (contract v1), seeded and deterministic.
+"""Synthetic, de-identified clinic exports (contract v1.2), seeded and deterministic.
 
 The data follow the domain's published figures closely enough to exercise every stage, and they
 carry a known truth for the models to recover:
@@ -11,7 +11,8 @@ carry a known truth for the models to recover:
 - combined treatment adds ``combined_effect`` Sunnybrook-composite points to the 12-month
   change. Every other outcome moves through the same ``q`` (composite = 115 q - 15), so the
   effect on it is the same shift of ``q``, ``combined_effect / 115``, in its own units and
-  direction (e.g. SAQ falls about ``combined_effect / 115 x 80`` percent points).
+  direction (e.g. SAQ falls about ``combined_effect / 115 x 80`` percent points);
+- complications (contract 1.2, optional) at known rates per modality: ``synthetic_complications.py``.
 """
 
 from __future__ import annotations
