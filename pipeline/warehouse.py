@@ -26,6 +26,7 @@ from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
 from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,13 @@ def build_warehouse(
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH {sql_string(home.store_path)} AS store (READ_ONLY)")
+        if _store_before_1_2(con):
+            # A store not written since contract 1.2 gains its (empty) complications history first; the
+            # callers hold the writer lock.
+            con.execute("DETACH store")
+            with open_store(home):
+                pass
+            con.execute(f"ATTACH {sql_string(home.store_path)} AS store (READ_ONLY)")
         snapshot = data_snapshot(con, as_of)
         con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
         incremental = _scope(con, home, design, as_of, since)
@@ -208,6 +216,13 @@ def build_warehouse(
     finally:
         con.close()
     return snapshot
+
+
+def _store_before_1_2(con: duckdb.DuckDBPyConnection) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'store' AND table_name = 'complications_history'"
+    ).fetchone()[0]
+    return not found
 
 
 def _scope(

@@ -13,6 +13,7 @@ from pipeline.settings import DataHome
 from pipeline.stages import ingest, publish_warehouse
 from pipeline.tools.synthetic import SyntheticParameters, generate_drop
 from pipeline.tools.synthetic_complications import ComplicationRate
+from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS
 
 TRUTH = (
     ComplicationRate("selective_neurectomy", "incomplete_eye_closure", 0.3, 0.8, 90),
@@ -78,3 +79,15 @@ def test_the_interval_is_clopper_pearsons_and_rates_add_up(rates: pd.DataFrame) 
     combinations = rates[rates["grouping"] == "combination"].drop_duplicates("group_code")
     modalities = rates[rates["grouping"] == "modality"].drop_duplicates("group_code")
     assert combinations["patients_at_risk"].sum() <= modalities["patients_at_risk"].sum()
+
+
+def test_a_store_made_before_contract_1_2_builds(home: DataHome, write_drop) -> None:
+    """A store whose last write predates complications (no complications_history) still builds, with none."""
+    write_drop("d1", BASE_PATIENTS, BASE_TREATMENTS, [])
+    ingest(home)
+    with duckdb.connect(str(home.store_path)) as con:
+        con.execute("DROP TABLE complications_history")
+    publish_warehouse(home)
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM complications").fetchone()[0] == 0
