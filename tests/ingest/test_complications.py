@@ -11,7 +11,7 @@ import pytest
 from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome
 from pipeline.stages import publish_warehouse
-from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, csv_text, sunnybrook_rows
+from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, csv_text, sunnybrook_rows, write_drop_files
 
 HEADER = "patient_id,site_id,complication_id,treatment_id,day,code,grade,resolved_day"
 # P1 had BoNT (T1) and physical therapy (T2); P2 had BoNT (T1); P3 had a selective myectomy (T3).
@@ -163,3 +163,23 @@ def test_an_unknown_or_missing_column_refuses_the_drop(home, write_drop, header:
     assert store_rows(home, "SELECT rows_in, status FROM load_ledger WHERE file = 'complications.csv'") == [
         (1, "rejected")
     ]
+
+
+def test_the_other_files_load_identically_with_or_without_complications(tmp_path) -> None:
+    """The same export with and without complications.csv: the same rows of the other files, quarantined alike."""
+    homes = {}
+    for name in ("without", "with"):
+        home = DataHome.resolve(tmp_path / name).ensure()
+        folder = write_drop_files(home, "d1", [*PATIENTS, "P4,s1,Q,30,R,bell,2021,300"], TREATMENTS, [])
+        if name == "with":
+            write_complications(folder, ["P1,s1,1,T1,20,eyelid_ptosis,,50"])
+        assert [d.status for d in ingest_landing(home).drops] == ["loaded"]
+        homes[name] = home
+    for table in ("patients_history", "treatments_history", "quarantine"):
+        moment = "quarantined_at" if table == "quarantine" else "valid_from"
+        sql = f"SELECT * EXCLUDE ({moment}) FROM {table} ORDER BY ALL"
+        assert store_rows(homes["with"], sql) == store_rows(homes["without"], sql), table
+    ledger = "SELECT file, sha256, rows_in, rows_loaded, rows_quarantined FROM load_ledger ORDER BY ALL"
+    assert [r for r in store_rows(homes["with"], ledger) if r[0] != "complications.csv"] == store_rows(
+        homes["without"], ledger
+    )
