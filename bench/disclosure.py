@@ -21,6 +21,7 @@ from pipeline.report.disclosure import audit, protect
 from pipeline.report.printed import GIVE_UP_FIRST, printed_tables, published_register
 from pipeline.report.reading import read_warehouse
 from pipeline.report.release import earlier_registers
+from pipeline.report.safety import read_safety, register_safety, safety_table
 from pipeline.settings import DataHome
 
 
@@ -34,11 +35,15 @@ def main() -> None:
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
     try:
         data = read_warehouse(con)
+        safety = read_safety(con)
     finally:
         con.close()
     tables, primary = printed_tables(data)
     release = release_name(args.quarter, args.provisional)
     register = published_register(data, tables, release, primary)
+    if safety is not None:  # the Safety section's counts (complications), as the report registers them
+        tables["safety"] = safety_table(safety)
+        register_safety(register, tables["safety"], safety)
     earlier = earlier_registers(home, args.quarter, args.provisional)
     started = time.perf_counter()
     before = audit(register, earlier)

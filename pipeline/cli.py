@@ -35,10 +35,12 @@ def _home(args: argparse.Namespace) -> DataHome:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from pipeline.tools.synthetic import generate_drop
+    from pipeline.tools.synthetic import SyntheticParameters, generate_drop
+    from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
+    params = SyntheticParameters(complications=DEMO_COMPLICATIONS if args.complications else ())
     counts = generate_drop(
-        Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format
+        Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format, params=params
     )
     print(f"Wrote drop {Path(args.out).name}: " + ", ".join(f"{n} {table} rows" for table, n in counts.items()))
     return 0
@@ -112,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--home", help="data home (default: $SYNK_HOME, else data/ in the checkout)")
         return p
 
-    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1 drop")
+    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1.2 drop")
     gen.add_argument("--out", required=True, help="drop folder to write (its name is the drop id)")
     gen.add_argument("--patients", type=int, default=200)
     gen.add_argument("--seed", type=int, default=1)
@@ -122,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("csv", "redcap"),
         default="csv",
         help="csv: the contract's three files; redcap: the same data as REDCap's flat export and data dictionary",
+    )
+    gen.add_argument(
+        "--complications",
+        action="store_true",
+        help="also write complications (contract 1.2) at the demo's known rates per modality",
     )
     gen.set_defaults(func=cmd_generate)
 

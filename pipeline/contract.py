@@ -1,4 +1,4 @@
-"""The clinic export contract, version 1, as data.
+"""The clinic export contract, version 1.2 (1.2: the optional complications file), as data.
 
 Carried in the package (the pipeline never reads ``shared/`` at run time). Every stage that
 needs a column list, a code set or an item range takes it from here; the GX suites in
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = "1.2"  # 1.2: the optional complications file
 
 DROP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
@@ -19,7 +19,9 @@ TARGET_PATTERN = r"^[a-z_]{1,32}$"
 INTEGER_PATTERN = r"^[+-]?[0-9]+$"
 NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
 
-FILES = ("patients", "treatments", "assessments")
+FILES = ("patients", "treatments", "assessments")  # every drop holds these (a full snapshot all three)
+OPTIONAL_FILES = ("complications",)  # version 1.2: a drop without it loads as before
+TABLES = FILES + OPTIONAL_FILES  # in validation order: a complication names a patient and a treatment
 
 SEXES = ("F", "M", "X", "U")
 SIDES = ("L", "R", "B")
@@ -46,6 +48,25 @@ def combination_sort_key(combination: str) -> tuple[int, ...]:
     order = list(MODALITY_CODES.values())
     return tuple(order.index(code) if code in order else len(order) for code in combination.split("+"))
 
+
+# Complications (version 1.2): codes, and those that need a surgical treatment where one is named.
+COMPLICATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+COMPLICATION_CODES = (
+    "incomplete_eye_closure",
+    "oral_incompetence",
+    "lower_lip_weakness",
+    "eyelid_ptosis",
+    "brow_ptosis",
+    "drooling",
+    "dry_eye",
+    "haematoma",
+    "infection",
+    "revision_surgery",
+    "other",
+)
+SURGICAL_MODALITIES = ("selective_neurectomy", "selective_myectomy", "other_surgery")
+CODES_AFTER_SURGERY = ("revision_surgery",)
+CLAVIEN_DINDO_MAX = 5
 
 AGE_TOP_CODE = 90
 MIN_INDEX_YEAR = 1980
@@ -87,12 +108,23 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("item", "text"),
         Column("value", "number"),
     ),
+    "complications": (
+        Column("patient_id", "text"),
+        Column("site_id", "text"),
+        Column("complication_id", "text"),
+        Column("treatment_id", "text", required=False),
+        Column("day", "integer"),
+        Column("code", "text"),
+        Column("grade", "integer", required=False),
+        Column("resolved_day", "integer", required=False),
+    ),
 }
 
 KEYS: dict[str, tuple[str, ...]] = {
     "patients": ("site_id", "patient_id"),
     "treatments": ("site_id", "patient_id", "treatment_id"),
     "assessments": ("site_id", "patient_id", "visit_day", "instrument", "item"),
+    "complications": ("site_id", "patient_id", "complication_id"),
 }
 
 

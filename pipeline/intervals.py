@@ -26,3 +26,12 @@ def mean_interval(mean: float, sd: float, n: int) -> tuple[float, float]:
     if n < 2 or sd is None or math.isnan(sd):
         return float("nan"), float("nan")
     return interval(mean, sd / math.sqrt(n), n - 1)
+
+
+def clopper_pearson(successes: int, trials: int) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a proportion; NaN where there are no trials."""
+    if trials <= 0:
+        return float("nan"), float("nan")
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(ALPHA / 2, successes, trials - successes + 1))
+    high = 1.0 if successes == trials else float(stats.beta.ppf(1 - ALPHA / 2, successes + 1, trials - successes))
+    return low, high

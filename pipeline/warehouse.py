@@ -22,9 +22,11 @@ from pipeline.build_state import SCOPE_SQL, BuildState, fingerprint, read_state,
 from pipeline.checksums import combined_sha256
 from pipeline.contract import MODALITY_CODES, OUTCOME_LIST
 from pipeline.errors import PipelineError
+from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ PUBLISHED_TABLES = (
     "modality_combinations",
     "followup_scores",
     "attrition",
+    "complications",
+    "complication_rates",
     "load_ledger",
     "quarantine",
     "model_runs",
@@ -121,6 +125,24 @@ def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
         con.unregister(f"{name}_frame")
 
 
+def _clopper_pearson_low(successes: int, trials: int) -> float:
+    return clopper_pearson(int(successes), int(trials))[0]
+
+
+def _clopper_pearson_high(successes: int, trials: int) -> float:
+    return clopper_pearson(int(successes), int(trials))[1]
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """The Python functions the build's SQL calls: the exact interval of a proportion (SQL has no beta
+    quantile), ``clopper_pearson_low(k, n)`` and ``clopper_pearson_high(k, n)``."""
+    for name, function in (
+        ("clopper_pearson_low", _clopper_pearson_low),
+        ("clopper_pearson_high", _clopper_pearson_high),
+    ):
+        con.create_function(name, function, ["BIGINT", "BIGINT"], "DOUBLE", side_effects=False)
+
+
 def write_design_tables(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
     """The design's tables (``sql/seeds/``) in the connection's current database, as a build writes them
     first: for a warehouse put together by hand (the report's tests)."""
@@ -132,7 +154,15 @@ def write_design_tables(con: duckdb.DuckDBPyConnection, design: DesignSettings) 
 # Tables with one row per patient or fewer (keyed by site_id, patient_id): an incremental build
 # recomputes them for the patients in build_scope only. The other tables are rebuilt whole.
 PATIENT_TABLES = frozenset(
-    {"patients", "treatments", "assessments", "instrument_scores", "modality_combinations", "followup_scores"}
+    {
+        "patients",
+        "treatments",
+        "assessments",
+        "instrument_scores",
+        "modality_combinations",
+        "followup_scores",
+        "complications",
+    }
 )
 # An incremental build pays for copying the published file and replacing rows: past this share of
 # the patients, a full build costs less.
@@ -162,6 +192,13 @@ def build_warehouse(
     con = duckdb.connect()
     try:
         con.execute(f"ATTACH {sql_string(home.store_path)} AS store (READ_ONLY)")
+        if _store_before_1_2(con):
+            # A store not written since contract 1.2 gains its (empty) complications history first; the
+            # callers hold the writer lock.
+            con.execute("DETACH store")
+            with open_store(home):
+                pass
+            con.execute(f"ATTACH {sql_string(home.store_path)} AS store (READ_ONLY)")
         snapshot = data_snapshot(con, as_of)
         con.execute("SET VARIABLE as_of = ?::TIMESTAMP", [as_of])
         incremental = _scope(con, home, design, as_of, since)
@@ -176,7 +213,9 @@ def build_warehouse(
         con.execute("SET VARIABLE code_version = ?", [__version__])
         con.execute("SET VARIABLE design_settings = ?", [design.to_json()])
         _set_design(con, design)
+        register_functions(con)
         con.execute(read_sql(MACROS_SQL))
+        con.execute(read_sql(COMPLICATION_MACROS_SQL))
         # Temp views (staging, item scores) stay in memory; tables land in the new warehouse file.
         con.execute("USE warehouse")
         for layer in LAYERS:
@@ -187,6 +226,13 @@ def build_warehouse(
     finally:
         con.close()
     return snapshot
+
+
+def _store_before_1_2(con: duckdb.DuckDBPyConnection) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'store' AND table_name = 'complications_history'"
+    ).fetchone()[0]
+    return not found
 
 
 def _scope(

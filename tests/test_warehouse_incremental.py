@@ -176,3 +176,38 @@ def test_a_full_build_after_an_older_store_is_restored(tmp_path: Path, caplog: p
     assert INCREMENTAL not in caplog.text
     with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == 20
+
+
+def test_complications_alone_recompute_their_patients(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A drop of complications only (contract 1.2) changes those patients: the incremental build recomputes
+    them, and publishes what a full build would."""
+    home = DataHome.resolve(tmp_path / "home").ensure()
+    _land(home, _drop(home, "d1-full", 30, 3, "full", "A"))
+    ingest_landing(home)
+    build_and_publish(home)
+    treatments = pd.read_csv(next((home.archive / "d1-full").rglob("treatments.csv")), dtype=str)
+    first = treatments.drop_duplicates("patient_id").iloc[:2]
+    folder = home.landing / "d2-complications"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"snapshot": "incremental"}')
+    rows = [
+        f"{r.patient_id},s1,1,{r.treatment_id},{int(r.day) + 5},eyelid_ptosis,,{int(r.day) + 40}"
+        for r in first.itertuples(index=False)
+    ]
+    header = "patient_id,site_id,complication_id,treatment_id,day,code,grade,resolved_day"
+    (folder / "complications.csv").write_text("\n".join([header, *rows]) + "\n")
+    summary = ingest_landing(home)
+    assert [d.status for d in summary.drops if d.drop_id == "d2-complications"] == ["loaded"], summary.lines()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pipeline.warehouse"):
+        build_and_publish(home)
+    assert f"{INCREMENTAL}: 2 of 30 patients recomputed" in caplog.text
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM complications").fetchone()[0] == 2
+        assert (
+            con.execute("SELECT sum(patients_with) FROM complication_rates WHERE grouping = 'combination'").fetchone()[
+                0
+            ]
+            == 2
+        )
+    _assert_same_as_a_full_build(home, tmp_path)

@@ -9,7 +9,8 @@ import pytest
 from pipeline.settings import DataHome
 from pipeline.sql_files import declared_keys
 from pipeline.stages import fit_models, ingest, publish_warehouse
-from pipeline.tools.synthetic import generate_drop
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
+from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 from pipeline.warehouse import PUBLISHED_TABLES
 from tests.report.helpers import light_settings
 
@@ -17,7 +18,8 @@ from tests.report.helpers import light_settings
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
     home = DataHome.resolve(tmp_path_factory.mktemp("keys")).ensure()
-    generate_drop(home.landing / "clinic_a-2026-11", patients=150, seed=5, site="clinic_a")
+    params = SyntheticParameters(complications=DEMO_COMPLICATIONS)
+    generate_drop(home.landing / "clinic_a-2026-11", patients=150, seed=5, site="clinic_a", params=params)
     generate_drop(home.landing / "clinic_b-2026-11", patients=60, seed=6, site="clinic_b")
     # A treatment of a patient the drop does not have: quarantined, so the quarantine table has a row to key.
     treatments = home.landing / "clinic_b-2026-11" / "treatments.csv"

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from pipeline.contract import FILES
+from pipeline.contract import TABLES
 from pipeline.errors import DropHeld, DropRejected, row_list
 from pipeline.ingest.receive import (
     LandedDrop,
@@ -36,7 +36,14 @@ from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, Sourc
 from pipeline.sources.clinic_csv import table_of
 from pipeline.sources.dispatch import parse_drop, read_manifest
 from pipeline.store.connection import note_activity, open_store, writer_lock
-from pipeline.store.history import RETIRE_LIMIT, apply_drop, current_patient_keys, retirement_shares, sites_of
+from pipeline.store.history import (
+    RETIRE_LIMIT,
+    apply_drop,
+    current_patient_keys,
+    current_treatment_modalities,
+    retirement_shares,
+    sites_of,
+)
 from pipeline.store.ledger import (
     FileOutcome,
     newer_export,
@@ -237,7 +244,7 @@ def _check_sites(drop: SourceDrop) -> None:
     if site is None:
         return
     faults = []
-    for table in FILES:
+    for table in (t for t in TABLES if t in drop.tables):
         frame = drop.tables[table]
         other = frame["site_id"].notna() & (frame["site_id"] != site)
         if other.any():
@@ -414,7 +421,9 @@ def _ingest_drop(
         _check_sites(drop)
         _check_order(con, drop)
         with step(f"{landed.drop_id}: validate"):
-            validated = validate_drop(drop, current_patient_keys(con), gx_root=home.gx_root)
+            known = current_patient_keys(con)
+            treatments = current_treatment_modalities(con)
+            validated = validate_drop(drop, known, gx_root=home.gx_root, known_treatments=treatments)
         if drop.manifest.snapshot == "full" and not (drop.manifest.confirm_retire or confirm_retire):
             held = _retirement_hold(con, validated)
             if held:

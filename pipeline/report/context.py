@@ -202,6 +202,11 @@ def claims_section(parts: ReportParts) -> dict[str, object]:
     }
 
 
+def safety_section(parts: ReportParts) -> dict[str, object]:
+    """Complication rates in words (contract 1.2); none where the warehouse records no complications."""
+    return {"safety": {"sentences": parts.audited.safety_sentences} if parts.data.safety is not None else None}
+
+
 def release_section(parts: ReportParts) -> dict[str, object]:
     """What the release records beside the page: the audit, and its primary estimate for the index of releases."""
     return {"disclosure": parts.audited.disclosure, "primary_estimate": parts.primary_estimate}
@@ -215,6 +220,7 @@ SECTIONS: list[Callable[[ReportParts], dict[str, object]]] = [
     tables_section,
     methods_section,
     figures_section,
+    safety_section,
     quality_section,
     release_section,
 ]

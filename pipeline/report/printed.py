@@ -4,7 +4,7 @@ what it hid written back into the tables. Nothing here draws or words anything."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -20,6 +20,7 @@ from pipeline.report.reading import ALL_TRAJECTORIES, MAIN_OUTCOMES, PRIMARY_CON
 from pipeline.report.register import Register
 from pipeline.report.responder_shares import finish as finish_responders
 from pipeline.report.responder_shares import register_responders, responder_groups, responder_table
+from pipeline.report.safety import finish_safety, register_safety, safety_table
 from pipeline.report.suppression import SMALL_CELL, audit_table
 from pipeline.report.tables import (
     SEX_WORDS,
@@ -91,6 +92,7 @@ GIVE_UP_FIRST = (
     "site_funnel",
     "preference_overlap",
     "responder_shares",
+    "safety",
     "estimates",
     "trajectories",
     "bont_dose_by_session",
@@ -225,6 +227,7 @@ class Audited:
     primary: pd.DataFrame  # the primary comparison's estimates (rows of data.estimates)
     register: Register
     disclosure: dict[str, object]
+    safety_sentences: list[str] = field(default_factory=list)
 
 
 def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | None) -> Audited:
@@ -233,11 +236,17 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
     design = data.design
     assert design is not None
     tables, primary = printed_tables(data)
+    if data.safety is not None:
+        tables["safety"] = safety_table(data.safety)
     register = published_register(data, tables, release, primary)
     tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
+    if data.safety is not None:
+        register_safety(register, tables["safety"], data.safety)
     disclosure = protect(register, earlier, GIVE_UP_FIRST)
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)
+    # No rate, share or median beside a count the audit hid; then the Safety section's sentences.
+    safety_sentences = finish_safety(tables["safety"], data.safety, register) if data.safety is not None else []
     for name, frame in tables.items():
         audit_table(name, frame)
-    return Audited(tables, primary, register, disclosure)
+    return Audited(tables, primary, register, disclosure, safety_sentences)

@@ -21,6 +21,7 @@ from pipeline.report.published_counts import (
     estimate_members,
     read_patients,
 )
+from pipeline.report.safety import SafetyData, read_safety
 from pipeline.report.suppression import (
     SMALL_CELL,
 )
@@ -77,6 +78,8 @@ class WarehouseData:
     # What surgeons claim (issue 19): their model_estimates rows and the patients behind their counts.
     claims: pd.DataFrame = field(default_factory=pd.DataFrame)
     claim_patients: ClaimPatients = field(default_factory=ClaimPatients)
+    # Complications (contract 1.2): None where the warehouse records none.
+    safety: SafetyData | None = None
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -178,6 +181,7 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.run = _run_info(models["model_runs"])
     data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
     data.claim_patients = read_claim_patients(con, data.claims, design)
+    data.safety = read_safety(con)
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]

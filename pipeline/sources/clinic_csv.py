@@ -1,4 +1,5 @@
-"""The clinic export of the contract: three comma-separated files, optional manifest.json.
+"""The clinic export of the contract: three comma-separated files, optional complications.csv (1.2) and
+manifest.json.
 
 Parsing is strict: a file that cannot be read exactly as the contract says (encoding,
 delimiter, ragged rows, unknown or missing columns) rejects the drop, with a message naming
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.contract import COLUMNS, FILES
+from pipeline.contract import COLUMNS, FILES, TABLES
 from pipeline.errors import DropRejected
 from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
 from pipeline.sources.reader import check_header_names, check_is_header, decode, header_fields, read_rows
@@ -19,14 +20,17 @@ _SUFFIXES = (".csv", ".csv.gz")
 
 def table_of(file_name: str) -> str | None:
     """The contract table a file name carries ('patients.csv.gz' -> 'patients'), if any."""
-    for table in FILES:
+    for table in TABLES:
         if file_name in (table + suffix for suffix in _SUFFIXES):
             return table
     return None
 
 
 def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest) -> SourceDrop:
-    """The contract's three files (.csv or .csv.gz) as text frames."""
+    """The contract's three files (.csv or .csv.gz) as text frames, and complications where the drop has it.
+
+    A drop without complications.csv gets no complications frame: nothing of it is validated or loaded,
+    and nothing loaded before is retired (the drop says nothing about complications)."""
     by_table: dict[str, ReceivedFile] = {}
     for item in received:
         if item.file == MANIFEST:
@@ -36,7 +40,8 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
             raise DropRejected(
                 drop_id,
                 f"it holds a file the contract does not know: {item.file}.",
-                "A drop holds only patients, treatments and assessments (.csv or .csv.gz) and manifest.json; "
+                "A drop holds only patients, treatments and assessments (.csv or .csv.gz), optionally complications, "
+                "and manifest.json; "
                 'a REDCap export needs "source": "redcap" in manifest.json.',
             )
         if table in by_table:

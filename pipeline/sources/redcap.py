@@ -4,7 +4,8 @@ A REDCap drop holds ``redcap_records.csv`` (flat, raw codes), ``redcap_dictionar
 project's data dictionary as REDCap downloads it) and ``manifest.json`` with ``"source": "redcap"``.
 The adapter refuses an export that carries anything the shipped dictionary does not have, or a
 field the dictionary marks as an identifier, a date, free text or a checkbox; then it pivots the
-flat rows into the contract's three tables. Every table row keeps the row number of the flat row
+flat rows into the contract's three tables, and complications where the export carries the
+optional complication form (contract 1.2). Every table row keeps the row number of the flat row
 it came from, so quarantine and ledger point the coordinator to the record and instance in REDCap.
 
 The three tables all come from ``redcap_records.csv``: the ledger has one row for it (its sha256,
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.contract import COLUMNS, FILES, INSTRUMENTS
+from pipeline.contract import COLUMNS, INSTRUMENTS
 from pipeline.errors import DropRejected, row_list
 from pipeline.ingest.screening import name_rules
 from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, RowRule, SourceDrop
@@ -27,10 +28,13 @@ from pipeline.sources.numbers import integral_text
 from pipeline.sources.reader import check_header_names, decode, read_rows
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 from pipeline.sources.redcap_project import (
+    REDCAP_COMPLICATION_FIELDS,
+    REDCAP_COMPLICATION_FORM,
     REDCAP_DATA_ACCESS_GROUP,
     REDCAP_FORMS,
     REDCAP_LOADED_STATUSES,
     REDCAP_OPTIONAL_FIELDS,
+    REDCAP_OPTIONAL_FORMS,
     REDCAP_PATIENT_FIELDS,
     REDCAP_PATIENT_FORM,
     REDCAP_RECORD_ID,
@@ -54,7 +58,17 @@ EMPTY_RULE = "redcap_instance_empty"  # an instrument instance with no item or s
 SHIPPED_FIELDS = tuple(row[FIELD] for row in dictionary_rows())
 KNOWN_FIELDS = frozenset(SHIPPED_FIELDS) | set(REDCAP_OPTIONAL_FIELDS)
 STATUS_FIELDS = tuple(redcap_form_status(form) for form in REDCAP_FORMS)
-REQUIRED_COLUMNS = (*SHIPPED_FIELDS, REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE, *STATUS_FIELDS)
+# An optional form's fields and status (contract 1.2: complication): all of them or none.
+OPTIONAL_FORM_COLUMNS = {
+    form: (*(row[FIELD] for row in dictionary_rows() if row[FORM] == form), redcap_form_status(form))
+    for form in REDCAP_OPTIONAL_FORMS
+}
+_OPTIONAL_COLUMNS = {column for columns in OPTIONAL_FORM_COLUMNS.values() for column in columns}
+REQUIRED_COLUMNS = tuple(
+    c
+    for c in (*SHIPPED_FIELDS, REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE, *STATUS_FIELDS)
+    if c not in _OPTIONAL_COLUMNS
+)
 STRUCTURAL = frozenset({REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE, REDCAP_DATA_ACCESS_GROUP, *STATUS_FIELDS})
 CHECKBOX_COLUMN = re.compile(r"(?P<field>.+?)___(?P<code>.+)")  # REDCap exports one column per choice
 DICTIONARY_COLUMNS = (FIELD, FORM, TYPE, VALIDATION, IDENTIFIER)
@@ -70,6 +84,7 @@ SOURCE_COLUMNS = {
         "item": "the instrument's item fields",
         "value": "the instrument's item fields",
     },
+    "complications": {"patient_id": REDCAP_RECORD_ID} | {c: f for f, c in REDCAP_COMPLICATION_FIELDS.items()},
 }
 
 _REMOVE_FIELDS = "REDCap's de-identified export (Data Exports: remove identifiers, unvalidated text, notes and dates)"
@@ -181,6 +196,9 @@ def refuse_fields(drop_id: str, header: list[str], dictionary: dict[str, Diction
             "Send the data dictionary of the same project, downloaded with the export.",
         )
     absent = [c for c in REQUIRED_COLUMNS if c not in header]
+    for columns in OPTIONAL_FORM_COLUMNS.values():
+        if any(c in header for c in columns):
+            absent += [c for c in columns if c not in header]
     if absent:
         raise DropRejected(
             drop_id,
@@ -247,6 +265,20 @@ def _treatments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, d
     frame = _table("treatments", columns, part[ROW_NUMBER])
     form = pd.Series(REDCAP_TREATMENT_FORM, index=part.index)
     return frame, _incomplete_rules(_loaded(part, REDCAP_TREATMENT_FORM), form)
+
+
+def _complications(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, dict[int, list[RowRule]]]:
+    rows = records[REDCAP_REPEAT_INSTRUMENT] == REDCAP_COMPLICATION_FORM
+    part = records.loc[rows]
+    columns = {column: part[field] for field, column in REDCAP_COMPLICATION_FIELDS.items()}
+    # Numbered fields as REDCap or pandas may write them ('3.0'): cx_treatment_id names a treatment's instance,
+    # which is that treatment's id (itself read the same way).
+    columns["treatment_id"] = integral_text(columns["treatment_id"])
+    columns["complication_id"] = integral_text(columns["complication_id"])
+    columns |= {"patient_id": part[REDCAP_RECORD_ID], "site_id": site[rows]}
+    frame = _table("complications", columns, part[ROW_NUMBER])
+    form = pd.Series(REDCAP_COMPLICATION_FORM, index=part.index)
+    return frame, _incomplete_rules(_loaded(part, REDCAP_COMPLICATION_FORM), form)
 
 
 def _assessments(records: pd.DataFrame, site: pd.Series) -> tuple[pd.DataFrame, dict[int, list[RowRule]]]:
@@ -321,31 +353,51 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
             f"and {MANIFEST} has no site_id.",
             f'Add "site_id" to {MANIFEST}, e.g. {{"source": "redcap", "site_id": "dal01"}}.',
         )
+    absent_forms = [f for f in REDCAP_OPTIONAL_FORMS if OPTIONAL_FORM_COLUMNS[f][0] not in records]
+    orphans = records.loc[forms.isin(absent_forms), ROW_NUMBER].tolist()
+    if orphans:
+        raise DropRejected(
+            drop_id,
+            f"{RECORDS} has {row_list(orphans)} of instrument(s) {_named(absent_forms)} without their fields.",
+            "Export those instruments with all their fields, or leave them out of the export.",
+        )
     site = _site(records, manifest)
+    pivots = [("patients", _patients), ("treatments", _treatments), ("assessments", _assessments)]
+    if REDCAP_COMPLICATION_FORM not in absent_forms:
+        pivots.append(("complications", _complications))
     tables: dict[str, pd.DataFrame] = {}
     rules: dict[str, dict[int, list[RowRule]]] = {}
-    for table, pivot in (("patients", _patients), ("treatments", _treatments), ("assessments", _assessments)):
+    for table, pivot in pivots:
         tables[table], rules[table] = pivot(records, site)
     return SourceDrop(
         drop_id=drop_id,
         manifest=manifest,
-        files=dict.fromkeys(FILES, files[RECORDS]),
+        files=dict.fromkeys(tables, files[RECORDS]),
         tables=tables,
         row_rules=rules,
         source_columns=SOURCE_COLUMNS,
     )
 
 
-def flat_export(patients: pd.DataFrame, treatments: pd.DataFrame, assessments: pd.DataFrame) -> pd.DataFrame:
+def flat_export(
+    patients: pd.DataFrame,
+    treatments: pd.DataFrame,
+    assessments: pd.DataFrame,
+    complications: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """What REDCap exports (flat, raw codes) for a project built from the shipped dictionary holding these
     contract tables: for the synthetic generator and tests. Treatments become instances numbered per
     record in the order given; each instrument at a visit is one instance, numbered per record in visit
-    order; every form is marked complete. The site is left to the manifest."""
+    order; every form is marked complete. The site is left to the manifest. With ``complications`` (their
+    treatment_id already the treatment's instance number), the complication form too; without, the
+    export has no complication fields, as a project built before contract 1.2."""
     # As text first: numbers keep their contract form when the concatenation below pads them with nulls.
     patients, treatments, assessments = (frame.astype("str") for frame in (patients, treatments, assessments))
     shipped = dictionary_rows()
     columns = [REDCAP_RECORD_ID, REDCAP_REPEAT_INSTRUMENT, REDCAP_REPEAT_INSTANCE]
     for form in REDCAP_FORMS:
+        if form == REDCAP_COMPLICATION_FORM and complications is None:
+            continue
         columns += [row[FIELD] for row in shipped if row[FORM] == form and row[FIELD] != REDCAP_RECORD_ID]
         columns.append(redcap_form_status(form))
     rows = [
@@ -366,6 +418,13 @@ def flat_export(patients: pd.DataFrame, treatments: pd.DataFrame, assessments: p
         wide = wide.drop(columns="day").rename(columns=fields).rename(columns={"patient_id": REDCAP_RECORD_ID})
         wide = wide.assign(instance=wide.groupby(REDCAP_RECORD_ID).cumcount() + 1, form_order=order)
         rows.append(wide.assign(**{redcap_form_status(instrument): "2"}))
+    if complications is not None and not complications.empty:
+        cx = complications.astype("str")
+        order = REDCAP_FORMS.index(REDCAP_COMPLICATION_FORM)
+        cx = pd.DataFrame({field: cx[column] for field, column in REDCAP_COMPLICATION_FIELDS.items()}).assign(
+            record_id=cx["patient_id"], complication_complete="2", form_order=order
+        )
+        rows.append(cx.assign(instance=cx.groupby("record_id").cumcount() + 1))
     flat = pd.concat(rows, ignore_index=True).sort_values([REDCAP_RECORD_ID, "form_order", "instance"], kind="stable")
     flat = flat.reset_index(drop=True)
     repeating = flat["form_order"] > 0

@@ -16,9 +16,10 @@ import io
 import sys
 from pathlib import Path
 
-from pipeline.contract import INSTRUMENTS, ITEMS, MIN_INDEX_YEAR, Item
+from pipeline.contract import CLAVIEN_DINDO_MAX, INSTRUMENTS, ITEMS, MIN_INDEX_YEAR, Item
 from pipeline.settings import PROJECT_ROOT
 from pipeline.sources.redcap_project import (
+    REDCAP_COMPLICATION_FORM,
     REDCAP_PATIENT_FORM,
     REDCAP_PREFIXES,
     REDCAP_RECORD_ID,
@@ -192,6 +193,19 @@ MODALITY_LABELS = {
     "selective_myectomy": "Selective myectomy",
     "other_surgery": "Other surgery",
 }
+COMPLICATION_LABELS = {
+    "incomplete_eye_closure": "Incomplete eye closure",
+    "oral_incompetence": "Oral incompetence",
+    "lower_lip_weakness": "Lower lip weakness",
+    "eyelid_ptosis": "Eyelid ptosis",
+    "brow_ptosis": "Brow ptosis",
+    "drooling": "Drooling",
+    "dry_eye": "Dry eye",
+    "haematoma": "Haematoma",
+    "infection": "Infection",
+    "revision_surgery": "Revision surgery",
+    "other": "Other",
+}
 _CELLS = {
     "section": SECTION,
     "choices": CHOICES,
@@ -358,7 +372,60 @@ def dictionary_rows() -> list[dict[str, str]]:
             )
         )
         rows += [_item_row(item) for item in ITEMS if item.instrument == instrument]
-    return rows
+    return rows + complication_rows()
+
+
+def complication_rows() -> list[dict[str, str]]:
+    """The complication form (contract 1.2): one instance per adverse event or complication."""
+    c = REDCAP_COMPLICATION_FORM
+    day = {"validation": "integer", "low": "-3650", "high": "7300"}
+    return [
+        _row(
+            c,
+            "cx_id",
+            "text",
+            "Complication id",
+            section="Complication or adverse event (one instance per event; no dates, no free text)",
+            # A number: REDCap's text fields without validation are free text, which the export must not carry.
+            note="A number, unique within the patient (1, 2, ...)",
+            validation="integer",
+            low="1",
+            required="y",
+        ),
+        _row(
+            c,
+            "cx_treatment_id",
+            "text",
+            "The treatment it followed (that treatment's instance number; empty if not known)",
+            validation="integer",
+            low="1",
+        ),
+        _row(
+            c,
+            "cx_day",
+            "text",
+            "Day the event was noted (days from the index visit)",
+            note="-3650 to 7300; the index visit is day 0",
+            required="y",
+            **day,
+        ),
+        _row(c, "cx_code", "dropdown", "Complication", choices=choices(COMPLICATION_LABELS), required="y"),
+        _row(
+            c,
+            "cx_grade",
+            "radio",
+            "Clavien-Dindo grade (surgical events; may be empty for BoNT effects)",
+            choices=choices({g: f"Grade {g}" for g in range(1, CLAVIEN_DINDO_MAX + 1)}),
+        ),
+        _row(
+            c,
+            "cx_resolved_day",
+            "text",
+            "Day it resolved (days from the index visit; empty while unresolved)",
+            note="On or after the day it was noted",
+            **day,
+        ),
+    ]
 
 
 def dictionary_csv() -> str:

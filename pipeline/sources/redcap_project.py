@@ -1,4 +1,4 @@
-"""The REDCap project shape of contract redcap.md, version 1, as data.
+"""The REDCap project shape of contract redcap.md, version 1 (1.2: the optional complication form), as data.
 
 A classic project built from the shipped data dictionary (redcap/synkinesis_outcomes_dictionary.csv),
 exported flat with raw codes: its forms, their fields and the contract columns they fill. The REDCap
@@ -13,8 +13,11 @@ from pipeline.contract import INSTRUMENTS, ITEMS
 REDCAP_RECORD_ID = "record_id"  # the record ID field: the patient's pseudonym
 REDCAP_PATIENT_FORM = "patient"
 REDCAP_TREATMENT_FORM = "treatment"
-REDCAP_FORMS = (REDCAP_PATIENT_FORM, REDCAP_TREATMENT_FORM, *INSTRUMENTS)
+REDCAP_COMPLICATION_FORM = "complication"  # contract 1.2: optional, last so that the forms before keep their place
+REDCAP_FORMS = (REDCAP_PATIENT_FORM, REDCAP_TREATMENT_FORM, *INSTRUMENTS, REDCAP_COMPLICATION_FORM)
 REDCAP_REPEATING_FORMS = REDCAP_FORMS[1:]
+# Forms an export may leave out whole (a project built before 1.2): then the drop has no such table.
+REDCAP_OPTIONAL_FORMS = (REDCAP_COMPLICATION_FORM,)
 # Patient form field -> patients column. site_id is optional (else the data access group, else the
 # manifest), and the shipped dictionary leaves it out: it would be an unvalidated text field.
 REDCAP_PATIENT_FIELDS = {
@@ -34,6 +37,16 @@ REDCAP_TREATMENT_FIELDS = {
     "tx_botox_units": "botox_units",
     "tx_pt_sessions": "pt_sessions",
     "tx_target": "target",
+}
+# Complication form field -> complications column. cx_treatment_id is the treatment's repeat instance,
+# which is the treatment id of a REDCap drop.
+REDCAP_COMPLICATION_FIELDS = {
+    "cx_id": "complication_id",
+    "cx_treatment_id": "treatment_id",
+    "cx_day": "day",
+    "cx_code": "code",
+    "cx_grade": "grade",
+    "cx_resolved_day": "resolved_day",
 }
 # Instrument form -> field prefix: fields are <p>_visit_day, then <p>_<item> per item or total code.
 REDCAP_PREFIXES = {

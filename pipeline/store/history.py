@@ -13,7 +13,7 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
-from pipeline.contract import COLUMNS, FILES, KEYS
+from pipeline.contract import COLUMNS, KEYS, TABLES
 from pipeline.sources import SourceDrop
 from pipeline.sources.numbers import read_numbers
 from pipeline.store.ledger import FileOutcome, record_drop, record_outcomes
@@ -43,7 +43,7 @@ def retirement_shares(
     an assessments file cut to its header must not empty a site's assessments while its patients stay."""
     sites = drop_sites(validated)
     shares: dict[tuple[str, str], tuple[int, int]] = {}
-    for table in FILES:
+    for table in TABLES:
         if table not in validated.source.files:
             continue
         keys = list(KEYS[table])
@@ -66,6 +66,15 @@ def retirement_shares(
 def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute("SELECT site_id || '/' || patient_id FROM patients_history WHERE valid_to IS NULL").fetchall()
     return {key for (key,) in rows}
+
+
+def current_treatment_modalities(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every current treatment as "site/patient/treatment" -> modality: what a complication may name."""
+    rows = con.execute(
+        "SELECT site_id || '/' || patient_id || '/' || treatment_id, modality FROM treatments_history "
+        "WHERE valid_to IS NULL"
+    ).fetchall()
+    return dict(rows)
 
 
 def _hash_expression(table: str) -> str:

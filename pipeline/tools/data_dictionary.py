@@ -97,6 +97,15 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
         "FROM load_ledger AS l\n"
         "ORDER BY l.received_at",
     ),
+    (
+        "Complications after each surgical modality, with exact 95% intervals (contract 1.2)",
+        "SELECT group_code AS modality, code, patients_at_risk, patients_with, round(100 * rate, 1) AS per_100,\n"
+        "       round(100 * ci_low, 1) AS ci_low, round(100 * ci_high, 1) AS ci_high,\n"
+        "       round(100 * share_resolved) AS pct_resolved, median_days_to_resolution\n"
+        "FROM complication_rates\n"
+        "WHERE grouping = 'modality' AND group_code IN ('SN', 'MY', 'OS') AND patients_with > 0\n"
+        "ORDER BY modality, rate DESC",
+    ),
 )
 
 

@@ -1,4 +1,4 @@
-"""Synthetic, de-identified clinic exports (contract v1), seeded and deterministic.
+"""Synthetic, de-identified clinic exports (contract v1.2), seeded and deterministic.
 
 The data follow the domain's published figures closely enough to exercise every stage, and they
 carry a known truth for the models to recover:
@@ -22,6 +22,7 @@ carry a known truth for the models to recover:
   is ``surgery_interval_days`` longer, and every session on or after it gets
   ``surgery_dose_factor`` times the units. Surgery is chosen by indication (worse baselines are
   likelier combined), so only a within-patient comparison recovers these.
+- complications (contract 1.2, optional) at known rates per modality: ``synthetic_complications.py``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pipeline.contract import (
 )
 from pipeline.sources.redcap import DICTIONARY, RECORDS, flat_export
 from pipeline.sources.redcap_dictionary import dictionary_csv
+from pipeline.tools.synthetic_complications import ComplicationRate, as_redcap_instances, complications
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,9 @@ class SyntheticParameters:
     # defaults (COMBINED_P, SINGLE_P). E.g. a study of the PT+SN synergy makes its four groups common.
     combined_mix: tuple[float, ...] | None = None
     single_mix: tuple[float, ...] | None = None
+    # Complications (contract 1.2) with known rates per modality (synthetic_complications.DEMO_COMPLICATIONS,
+    # `synk generate --complications`); none: the drop has no complications file, as before 1.2.
+    complications: tuple[ComplicationRate, ...] = ()
 
 
 COMBINED = ("BTX+PT", "BTX+MY", "BTX+PT+MY", "BTX+PT+SN", "BTX+SN")
@@ -638,6 +643,8 @@ def generate_drop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = {"patients": patient_frame, "treatments": treatments, "assessments": assessments}
+    if params.complications:
+        tables["complications"] = complications(treatments, params.complications, seed)
     if export_format == "redcap":
         _write_redcap(out, tables)
     else:
@@ -665,6 +672,9 @@ def generate_drop(
 
 def _write_redcap(out: Path, tables: dict[str, pd.DataFrame]) -> None:
     """The tables as REDCap's flat export (the site goes in the manifest) and the shipped dictionary."""
-    flat = flat_export(tables["patients"], tables["treatments"], tables["assessments"])
+    events = tables.get("complications")
+    if events is not None:
+        events = as_redcap_instances(events, tables["treatments"])
+    flat = flat_export(tables["patients"], tables["treatments"], tables["assessments"], events)
     flat.to_csv(out / RECORDS, index=False, lineterminator="\n")
     (out / DICTIONARY).write_bytes(dictionary_csv().encode("utf-8"))

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import COLUMNS, FILES, TOTAL_TOLERANCE
+from pipeline.contract import COLUMNS, TABLES, TOTAL_TOLERANCE
 from pipeline.sources import ROW_NUMBER, SourceDrop
 from pipeline.sources.numbers import read_numbers
 from pipeline.sql_files import read_sql
@@ -22,8 +22,11 @@ from pipeline.validation.suites import (
     CURRENT_YEAR,
     PATIENT_IS_KNOWN,
     REFINED_RULES,
+    RESOLVED_ORDER,
     TEXT_SUFFIX,
     TOTALS_CHECK,
+    TREATMENT_IS_KNOWN,
+    TREATMENT_MODALITY,
     item_groups,
     load_suite,
 )
@@ -73,6 +76,24 @@ def _patient_is_known(frame: pd.DataFrame, known: set[str]) -> pd.Series:
     codes, patients = distinct_pairs(frame["site_id"], frame["patient_id"])
     found = np.array([f"{site or ''}/{patient or ''}" in known for site, patient in patients], dtype=bool)
     return pd.Series(found[codes], index=frame.index)
+
+
+def _treatment_checks(frame: pd.DataFrame, treatments: dict[str, str]) -> dict[str, pd.Series]:
+    """Per complication row: whether the treatment it names is one of its patient's (null where it names
+    none), that treatment's modality, and whether it resolved on or after the day it was noted (null where
+    either day is empty). ``treatments``: "site/patient/treatment" -> modality."""
+    named = frame["treatment_id"].astype("object")
+    keys = frame["site_id"].astype("object").fillna("") + "/" + frame["patient_id"].astype("object").fillna("")
+    keys = keys + "/" + named.fillna("")
+    modality = keys.map(treatments).where(named.notna())
+    known = modality.notna().astype("object").where(named.notna())
+    order = (frame["resolved_day"] >= frame["day"]).astype("object")
+    order = order.where(frame["resolved_day"].notna() & frame["day"].notna())
+    return {
+        TREATMENT_IS_KNOWN: known,
+        TREATMENT_MODALITY: modality.astype("category"),
+        RESOLVED_ORDER: order,
+    }
 
 
 def _quarantine_rows(
@@ -158,18 +179,26 @@ def _totals_check(frame: pd.DataFrame) -> pd.Series:
 
 
 def validate_drop(
-    drop: SourceDrop, known_patients: set[str], today: date | None = None, gx_root: Path | None = None
+    drop: SourceDrop,
+    known_patients: set[str],
+    today: date | None = None,
+    gx_root: Path | None = None,
+    known_treatments: dict[str, str] | None = None,
 ) -> ValidatedDrop:
-    """Run each file's suite; patients first, since rows of the others must name a known patient.
+    """Run each file's suite; patients first, since rows of the others must name a known patient, and
+    treatments before complications, which name a treatment of their patient.
 
-    With ``gx_root``, GX keeps each result there and updates its Data Docs site.
+    ``known_treatments``: the treatments already loaded ("site/patient/treatment" -> modality); the
+    drop's valid treatments are added to them. With ``gx_root``, GX keeps each result there and updates
+    its Data Docs site. A table the drop does not carry (complications, optional) is not validated.
     """
     today = today or date.today()
     valid: dict[str, pd.DataFrame] = {}
     quarantined: dict[str, pd.DataFrame] = {}
     gx_results: dict[str, dict[str, Any]] = {}
     known = set(known_patients)
-    for table in FILES:
+    treatments = dict(known_treatments or {})
+    for table in (t for t in TABLES if t in drop.tables):
         text = drop.tables[table].reset_index(drop=True)
         frame = _typed(table, text)
         suite = load_suite(table)
@@ -180,6 +209,8 @@ def validate_drop(
             # A cross-row rule: computed in SQL (the scoring formulas), reported by its GX expectation.
             frame[TOTALS_CHECK] = _totals_check(frame)
             frame = frame.assign(**item_groups(frame))
+        if table == "complications":
+            frame = frame.assign(**_treatment_checks(frame, treatments))
         if text.empty:
             failures: dict[int, list[str]] = {}
         else:
@@ -201,6 +232,9 @@ def validate_drop(
         typed = _to_contract_types(table, good, text.loc[good.index])
         if table == "patients":
             known |= set(typed["site_id"] + "/" + typed["patient_id"])
+        if table == "treatments":
+            keys = typed["site_id"] + "/" + typed["patient_id"] + "/" + typed["treatment_id"]
+            treatments.update(zip(keys, typed["modality"], strict=True))
         valid[table] = typed.reset_index(drop=True)
         quarantined[table] = _quarantine_rows(drop, table, text, failures, rule_columns, source_columns)
     return ValidatedDrop(source=drop, valid=valid, quarantined=quarantined, gx_results=gx_results)

@@ -26,6 +26,11 @@ TEXT_SUFFIX = "__text"
 # formulas) into this column, and the suite's expectation reports it.
 TOTALS_CHECK = "totals_check"
 TOTALS_RULE = "totals_disagree"
+# Complications name a treatment of their patient (the drop's or one loaded): computed per drop, like
+# patient_is_known, into these columns (null where no treatment is named), and the suite reports them.
+TREATMENT_IS_KNOWN = "treatment_is_known"
+TREATMENT_MODALITY = "treatment_modality"
+RESOLVED_ORDER = "resolved_order_ok"  # false where resolved_day is before day; null where either is empty
 # The rules that depend on a row's instrument and item (its item code, range and integer-ness) are
 # computed per drop into columns (item_groups): one expectation each over those columns, instead of
 # one per instrument or range with a row condition. GX's cost is per expectation, and a row condition
@@ -51,6 +56,7 @@ _PATTERNS = {
     "site_id": c.SITE_ID_PATTERN,
     "treatment_id": c.TREATMENT_ID_PATTERN,
     "target": c.TARGET_PATTERN,
+    "complication_id": c.COMPLICATION_ID_PATTERN,
 }
 _CODE_SETS = {
     "sex": c.SEXES,
@@ -58,6 +64,7 @@ _CODE_SETS = {
     "etiology": c.ETIOLOGIES,
     "modality": c.MODALITIES,
     "instrument": c.INSTRUMENTS,
+    "code": c.COMPLICATION_CODES,
 }
 _RANGES: dict[str, tuple[float, float | dict[str, str], bool]] = {
     # column: (min, max, strict_min)
@@ -68,6 +75,8 @@ _RANGES: dict[str, tuple[float, float | dict[str, str], bool]] = {
     "botox_units": (0, 300, True),
     "pt_sessions": (1, 200, False),
     "visit_day": (-3650, 7300, False),
+    "grade": (1, c.CLAVIEN_DINDO_MAX, False),
+    "resolved_day": (-3650, 7300, False),
 }
 
 
@@ -170,6 +179,37 @@ def _treatment_rules() -> list[dict[str, object]]:
             ["modality", "pt_sessions"],
             column="pt_sessions",
             row_condition='modality!="physical_therapy"',
+            condition_parser="pandas",
+        ),
+    ]
+
+
+def _complication_rules() -> list[dict[str, object]]:
+    """A complication names a known patient, a treatment of that patient (where it names one), resolves on
+    or after the day it was noted, and a code that needs an operation names no non-surgical treatment."""
+    return [
+        _known_patient_rule(),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "unknown_treatment",
+            ["site_id", "patient_id", "treatment_id"],
+            column=TREATMENT_IS_KNOWN,
+            value_set=[True],
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "resolved_before_day",
+            ["day", "resolved_day"],
+            column=RESOLVED_ORDER,
+            value_set=[True],
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "code_needs_surgery",
+            ["code", "treatment_id"],
+            column=TREATMENT_MODALITY,
+            value_set=list(c.SURGICAL_MODALITIES),
+            row_condition=" or ".join(f'code=="{code}"' for code in c.CODES_AFTER_SURGERY),
             condition_parser="pandas",
         ),
     ]
@@ -278,6 +318,8 @@ def build_suite(table: str) -> dict[str, object]:
         rules += _treatment_rules()
     elif table == "assessments":
         rules += _assessment_rules()
+    elif table == "complications":
+        rules += _complication_rules()
     return {
         "name": table,
         "expectations": rules,
@@ -294,7 +336,7 @@ def load_suite(table: str) -> dict[str, object]:
 
 
 def write_suites() -> None:
-    for table in c.FILES:
+    for table in c.TABLES:
         suite_path(table).write_text(json.dumps(build_suite(table), indent=2) + "\n", encoding="utf-8")
 
 

@@ -1,5 +1,5 @@
 -- The patients a build computes. A full build (no variable 'since'): every patient ever loaded.
--- An incremental one: the patients with a record, in any of the three histories, that began or
+-- An incremental one: the patients with a record, in any of the histories, that began or
 -- ended after the published build's as-of time ('since'); the others are copied as published.
 CREATE OR REPLACE TEMP TABLE build_scope AS
 SELECT DISTINCT site_id, patient_id
@@ -13,6 +13,8 @@ FROM (
     SELECT site_id, patient_id, valid_from, valid_to FROM store.treatments_history
     UNION ALL
     SELECT site_id, patient_id, valid_from, valid_to FROM store.assessments_history
+    UNION ALL
+    SELECT site_id, patient_id, valid_from, valid_to FROM store.complications_history
 )
 WHERE getvariable('since') IS NOT NULL
     AND (

@@ -67,6 +67,14 @@ CREATE TABLE IF NOT EXISTS assessments_history (
     valid_from TIMESTAMP, valid_to TIMESTAMP, ended_by_drop VARCHAR, end_reason VARCHAR
 );
 
+-- Contract 1.2: complications (optional file; a store made before it gains the table, empty).
+CREATE TABLE IF NOT EXISTS complications_history (
+    site_id VARCHAR, patient_id VARCHAR, complication_id VARCHAR, treatment_id VARCHAR, "day" INTEGER,
+    code VARCHAR, grade INTEGER, resolved_day INTEGER,
+    drop_id VARCHAR, row_number BIGINT, row_hash VARCHAR,
+    valid_from TIMESTAMP, valid_to TIMESTAMP, ended_by_drop VARCHAR, end_reason VARCHAR
+);
+
 CREATE TABLE IF NOT EXISTS model_runs (
     run_id VARCHAR, started_at TIMESTAMP, data_snapshot VARCHAR, code_version VARCHAR,
     settings JSON, packages JSON

@@ -26,7 +26,8 @@ from pipeline.settings import DataHome
 from pipeline.sources.numbers import canonical_number
 from pipeline.sources.redcap import RECORDS
 from pipeline.stages import publish_warehouse
-from pipeline.tools.synthetic import generate_drop
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
+from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 from pipeline.validation.rows import validate_drop
 from tests.conftest import sunnybrook_rows
 from tests.sources.test_redcap import DATA_TABLES
@@ -211,7 +212,9 @@ REFUSED = {"sas_dots": sas_export_with_dots, "r_na": r_write_csv_with_na}
 def _home(root: Path, name: str, export_format: str, respell: Callable[[Path, Path], None] | None) -> DataHome:
     home = DataHome.resolve(root / name).ensure()
     folder = home.landing / DROP
-    generate_drop(folder, patients=60, seed=5, site="clinic_a", export_format=export_format)
+    # With complications (contract 1.2): the tools' spellings of its integers load the same too.
+    params = SyntheticParameters(complications=DEMO_COMPLICATIONS)
+    generate_drop(folder, patients=60, seed=5, site="clinic_a", export_format=export_format, params=params)
     if respell:
         spelled = root / f"{name}-spelled"
         spelled.mkdir()

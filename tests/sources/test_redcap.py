@@ -20,7 +20,8 @@ from pipeline.sources.dispatch import parse_drop
 from pipeline.sources.redcap import DICTIONARY, INCOMPLETE_RULE, RECORDS, flat_export
 from pipeline.sources.redcap_dictionary import dictionary_csv
 from pipeline.stages import fit_models, publish_warehouse
-from pipeline.tools.synthetic import generate_drop
+from pipeline.tools.synthetic import SyntheticParameters, generate_drop
+from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 from tests.conftest import (
     ASSESSMENTS_HEADER,
     BASE_PATIENTS,
@@ -42,13 +43,18 @@ DATA_TABLES = (
     "modality_combinations",
     "followup_scores",
     "attrition",
+    "complications",
+    "complication_rates",
 )
 
 
 def load(root: Path, export_format: str) -> DataHome:
     """A data home that received one synthetic drop in the given format, built and modelled."""
     home = DataHome.resolve(root / export_format).ensure()
-    generate_drop(home.landing / DROP, patients=200, seed=11, site="clinic_a", export_format=export_format)
+    params = SyntheticParameters(complications=DEMO_COMPLICATIONS)  # contract 1.2: the same events both ways
+    generate_drop(
+        home.landing / DROP, patients=200, seed=11, site="clinic_a", export_format=export_format, params=params
+    )
     summary = ingest_landing(home)
     assert [d.status for d in summary.drops] == ["loaded"], summary.lines()
     assert summary.drops[0].rows_quarantined == 0
@@ -291,3 +297,64 @@ def test_the_identifier_screen_names_the_redcap_field_and_row(tmp_path: Path) ->
     message = str(refused.value)
     assert f"{RECORDS}, column tx_target: email ({row_list([int(treatment_rows[1]) + 2])})" in message
     assert "jane.doe" not in message
+
+
+# Contract 1.2: the optional complication form.
+
+COMPLICATIONS_HEADER = "patient_id,site_id,complication_id,treatment_id,day,code,grade,resolved_day"
+
+
+def export_with_complications(rows: list[str]) -> pd.DataFrame:
+    """The small site's export with complication instances (treatment_id: the treatment's instance)."""
+    base = base_export()
+    cx = pd.read_csv(io.StringIO(csv_text(COMPLICATIONS_HEADER, rows)), dtype=str, keep_default_na=False)
+    treatments = base[base["redcap_repeat_instrument"] == "treatment"]
+    patients = pd.read_csv(io.StringIO(csv_text(PATIENTS_HEADER, BASE_PATIENTS)), dtype=str, keep_default_na=False)
+    tx = pd.read_csv(io.StringIO(csv_text(TREATMENTS_HEADER, BASE_TREATMENTS)), dtype=str, keep_default_na=False)
+    assert len(treatments) == len(tx)
+    assessments = sunnybrook_rows("P1", 0) + sunnybrook_rows("P1", 90) + sunnybrook_rows("P2", 0)
+    return flat_export(patients, tx, pd.read_csv(io.StringIO(csv_text(ASSESSMENTS_HEADER, assessments)), dtype=str), cx)
+
+
+def test_complication_instances_become_the_complications_table_numbered_as_in_the_export(tmp_path: Path) -> None:
+    # P1's treatments are instances 1 (BoNT) and 2 (PT); a complication names one by its instance.
+    records = export_with_complications(["P1,s1,1,1,20,eyelid_ptosis,,50", "P2,s1,1,,9,brow_ptosis,,"])
+    drop = parse(tmp_path, records)
+    table = drop.tables["complications"]
+    cx_rows = records.index[records["redcap_repeat_instrument"] == "complication"] + 2
+    assert table[["patient_id", "treatment_id", "day", "code", "row_number"]].fillna("-").values.tolist() == [
+        ["P1", "1", "20", "eyelid_ptosis", cx_rows[0]],
+        ["P2", "-", "9", "brow_ptosis", cx_rows[1]],
+    ]
+    assert drop.files["complications"].file == RECORDS
+    # An export of a project built before 1.2 has no complication form: no complications table at all.
+    assert "complications" not in parse(tmp_path / "old", base_export()).tables
+
+
+def test_an_export_with_part_of_the_complication_form_is_refused(tmp_path: Path) -> None:
+    records = export_with_complications(["P1,s1,1,1,20,eyelid_ptosis,,50"]).drop(columns=["cx_grade"])
+    message = refusal(tmp_path, records)
+    assert RECORDS in message and "cx_grade" in message and "eyelid_ptosis" not in message
+
+
+def test_complication_row_faults_are_quarantined_at_their_redcap_row(tmp_path: Path) -> None:
+    home = DataHome.resolve(tmp_path / "home").ensure()
+    # P1's treatments are instances 1 and 2: instance 9 is none of them; the third is an incomplete form.
+    records = export_with_complications(
+        ["P1,s1,1,1,20,eyelid_ptosis,,50", "P1,s1,2,9,20,dry_eye,,", "P2,s1,1,1,9,brow_ptosis,,"]
+    )
+    is_cx = records["redcap_repeat_instrument"] == "complication"
+    records.loc[records.index[is_cx][2], "complication_complete"] = "0"
+    write_redcap_drop(home.landing / "d1", records)
+    summary = ingest_landing(home)
+    assert summary.drops[0].status == "loaded", summary.lines()
+    flat_rows = [int(i) + 2 for i in records.index[is_cx]]  # the header is row 1
+    con = duckdb.connect(str(home.store_path), read_only=True)
+    try:
+        quarantined = con.execute("SELECT file, row_number, rule FROM quarantine ORDER BY row_number").fetchall()
+        loaded = con.execute("SELECT patient_id, complication_id, treatment_id FROM complications_history").fetchall()
+    finally:
+        con.close()
+    assert quarantined == [(RECORDS, flat_rows[1], "unknown_treatment"), (RECORDS, flat_rows[2], INCOMPLETE_RULE)]
+    assert loaded == [("P1", "1", "1")]
+    assert "dry_eye" not in " ".join(summary.lines())

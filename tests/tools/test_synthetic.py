@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.contract import COLUMNS, ITEMS, KEYS
+from pipeline.contract import COLUMNS, FILES, ITEMS, KEYS
 from pipeline.ingest.receive import archive_file
 from pipeline.ingest.screening import screen_drop
 from pipeline.sources.dispatch import parse_drop
@@ -18,7 +18,7 @@ from pipeline.validation.rows import validate_drop
 
 
 def read(folder: Path) -> dict[str, pd.DataFrame]:
-    return {t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False) for t in COLUMNS}
+    return {t: pd.read_csv(folder / f"{t}.csv", dtype=str, keep_default_na=False) for t in FILES}
 
 
 @pytest.fixture(scope="module")
