@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01 --complications
+	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01 --complications --synergy 3
 	$(BIN)/python -m pipeline.tools.airflow_local --home $(SYNK_HOME)
 	@$(BIN)/synk status --home $(SYNK_HOME) | tail -n 9
 	@echo ""

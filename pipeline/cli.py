@@ -38,7 +38,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.tools.synthetic import SyntheticParameters, generate_drop
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
-    params = SyntheticParameters(complications=DEMO_COMPLICATIONS if args.complications else ())
+    params = SyntheticParameters(
+        complications=DEMO_COMPLICATIONS if args.complications else (), synergy_pt_sn_on_btx=args.synergy
+    )
     counts = generate_drop(
         Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format, params=params
     )
@@ -129,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--complications",
         action="store_true",
         help="also write complications (contract 1.2) at the demo's known rates per modality",
+    )
+    gen.add_argument(
+        "--synergy",
+        type=float,
+        default=0.0,
+        help="Sunnybrook composite points BTX+PT+SN gains beyond adding PT and SN to BTX each (default 0: additive)",
     )
     gen.set_defaults(func=cmd_generate)
 

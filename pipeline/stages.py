@@ -21,6 +21,7 @@ from pipeline.build_state import fingerprint, read_state
 from pipeline.errors import PipelineError
 from pipeline.ingest.drops import IngestSummary, ingest_landing
 from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no_estimates_alert
+from pipeline.models.pairs import is_claim
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store.connection import open_store, writer_lock
@@ -185,7 +186,8 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             store.execute("COMMIT")
         with step("republish the warehouse with the model results"):
             build_and_publish(home)
-        if results.model_estimates.empty:
+        # Nothing but the claims' rows (synergy, BoNT after surgery), or nothing at all: no comparison.
+        if results.model_estimates["contrast"].map(is_claim).astype(bool).all():
             alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
             told_before = _record(home, alert)
     # The notes' count only: the task's return value is logged whole, and the notes are summarised above.

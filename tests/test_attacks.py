@@ -213,7 +213,9 @@ def test_an_original_sent_again_after_a_retiring_snapshot_brings_its_patients_ba
     # B: a full snapshot without 6 of the 40 patients (15%, under the hold), which retires them.
     smaller = write_clean(attacked.landing / "b-smaller")
     patients = pd.read_csv(smaller / "patients.csv", dtype=str, keep_default_na=False)
-    gone = set(patients["patient_id"][:6])
+    # The six with the fewest treatments: their treatments too stay under the hold's 20%.
+    treated = pd.read_csv(smaller / "treatments.csv", dtype=str, keep_default_na=False)["patient_id"].value_counts()
+    gone = set(sorted(patients["patient_id"], key=lambda p: (treated.get(p, 0), p))[:6])
     patients[~patients["patient_id"].isin(gone)].to_csv(smaller / "patients.csv", index=False, lineterminator="\n")
     for table in ("treatments", "assessments"):
         frame = pd.read_csv(smaller / f"{table}.csv", dtype=str, keep_default_na=False)

@@ -48,3 +48,8 @@ def parse(contrast: str) -> Pair | None:
     added, background = contrast[len(PREFIX) :].split("|", 1)
     a, _, b = added.partition("+")
     return Pair(a, b, background)
+
+
+def is_claim(contrast: str) -> bool:
+    """Whether a model_estimates contrast is one of the claims' (not a comparison of treatments)."""
+    return contrast.startswith(PREFIX) or contrast == RELIANCE_CONTRAST

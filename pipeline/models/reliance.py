@@ -241,7 +241,8 @@ def _words(result: Estimate, outcome: str) -> str:
 
 def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> list[dict[str, object]]:
     """Two rows per outcome (within the surgery patients; against those on BoNT alone), in ``model_estimates``'
-    columns (without run_id and p_adjusted), with ``converged``. None where there is no ``botox_intervals``."""
+    columns (without run_id and p_adjusted), with ``converged``. None where no patient with surgery had repeat
+    injections."""
     minimum = settings.min_group_size
     gaps, sessions = load_gaps(con), load_sessions(con)
     rows: list[dict[str, object]] = []
@@ -253,6 +254,8 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
         alone = data[data["patient_group"] == "bont_alone"]
         n_after, n_before = _n(surgery[surgery["after"] == 1]), _n(surgery[surgery["after"] == 0])
         n_alone = _n(alone)
+        if n_after + n_before == 0:
+            continue  # no patient with surgery and repeat injections: nothing to say, as no row (not a failed one)
         both = surgery.groupby(["site_id", "patient_id"])["after"].nunique()
         n_both = int((both == 2).sum())
         results: dict[bool, tuple[Estimate, int, int]] = {}
