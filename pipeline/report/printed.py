@@ -93,6 +93,7 @@ GIVE_UP_FIRST = (
     "preference_overlap",
     "responder_shares",
     "safety",
+    "claims",
     "estimates",
     "trajectories",
     "bont_dose_by_session",
