@@ -96,11 +96,12 @@ def _fit(
     return fit, problems
 
 
-def _mixedlm_sandwich(
+def mixedlm_sandwich(
     fit: object, y: np.ndarray, x: np.ndarray, groups: np.ndarray, exog_re: np.ndarray, clusters: np.ndarray
 ) -> np.ndarray:
     """Sandwich SEs of a MixedLM fit: V_i = scale I + Z_i cov_re Z_i' per patient (a loop over
-    patients, as MixedLM's own fit; used only for the optional random slope)."""
+    patients, as MixedLM's own fit; here for the optional random slope, and for the BoNT intervals'
+    random-intercept fit in reliance.py)."""
     beta = np.asarray(fit.fe_params)  # type: ignore[attr-defined]
     cov_re, scale = np.asarray(fit.cov_re), float(fit.scale)  # type: ignore[attr-defined]
     residuals = y - x @ beta
@@ -156,7 +157,7 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
             problems = ["slope dropped"]
         else:
             notes.append("random intercept and slope on time per patient")
-            robust_bse = _mixedlm_sandwich(fit, y, x, groups, time, clusters)
+            robust_bse = mixedlm_sandwich(fit, y, x, groups, time, clusters)
     if problems:
         fit = fit_random_intercept(y, x, groups, clusters)
         robust_bse = fit.robust_bse

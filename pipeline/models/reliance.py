@@ -47,6 +47,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.intervals import ALPHA
 from pipeline.models.estimators import Estimate, failed
+from pipeline.models.mixed import mixedlm_sandwich
 from pipeline.models.pairs import RELIANCE_CONTRAST
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import minimum_detectable_difference
@@ -162,11 +163,15 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
             notes.append("BFGS did not converge, Powell's method did")
         if not fit.converged:
             problems.append("MixedLM reports no convergence")
-        estimate, se = float(fit.fe_params[1]), float(fit.bse_fe[1])
-        bounds = np.asarray(fit.conf_int(alpha=ALPHA))[1]
-        ci, p_value = (float(bounds[0]), float(bounds[1])), float(fit.pvalues[1])
+        # Patient-clustered sandwich errors on the same fit: a patient's gaps are correlated beyond one random
+        # intercept (titration over the course), and the model-based errors covered the truth in 3 of 6 seeds.
+        matrix = design.to_numpy(dtype=float)
+        robust = mixedlm_sandwich(fit, values, matrix, groups, np.ones((len(values), 1)), groups)
+        estimate, se = float(fit.fe_params[1]), float(robust[1])
+        half = stats.norm.ppf(1 - ALPHA / 2) * se
+        ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
-        notes.append("model-based errors")
+        notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
     ok = not problems
     if problems:
         notes.insert(0, "did not converge cleanly: " + "; ".join(problems))
