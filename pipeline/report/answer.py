@@ -264,7 +264,17 @@ def responder_words(estimates: pd.DataFrame, contrast: str, outcome: str, timepo
         return ""
     if not shown_estimate(record):
         return NOT_ESTIMABLE
-    return f"{record.estimate:+.0f} ({record.ci_low:+.0f} to {record.ci_high:+.0f})"  # type: ignore[attr-defined]
+    values = (record.estimate, record.ci_low, record.ci_high)  # type: ignore[attr-defined]
+    # A difference of a few tenths of a point (a threshold few patients reach) reads "+0 (-0 to +1)" whole.
+    decimals = 1 if max(abs(v) for v in values) < 5 else 0
+    low, estimate, high = (_signed(v, decimals) for v in (values[1], values[0], values[2]))
+    return f"{estimate} ({low} to {high})"
+
+
+def _signed(value: float, decimals: int) -> str:
+    """With its sign, except a zero as printed ("0", never "-0" or "+0")."""
+    text = f"{value:+.{decimals}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def odds_words(estimates: pd.DataFrame, timepoint: str, contrast: str = "combined_vs_single") -> dict[str, str]:

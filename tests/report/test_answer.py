@@ -24,6 +24,7 @@ from pipeline.report.answer import (
     WORSE_SMALL,
     caught_up_sentence,
     improvement,
+    responder_words,
     verdict,
 )
 from pipeline.report.build import _build
@@ -187,3 +188,27 @@ def test_the_primary_forest_plot_has_no_text_under_8_points(built: tuple[Path, d
     names = result["context"]["forest_names"]
     assert all(re.match(r"forest_(3m|6m)_|forest_combinations_", n) for n in names)
     assert len([n for n in names if n.startswith("forest_combinations_")]) <= 1
+
+
+def test_responder_differences_read_without_a_signed_zero() -> None:
+    def words(estimate: float, low: float, high: float) -> str:
+        row = {"method": "responder", "contrast": "combined_vs_single", "outcome": "saq", "timepoint": "12m"}
+        frame = pd.DataFrame(
+            [
+                {
+                    **row,
+                    "estimate": estimate,
+                    "ci_low": low,
+                    "ci_high": high,
+                    "n_treated": 40,
+                    "n_control": 40,
+                    "diagnostics_ok": True,
+                }
+            ]
+        )
+        return responder_words(frame, "combined_vs_single", "saq", "12m")
+
+    assert words(14.2, 3.4, 25.1) == "+14 (+3 to +25)"
+    assert words(0.225, -0.31, 0.76) == "+0.2 (-0.3 to +0.8)"  # a threshold few reach: tenths, not "+0 (-0 to +1)"
+    assert words(0.02, -0.04, 0.9) == "0.0 (0.0 to +0.9)"
+    assert words(-0.4, -12.6, 11.8) == "0 (-13 to +12)"
