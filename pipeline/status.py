@@ -12,7 +12,15 @@ from pipeline.settings import DataHome
 from pipeline.store.connection import load_under_way, open_store
 from pipeline.store.ledger import drop_rows, ledger_rows, standing_alerts
 
-_WAREHOUSE_COUNTS = ("patients", "treatments", "assessments", "instrument_scores", "followup_scores", "model_estimates")
+_WAREHOUSE_COUNTS = (
+    "patients",
+    "treatments",
+    "assessments",
+    "complications",
+    "instrument_scores",
+    "followup_scores",
+    "model_estimates",
+)
 
 
 def _under_way_lines(home: DataHome) -> list[str]:
@@ -108,7 +116,8 @@ def status_lines(home: DataHome) -> list[str]:
             lines.append(
                 f"Warehouse: {home.warehouse_path} (built {built_at:%Y-%m-%d %H:%M}, data snapshot {snapshot[:12]})"
             )
-            for table in _WAREHOUSE_COUNTS:
+            present = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            for table in (t for t in _WAREHOUSE_COUNTS if t in present):  # complications: contract 1.2 on
                 count = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 lines.append(f"  {table:<20} {count:>10} rows")
         finally:

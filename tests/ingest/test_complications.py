@@ -11,6 +11,7 @@ import pytest
 from pipeline.ingest.drops import ingest_landing
 from pipeline.settings import DataHome
 from pipeline.stages import publish_warehouse
+from pipeline.status import status_lines
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, csv_text, sunnybrook_rows, write_drop_files
 
 HEADER = "patient_id,site_id,complication_id,treatment_id,day,code,grade,resolved_day"
@@ -73,6 +74,7 @@ def test_a_drop_without_the_file_loads_as_before_and_keeps_what_earlier_drops_br
         ("P1", "eyelid_ptosis", "botox", 20, True, 30),
         ("P3", "oral_incompetence", "selective_myectomy", 2, False, None),
     ]
+    assert any(line.split() == ["complications", "2", "rows"] for line in status_lines(home))  # `synk status`
 
     # A full snapshot with the file retires the complications it no longer holds (confirmed: one of two).
     folder = write_drop("d4", PATIENTS, TREATMENTS, sunnybrook_rows("P1", 0)[:1], manifest={"confirm_retire": True})
