@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import load_changes, load_population
-from pipeline.models.pairs import PREFIX, RELIANCE_CONTRAST, parse
+from pipeline.models.pairs import PREFIX, RELIANCE_CONTRAST, is_claim, parse
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL
 from pipeline.report.tables import outcome_label
@@ -47,8 +47,7 @@ def split_claims(estimates: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(the comparative estimates, the claims' rows)."""
     if estimates.empty or "contrast" not in estimates:
         return estimates, estimates.iloc[0:0]
-    contrast = estimates["contrast"].astype(str)
-    claim = contrast.str.startswith(PREFIX) | (contrast == RELIANCE_CONTRAST)
+    claim = estimates["contrast"].astype(str).map(is_claim).astype(bool)
     return estimates[~claim].reset_index(drop=True), estimates[claim].reset_index(drop=True)
 
 
@@ -146,15 +145,15 @@ def synergy_verdict(better: float, low: float, high: float, threshold: float | N
     return "the data cannot tell synergy from additivity"
 
 
-def _add_on(estimates: pd.DataFrame, contrast: str, outcome: str, at: str) -> pd.Series | None:
-    if estimates.empty:
+def _finite_row(
+    frame: pd.DataFrame, contrast: str, outcome: str, method: str, timepoint: str | None = None
+) -> pd.Series | None:
+    """The row of that contrast, outcome and method (and timepoint), where it has an estimate."""
+    if frame.empty:
         return None
-    match = estimates[
-        (estimates["contrast"] == contrast)
-        & (estimates["outcome"] == outcome)
-        & (estimates["timepoint"] == at)
-        & (estimates["method"] == SYNERGY_METHOD)
-    ]
+    match = frame[(frame["contrast"] == contrast) & (frame["outcome"] == outcome) & (frame["method"] == method)]
+    if timepoint is not None:
+        match = match[match["timepoint"] == timepoint]
     if match.empty or not math.isfinite(float(match["estimate"].iloc[0])):
         return None
     return match.iloc[0]
@@ -163,7 +162,6 @@ def _add_on(estimates: pd.DataFrame, contrast: str, outcome: str, at: str) -> pd
 def synergy_sentences(
     claims: pd.DataFrame,
     estimates: pd.DataFrame,
-    scores: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
     baseline_sd: float | None,
@@ -209,7 +207,7 @@ def synergy_sentences(
             f"({_interval(low, high)}; patients {counts}): {verdict}."
         )
         alone = [
-            (name, _add_on(estimates, f"{group}_vs_{base}", outcome, at))
+            (name, _finite_row(estimates, f"{group}_vs_{base}", outcome, SYNERGY_METHOD, at))
             for name, group in ((pair.a, with_a), (pair.b, with_b))
         ]
         shown = [
@@ -224,19 +222,10 @@ def synergy_sentences(
     return sentences
 
 
-def _row(claims: pd.DataFrame, outcome: str, method: str) -> pd.Series | None:
-    match = claims[
-        (claims["contrast"] == RELIANCE_CONTRAST) & (claims["outcome"] == outcome) & (claims["method"] == method)
-    ]
-    if match.empty or not math.isfinite(float(match["estimate"].iloc[0])):
-        return None
-    return match.iloc[0]
-
-
 def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
-    interval = _row(claims, "botox_interval_days", "mixed")
-    units = _row(claims, "botox_units_per_session", "mixed")
-    hazard = _row(claims, "time_to_next_botox", "phreg")
+    interval = _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed")
+    units = _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed")
+    hazard = _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg")
     if interval is None and hazard is None and units is None:
         if (claims["contrast"] == RELIANCE_CONTRAST).any():
             return [
@@ -282,8 +271,8 @@ def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
             + " and of ".join(OUTCOME_WORDS.get(str(r["outcome"]), str(r["outcome"])) for r in warned)
             + " warned (the estimate's note in the warehouse says how)."
         )
-    drift_days = _row(claims, "botox_interval_days", "mixed_vs_bont_alone")
-    drift_units = _row(claims, "botox_units_per_session", "mixed_vs_bont_alone")
+    drift_days = _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed_vs_bont_alone")
+    drift_units = _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed_vs_bont_alone")
     if drift_days is not None or drift_units is not None:
         compared = []
         if drift_days is not None:
@@ -307,7 +296,6 @@ def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
 def section(
     claims: pd.DataFrame,
     estimates: pd.DataFrame,
-    scores: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
     baseline_sd: float | None,
@@ -318,7 +306,7 @@ def section(
     parts = [
         {
             "title": "Do modalities applied together do more than the sum of their parts?",
-            "sentences": synergy_sentences(claims, estimates, scores, register, design, baseline_sd),
+            "sentences": synergy_sentences(claims, estimates, register, design, baseline_sd),
         }
     ]
     reliance = reliance_sentences(claims, register)

@@ -195,11 +195,7 @@ def claims_section(parts: ReportParts) -> dict[str, object]:
     """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
     data = parts.data
     baseline = baseline_sd(data.scores, parts.design.primary_outcome)
-    return {
-        "claims": claims.section(
-            data.claims, data.estimates, data.scores, parts.audited.register, parts.design, baseline
-        )
-    }
+    return {"claims": claims.section(data.claims, data.estimates, parts.audited.register, parts.design, baseline)}
 
 
 def safety_section(parts: ReportParts) -> dict[str, object]:

@@ -67,7 +67,7 @@ def rendered(synergy: tuple[float, float, float], sizes: dict[str, int] = FOUR) 
     register = Register("2026-Q3")
     register_counts(register, patients(sizes))
     protect(register, [], ())
-    return section(claims_rows(synergy), pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0), register
+    return section(claims_rows(synergy), pd.DataFrame(), register, DESIGN, 12.0), register
 
 
 def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
@@ -126,7 +126,7 @@ def test_without_a_pair_the_section_says_synergy_could_not_be_tested() -> None:
     register = Register("2026-Q3")
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:]
     register_counts(register, patients({}))
-    parts = section(claims, pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0)
+    parts = section(claims, pd.DataFrame(), register, DESIGN, 12.0)
     assert parts[0]["sentences"][0].startswith("No pair of add-on modalities had at least 11 patients")
 
 
@@ -135,7 +135,7 @@ def test_an_estimate_whose_fit_warned_is_read_with_care() -> None:
     register_counts(register, patients({}))
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:].copy()
     claims.loc[claims["method"].eq("mixed") & claims["outcome"].eq("botox_interval_days"), "diagnostics_ok"] = False
-    sentence = section(claims, pd.DataFrame(), pd.DataFrame(), register, DESIGN, 12.0)[1]["sentences"][0]
+    sentence = section(claims, pd.DataFrame(), register, DESIGN, 12.0)[1]["sentences"][0]
     assert sentence.endswith(
         "Read with care: the fit of the days between injections warned (the estimate's note in the warehouse says how)."
     )
