@@ -25,9 +25,9 @@ from pipeline.models.design_matrix import add_severity, load_baselines, load_cha
 from pipeline.models.reliance import reliance_rows
 from pipeline.models.synergy import synergy_rows
 from pipeline.settings import ModelSettings
-from pipeline.sql_files import SQL_DIR
-from pipeline.tools.synthetic import SyntheticParameters, synergy_tables, treatment_tables
+from pipeline.tools.synthetic import SyntheticParameters, synergy_tables
 from tests.models.test_fit import build_warehouse
+from tests.models.test_reliance import warehouse as reliance_warehouse
 
 FOUR_GROUPS = {"combined_mix": (1 / 3, 0, 0, 1 / 3, 1 / 3), "single_mix": (1, 0, 0, 0)}
 
@@ -47,13 +47,7 @@ def synergy(patients: int, seed: int, params: SyntheticParameters) -> tuple[floa
 
 
 def reliance(patients: int, seed: int, params: SyntheticParameters) -> dict[tuple[str, str], tuple[float, ...]]:
-    _, treatments, visits = treatment_tables(patients, seed, params=params)
-    con = duckdb.connect()
-    con.register("t", treatments)
-    con.register("v", visits)
-    con.execute("CREATE TABLE treatments AS SELECT * FROM t")
-    con.execute("CREATE TABLE assessments AS SELECT * FROM v")
-    con.execute((SQL_DIR / "marts" / "11_botox_intervals.sql").read_text(encoding="utf-8"))
+    con = reliance_warehouse(params, seed, patients)
     rows = reliance_rows(con, ModelSettings())
     con.close()
     return {(r["outcome"], r["method"]): (r["estimate"], r["ci_low"], r["ci_high"]) for r in rows}

@@ -183,27 +183,12 @@ def register_safety(register: Register, table: pd.DataFrame, data: SafetyData) -
         if counted != (r.patients_at_risk, r.patients_with, r.patients_resolved):
             raise ValueError(f"safety: the patients of {group} {code} are not those complication_rates counts")
         words = MODALITY_WORDS[group][0]
-        register.printed_count(
-            key["at_risk"],
-            f"patients who had {words}",
-            at_risk,
-            table["patients at risk"].iloc[i],
-            (TABLE, i, "patients at risk"),
-        )
-        register.printed_count(
-            key["with"],
-            f"patients with {code} after {words}",
-            with_it,
-            table["patients with it"].iloc[i],
-            (TABLE, i, "patients with it"),
-        )
-        register.printed_count(
-            key["resolved"],
-            f"patients whose {code} after {words} resolved",
-            resolved,
-            table["patients resolved"].iloc[i],
-            (TABLE, i, "patients resolved"),
-        )
+        for name, column, what, patients in (
+            ("at_risk", "patients at risk", f"patients who had {words}", at_risk),
+            ("with", "patients with it", f"patients with {code} after {words}", with_it),
+            ("resolved", "patients resolved", f"patients whose {code} after {words} resolved", resolved),
+        ):
+            register.printed_count(key[name], what, patients, table[column].iloc[i], (TABLE, i, column))
         with_set, resolved_set = set(with_it), set(resolved)
         register.implied(
             key["without"], f"patients without {code} after {words}", [p for p in at_risk if p not in with_set]
