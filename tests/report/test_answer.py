@@ -27,10 +27,9 @@ from pipeline.report.answer import (
     responder_words,
     verdict,
 )
-from pipeline.report.build import _build
-from pipeline.report.reading import MAIN_OUTCOMES, read_warehouse
+from pipeline.report.reading import MAIN_OUTCOMES
 from pipeline.yardsticks import MIC, SDC, sdc_from_icc, yardstick
-from tests.report.test_build import populate
+from tests.report.test_build import build_populated
 
 
 @pytest.mark.parametrize(
@@ -85,17 +84,7 @@ def test_improving_more_is_not_read_as_ending_better() -> None:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    warehouse = tmp_path_factory.mktemp("answer") / "outcomes.duckdb"
-    con = duckdb.connect(str(warehouse))
-    populate(con)
-    con.close()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        data = read_warehouse(con)
-    finally:
-        con.close()
-    _, figs, context, register = _build(data, "2026Q4")
-    return warehouse, {"context": context, "figures": {f.name: f for f in figs}, "register": register}
+    return build_populated(tmp_path_factory.mktemp("answer"))
 
 
 def test_every_number_in_the_answer_equals_the_warehouse(built: tuple[Path, dict]) -> None:

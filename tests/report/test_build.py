@@ -14,6 +14,8 @@ import pytest
 from pipeline.models import fit_models
 from pipeline.quarters import parse_quarter
 from pipeline.report import write_report
+from pipeline.report.build import _build
+from pipeline.report.reading import read_warehouse
 from pipeline.report.tables import estimates_table, flow_counts, format_count, hide_small, suppress_counts
 from pipeline.settings import DesignSettings
 from pipeline.warehouse import MODEL_TABLES, write_design_tables
@@ -121,6 +123,22 @@ def populate(con: duckdb.DuckDBPyConnection, seed: int = 11, n: int = 160) -> No
             con.register("r", frame)
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM r")
             con.unregister("r")
+
+
+def build_populated(folder: Path) -> tuple[Path, dict]:
+    """A populated warehouse in ``folder``, read and built as the report builds it (nothing written): the
+    warehouse and the tables, figures (by name), template context and register."""
+    warehouse = folder / "outcomes.duckdb"
+    con = duckdb.connect(str(warehouse))
+    populate(con)
+    con.close()
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        data = read_warehouse(con)
+    finally:
+        con.close()
+    tables, figs, context, register = _build(data, "2026Q4")
+    return warehouse, {"tables": tables, "figures": {f.name: f for f in figs}, "context": context, "register": register}
 
 
 @pytest.fixture(scope="module")

@@ -13,26 +13,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.report.build import _build
-from pipeline.report.reading import read_warehouse
-from tests.report.test_build import populate
+from tests.report.test_build import build_populated, populate
 
 SMALL = re.compile(r"^(10|[1-9])$")
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    warehouse = tmp_path_factory.mktemp("methods") / "outcomes.duckdb"
-    con = duckdb.connect(str(warehouse))
-    populate(con)
-    con.close()
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        data = read_warehouse(con)
-    finally:
-        con.close()
-    tables, figs, context, register = _build(data, "2026Q4")
-    return warehouse, {"tables": tables, "figures": {f.name: f for f in figs}, "context": context, "register": register}
+    return build_populated(tmp_path_factory.mktemp("methods"))
 
 
 def query(warehouse: Path, sql: str, parameters: list | None = None) -> pd.DataFrame:
