@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
 CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
@@ -29,9 +30,9 @@ def mean_interval(mean: float, sd: float, n: int) -> tuple[float, float]:
 
 
 def clopper_pearson(successes: int, trials: int) -> tuple[float, float]:
-    """The exact (Clopper-Pearson) interval of a proportion; NaN where there are no trials."""
+    """The exact (Clopper-Pearson) interval of a proportion (statsmodels' ``beta`` method); NaN where there
+    are no trials."""
     if trials <= 0:
         return float("nan"), float("nan")
-    low = 0.0 if successes == 0 else float(stats.beta.ppf(ALPHA / 2, successes, trials - successes + 1))
-    high = 1.0 if successes == trials else float(stats.beta.ppf(1 - ALPHA / 2, successes + 1, trials - successes))
-    return low, high
+    low, high = proportion_confint(successes, trials, alpha=ALPHA, method="beta")
+    return float(low), float(high)
