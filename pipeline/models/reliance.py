@@ -305,7 +305,9 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                     "higher_is_better": HIGHER_IS_BETTER[outcome],
                     "e_value": float("nan"),
                     "e_value_ci": float("nan"),
-                    "mdd": float("nan") if outcome == HAZARD else minimum_detectable_difference(result.std_error),
+                    "mdd": float("nan")
+                    if outcome == HAZARD
+                    else minimum_detectable_difference(result.std_error, settings.power),
                 }
             )
     return rows
