@@ -133,7 +133,7 @@ def failed_methods_alert(estimates: pd.DataFrame) -> LoadAlert | None:
         fitted = pd.to_numeric(group["estimate"], errors="coerce").notna()
         broke = group["note"].fillna("").str.contains(FIT_FAILED, regex=False)
         if not fitted.any() and broke.any():
-            failed.append(f"{method} ({int(broke.sum()):,} of {len(group):,} fits failed)")
+            failed.append(f"{method} ({int(broke.sum()):,} of its {len(group):,} estimates failed to fit)")
     if not failed:
         return None
     return LoadAlert(

@@ -377,15 +377,21 @@ class IngestSettings:
     def for_home(cls, home: DataHome) -> IngestSettings:
         """The defaults, overridden by ``ingest.json`` in the data home where it exists."""
         path = home.root / "ingest.json"
-        settings = _from_file(path, cls, lambda values: cls(**values), "ingest settings")
-        share = settings.max_quarantine_share
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-            raise PipelineError(f"{path}: max_quarantine_share must be between 0 and 1.")
-        for name in ("max_file_mib", "max_rows_per_file", "max_cell_chars"):
-            value = getattr(settings, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PipelineError(f"{path}: {name} must be a whole number of at least 1.")
-        return settings
+
+        def build(values: dict[str, object]) -> IngestSettings:
+            settings = cls(**values)  # type: ignore[arg-type]
+            share = settings.max_quarantine_share
+            problems = [] if _number(share) and 0 <= share <= 1 else ["max_quarantine_share must be between 0 and 1"]
+            problems += [
+                f"{name} must be a whole number of at least 1"
+                for name in ("max_file_mib", "max_rows_per_file", "max_cell_chars")
+                if not _whole(getattr(settings, name), 1)
+            ]
+            if problems:
+                raise ValueError("; ".join(problems))
+            return settings
+
+        return _from_file(path, cls, build, "ingest settings")
 
 
 PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
