@@ -132,4 +132,4 @@ def test_run_with_a_drop_not_in_landing_says_so_and_fails(tmp_path: Path) -> Non
         f"synk: No drop folder named clinic_a-2026-1 is in {home.landing}; check the name against the folders "
         "there (`synk status` lists the drops received) and run again.\n"
     )
-    assert "Nothing loaded yet" in synk("status", "--home", str(tmp_path)).stdout
+    assert "clinic_a-2026-11" not in synk("status", "--home", str(tmp_path)).stdout  # nothing loaded
