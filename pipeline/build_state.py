@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from pipeline import __version__
+from pipeline.json_files import read_json
 from pipeline.settings import DataHome, DesignSettings
 from pipeline.sql_files import LAYERS, SQL_DIR, layer_files
 
@@ -43,7 +44,7 @@ def state_path(home: DataHome) -> Path:
 
 def read_state(home: DataHome) -> BuildState | None:
     try:
-        raw = json.loads(state_path(home).read_text(encoding="utf-8"))
+        raw = read_json(state_path(home))
         return BuildState(raw["fingerprint"], datetime.fromisoformat(raw["as_of"]), raw["data_snapshot"])
     except (OSError, ValueError, KeyError, TypeError):
         return None  # none yet, or unreadable: a full build

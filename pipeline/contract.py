@@ -11,13 +11,15 @@ from dataclasses import dataclass
 
 CONTRACT_VERSION = "1.2"  # 1.2: the optional complications file
 
-DROP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-SITE_ID_PATTERN = r"^[a-z0-9_-]{1,16}$"
-TREATMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-TARGET_PATTERN = r"^[a-z_]{1,32}$"
-INTEGER_PATTERN = r"^[+-]?[0-9]+$"
-NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)$"
+# Each pattern ends in \Z, not $: Python's $ also matches before a final newline, so "site01\n" would pass
+# for "site01" (GX's regex expectation searches with these, and the drop-id rule matches with them).
+DROP_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z"
+PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}\Z"
+SITE_ID_PATTERN = r"^[a-z0-9_-]{1,16}\Z"
+TREATMENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}\Z"
+TARGET_PATTERN = r"^[a-z_]{1,32}\Z"
+INTEGER_PATTERN = r"^[+-]?[0-9]+\Z"
+NUMBER_PATTERN = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\Z"
 
 FILES = ("patients", "treatments", "assessments")  # every drop holds these (a full snapshot all three)
 OPTIONAL_FILES = ("complications",)  # version 1.2: a drop without it loads as before
@@ -50,7 +52,7 @@ def combination_sort_key(combination: str) -> tuple[int, ...]:
 
 
 # Complications (version 1.2): codes, and those that need a surgical treatment where one is named.
-COMPLICATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+COMPLICATION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}\Z"
 COMPLICATION_CODES = (
     "incomplete_eye_closure",
     "oral_incompetence",

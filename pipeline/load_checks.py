@@ -1,10 +1,11 @@
 """A load that went through but went wrong: said loudly, never a quiet success.
 
-Three alerts, each a coordinator's sentence (file, rule, count, share, what to do; never a cell value):
+Four alerts, each a coordinator's sentence (file, rule, count, share, what to do; never a cell value):
 
 - a loaded file with more than ``IngestSettings.max_quarantine_share`` of its rows quarantined;
 - a published warehouse with fewer analysable patients than the one it replaced;
-- a model run that fitted no estimate at all.
+- a model run that fitted no estimate at all;
+- a method whose every estimate failed to fit (the others stand: the run is not a quiet success).
 
 Each is kept in the store's ``load_alerts`` (pipeline/store/ledger.py; ``synk status`` lists the standing
 ones first), fails the run's check (the DAG's check task, ``synk run``'s exit code) and so is sent as
@@ -25,6 +26,8 @@ from pipeline.store.ledger import FileOutcome, LoadAlert
 QUARANTINE_SHARE = "quarantine_share"
 FEWER_ANALYSABLE = "fewer_analysable_patients"
 NO_ESTIMATES = "no_estimates"
+METHOD_FAILED = "method_failed"
+FIT_FAILED = "fit failed"  # how pipeline/models/fit.py begins the note of an estimate whose fit raised
 _SHOWN_RULES = 5  # the largest rules by count; the rest are in `synk status`
 
 # Patients a comparison can use: classifiable, with a baseline and a change at some follow-up
@@ -116,4 +119,26 @@ def no_estimates_alert(warehouse: Path, min_group_size: int) -> LoadAlert:
         NO_ESTIMATES,
         f"The model run fitted no estimate: {why}. To fix: check `synk status` for quarantined assessments "
         "and the warehouse's attrition table for where patients drop out; the models run again on the next load.",
+    )
+
+
+def failed_methods_alert(estimates: pd.DataFrame) -> LoadAlert | None:
+    """The methods of which no comparison (the claims aside) has an estimate and some fit failed: a
+    setting or the data broke the method itself, which groups too small to fit do not."""
+    from pipeline.models.pairs import is_claim
+
+    rows = estimates[~estimates["contrast"].map(is_claim).astype(bool)]
+    failed = []
+    for method, group in rows.groupby("method", sort=True):
+        fitted = pd.to_numeric(group["estimate"], errors="coerce").notna()
+        broke = group["note"].fillna("").str.contains(FIT_FAILED, regex=False)
+        if not fitted.any() and broke.any():
+            failed.append(f"{method} ({int(broke.sum()):,} of its {len(group):,} estimates failed to fit)")
+    if not failed:
+        return None
+    return LoadAlert(
+        METHOD_FAILED,
+        f"The model run fitted no estimate of {', '.join(failed)}; the other methods' estimates stand. To fix: "
+        "each failure's reason is in model_estimates.note; check models.json in the data home against its rules "
+        "(docs/runbook.md, 'Settings files'); the models run again on the next load.",
     )

@@ -7,15 +7,30 @@ from datetime import UTC, datetime, timedelta
 
 from pipeline.errors import PipelineError
 
-QUARTER_PATTERN = re.compile(r"^(\d{4})Q([1-4])$")
+# 2026Q4, and 2026-Q4 as the tool names its own folders; q in either case. Matched whole (fullmatch).
+QUARTER_PATTERN = re.compile(r"(\d{4})-?[Qq]([1-4])")
+FIRST_YEAR, LAST_YEAR = 2000, 2099  # a report's year: no exported visit is older, and none is a century ahead
 
 
 def parse_quarter(quarter: str) -> tuple[int, int]:
-    """``"2026Q4"`` -> ``(2026, 4)``; a sentence saying what is wrong otherwise."""
-    match = QUARTER_PATTERN.match(str(quarter).strip())
+    """``"2026Q4"`` (or ``"2026-Q4"``, ``"2026q4"``) -> ``(2026, 4)``; a sentence saying what is wrong otherwise."""
+    match = QUARTER_PATTERN.fullmatch(str(quarter).strip())
     if not match:
-        raise ValueError(f"Quarter {quarter!r} is not of the form YYYYQn, e.g. 2026Q4 (a year, 'Q', then 1 to 4).")
-    return int(match.group(1)), int(match.group(2))
+        raise ValueError(
+            f"Quarter {quarter!r} is not of the form YYYYQn, e.g. 2026Q4 or 2026-Q4 (a year, 'Q', then 1 to 4)."
+        )
+    year, number = int(match.group(1)), int(match.group(2))
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(
+            f"The quarter's year {year} is outside {FIRST_YEAR} to {LAST_YEAR}; give the year of the data, e.g. 2026Q4."
+        )
+    return year, number
+
+
+def canonical_quarter(quarter: str) -> str:
+    """``"2026-Q4"``, ``"2026q4"`` -> ``"2026Q4"``: the one spelling the stages pass on."""
+    year, number = parse_quarter(quarter)
+    return f"{year}Q{number}"
 
 
 def quarter_bounds(quarter: str) -> tuple[datetime, datetime]:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TypeVar
 
 from pipeline.contract import OUTCOMES
 from pipeline.errors import PipelineError
+from pipeline.json_files import UnreadableJson, read_json
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -79,14 +82,54 @@ class DataHome:
         return self
 
 
-def _from_file(path: Path, cls: type[T], build: Callable[[dict[str, object]], T], what: str, keys: str) -> T:
-    """Settings from a JSON file in the data home where it exists, else the defaults."""
+SETTINGS_RULES = "docs/runbook.md, 'Settings files'"  # where each setting's rule is written
+
+
+def _refusal(path: Path, what: str, problem: str) -> PipelineError:
+    return PipelineError(
+        f"{path} is not a valid {what} file: {problem}; correct it (each setting's rule is in {SETTINGS_RULES}) "
+        "and run again."
+    )
+
+
+def read_settings_file(path: Path, what: str, keys: tuple[str, ...]) -> dict[str, object] | None:
+    """A data home's settings file as a JSON object of known keys, or None where there is none. Read like
+    a drop's manifest (pipeline/json_files.py): a byte-order mark is allowed, a file nested too deep refused."""
     if not path.exists():
+        return None
+    try:
+        values = read_json(path)
+    except UnreadableJson as error:
+        raise _refusal(path, what, f"it {error}") from None
+    if not isinstance(values, dict):
+        raise _refusal(path, what, "it is not a JSON object of settings")
+    unknown = sorted(str(key)[:40] for key in values if key not in keys)
+    if unknown:
+        raise _refusal(path, what, f"unknown key(s) {', '.join(unknown)}; its keys are {', '.join(keys)}")
+    return values
+
+
+def _from_file(path: Path, cls: type[T], build: Callable[[dict[str, object]], T], what: str) -> T:
+    """Settings from a JSON file in the data home where it exists, else the defaults."""
+    values = read_settings_file(path, what, tuple(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    if values is None:
         return cls()
     try:
-        return build(json.loads(path.read_text(encoding="utf-8")))
+        return build(values)
     except (ValueError, TypeError) as error:
-        raise PipelineError(f"{path} is not a valid {what} file ({error}); its keys are those of {keys}.") from None
+        raise _refusal(path, what, str(error)) from None
+
+
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# A timepoint's name is part of published file names (forest_<name>_patient.png) and of table values.
+TIMEPOINT_NAME = re.compile(r"[a-z0-9][a-z0-9_]{0,15}")
 
 
 @dataclass(frozen=True)
@@ -127,18 +170,41 @@ class DesignSettings:
     primary_outcome: str = "sunnybrook_composite"
 
     def __post_init__(self) -> None:
-        names = [t.name for t in self.timepoints]
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """Each rule the values break (docs/runbook.md, 'Settings files'), in words."""
         problems = []
-        if not names or len(set(names)) < len(names) or "baseline" in names:
+        if not _whole(self.exposure_window_days, 1):
+            problems.append("exposure_window_days must be a whole number of days above 0")
+        if not _whole(self.baseline_lookback_days, 0):
+            problems.append("baseline_lookback_days must be a whole number of days, 0 or more")
+        if not isinstance(self.timepoints, tuple) or not all(isinstance(t, Timepoint) for t in self.timepoints):
+            return [*problems, "timepoints must be a list of objects with name, target, low and high"]
+        if any(not _whole(v, 0) for t in self.timepoints for v in (t.target, t.low, t.high)):
+            return [*problems, "each timepoint's target, low and high must be whole numbers of days"]
+        names = [t.name for t in self.timepoints]
+        if not all(isinstance(n, str) and TIMEPOINT_NAME.fullmatch(n) for n in names):
+            problems.append(
+                "each timepoint name must be 1 to 16 lower-case letters, digits or '_', starting with a letter or "
+                "digit (it is part of published file names), e.g. 6m"
+            )
+        elif not names or len(set(names)) < len(names) or "baseline" in names:
             problems.append("timepoints need distinct names other than 'baseline'")
         if any(not 0 < t.low <= t.target <= t.high for t in self.timepoints):
             problems.append("each timepoint needs 0 < low <= target <= high (days from t0)")
+        elif any(a.high >= b.low for a, b in zip(self.timepoints, self.timepoints[1:], strict=False)):
+            problems.append(
+                "timepoints must be listed earliest first, each window (low to high) ending before the next one's "
+                "low, so that no visit counts under two timepoints"
+            )
         if self.primary_timepoint not in names:
-            problems.append(f"primary_timepoint must be one of the timepoints ({', '.join(names)})")
+            problems.append(f"primary_timepoint must be one of the timepoints ({', '.join(map(str, names))})")
         if self.primary_outcome not in OUTCOMES:
             problems.append(f"primary_outcome must be an outcome code ({', '.join(OUTCOMES)})")
-        if problems:
-            raise ValueError("; ".join(problems))
+        return problems
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -152,10 +218,14 @@ class DesignSettings:
 
         def build(values: dict[str, object]) -> DesignSettings:
             if "timepoints" in values:
-                values["timepoints"] = tuple(Timepoint(**t) for t in values["timepoints"])  # type: ignore[union-attr]
+                points = values["timepoints"]
+                keys = {f.name for f in fields(Timepoint)}
+                if not isinstance(points, list) or not all(isinstance(t, dict) and set(t) == keys for t in points):
+                    raise ValueError("timepoints must be a list of objects with name, target, low and high")
+                values["timepoints"] = tuple(Timepoint(**t) for t in points)
             return cls(**values)  # type: ignore[arg-type]
 
-        return _from_file(home.root / "design.json", cls, build, "design", "build_info.design_settings")
+        return _from_file(home.root / "design.json", cls, build, "design")
 
 
 @dataclass(frozen=True)
@@ -201,19 +271,89 @@ class ModelSettings:
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def problems(self) -> list[str]:
+        """Each rule the values break (docs/runbook.md, 'Settings files'), in words. Checked where a
+        data home's models.json is read; settings made in code (tests) are the code's own."""
+        from pipeline.models.design_matrix import KNOWN_COVARIATES
+        from pipeline.models.splines import KNOT_QUANTILES
+
+        def listed(value: object, known: tuple[str, ...] | frozenset[str], empty: bool = True) -> bool:
+            return (
+                isinstance(value, tuple)
+                and (empty or bool(value))
+                and all(isinstance(v, str) and v in known for v in value)
+            )
+
+        def share(value: object) -> bool:
+            return _number(value) and 0 <= value <= 1  # type: ignore[operator]
+
+        bounds = self.equipoise_bounds
+        rules: dict[str, tuple[bool, str]] = {
+            "methods": (
+                listed(self.methods, ModelSettings.methods, empty=False),
+                f"some of {', '.join(ModelSettings.methods)} (a list, not empty)",
+            ),
+            "min_group_size": (
+                _whole(self.min_group_size, 11),
+                "a whole number of at least 11 (the small-cell rule: no model of a group of 1 to 10)",
+            ),
+            "weight_truncation": (
+                _number(self.weight_truncation) and self.weight_truncation > 1,
+                "a number above 1 (stabilized weights are about 1)",
+            ),  # type: ignore[operator]
+            "covariates": (
+                listed(self.covariates, KNOWN_COVARIATES),
+                f"a list of some of {', '.join(sorted(KNOWN_COVARIATES))}",
+            ),
+            "min_sites_for_cluster": (_whole(self.min_sites_for_cluster, 2), "a whole number of at least 2"),
+            "severity_measures": (
+                listed(self.severity_measures, OUTCOMES),
+                f"a list of outcome codes ({', '.join(OUTCOMES)})",
+            ),
+            "spline_knots": (
+                self.spline_knots == 0 or (_whole(self.spline_knots, 0) and self.spline_knots in KNOT_QUANTILES),
+                f"0 (no splines) or one of {', '.join(map(str, KNOT_QUANTILES))}",
+            ),
+            "spline_min_patients": (_whole(self.spline_min_patients, 0), "a whole number, 0 or more"),
+            "max_smd": (_number(self.max_smd) and self.max_smd > 0, "a number above 0"),  # type: ignore[operator]
+            "max_variance_ratio": (
+                _number(self.max_variance_ratio) and self.max_variance_ratio > 1,
+                "a number above 1",
+            ),  # type: ignore[operator]
+            "equipoise_bounds": (
+                isinstance(bounds, tuple)
+                and len(bounds) == 2
+                and all(map(_number, bounds))
+                and 0 < bounds[0] < bounds[1] < 1,
+                "two numbers, low then high, between 0 and 1, e.g. [0.3, 0.7]",
+            ),
+            "min_equipoise_share": (share(self.min_equipoise_share), "a share between 0 and 1"),
+            "mixed_random_slope": (isinstance(self.mixed_random_slope, bool), "true or false"),
+            "mixed_maxiter": (_whole(self.mixed_maxiter, 1), "a whole number of at least 1"),
+            "mice_imputations": (
+                _whole(self.mice_imputations, 2),
+                "a whole number of at least 2 (Rubin's rules need two)",
+            ),
+            "mice_iterations": (_whole(self.mice_iterations, 1), "a whole number of at least 1"),
+            "mice_max_imputed_share": (share(self.mice_max_imputed_share), "a share between 0 and 1"),
+            "mice_seed": (_whole(self.mice_seed, 0), "a whole number, 0 or more"),
+            "power": (_number(self.power) and 0 < self.power < 1, "a number between 0 and 1, e.g. 0.8"),  # type: ignore[operator]
+        }
+        return [f"{key} must be {rule}" for key, (ok, rule) in rules.items() if not ok]
+
     @classmethod
     def for_home(cls, home: DataHome) -> ModelSettings:
         """The defaults, overridden by ``models.json`` in the data home where it exists."""
         path = home.root / "models.json"
 
         def build(values: dict[str, object]) -> ModelSettings:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})  # type: ignore[arg-type]
+            settings = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})  # type: ignore[arg-type]
+            problems = settings.problems()
+            if problems:
+                raise ValueError("; ".join(problems))
+            return settings
 
-        settings = _from_file(path, cls, build, "model settings", "model_runs.settings")
-        unknown = sorted(set(settings.methods) - set(cls.methods))
-        if unknown or not settings.methods:
-            raise PipelineError(f"{path}: methods must be some of {', '.join(cls.methods)}; got {unknown or 'none'}.")
-        return settings
+        return _from_file(path, cls, build, "model settings")
 
 
 @dataclass(frozen=True)
@@ -237,16 +377,43 @@ class IngestSettings:
     def for_home(cls, home: DataHome) -> IngestSettings:
         """The defaults, overridden by ``ingest.json`` in the data home where it exists."""
         path = home.root / "ingest.json"
-        keys = "max_quarantine_share, max_file_mib, max_rows_per_file, max_cell_chars"
-        settings = _from_file(path, cls, lambda values: cls(**values), "ingest settings", keys)
-        share = settings.max_quarantine_share
-        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
-            raise PipelineError(f"{path}: max_quarantine_share must be between 0 and 1.")
-        for name in ("max_file_mib", "max_rows_per_file", "max_cell_chars"):
-            value = getattr(settings, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise PipelineError(f"{path}: {name} must be a whole number of at least 1.")
-        return settings
+
+        def build(values: dict[str, object]) -> IngestSettings:
+            settings = cls(**values)  # type: ignore[arg-type]
+            share = settings.max_quarantine_share
+            problems = [] if _number(share) and 0 <= share <= 1 else ["max_quarantine_share must be between 0 and 1"]
+            problems += [
+                f"{name} must be a whole number of at least 1"
+                for name in ("max_file_mib", "max_rows_per_file", "max_cell_chars")
+                if not _whole(getattr(settings, name), 1)
+            ]
+            if problems:
+                raise ValueError("; ".join(problems))
+            return settings
+
+        return _from_file(path, cls, build, "ingest settings")
+
+
+PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    """The printed report's settings: ``report.json`` in the data home (``{"page_size": "A4"}``)."""
+
+    page_size: str = "Letter"
+
+    @classmethod
+    def for_home(cls, home: DataHome) -> ReportSettings:
+        """Read before any work of a report is done, so a bad file costs nothing."""
+
+        def build(values: dict[str, object]) -> ReportSettings:
+            settings = cls(**values)  # type: ignore[arg-type]
+            if settings.page_size not in PAGE_SIZES:
+                raise ValueError(f"page_size must be one of {', '.join(PAGE_SIZES)}")
+            return settings
+
+        return _from_file(home.root / "report.json", cls, build, "report settings")
 
 
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).

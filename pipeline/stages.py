@@ -20,10 +20,15 @@ from pipeline import __version__
 from pipeline.build_state import fingerprint, read_state
 from pipeline.errors import PipelineError
 from pipeline.ingest.drops import IngestSummary, ingest_landing
-from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no_estimates_alert
+from pipeline.load_checks import (
+    analysable_patients,
+    failed_methods_alert,
+    fewer_analysable_alert,
+    no_estimates_alert,
+)
 from pipeline.models.pairs import is_claim
 from pipeline.progress import step
-from pipeline.settings import DataHome, DesignSettings, ModelSettings
+from pipeline.settings import DataHome, DesignSettings, ModelSettings, ReportSettings
 from pipeline.store.connection import open_store, writer_lock
 from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, MODEL_TABLES, build_and_publish
@@ -54,8 +59,9 @@ def raise_refusals(summary: dict[str, object], published: dict[str, object] | No
 
 
 def raise_no_estimates(models: dict[str, object], once: bool = False) -> None:
-    """Fail with the reason when a model run fitted no estimate at all. With ``once`` (the DAG, which
-    refits on every hourly publication), only the first such run since the site's last drop fails."""
+    """Fail with the reason when a model run fitted no estimate at all, or none of a method. With ``once``
+    (the DAG, which refits on every hourly publication), only the first such run since the site's last
+    drop fails."""
     if models.get("alert") and not (once and models.get("told_before")):
         log.error("%s", models["alert"])
         raise PipelineError(str(models["alert"]))
@@ -170,7 +176,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     for line in summarise_notes(results.warnings):
         log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
-    alert, told_before = None, False
+    alerts: list[LoadAlert] = []
     with writer_lock(home, activity="storing the model results and republishing the warehouse"):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
@@ -188,15 +194,18 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
             build_and_publish(home)
         # Nothing but the claims' rows (synergy, BoNT after surgery), or nothing at all: no comparison.
         if results.model_estimates["contrast"].map(is_claim).astype(bool).all():
-            alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
-            told_before = _record(home, alert)
+            alerts.append(no_estimates_alert(home.warehouse_path, settings.min_group_size))
+        failed = failed_methods_alert(results.model_estimates)
+        if failed:
+            alerts.append(failed)
+        told = [_record(home, alert) for alert in alerts]
     # The notes' count only: the task's return value is logged whole, and the notes are summarised above.
     return {
         "run_id": run_id,
         "estimates": len(results.model_estimates),
         "notes": len(results.warnings),
-        "alert": alert.message if alert else "",
-        "told_before": told_before,
+        "alert": " ".join(alert.message for alert in alerts),
+        "told_before": bool(told) and all(told),
     }
 
 
@@ -237,12 +246,13 @@ def build_as_of(
     """The warehouse and its model run as of the quarter's end (or now, ``provisional``): pipeline/as_of.py.
     A quarter not yet ended is refused unless ``provisional``; one with nothing loaded raises NothingToReport."""
     from pipeline.as_of import build_as_of as build
-    from pipeline.quarters import parse_quarter, quarter_bounds, quarter_folder, release_name, report_cutoff
+    from pipeline.quarters import canonical_quarter, quarter_bounds, quarter_folder, release_name, report_cutoff
 
     try:
-        parse_quarter(quarter)
+        quarter = canonical_quarter(quarter)
     except ValueError as error:
         raise PipelineError(str(error)) from None
+    ReportSettings.for_home(home)  # report.json is checked before the build, not after it
     now = now or datetime.now(UTC).replace(tzinfo=None)
     as_of = report_cutoff(quarter, provisional, now)
     _, end = quarter_bounds(quarter)
@@ -255,11 +265,12 @@ def build_as_of(
 
 def write_report(home: DataHome, quarter: str, as_of_warehouse: dict[str, object], provisional: bool = False) -> Path:
     """Render the as-of warehouse (``build_as_of``'s result) as the quarter's release: pipeline/report/release.py."""
+    from pipeline.quarters import canonical_quarter
     from pipeline.report.release import release_quarter
 
     return release_quarter(
         home,
-        quarter,
+        canonical_quarter(quarter),
         Path(str(as_of_warehouse["warehouse"])),
         datetime.fromisoformat(str(as_of_warehouse["as_of"])),
         provisional=provisional,

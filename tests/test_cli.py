@@ -108,3 +108,28 @@ def test_status_during_a_load_shows_the_load_and_the_last_published_state(tmp_pa
     # Once the load is over, the store is read again and nothing is under way.
     after = synk("status", "--home", str(tmp_path)).stdout
     assert "Under way" not in after and "Drops:" in after
+
+
+def test_a_quarter_is_taken_as_the_tool_writes_it_and_a_year_out_of_range_is_a_sentence(tmp_path: Path) -> None:
+    """`2026-Q3` (the published folders' spelling) was refused; `0000Q1` ended in a traceback."""
+    for spelling in ("2026-Q3", "2026q3"):
+        result = synk("report", "--quarter", spelling, "--home", str(tmp_path))
+        assert result.stderr.startswith("synk: No data had been loaded by the end of 2026-Q3 (2026-09-30)")
+    result = synk("report", "--quarter", "0000Q1", "--home", str(tmp_path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        "synk: The quarter's year 0 is outside 2000 to 2099; give the year of the data, e.g. 2026Q4.\n"
+    )
+
+
+def test_run_with_a_drop_not_in_landing_says_so_and_fails(tmp_path: Path) -> None:
+    """A typo while confirming a held snapshot said "Loaded 0 new drop(s)" and exited 0."""
+    home = DataHome.resolve(tmp_path).ensure()
+    write_drop_files(home, "clinic_a-2026-11", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    result = synk("run", "--home", str(tmp_path), "--drop", "clinic_a-2026-1", "--confirm-retire")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"synk: No drop folder named clinic_a-2026-1 is in {home.landing}; check the name against the folders "
+        "there (`synk status` lists the drops received) and run again.\n"
+    )
+    assert "clinic_a-2026-11" not in synk("status", "--home", str(tmp_path)).stdout  # nothing loaded

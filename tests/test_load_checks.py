@@ -180,3 +180,18 @@ def test_no_estimate_is_told_once_to_the_dag_and_every_time_to_the_cli(home: Dat
     ingest_landing(home)
     publish_warehouse(home)
     assert not fit_models(home, quick)["told_before"]
+
+
+def test_a_method_whose_every_fit_failed_is_an_alert_not_a_quiet_success(home: DataHome) -> None:
+    """Today's main: every iptw estimate "fit failed" and the run is green. (A truncation of 0 is refused
+    in models.json now; given in code it still breaks the method, as a setting or data yet unforeseen may.)"""
+    from pipeline.stages import raise_no_estimates, run_all
+
+    generate_drop(home.landing / "clinic_a-2026-11", patients=120, seed=3, site="clinic_a")
+    result = run_all(home, settings=ModelSettings(methods=("unadjusted", "iptw"), weight_truncation=0))
+    assert result.models is not None and result.models["estimates"] > 0
+    with pytest.raises(PipelineError, match=r"fitted no estimate of iptw \(\d+ of its \d+ estimates failed to fit\)"):
+        raise_no_estimates(result.models)
+    lines = status_lines(home)
+    attention = lines.index("Needs attention:")
+    assert "fitted no estimate of iptw" in lines[attention + 1] and "unadjusted" not in lines[attention + 1]

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.contract import TABLES
-from pipeline.errors import DropHeld, DropRejected, row_list
+from pipeline.errors import DropHeld, DropRejected, PipelineError, row_list
 from pipeline.ingest.receive import (
     LandedDrop,
     archive_file,
@@ -28,7 +28,7 @@ from pipeline.ingest.receive import (
     expanded_size,
     list_drop_files,
 )
-from pipeline.ingest.screening import screen_drop
+from pipeline.ingest.screening import safe_name, screen_drop
 from pipeline.load_checks import quarantine_share_alert
 from pipeline.progress import step
 from pipeline.settings import DataHome, IngestSettings
@@ -461,7 +461,13 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
     summary = IngestSummary()
     with writer_lock(home, activity="looking for new drops"), open_store(home) as con:
         drops, summary.hidden = discover_drops(home.landing)
-        drops = [d for d in drops if not only_drop or d.drop_id == only_drop]
+        if only_drop is not None:
+            drops = [d for d in drops if d.drop_id == only_drop]
+            if not drops:  # a typo while confirming a held snapshot must not read as a green run
+                raise PipelineError(
+                    f"No drop folder named {safe_name(only_drop, 'folder')} is in {home.landing}; check the name "
+                    "against the folders there (`synk status` lists the drops received) and run again."
+                )
         for number, landed in enumerate(drops, 1):
             note_activity(home, f"ingest of drop {landed.drop_id} ({number} of {len(drops)} in landing/)")
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire, settings))

@@ -51,7 +51,7 @@ def discover_drops(landing: Path) -> tuple[list[LandedDrop], list[str]]:
             drops.append(LandedDrop(refused_id(name), entry, "it is a symbolic link, which is never followed"))
         elif not entry.is_dir():
             drops.append(LandedDrop(refused_id(name), entry, "it is a file, not a drop folder"))
-        elif not _DROP_ID.match(name) or ".." in name:
+        elif not _DROP_ID.fullmatch(name) or ".." in name:
             drops.append(
                 LandedDrop(
                     refused_id(name),

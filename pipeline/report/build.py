@@ -31,8 +31,8 @@ from pipeline.report.report_figures import Figure, FigureInputs, report_figures
 from pipeline.report.responder_shares import share_words
 from pipeline.report.tables import outcome_label
 from pipeline.report.trend import ESTIMATE_FILE, estimate_record, trend_table
+from pipeline.settings import PAGE_SIZES
 
-PAGE_SIZES = ("Letter", "A4")  # the printed report's paper: Letter by default, A4 where departments use it
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 __all__ = ["GIVE_UP_FIRST", "printed_tables", "published_register", "read_warehouse", "write_report"]
 

@@ -32,7 +32,7 @@ log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
 GROUP_COLUMNS = ("single modality", "combined")  # Table 1's count columns (the rest: SMDs, not counts)
 FLOW_SQL = "report/flow_patients.sql"
-PERCENT = re.compile(r" \(\d+%\)$")
+PERCENT = re.compile(r" \(\d+%\)\Z")
 
 
 @dataclass

@@ -30,7 +30,7 @@ from pipeline.report.build import write_report
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.register import Register
 from pipeline.report.trend import write_index_json
-from pipeline.settings import DataHome
+from pipeline.settings import DataHome, ReportSettings
 from pipeline.versions import package_versions
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
@@ -154,14 +154,6 @@ def _facts(warehouse: Path) -> dict[str, object]:
     }
 
 
-def page_size(home: DataHome) -> str:
-    """The printed report's paper: ``report.json`` in the data home (``{"page_size": "A4"}``), else Letter."""
-    path = home.root / "report.json"
-    if not path.exists():
-        return "Letter"
-    return str(json.loads(path.read_text(encoding="utf-8")).get("page_size", "Letter"))
-
-
 def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: datetime, provisional: bool = False) -> Path:
     """Render ``warehouse`` (as of ``as_of``, with its model run) as the quarter's release; return report.html."""
     name = quarter_folder(quarter)
@@ -182,7 +174,7 @@ def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: dateti
                 provisional=provisional,
                 earlier=earlier,
                 register_out=private,
-                page_size=page_size(home),
+                page_size=ReportSettings.for_home(home).page_size,
             )
             html_to_pdf(html, folder / "report.pdf")
         facts = {

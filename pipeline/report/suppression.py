@@ -29,7 +29,7 @@ SMALL_CELL = 11  # counts below this (and above 0) are hidden
 SUPPRESSED = "<11"
 COMPLEMENTARY = "suppressed"  # a larger count hidden so that a small one cannot be worked out from the total
 HIDDEN = "hidden (n<11)"
-SMALL_PATTERN = re.compile(r"^(?:[1-9]|10)$")
+SMALL_PATTERN = re.compile(r"(?:[1-9]|10)")  # matched whole (fullmatch)
 
 # Status of a cell in a suppressed grid.
 SHOWN, SMALL, SECONDARY = "shown", "small", "secondary"
@@ -227,5 +227,5 @@ def audit_table(name: str, frame: pd.DataFrame) -> None:
             continue
         for value in frame[column].astype(str):
             head = value.split(" (")[0].replace(",", "").strip()
-            if SMALL_PATTERN.match(head):
+            if SMALL_PATTERN.fullmatch(head):
                 raise AssertionError(f"table {name}, column {column}: a count from 1 to 10 would be published")

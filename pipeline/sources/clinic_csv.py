@@ -13,7 +13,15 @@ import pandas as pd
 from pipeline.contract import COLUMNS, FILES, TABLES
 from pipeline.errors import DropRejected
 from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
-from pipeline.sources.reader import check_header_names, check_is_header, decode, header_fields, read_rows
+from pipeline.sources.reader import (
+    check_header_names,
+    check_is_header,
+    decode,
+    header_fields,
+    other_case_columns,
+    other_case_fault,
+    read_rows,
+)
 
 _SUFFIXES = (".csv", ".csv.gz")
 
@@ -113,8 +121,9 @@ def _check_header(drop_id: str, table: str, name: str, header: list[str]) -> Non
         drop_id, name, header, expected, "Export the file with its header row, the contract's column names."
     )
     check_header_names(drop_id, name, header)
-    faults = []
-    unknown = [i for i, h in enumerate(header) if h not in expected]
+    other_case = other_case_fault(drop_id, name, header, expected)
+    faults = [other_case] if other_case else []
+    unknown = [i for i, h in enumerate(header) if h not in expected and i not in other_case_columns(header, expected)]
     if unknown:
         faults.append(
             DropRejected(
@@ -124,7 +133,8 @@ def _check_header(drop_id: str, table: str, name: str, header: list[str]) -> Non
                 "loaded.",
             )
         )
-    absent = [c for c in expected if c not in header]
+    folded = {h.strip().casefold() for h in header}
+    absent = [c for c in expected if c not in header and c.casefold() not in folded]  # not told twice
     if absent:
         faults.append(
             DropRejected(

@@ -5,13 +5,13 @@ Whatever the source, a number column that spells missing values with a marker re
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import date
 
 from pipeline.errors import DropRejected
 from pipeline.ingest.screening import safe_name
+from pipeline.json_files import UnreadableJson, read_json
 from pipeline.sources import MANIFEST, Manifest, ReceivedFile, SourceDrop, clinic_csv, redcap
 from pipeline.sources.numbers import refuse_missing_markers
 
@@ -32,12 +32,9 @@ def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
     if received.size > _MANIFEST_MAX_BYTES:
         raise DropRejected(drop_id, f"{MANIFEST} is larger than {_MANIFEST_MAX_BYTES // 1024} KiB.", _MANIFEST_FIX)
     try:
-        raw = json.loads(received.path.read_bytes().decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        # RecursionError: JSON nested thousands deep.
-        raise DropRejected(
-            drop_id, f"{MANIFEST} is not valid UTF-8 JSON ({type(exc).__name__}).", _MANIFEST_FIX
-        ) from None
+        raw = read_json(received.path)
+    except UnreadableJson as exc:
+        raise DropRejected(drop_id, f"{MANIFEST} {exc}.", _MANIFEST_FIX) from None
     if not isinstance(raw, dict):
         raise DropRejected(drop_id, f"{MANIFEST} is not a JSON object.")
     snapshot = raw.get("snapshot", "full")

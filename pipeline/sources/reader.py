@@ -176,10 +176,34 @@ def check_header_names(drop_id: str, name: str, header: list[str]) -> None:
         raise DropRejected(drop_id, f"{name} has duplicate column(s): {header_fields(header, duplicated)}.")
 
 
+def other_case_columns(header: list[str], expected: list[str]) -> list[int]:
+    """Positions of header fields that are a contract column in another case (``Patient_Id``, ``SEX``).
+    Such a field may be printed: equal to a column name but for case, it is that name, not a cell."""
+    folded = {column.casefold() for column in expected}
+    return [i for i, h in enumerate(header) if h not in expected and h.strip().casefold() in folded]
+
+
+def other_case_fault(drop_id: str, name: str, header: list[str], expected: list[str]) -> DropRejected | None:
+    positions = other_case_columns(header, expected)
+    if not positions:
+        return None
+    by_folded = {column.casefold(): column for column in expected}
+    found = ", ".join(f"`{header[i].strip()}` for `{by_folded[header[i].strip().casefold()]}`" for i in positions)
+    return DropRejected(
+        drop_id,
+        f"{name}'s column names must be written as in the contract, in lower case: found {found}.",
+        "Export with the contract's column names exactly (lower case, no spaces), e.g. patient_id.",
+    )
+
+
 def check_is_header(drop_id: str, name: str, header: list[str], expected: list[str], fix: str) -> None:
     """A first row that names none of the expected columns is no header (left out, or not this file):
-    refused by its field count alone, since its fields are likely the first row's cells."""
+    refused by its field count alone, since its fields are likely the first row's cells. Unless some
+    field is a column name in another case: then it is a header, and the sentence says what is wrong."""
     if not set(header) & set(expected):
+        fault = other_case_fault(drop_id, name, header, expected)
+        if fault:
+            raise fault
         raise DropRejected(
             drop_id,
             f"{name} has no header row: none of the {len(header)} field(s) of its first row is a column of the "

@@ -9,10 +9,11 @@ only: the results also hold sample cell values of failing rows, which are never 
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from pipeline.json_files import read_json
 
 PAGE_NAME = "validation_results.html"
 _STYLE = """
@@ -49,7 +50,7 @@ def read_results(gx_root: Path) -> list[FileValidation]:
     for path in (gx_root / "uncommitted" / "validations").glob("*/*/*/*.json"):
         suite, drop_id, stamp = path.parent.parent.parent.name, path.parent.parent.name, path.parent.name
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            raw = read_json(path)
             validated_at = datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ")
         except (OSError, ValueError):
             continue  # not a result of ours (or one being written): the page shows the rest

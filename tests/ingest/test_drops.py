@@ -127,3 +127,27 @@ def test_a_loaded_drop_sent_again_with_other_content_is_refused_once_and_stays_l
     assert store_rows(home, "SELECT age_at_onset FROM patients_history WHERE patient_id = 'P1'") == [(45,)]
     # Told once: the same re-send on the next run is not refused again.
     assert [d.status for d in ingest_landing(home).drops] == ["unchanged"]
+
+
+def test_a_drop_folder_named_as_a_loaded_one_plus_a_newline_is_refused(home, write_drop) -> None:
+    """Python's `$` matches before a final newline: "d1\\n" passed the drop-id rule and loaded as new."""
+    write_drop("d1", BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    ingest_landing(home)
+    shutil.copytree(home.landing / "d1", home.landing / "d1\n")
+    drops = {d.drop_id: d for d in ingest_landing(home).drops}
+    stand_in = refused_id("d1\n")
+    assert drops["d1"].status == "unchanged" and drops[stand_in].status == "rejected" and "\n" not in stand_in
+    assert "its folder name breaks the drop-id rule" in drops[stand_in].message
+    assert "\n" not in drops[stand_in].message
+    assert store_rows(home, "SELECT DISTINCT drop_id FROM load_ledger WHERE status = 'loaded'") == [("d1",)]
+
+
+def test_an_id_with_a_trailing_newline_in_its_cell_is_no_look_alike(home, write_drop) -> None:
+    """A cell "P1\n" (a spreadsheet's Alt+Enter) is trimmed as every cell is: it is P1, never a second patient
+    beside P1 (the id patterns also refuse it whole: tests/validation/test_suites.py)."""
+    patients = ['"P1\n",s1,F,45,L,bell,2020,400', 'P2,"s1\n",M,60,R,ramsay_hunt,2021,300']
+    write_drop("d1", patients, BASE_TREATMENTS, sunnybrook_rows("P1", 0))
+    (result,) = ingest_landing(home).drops
+    assert result.status == "loaded"
+    ids = store_rows(home, "SELECT DISTINCT site_id, patient_id FROM patients_history ORDER BY patient_id")
+    assert ids == [("s1", "P1"), ("s1", "P2")]

@@ -132,3 +132,31 @@ def test_a_ragged_plain_file_is_told_by_row(tmp_path: Path, rows: list[str], exp
     content = csv_text(PATIENTS_HEADER, rows).encode()
     with pytest.raises(DropRejected, match=expected):
         read_table("d1", "patients", received(tmp_path, "patients.csv", content))
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (  # every column in another case: was "has no header row ... was the header row left out"
+            PATIENTS_HEADER.title(),
+            "found `Patient_Id` for `patient_id`, `Site_Id` for `site_id`, `Sex` for `sex`",
+        ),
+        (PATIENTS_HEADER.replace("sex", " SEX "), "found `SEX` for `sex`."),  # one column: was "does not know"
+    ],
+)
+def test_a_header_in_another_case_is_told_as_such(tmp_path: Path, header: str, expected: str) -> None:
+    content = csv_text(header, ["P1,s1,F,45,L,bell,2020,400"]).encode()
+    with pytest.raises(DropRejected) as caught:
+        read_table("d1", "patients", received(tmp_path, "patients.csv", content))
+    message = str(caught.value)
+    assert "patients.csv's column names must be written as in the contract, in lower case: " + expected in message
+    assert "no header row" not in message and "does not know" not in message and "lacks" not in message
+
+
+def test_a_file_without_its_header_row_still_names_no_cell(tmp_path: Path) -> None:
+    """The first row is data: none of its cells is printed (a field is named only when it is a column name
+    in another case, which an id is not)."""
+    content = b"P1,s1,F,45,L,bell,2020,400\nP2,s1,M,60,R,bell,2021,300\n"
+    with pytest.raises(DropRejected, match="has no header row") as caught:
+        read_table("d1", "patients", received(tmp_path, "patients.csv", content))
+    assert "P1" not in str(caught.value) and "bell" not in str(caught.value)

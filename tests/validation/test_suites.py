@@ -1,4 +1,5 @@
 import json
+import re
 
 import pandas as pd
 
@@ -60,3 +61,21 @@ def test_each_row_gets_the_item_rules_of_its_instrument_and_item() -> None:
     assert groups[ITEM_LOW].isna().tolist() == [False] * 3 + [True] * 3
     assert groups[INTEGER_ITEM_TEXT].tolist()[0] == "3" and groups[INTEGER_ITEM_TEXT].tolist()[2] == "4"
     assert groups[INTEGER_ITEM_TEXT].isna().tolist() == [False, True, False, True, True, True]
+
+
+def test_every_pattern_of_the_suites_is_matched_whole() -> None:
+    """GX searches with each pattern, and Python's `$` matches before a final newline: "s1\\n" passed the
+    site-id rule, "3\\n" the integer rule. The CSV reader trims cells; a source that does not must not pass."""
+    from pipeline.validation.gx_metrics import match_regex_per_distinct_value
+
+    patterns = {
+        e["meta"]["rule"]: e["kwargs"]["regex"]
+        for table in contract.TABLES
+        for e in build_suite(table)["expectations"]
+        if "regex" in e["kwargs"]
+    }
+    assert {"pattern:patient_id", "pattern:site_id", "pattern:treatment_id", "pattern:target"} <= set(patterns)
+    for rule, regex in patterns.items():
+        plain = next(v for v in ("s1", "3", "abc") if re.search(regex, v))
+        column = pd.Series([plain, plain + "\n"], dtype="str")
+        assert match_regex_per_distinct_value(column, regex).tolist() == [True, False], rule
