@@ -34,7 +34,7 @@ from pipeline.progress import step
 from pipeline.settings import DataHome, IngestSettings
 from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import table_of
-from pipeline.sources.dispatch import parse_drop, read_manifest
+from pipeline.sources.dispatch import latest_exported_on, parse_drop, read_manifest
 from pipeline.store.connection import note_activity, open_store, writer_lock
 from pipeline.store.history import (
     RETIRE_LIMIT,
@@ -265,7 +265,7 @@ def _check_order(con: duckdb.DuckDBPyConnection, drop: SourceDrop) -> None:
     exported = drop.manifest.exported_on
     if exported is None:
         return
-    newer = newer_export(con, sites_of(drop), exported)
+    newer = newer_export(con, sites_of(drop), exported, latest_exported_on())
     if newer:
         raise DropHeld(
             drop.drop_id,
