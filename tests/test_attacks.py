@@ -293,8 +293,7 @@ def test_a_site_blocked_by_a_future_drop_loaded_before_the_rule_loads_its_next_e
     con = duckdb.connect(str(attacked.store_path))
     try:
         con.execute(
-            "UPDATE drops SET summary = json_merge_patch(summary, '{\"exported_on\": \"2999-12-31\"}') "
-            "WHERE drop_id = ?",
+            'UPDATE drops SET summary = json_merge_patch(summary, \'{"exported_on": "2999-12-31"}\') WHERE drop_id = ?',
             [CLEAN],
         )
     finally:
