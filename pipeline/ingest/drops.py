@@ -40,7 +40,7 @@ from pipeline.store.history import (
     RETIRE_LIMIT,
     apply_drop,
     current_patient_keys,
-    current_treatment_modalities,
+    current_treatments,
     retirement_shares,
     sites_of,
 )
@@ -422,7 +422,7 @@ def _ingest_drop(
         _check_order(con, drop)
         with step(f"{landed.drop_id}: validate"):
             known = current_patient_keys(con)
-            treatments = current_treatment_modalities(con)
+            treatments = current_treatments(con)
             validated = validate_drop(drop, known, gx_root=home.gx_root, known_treatments=treatments)
         if drop.manifest.snapshot == "full" and not (drop.manifest.confirm_retire or confirm_retire):
             held = _retirement_hold(con, validated)
