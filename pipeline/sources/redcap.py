@@ -29,11 +29,11 @@ from pipeline.sources.reader import check_header_names, decode, read_rows
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
 from pipeline.sources.redcap_placement import (
     NOT_REPEATING_RULE,
-    REPEATING_FIX,
     add_row_rules,
     field_forms,
     placement_rules,
     refuse_unrepeated_forms,
+    repeating_fix,
 )
 from pipeline.sources.redcap_project import (
     RECORDS,
@@ -189,7 +189,7 @@ def refuse_fields(drop_id: str, header: list[str], dictionary: dict[str, Diction
             f"{RECORDS} has no {REDCAP_REPEAT_INSTRUMENT} or {REDCAP_REPEAT_INSTANCE} column: no instrument of the "
             "REDCap project is set as repeating, so no treatment or visit after a record's first can be placed "
             f"(rule {NOT_REPEATING_RULE}).",
-            REPEATING_FIX,
+            repeating_fix(),
         )
     fields = [c for c in header if c not in STRUCTURAL]
     described = {name: dictionary[name] for name in fields if name in dictionary}

@@ -39,11 +39,15 @@ INSTANCE_RULE = "redcap_instance_invalid"
 REPEATED_INSTANCE_RULE = "redcap_instance_repeated"
 NOT_REPEATING_RULE = "redcap_form_not_repeating"
 _INSTANCE = r"[1-9][0-9]{0,8}"  # REDCap numbers a form's instances 1, 2, ... (after integral_text: '2.0' is '2')
-REPEATING_FIX = (
-    "In REDCap, Project Setup > Enable optional modules and customizations > Repeating instruments and events: "
-    f"make {', '.join(REDCAP_REPEATING_FORMS)} repeating instruments of a classic (not longitudinal) project, as in "
-    "docs/redcap.md step 1.3, then export again."
-)
+
+
+def repeating_fix(forms: tuple[str, ...] | list[str] = REDCAP_REPEATING_FORMS) -> str:
+    """What a coordinator changes in REDCap so that these forms' cells can be placed."""
+    return (
+        "In REDCap, Project Setup > Enable optional modules and customizations > Repeating instruments (and "
+        f"events): make {', '.join(forms)} repeating instrument(s) of a classic (not longitudinal) project, as in "
+        "docs/redcap.md step 1.3, then export again."
+    )
 
 
 def field_forms() -> dict[str, str]:
@@ -62,7 +66,7 @@ def refuse_unrepeated_forms(drop_id: str, records: pd.DataFrame, forms: dict[str
     """Refuse an export holding a repeating form's fields on non-repeating rows and not one instance of it."""
     base = records[REDCAP_REPEAT_INSTRUMENT].isna()
     present = set(records[REDCAP_REPEAT_INSTRUMENT].dropna())
-    faults = []
+    faults, unrepeated = [], []
     for form in (f for f in REDCAP_REPEATING_FORMS if f not in present):
         columns = [c for c, f in forms.items() if f == form and c in records]
         filled = records.loc[base, columns].notna()
@@ -70,13 +74,14 @@ def refuse_unrepeated_forms(drop_id: str, records: pd.DataFrame, forms: dict[str
             used = [c for c in columns if filled[c].any()]
             rows = records.loc[filled.index[filled.any(axis=1)], ROW_NUMBER].astype(int).tolist()
             faults.append(f"{form} (field(s) {', '.join(used)}; {row_list(rows)})")
+            unrepeated.append(form)
     if faults:
         raise DropRejected(
             drop_id,
             f"{RECORDS} has fields of instrument(s) {'; '.join(faults)} on records' non-repeating rows and "
             "no instance of them: in REDCap those instruments are not set as repeating, so none of their cells can "
             f"be placed (rule {NOT_REPEATING_RULE}).",
-            REPEATING_FIX,
+            repeating_fix(unrepeated),
         )
 
 

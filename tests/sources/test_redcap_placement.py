@@ -23,7 +23,7 @@ from pipeline.sources.redcap_placement import (
 )
 from tests.sources.test_redcap import base_export, export_with_complications, parse, refusal, write_redcap_drop
 
-REPEATING_ADVICE = "Repeating instruments and events"
+REPEATING_ADVICE = "Repeating instruments"
 
 
 def ingest(tmp_path: Path, records: pd.DataFrame) -> tuple[DataHome, IngestSummary]:
@@ -109,6 +109,7 @@ def test_a_treatment_form_not_set_as_repeating_refuses_the_drop(tmp_path: Path) 
     message = refusal(tmp_path, records)
     assert RECORDS in message and "treatment (field(s) tx_day, tx_modality, tx_botox_units" in message
     assert "not set as repeating" in message and NOT_REPEATING_RULE in message and REPEATING_ADVICE in message
+    assert "make treatment repeating instrument(s)" in message
     assert "orbicularis_oculi" not in message
 
 
