@@ -6,7 +6,9 @@ The adapter refuses an export that carries anything the shipped dictionary does 
 field the dictionary marks as an identifier, a date, free text or a checkbox; then it pivots the
 flat rows into the contract's three tables, and complications where the export carries the
 optional complication form (contract 1.2). Every table row keeps the row number of the flat row
-it came from, so quarantine and ledger point the coordinator to the record and instance in REDCap.
+it came from, so quarantine and ledger point the coordinator to the record and instance in REDCap. A cell it
+cannot place (a field of another form on a row, a bad or repeated instance) is quarantined or the
+drop refused, by the rules of ``redcap_placement``.
 
 The three tables all come from ``redcap_records.csv``: the ledger has one row for it (its sha256,
 its flat rows: a row counts as quarantined when anything taken from it is), one for the
