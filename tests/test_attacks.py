@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -40,7 +41,7 @@ from pipeline.warehouse import build_and_publish
 SITE = "clinic_a"
 CLEAN = "clinic_a-2026-11"
 PATIENTS = 40
-NEXT_EXPORT = "2027-01-15"  # the next clean drop: exported after anything an attack sends
+NEXT_EXPORT = date.today().isoformat()  # the next clean drop: exported after anything an attack sends (2026-12)
 
 
 # --- the clean start and the reference ---------------------------------------------------------
@@ -264,6 +265,41 @@ def test_an_older_export_arriving_after_a_newer_one_is_held_and_the_correction_s
     )
     assert ages == [(int(old_age) + 2,)]
     assert_holds(attacked, reference, unchanged=False)
+
+
+@pytest.mark.parametrize("exported_on", ["2999-12-31", "2062-11-20", "in two days"])
+def test_an_export_dated_in_the_future_is_refused_and_the_sites_next_export_loads(
+    attacked, reference, exported_on: str
+) -> None:
+    if exported_on == "in two days":  # one day ahead is a clinic's time zone; two is not
+        exported_on = (date.today() + timedelta(days=2)).isoformat()
+    write_clean(attacked.landing / "typo-future", exported_on=exported_on)
+    result = result_of(run(attacked), "typo-future")
+    assert result.status == "rejected", result.message
+    assert "manifest.json field 'exported_on'" in result.message and "rule exported_on_future" in result.message
+    assert "send the drop again as a new folder" in result.message
+    # Loaded, it would have held every genuine export of the site: assert_holds loads the next one.
+    assert_holds(attacked, reference)
+
+
+def test_an_export_dated_tomorrow_loads(attacked, reference) -> None:
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    write_clean(attacked.landing / "east-of-here", exported_on=tomorrow, snapshot="incremental")
+    assert result_of(run(attacked), "east-of-here").status == "loaded"
+
+
+def test_a_site_blocked_by_a_future_drop_loaded_before_the_rule_loads_its_next_export(attacked, reference) -> None:
+    # As an earlier version recorded it: the clean drop loaded with an exported_on of 2999.
+    con = duckdb.connect(str(attacked.store_path))
+    try:
+        con.execute(
+            'UPDATE drops SET summary = json_merge_patch(summary, \'{"exported_on": "2999-12-31"}\') WHERE drop_id = ?',
+            [CLEAN],
+        )
+    finally:
+        con.close()
+    assert store_rows(attacked, "SELECT json_extract_string(summary, '$.exported_on') FROM drops") == [("2999-12-31",)]
+    assert_holds(attacked, reference)  # its next genuine export loads, not held as older
 
 
 # --- 4. a drop is read when it says it is ready ------------------------------------------------

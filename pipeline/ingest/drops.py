@@ -34,13 +34,13 @@ from pipeline.progress import step
 from pipeline.settings import DataHome, IngestSettings
 from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, SourceDrop
 from pipeline.sources.clinic_csv import table_of
-from pipeline.sources.dispatch import parse_drop, read_manifest
+from pipeline.sources.dispatch import latest_exported_on, parse_drop, read_manifest
 from pipeline.store.connection import note_activity, open_store, writer_lock
 from pipeline.store.history import (
     RETIRE_LIMIT,
     apply_drop,
     current_patient_keys,
-    current_treatment_modalities,
+    current_treatments,
     retirement_shares,
     sites_of,
 )
@@ -265,7 +265,7 @@ def _check_order(con: duckdb.DuckDBPyConnection, drop: SourceDrop) -> None:
     exported = drop.manifest.exported_on
     if exported is None:
         return
-    newer = newer_export(con, sites_of(drop), exported)
+    newer = newer_export(con, sites_of(drop), exported, latest_exported_on())
     if newer:
         raise DropHeld(
             drop.drop_id,
@@ -422,7 +422,7 @@ def _ingest_drop(
         _check_order(con, drop)
         with step(f"{landed.drop_id}: validate"):
             known = current_patient_keys(con)
-            treatments = current_treatment_modalities(con)
+            treatments = current_treatments(con)
             validated = validate_drop(drop, known, gx_root=home.gx_root, known_treatments=treatments)
         if drop.manifest.snapshot == "full" and not (drop.manifest.confirm_retire or confirm_retire):
             held = _retirement_hold(con, validated)

@@ -1,13 +1,18 @@
 """Which source reads a drop: manifest.json's "source" picks the parser (the clinic CSV files by default).
 
 Whatever the source, a number column that spells missing values with a marker refuses the drop.
+
+An ``exported_on`` after tomorrow (UTC: a day for a clinic's time zone and clock) refuses the drop
+(rule ``exported_on_future``): loaded, it would hold every genuine export of the site after it as
+older until that day came; ``latest_exported_on`` is the bound, and the order check ignores a drop
+loaded before this rule that is dated past it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from pipeline.errors import DropRejected
 from pipeline.ingest.screening import safe_name
@@ -21,9 +26,29 @@ SOURCES: dict[str, Callable[[str, list[ReceivedFile], Manifest], SourceDrop]] = 
     "redcap": redcap.parse_source,
 }
 _MANIFEST_MAX_BYTES = 64 << 10  # a manifest is a few lines; a file listing of a few files
+EXPORTED_ON_FUTURE = "exported_on_future"
+EXPORT_CLOCK_SKEW = timedelta(days=1)  # a clinic east of the server may already be a day ahead
 _MANIFEST_FIX = (
     'Write it as a JSON object such as {"site_id": "dal01", "exported_on": "2026-11-20", "snapshot": "full"}.'
 )
+
+
+def latest_exported_on(today: date | None = None) -> str:
+    """The latest exported_on a drop may carry: today (UTC) and one day of clock skew."""
+    return ((today or datetime.now(UTC).date()) + EXPORT_CLOCK_SKEW).isoformat()
+
+
+def _check_exported_on(drop_id: str, exported: str) -> None:
+    latest = latest_exported_on()
+    if exported > latest:
+        raise DropRejected(
+            drop_id,
+            f"{MANIFEST} field 'exported_on' is {exported}, a day still to come (rule {EXPORTED_ON_FUTURE}: "
+            f"at most {latest}, today allowing a day for time zones); loaded, it would hold every later export "
+            "of the site as older.",
+            "Write the day the data were exported (YYYY-MM-DD) in manifest.json and send the drop again as a "
+            "new folder.",
+        )
 
 
 def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
@@ -52,6 +77,7 @@ def read_manifest(drop_id: str, received: ReceivedFile | None) -> Manifest:
             raise DropRejected(
                 drop_id, f"{MANIFEST} field 'exported_on' is not a date written YYYY-MM-DD.", _MANIFEST_FIX
             ) from None
+        _check_exported_on(drop_id, exported)
     return Manifest(
         site_id=str(site) if site is not None else None,
         exported_on=exported,

@@ -6,7 +6,9 @@ The adapter refuses an export that carries anything the shipped dictionary does 
 field the dictionary marks as an identifier, a date, free text or a checkbox; then it pivots the
 flat rows into the contract's three tables, and complications where the export carries the
 optional complication form (contract 1.2). Every table row keeps the row number of the flat row
-it came from, so quarantine and ledger point the coordinator to the record and instance in REDCap.
+it came from, so quarantine and ledger point the coordinator to the record and instance in REDCap. A cell it
+cannot place (a field of another form on a row, a bad or repeated instance) is quarantined or the
+drop refused, by the rules of ``redcap_placement``.
 
 The three tables all come from ``redcap_records.csv``: the ledger has one row for it (its sha256,
 its flat rows: a row counts as quarantined when anything taken from it is), one for the
@@ -27,10 +29,20 @@ from pipeline.sources import MANIFEST, ROW_NUMBER, Manifest, ReceivedFile, RowRu
 from pipeline.sources.numbers import integral_text
 from pipeline.sources.reader import check_header_names, decode, read_rows
 from pipeline.sources.redcap_dictionary import FIELD, FORM, IDENTIFIER, TYPE, VALIDATION, dictionary_rows
+from pipeline.sources.redcap_placement import (
+    NOT_REPEATING_RULE,
+    add_row_rules,
+    field_forms,
+    placement_rules,
+    refuse_unrepeated_forms,
+    repeating_fix,
+)
 from pipeline.sources.redcap_project import (
+    RECORDS,
     REDCAP_COMPLICATION_FIELDS,
     REDCAP_COMPLICATION_FORM,
     REDCAP_DATA_ACCESS_GROUP,
+    REDCAP_EVENT_NAME,
     REDCAP_FORMS,
     REDCAP_LOADED_STATUSES,
     REDCAP_OPTIONAL_FIELDS,
@@ -47,7 +59,6 @@ from pipeline.sources.redcap_project import (
     redcap_instrument_fields,
 )
 
-RECORDS = "redcap_records.csv"
 _FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")  # REDCap's rule for a variable name
 DICTIONARY = "redcap_dictionary.csv"
 
@@ -165,6 +176,22 @@ def refuse_fields(drop_id: str, header: list[str], dictionary: dict[str, Diction
             f"{RECORDS} has checkbox column(s) {_named(checkboxes)} (checkbox field(s) {_named(fields)}), "
             "which the project shape does not have.",
             "Make each of them a radio or dropdown field with the contract's codes, or leave them out of the export.",
+        )
+    if REDCAP_EVENT_NAME in header:
+        raise DropRejected(
+            drop_id,
+            f"{RECORDS} has the column {REDCAP_EVENT_NAME}: it is the export of a longitudinal project (events), "
+            "whose rows the project shape cannot place.",
+            "Build the project as a classic project (not longitudinal) from the shipped data dictionary, as in "
+            "docs/redcap.md step 1, and export it again.",
+        )
+    if REDCAP_REPEAT_INSTRUMENT not in header and REDCAP_REPEAT_INSTANCE not in header:
+        raise DropRejected(
+            drop_id,
+            f"{RECORDS} has no {REDCAP_REPEAT_INSTRUMENT} or {REDCAP_REPEAT_INSTANCE} column: no instrument of the "
+            "REDCap project is set as repeating, so no treatment or visit after a record's first can be placed "
+            f"(rule {NOT_REPEATING_RULE}).",
+            repeating_fix(),
         )
     fields = [c for c in header if c not in STRUCTURAL]
     described = {name: dictionary[name] for name in fields if name in dictionary}
@@ -361,14 +388,19 @@ def parse_source(drop_id: str, received: list[ReceivedFile], manifest: Manifest)
             f"{RECORDS} has {row_list(orphans)} of instrument(s) {_named(absent_forms)} without their fields.",
             "Export those instruments with all their fields, or leave them out of the export.",
         )
+    forms = field_forms()
+    refuse_unrepeated_forms(drop_id, records, forms)
     site = _site(records, manifest)
     pivots = [("patients", _patients), ("treatments", _treatments), ("assessments", _assessments)]
     if REDCAP_COMPLICATION_FORM not in absent_forms:
         pivots.append(("complications", _complications))
     tables: dict[str, pd.DataFrame] = {}
     rules: dict[str, dict[int, list[RowRule]]] = {}
+    # A cell of another form, a bad or repeated instance: each table row from such a flat row is quarantined.
+    stray = placement_rules(records, forms)
     for table, pivot in pivots:
         tables[table], rules[table] = pivot(records, site)
+        add_row_rules(rules[table], tables[table], stray)
     return SourceDrop(
         drop_id=drop_id,
         manifest=manifest,

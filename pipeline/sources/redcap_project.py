@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pipeline.contract import INSTRUMENTS, ITEMS
 
+RECORDS = "redcap_records.csv"  # the flat record export of a REDCap drop
 REDCAP_RECORD_ID = "record_id"  # the record ID field: the patient's pseudonym
 REDCAP_PATIENT_FORM = "patient"
 REDCAP_TREATMENT_FORM = "treatment"
@@ -60,6 +61,7 @@ REDCAP_PREFIXES = {
 REDCAP_REPEAT_INSTRUMENT = "redcap_repeat_instrument"
 REDCAP_REPEAT_INSTANCE = "redcap_repeat_instance"
 REDCAP_DATA_ACCESS_GROUP = "redcap_data_access_group"
+REDCAP_EVENT_NAME = "redcap_event_name"  # only a longitudinal project's export has it
 REDCAP_LOADED_STATUSES = ("1", "2")  # <form>_complete: 0 incomplete (quarantined), 1 unverified, 2 complete
 
 # Codes the shipped dictionary offers for a treatment's target (the contract allows any ^[a-z_]{1,32}$;

@@ -68,13 +68,13 @@ def current_patient_keys(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {key for (key,) in rows}
 
 
-def current_treatment_modalities(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
-    """Every current treatment as "site/patient/treatment" -> modality: what a complication may name."""
+def current_treatments(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, int]]:
+    """Every current treatment as "site/patient/treatment" -> (modality, day): what a complication may name."""
     rows = con.execute(
-        "SELECT site_id || '/' || patient_id || '/' || treatment_id, modality FROM treatments_history "
+        "SELECT site_id || '/' || patient_id || '/' || treatment_id, modality, \"day\" FROM treatments_history "
         "WHERE valid_to IS NULL"
     ).fetchall()
-    return dict(rows)
+    return {key: (modality, day) for key, modality, day in rows}
 
 
 def _hash_expression(table: str) -> str:

@@ -111,15 +111,18 @@ def refused_before(con: duckdb.DuckDBPyConnection, drop_id: str, checksums: dict
     )
 
 
-def newer_export(con: duckdb.DuckDBPyConnection, sites: list[str], exported_on: str) -> tuple[str, str, str] | None:
+def newer_export(
+    con: duckdb.DuckDBPyConnection, sites: list[str], exported_on: str, latest: str
+) -> tuple[str, str, str] | None:
     """The loaded drop of one of these sites exported after ``exported_on``, latest first: its id, its
-    exported_on and the site; None when there is none."""
+    exported_on and the site; None when there is none. A drop dated after ``latest`` (the future: loaded
+    before such dates were refused) orders nothing, so it cannot hold a site's genuine exports."""
     return con.execute(
         "SELECT d.drop_id, json_extract_string(d.summary, '$.exported_on') AS exported, s.site "
         "FROM drops AS d, unnest(d.site_ids) AS s(site) "
-        "WHERE d.status = 'loaded' AND list_contains(?, s.site) AND exported > ? "
+        "WHERE d.status = 'loaded' AND list_contains(?, s.site) AND exported > ? AND exported <= ? "
         "ORDER BY exported DESC, d.drop_id LIMIT 1",
-        [sites, exported_on],
+        [sites, exported_on, latest],
     ).fetchone()
 
 

@@ -27,6 +27,7 @@ from pipeline.validation.suites import (
     TOTALS_CHECK,
     TREATMENT_IS_KNOWN,
     TREATMENT_MODALITY,
+    TREATMENT_ORDER,
     item_groups,
     load_suite,
 )
@@ -78,20 +79,25 @@ def _patient_is_known(frame: pd.DataFrame, known: set[str]) -> pd.Series:
     return pd.Series(found[codes], index=frame.index)
 
 
-def _treatment_checks(frame: pd.DataFrame, treatments: dict[str, str]) -> dict[str, pd.Series]:
+def _treatment_checks(frame: pd.DataFrame, treatments: dict[str, tuple[str, int]]) -> dict[str, pd.Series]:
     """Per complication row: whether the treatment it names is one of its patient's (null where it names
-    none), that treatment's modality, and whether it resolved on or after the day it was noted (null where
-    either day is empty). ``treatments``: "site/patient/treatment" -> modality."""
+    none), that treatment's modality, whether the complication came on or after that treatment's day, and
+    whether it resolved on or after the day it was noted (null where a day is empty or no treatment known).
+    ``treatments``: "site/patient/treatment" -> (modality, day)."""
     named = frame["treatment_id"].astype("object")
     keys = frame["site_id"].astype("object").fillna("") + "/" + frame["patient_id"].astype("object").fillna("")
     keys = keys + "/" + named.fillna("")
-    modality = keys.map(treatments).where(named.notna())
+    found = keys.map(treatments).where(named.notna())
+    modality = found.map(lambda t: t[0], na_action="ignore")
+    treatment_day = pd.to_numeric(found.map(lambda t: t[1], na_action="ignore"), errors="coerce")
     known = modality.notna().astype("object").where(named.notna())
+    after = (frame["day"] >= treatment_day).astype("object").where(treatment_day.notna() & frame["day"].notna())
     order = (frame["resolved_day"] >= frame["day"]).astype("object")
     order = order.where(frame["resolved_day"].notna() & frame["day"].notna())
     return {
         TREATMENT_IS_KNOWN: known,
         TREATMENT_MODALITY: modality.astype("category"),
+        TREATMENT_ORDER: after,
         RESOLVED_ORDER: order,
     }
 
@@ -183,12 +189,12 @@ def validate_drop(
     known_patients: set[str],
     today: date | None = None,
     gx_root: Path | None = None,
-    known_treatments: dict[str, str] | None = None,
+    known_treatments: dict[str, tuple[str, int]] | None = None,
 ) -> ValidatedDrop:
     """Run each file's suite; patients first, since rows of the others must name a known patient, and
     treatments before complications, which name a treatment of their patient.
 
-    ``known_treatments``: the treatments already loaded ("site/patient/treatment" -> modality); the
+    ``known_treatments``: the treatments already loaded ("site/patient/treatment" -> (modality, day)); the
     drop's valid treatments are added to them. With ``gx_root``, GX keeps each result there and updates
     its Data Docs site. A table the drop does not carry (complications, optional) is not validated.
     """
@@ -234,7 +240,7 @@ def validate_drop(
             known |= set(typed["site_id"] + "/" + typed["patient_id"])
         if table == "treatments":
             keys = typed["site_id"] + "/" + typed["patient_id"] + "/" + typed["treatment_id"]
-            treatments.update(zip(keys, typed["modality"], strict=True))
+            treatments.update(zip(keys, zip(typed["modality"], typed["day"], strict=True), strict=True))
         valid[table] = typed.reset_index(drop=True)
         quarantined[table] = _quarantine_rows(drop, table, text, failures, rule_columns, source_columns)
     return ValidatedDrop(source=drop, valid=valid, quarantined=quarantined, gx_results=gx_results)

@@ -31,6 +31,9 @@ TOTALS_RULE = "totals_disagree"
 TREATMENT_IS_KNOWN = "treatment_is_known"
 TREATMENT_MODALITY = "treatment_modality"
 RESOLVED_ORDER = "resolved_order_ok"  # false where resolved_day is before day; null where either is empty
+# False where the complication's day is before the day of the treatment it names; null where it names none
+# (or one not known) or its day is empty.
+TREATMENT_ORDER = "treatment_order_ok"
 # The rules that depend on a row's instrument and item (its item code, range and integer-ness) are
 # computed per drop into columns (item_groups): one expectation each over those columns, instead of
 # one per instrument or range with a row condition. GX's cost is per expectation, and a row condition
@@ -185,8 +188,9 @@ def _treatment_rules() -> list[dict[str, object]]:
 
 
 def _complication_rules() -> list[dict[str, object]]:
-    """A complication names a known patient, a treatment of that patient (where it names one), resolves on
-    or after the day it was noted, and a code that needs an operation names no non-surgical treatment."""
+    """A complication names a known patient, a treatment of that patient (where it names one) given on or
+    before the day it was noted, resolves on or after that day, and a code that needs an operation names no
+    non-surgical treatment."""
     return [
         _known_patient_rule(),
         _expectation(
@@ -194,6 +198,13 @@ def _complication_rules() -> list[dict[str, object]]:
             "unknown_treatment",
             ["site_id", "patient_id", "treatment_id"],
             column=TREATMENT_IS_KNOWN,
+            value_set=[True],
+        ),
+        _expectation(
+            "expect_column_values_to_be_in_set",
+            "day_before_treatment",
+            ["day", "treatment_id"],
+            column=TREATMENT_ORDER,
             value_set=[True],
         ),
         _expectation(

@@ -100,6 +100,7 @@ BAD_ROWS = {
     13: ("P1,s1,C11,,2.5,dry_eye,,", "type_integer:day"),
     14: ("P1,s1,C12,,,dry_eye,,", "required:day"),
     15: ("P1,s1,C13,T1,20,eyelid_ptosis,,-3", "resolved_before_day"),
+    16: ("P3,s1,C15,T3,-10,haematoma,2,", "day_before_treatment"),  # 10 days before the myectomy it names
 }
 VALUES = ("C 2!", "P9", "9999", "sneezing", "C10", "2.5", "-3")
 
@@ -120,6 +121,35 @@ def test_each_row_rule_quarantines_its_row_by_number_and_without_its_cells(home,
     # What a coordinator reads (the run's lines, the rule and column names) names no cell of the rows.
     said = " ".join(summary.lines()) + " ".join(f"{rule} {columns}" for _, rule, columns in quarantined)
     assert not [value for value in VALUES if value in said]
+
+
+def test_a_complication_dated_before_its_treatment_is_quarantined_and_not_counted(home, write_drop) -> None:
+    folder = write_drop("d1", PATIENTS, TREATMENTS, sunnybrook_rows("P1", 0)[:1])
+    # P2's BoNT (T1) was on day 5: an eyelid ptosis 3,000 days before it; P3's myectomy (T3) on day 0: a
+    # haematoma 10 days before it. The same day as the treatment is after it.
+    rows = [
+        "P1,s1,C1,T1,20,eyelid_ptosis,,50",
+        "P2,s1,C1,T1,-2995,eyelid_ptosis,,",
+        "P3,s1,C1,T3,-10,haematoma,2,",
+        "P3,s1,C2,T3,0,infection,2,",
+    ]
+    write_complications(folder, rows)
+    summary = ingest_landing(home)
+    assert [d.status for d in summary.drops] == ["loaded"], summary.lines()
+    assert summary.drops[0].quarantine_by_rule == {"day_before_treatment": 2}
+    assert store_rows(home, "SELECT file, row_number, rule, columns FROM quarantine ORDER BY row_number") == [
+        ("complications.csv", 3, "day_before_treatment", "day, treatment_id"),
+        ("complications.csv", 4, "day_before_treatment", "day, treatment_id"),
+    ]
+    publish_warehouse(home)
+    counted = warehouse_rows(
+        home,
+        "SELECT group_code, code, patients_with FROM complication_rates "
+        "WHERE grouping = 'modality' AND patients_with > 0 ORDER BY ALL",
+    )
+    assert counted == [("BTX", "eyelid_ptosis", 1), ("MY", "infection", 1)]
+    assert warehouse_rows(home, "SELECT count(*) FROM complications WHERE code = 'haematoma'") == [(0,)]
+    assert "-2995" not in " ".join(summary.lines())
 
 
 def test_the_contract_spellings_load(home, write_drop) -> None:

@@ -358,3 +358,32 @@ def test_complication_row_faults_are_quarantined_at_their_redcap_row(tmp_path: P
     assert quarantined == [(RECORDS, flat_rows[1], "unknown_treatment"), (RECORDS, flat_rows[2], INCOMPLETE_RULE)]
     assert loaded == [("P1", "1", "1")]
     assert "dry_eye" not in " ".join(summary.lines())
+
+
+def test_a_complication_instance_dated_before_its_treatment_is_quarantined_and_not_counted(tmp_path: Path) -> None:
+    home = DataHome.resolve(tmp_path / "home").ensure()
+    # P1's instance 2 is physical therapy on day 10, P2's instance 1 BoNT on day 5: a dry eye 5 days before the
+    # therapy, a brow ptosis 3 days before the injection; P1's eyelid ptosis 20 days after instance 1 counts.
+    records = export_with_complications(
+        ["P1,s1,1,1,20,eyelid_ptosis,,50", "P1,s1,2,2,5,dry_eye,,", "P2,s1,1,1,2,brow_ptosis,,"]
+    )
+    write_redcap_drop(home.landing / "d1", records)
+    summary = ingest_landing(home)
+    assert summary.drops[0].status == "loaded", summary.lines()
+    flat_rows = [int(i) + 2 for i in records.index[records["redcap_repeat_instrument"] == "complication"]]
+    con = duckdb.connect(str(home.store_path), read_only=True)
+    try:
+        quarantined = con.execute("SELECT file, row_number, rule, columns FROM quarantine ORDER BY ALL").fetchall()
+    finally:
+        con.close()
+    assert quarantined == [
+        (RECORDS, flat_rows[1], "day_before_treatment", "day, treatment_id"),
+        (RECORDS, flat_rows[2], "day_before_treatment", "day, treatment_id"),
+    ]
+    publish_warehouse(home)
+    counted = warehouse(home, "SELECT group_code, code, patients_with FROM complication_rates WHERE patients_with > 0")
+    # P1's, under the combination BTX+PT and the modality BTX: nothing of P2's brow ptosis or the dry eye.
+    assert sorted(map(tuple, counted.itertuples(index=False))) == [
+        ("BTX", "eyelid_ptosis", 1),
+        ("BTX+PT", "eyelid_ptosis", 1),
+    ]
