@@ -76,7 +76,7 @@ def differences_worked_out(first: Path, third: Path) -> list[tuple[object, str, 
             continue
         low, high = b[0] - a[1], b[1] - a[0]
         for lo, hi in ((low, high), (-high, -low)):
-            if 1 <= lo and hi <= SMALL_CELL - 1 and hi - lo < PROTECTION_VALUES - 1:
+            if lo >= 1 and hi <= SMALL_CELL - 1 and hi - lo < PROTECTION_VALUES - 1:
                 leaks.append((key, before[key], after[key]))
     return leaks
 
