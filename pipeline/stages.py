@@ -24,6 +24,7 @@ from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no
 from pipeline.models.pairs import is_claim
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
+from pipeline.stale_wal import recover
 from pipeline.store.connection import open_store, writer_lock
 from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, MODEL_TABLES, build_and_publish
@@ -66,9 +67,13 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
     code did). ``data_changed`` says whether what the models read differs from what was published
     before (other loaded data, or another design or code): only then is there anything to refit
     (the DAG emits the warehouse Asset). A refusal alone republishes the ledger, not new data.
-    An alert when the new build has fewer analysable patients than the one it replaces."""
+    An alert when the new build has fewer analysable patients than the one it replaces. ``set_aside``: the
+    sentences for a reader's write-ahead log moved away from the published file (pipeline/stale_wal.py)."""
     design = design or DesignSettings.for_home(home)
     with writer_lock(home, activity="publishing the warehouse"):
+        # A log another session left, that the published file cannot be opened with, first: else every read
+        # below fails, and a home wedged by it before this code would stay wedged.
+        notes = [note for note in [recover(home)] if note]
         previous = _published_snapshot(home)
         state = read_state(home)
         same_build = state is not None and state.fingerprint == fingerprint(design)
@@ -86,10 +91,11 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
                 "analysable_patients": analysable,
                 "analysable_patients_before": analysable,
                 "alert": "",
+                "set_aside": notes,
             }
         with step("build and publish the warehouse"):
             before = analysable_patients(home.warehouse_path)
-            path, snapshot = build_and_publish(home, design)
+            path, snapshot = build_and_publish(home, design, notes)
             after = analysable_patients(path) or 0
             alert = fewer_analysable_alert(before, after)
             if alert:
@@ -108,6 +114,7 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
         "analysable_patients": after,
         "analysable_patients_before": before,
         "alert": alert.message if alert else "",
+        "set_aside": notes,
     }
 
 
@@ -170,7 +177,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     for line in summarise_notes(results.warnings):
         log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
-    alert, told_before = None, False
+    alert, told_before, notes = None, False, []
     with writer_lock(home, activity="storing the model results and republishing the warehouse"):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")
@@ -185,7 +192,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
                     store.unregister("results_frame")
             store.execute("COMMIT")
         with step("republish the warehouse with the model results"):
-            build_and_publish(home)
+            build_and_publish(home, notes=notes)
         # Nothing but the claims' rows (synergy, BoNT after surgery), or nothing at all: no comparison.
         if results.model_estimates["contrast"].map(is_claim).astype(bool).all():
             alert = no_estimates_alert(home.warehouse_path, settings.min_group_size)
@@ -197,6 +204,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         "notes": len(results.warnings),
         "alert": alert.message if alert else "",
         "told_before": told_before,
+        "set_aside": notes,
     }
 
 
@@ -305,10 +313,17 @@ def run_all(
 ) -> RunResult:
     """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
     loaded = ingest(home, only_drop=only_drop, confirm_retire=confirm_retire)
-    published = publish_warehouse(home)
-    # Nothing new since the last fit: the same data and settings would give the same run.
-    refit = published["data_changed"] or not _models_fitted(home, settings)
-    models = fit_models(home, settings) if refit else None
+    try:
+        published = publish_warehouse(home)
+        # Nothing new since the last fit: the same data and settings would give the same run.
+        refit = published["data_changed"] or not _models_fitted(home, settings)
+        models = fit_models(home, settings) if refit else None
+    except (OSError, duckdb.Error) as error:
+        # The loads are committed: the sentence for the machine's fault must not say nothing was kept.
+        new = sum(1 for d in loaded["drops"] if d["status"] == "loaded")  # type: ignore[union-attr]
+        if new:
+            error.add_note(f"{new} new drop(s) had been loaded before it stopped, and stay loaded")
+        raise
     result = RunResult(loaded, published, models)
     log.debug("%s", json.dumps(result.__dict__, default=str))
     return result
