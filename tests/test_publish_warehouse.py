@@ -90,7 +90,8 @@ print(con.execute("SELECT count(*) FROM patients").fetchone()[0], flush=True)
 
 def generated_home(tmp_path: Path) -> DataHome:
     home = DataHome.resolve(tmp_path / "home").ensure()
-    (home.root / "models.json").write_text(json.dumps(light_settings().as_dict() | {"methods": ["unadjusted", "ancova"]}))
+    light = light_settings().as_dict() | {"methods": ["unadjusted", "ancova"]}
+    (home.root / "models.json").write_text(json.dumps(light))
     generate_drop(home.landing / "clinic_a-2026-10", patients=40, seed=3, site="clinic_a")
     return home
 
