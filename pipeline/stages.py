@@ -24,7 +24,7 @@ from pipeline.load_checks import analysable_patients, fewer_analysable_alert, no
 from pipeline.models.pairs import is_claim
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
-from pipeline.stale_wal import recover
+from pipeline.stale_wal import blocks_reading, recover
 from pipeline.store.connection import open_store, writer_lock
 from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, MODEL_TABLES, build_and_publish
@@ -163,6 +163,10 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     settings = settings or ModelSettings.for_home(home)
     if not home.warehouse_path.exists():
         raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    notes: list[str] = []
+    if blocks_reading(home):  # the models DAG runs on its own: it clears a reader's stale log too
+        with writer_lock(home, activity="setting aside a stale write-ahead log"):
+            notes = [note for note in [recover(home)] if note]
     with step("fit comparative models"):
         con = duckdb.connect(str(home.warehouse_path), read_only=True)
         try:
@@ -177,7 +181,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     for line in summarise_notes(results.warnings):
         log.info("%s", line)
     run_id = str(results.model_runs["run_id"].iloc[0])
-    alert, told_before, notes = None, False, []
+    alert, told_before = None, False
     with writer_lock(home, activity="storing the model results and republishing the warehouse"):
         with open_store(home) as store:
             store.execute("BEGIN TRANSACTION")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from pipeline.cli import main as synk
 from pipeline.settings import DataHome
-from pipeline.stages import ingest, publish_warehouse
+from pipeline.stages import fit_models, ingest, publish_warehouse
 from pipeline.stale_wal import set_aside_folder, wal_of
 from pipeline.status import status_lines
 from pipeline.tools.synthetic import generate_drop
@@ -138,7 +139,7 @@ def test_a_home_wedged_by_a_stale_log_says_so_and_recovers_by_itself(
     wal_of(home.warehouse_path).rename(stale)
     generate_drop(home.landing / "clinic_b-2026-11", patients=15, seed=4, site="clinic_b")
     synk(["run", "--home", str(home.root)])
-    stale.rename(wal_of(home.warehouse_path))
+    shutil.copyfile(stale, wal_of(home.warehouse_path))
     with pytest.raises(duckdb.Error, match="WAL"):
         duckdb.connect(str(home.warehouse_path), read_only=True)
     status = "\n".join(status_lines(home))
@@ -151,6 +152,11 @@ def test_a_home_wedged_by_a_stale_log_says_so_and_recovers_by_itself(
     assert "was moved to" in out and "warehouse unchanged" in out
     assert patients_by_site(home) == {"clinic_a": 40, "clinic_b": 15}
     assert "cannot" not in "\n".join(status_lines(home))
+    # The models DAG runs on its own (after a publication a log slipped in beside): it clears the log too.
+    shutil.copyfile(stale, wal_of(home.warehouse_path))
+    fitted = fit_models(home)
+    assert len(fitted["set_aside"]) == 1 and "was moved to" in fitted["set_aside"][0]
+    assert len(list(set_aside_folder(home).glob("*.wal"))) == 2 and not wal_of(home.warehouse_path).exists()
 
 
 def test_a_publication_that_fails_after_a_load_says_the_drop_stays_loaded(
