@@ -18,9 +18,9 @@ import duckdb
 
 from pipeline.quarters import release_name
 from pipeline.report.disclosure import audit, protect
+from pipeline.report.kept_registers import earlier_registers
 from pipeline.report.printed import GIVE_UP_FIRST, printed_tables, published_register
 from pipeline.report.reading import read_warehouse
-from pipeline.report.release import earlier_registers
 from pipeline.report.safety import read_safety, register_safety, safety_table
 from pipeline.settings import DataHome
 

@@ -15,17 +15,20 @@ from pipeline.settings import PROJECT_ROOT, DataHome
 
 
 def machine_fault(error: BaseException) -> str:
-    """What stopped a command that the data did not: a full disk, a file that cannot be opened."""
+    """What stopped a command that the data did not: a full disk, a file that cannot be opened. What was
+    kept is said as it is: a run's notes on the error (``run_all``) say what had been loaded before."""
     text = str(error)
+    done = getattr(error, "__notes__", None)
+    # A load is one transaction and a publication one rename: what was not finished left nothing behind.
+    kept = (
+        f"{done[-1]}; nothing half-done was kept" if done else "nothing half-done was kept (a load is one transaction)"
+    )
     if getattr(error, "errno", None) == errno.ENOSPC or "No space left" in text:
-        return (
-            "the disk of the data home is full; nothing half-done was kept (a load is one transaction). "
-            "Free space and run again."
-        )
+        return f"the disk of the data home is full; {kept}. Free space and run again."
     if isinstance(error, PermissionError) or "Permission denied" in text:
         return f"a file of the data home cannot be written or read ({type(error).__name__}); check its permissions."
     return (
-        f"stopped by {type(error).__name__} reading or writing the data home; nothing half-done was kept. "
+        f"stopped by {type(error).__name__} reading or writing the data home; {kept}. "
         "Run again with --verbose; if it persists, see docs/runbook.md (When a task fails for another reason)."
     )
 
@@ -65,6 +68,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         models = f"model run {result.models['run_id']} with {result.models['estimates']} estimates"
     print(f"Loaded {len(loaded)} new drop(s); {published}; {models}.")
+    for note in [*result.warehouse.get("set_aside", []), *(result.models or {}).get("set_aside", [])]:  # type: ignore[union-attr]
+        print(note)
     # A refusal, an alert or no estimate at all ends the run non-zero, with its sentence as the last line.
     faults = []
     checks = [lambda: raise_refusals(result.ingest, result.warehouse)]

@@ -29,6 +29,7 @@ from pipeline.load_checks import (
 from pipeline.models.pairs import is_claim
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings, ReportSettings
+from pipeline.stale_wal import blocks_reading, recover
 from pipeline.store.connection import open_store, writer_lock
 from pipeline.store.ledger import LoadAlert, last_received, record_alerts, standing_alerts
 from pipeline.warehouse import EMPTY_SNAPSHOT, MODEL_TABLES, build_and_publish
@@ -72,9 +73,13 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
     code did). ``data_changed`` says whether what the models read differs from what was published
     before (other loaded data, or another design or code): only then is there anything to refit
     (the DAG emits the warehouse Asset). A refusal alone republishes the ledger, not new data.
-    An alert when the new build has fewer analysable patients than the one it replaces."""
+    An alert when the new build has fewer analysable patients than the one it replaces. ``set_aside``: the
+    sentences for a reader's write-ahead log moved away from the published file (pipeline/stale_wal.py)."""
     design = design or DesignSettings.for_home(home)
     with writer_lock(home, activity="publishing the warehouse"):
+        # A log another session left, that the published file cannot be opened with, first: else every read
+        # below fails, and a home wedged by it before this code would stay wedged.
+        notes = [note for note in [recover(home)] if note]
         previous = _published_snapshot(home)
         state = read_state(home)
         same_build = state is not None and state.fingerprint == fingerprint(design)
@@ -92,10 +97,11 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
                 "analysable_patients": analysable,
                 "analysable_patients_before": analysable,
                 "alert": "",
+                "set_aside": notes,
             }
         with step("build and publish the warehouse"):
             before = analysable_patients(home.warehouse_path)
-            path, snapshot = build_and_publish(home, design)
+            path, snapshot = build_and_publish(home, design, notes)
             after = analysable_patients(path) or 0
             alert = fewer_analysable_alert(before, after)
             if alert:
@@ -114,6 +120,7 @@ def publish_warehouse(home: DataHome, design: DesignSettings | None = None) -> d
         "analysable_patients": after,
         "analysable_patients_before": before,
         "alert": alert.message if alert else "",
+        "set_aside": notes,
     }
 
 
@@ -162,6 +169,10 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     settings = settings or ModelSettings.for_home(home)
     if not home.warehouse_path.exists():
         raise PipelineError(f"No published warehouse at {home.warehouse_path}: run a load first.")
+    notes: list[str] = []
+    if blocks_reading(home):  # the models DAG runs on its own: it clears a reader's stale log too
+        with writer_lock(home, activity="setting aside a stale write-ahead log"):
+            notes = [note for note in [recover(home)] if note]
     with step("fit comparative models"):
         con = duckdb.connect(str(home.warehouse_path), read_only=True)
         try:
@@ -191,7 +202,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
                     store.unregister("results_frame")
             store.execute("COMMIT")
         with step("republish the warehouse with the model results"):
-            build_and_publish(home)
+            build_and_publish(home, notes=notes)
         # Nothing but the claims' rows (synergy, BoNT after surgery), or nothing at all: no comparison.
         if results.model_estimates["contrast"].map(is_claim).astype(bool).all():
             alerts.append(no_estimates_alert(home.warehouse_path, settings.min_group_size))
@@ -206,6 +217,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         "notes": len(results.warnings),
         "alert": " ".join(alert.message for alert in alerts),
         "told_before": bool(told) and all(told),
+        "set_aside": notes,
     }
 
 
@@ -316,10 +328,17 @@ def run_all(
 ) -> RunResult:
     """One full pass outside Airflow: ingest, publish, fit. Refusals are raised after the rest is done."""
     loaded = ingest(home, only_drop=only_drop, confirm_retire=confirm_retire)
-    published = publish_warehouse(home)
-    # Nothing new since the last fit: the same data and settings would give the same run.
-    refit = published["data_changed"] or not _models_fitted(home, settings)
-    models = fit_models(home, settings) if refit else None
+    try:
+        published = publish_warehouse(home)
+        # Nothing new since the last fit: the same data and settings would give the same run.
+        refit = published["data_changed"] or not _models_fitted(home, settings)
+        models = fit_models(home, settings) if refit else None
+    except (OSError, duckdb.Error) as error:
+        # The loads are committed: the sentence for the machine's fault must not say nothing was kept.
+        new = sum(1 for d in loaded["drops"] if d["status"] == "loaded")  # type: ignore[union-attr]
+        if new:
+            error.add_note(f"{new} new drop(s) had been loaded before it stopped, and stay loaded")
+        raise
     result = RunResult(loaded, published, models)
     log.debug("%s", json.dumps(result.__dict__, default=str))
     return result

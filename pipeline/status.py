@@ -9,6 +9,7 @@ import duckdb
 
 from pipeline.errors import StoreBusy
 from pipeline.settings import DataHome
+from pipeline.stale_wal import blocks_reading, set_aside_folder, wal_of
 from pipeline.store.connection import load_under_way, open_store
 from pipeline.store.ledger import drop_rows, ledger_rows, standing_alerts
 
@@ -102,6 +103,14 @@ def status_lines(home: DataHome) -> list[str]:
     if home.data_docs_index.exists():
         lines.append(f"GX Data Docs (their styles and scripts need the internet): {home.data_docs_index.as_uri()}")
     lines.append("")
+    if blocks_reading(home):  # status only reads: the next run sets the log aside (pipeline/stale_wal.py)
+        lines.append(
+            f"Warehouse: {home.warehouse_path} cannot be opened now: the write-ahead log beside it "
+            f"({wal_of(home.warehouse_path).name}) was left by another session for the file it replaced. The "
+            f"next `synk run` moves that log to {set_aside_folder(home)} and reads the warehouse again; the "
+            "warehouse itself is whole."
+        )
+        return lines
     if home.warehouse_path.exists():
         try:
             con = duckdb.connect(str(home.warehouse_path), read_only=True)

@@ -26,6 +26,7 @@ from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
 from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.stale_wal import set_aside
 from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
 
@@ -294,11 +295,16 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, incremental: bool) -> None:
         con.execute(sql)
 
 
-def publish(home: DataHome, built: Path) -> Path:
-    """Move a closed, fully built file over the published warehouse in one rename."""
+def publish(home: DataHome, built: Path, notes: list[str] | None = None) -> Path:
+    """Move a closed, fully built file over the published warehouse in one rename. A write-ahead log beside
+    the file replaced (a reader's session that died) would not match the new file: it is set aside first,
+    and the sentence saying so appended to ``notes``."""
     with open(built, "rb") as handle:
         os.fsync(handle.fileno())
+    moved = set_aside(home, "it belonged to the file this publication replaced")
     os.replace(built, home.warehouse_path)
+    if moved and notes is not None:
+        notes.append(moved)
     return home.warehouse_path
 
 
@@ -317,8 +323,11 @@ def _remove_orphan_builds(home: DataHome) -> None:
             pass  # a live process of another user
 
 
-def build_and_publish(home: DataHome, design: DesignSettings | None = None) -> tuple[Path, str]:
-    """Build (incrementally where the published warehouse allows) and publish; record what was built."""
+def build_and_publish(
+    home: DataHome, design: DesignSettings | None = None, notes: list[str] | None = None
+) -> tuple[Path, str]:
+    """Build (incrementally where the published warehouse allows) and publish; record what was built.
+    ``notes``: gains a sentence for a reader's write-ahead log set aside (pipeline/stale_wal.py)."""
     home.ensure()
     design = design or DesignSettings.for_home(home)
     as_of = datetime.now(UTC).replace(tzinfo=None)
@@ -326,7 +335,7 @@ def build_and_publish(home: DataHome, design: DesignSettings | None = None) -> t
     _remove_orphan_builds(home)
     try:
         snapshot = build_warehouse(home, building, design, as_of, since=read_state(home))
-        path = publish(home, building)
+        path = publish(home, building, notes)
     finally:
         for leftover in (building, building.with_name(building.name + ".wal")):
             if leftover.exists():

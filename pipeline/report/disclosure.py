@@ -274,12 +274,13 @@ def _targets(problem: _Problem) -> list[Target]:
         table = problem.cells[outer][1].table
         what = f"{words(outer)} minus {words(inner)}"
         add(Target(release, "difference", what, table, atoms, ((inner, False), (outer, True))))
-    # The same cell in two releases: the patients it gained or lost in between.
+    # The same cell in any two releases (not only neighbours: a reader may keep the first and the third):
+    # the patients it gained or lost in between.
     by_key: dict[str, list[int]] = {}
     for position, (_, cell) in enumerate(problem.cells):
         by_key.setdefault(cell.key, []).append(position)
     for positions in by_key.values():
-        for before, after in itertools.pairwise(positions):
+        for before, after in itertools.combinations(positions, 2):
             a, b = set(problem.atoms_of(before).tolist()), set(problem.atoms_of(after).tolist())
             names = (
                 problem.registers[problem.cells[before][0]].release,
@@ -337,7 +338,7 @@ def protect(current: Register, earlier: list[Register] | None = None, order: Seq
             release, cell = problem.cells[position]
             return (
                 release == len(registers) - 1
-                and cell.status in (SHOWN, RANGE, SMALL)
+                and cell.status in (SHOWN, RANGE, SMALL, SECONDARY)
                 and problem.keys[position] not in printed_before
             )
 
@@ -401,16 +402,24 @@ def _relieve(
     Returns the key of the count given up (b"" when none could be)."""
     true = int(problem.sizes[list(leak.target.atoms)].sum())
     holds = dict(leak.target.ranges)
+
     # Within a table, a range (detail kept) before hiding.
+    # A count already "suppressed" is withheld only where no other can be given up.
+    def hidden(p: int) -> bool:
+        return problem.cells[p][1].status == SECONDARY
+
     candidates = sorted(
-        {p for p in [*holds, *leak.binding] if movable(p)}, key=lambda p: (priority(p)[0], p not in holds, priority(p))
+        {p for p in [*holds, *leak.binding] if movable(p)},
+        key=lambda p: (hidden(p), priority(p)[0], p not in holds, priority(p)),
     )
     if not candidates:
         atoms = set(leak.target.atoms)
         overlapping = [p for p in range(len(problem.cells)) if movable(p) and atoms & set(problem.atoms_of(p).tolist())]
-        candidates = sorted(overlapping, key=priority)[:1]
+        candidates = sorted(overlapping, key=lambda p: (hidden(p), priority(p)))[:1]
     for position in candidates:
         cell = problem.cells[position][1]
+        if cell.status == SECONDARY:  # "suppressed" still says 11 or more (e.g. against an earlier range)
+            return _give_up(problem, position, WITHHELD, None, None, changed)
         if position not in holds or cell.status == SMALL or cell.value < SMALL_CELL:
             return _give_up(problem, position, SECONDARY, None, None, changed)
         if holds[position]:  # the leak lies inside the cell
@@ -430,23 +439,22 @@ def _give_up(
 ) -> bytes:
     """Print every count of the new release with these patients the same way (a twin left exact would undo it)."""
     key, newest = problem.keys[position], len(problem.registers) - 1
-    twins = [
-        c
-        for p, (r, c) in enumerate(problem.cells)
-        if r == newest and problem.keys[p] == key and c.status in (SHOWN, RANGE, SMALL)
-    ]
     if status == SECONDARY and problem.cells[position][1].value < SMALL_CELL:
         status = WITHHELD  # "suppressed" promises 11 or more; "<11" is what pins it: say nothing
+    # A twin already "suppressed" changes only to say less ("not shown"), never to a range.
+    movable = (SHOWN, RANGE, SMALL, SECONDARY) if status == WITHHELD else (SHOWN, RANGE, SMALL)
+    twins = [
+        c for p, (r, c) in enumerate(problem.cells) if r == newest and problem.keys[p] == key and c.status in movable
+    ]
     if status == RANGE and low is not None and high is not None:  # twins print one range, the widest
         low = min([low, *(c.low for c in twins if c.status == RANGE and c.low is not None)])
         high = max([high, *(c.high for c in twins if c.status == RANGE and c.high is not None)])
     for cell in twins:
-        if True:
-            cell.status, cell.low, cell.high = status, low, high
-            cell.why = {RANGE: "shown as a range", SECONDARY: "hidden", WITHHELD: "withheld"}[
-                status
-            ] + " by the disclosure audit"
-            changed[cell.key] = status
+        cell.status, cell.low, cell.high = status, low, high
+        cell.why = {RANGE: "shown as a range", SECONDARY: "hidden", WITHHELD: "withheld"}[
+            status
+        ] + " by the disclosure audit"
+        changed[cell.key] = status
     return key
 
 

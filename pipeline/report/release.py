@@ -27,8 +27,8 @@ from pipeline.checksums import sha256_of
 from pipeline.progress import step
 from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
+from pipeline.report.kept_registers import earlier_registers, keep_register
 from pipeline.report.pdf import chromium_version, html_to_pdf
-from pipeline.report.register import Register
 from pipeline.report.trend import write_index_json
 from pipeline.settings import DataHome, ReportSettings
 from pipeline.versions import package_versions
@@ -114,27 +114,6 @@ def write_index(published: Path) -> Path:
     return path
 
 
-def _register_path(home: DataHome, release: str) -> Path:
-    """Where a release's register is kept: the data home's staging area, never the published folder."""
-    return home.staging / "releases" / f"{release.replace('/', '-')}.register.json.gz"
-
-
-def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
-    """The registers of the releases a reader may hold beside this one: every release of an earlier quarter,
-    final or provisional, and this quarter's provisional release (the latest one written). A final release
-    written again is not audited against itself, nor against any later quarter's, so it gives the same numbers."""
-    folder = home.staging / "releases"
-    this = quarter_folder(quarter)
-    found = []
-    for path in sorted(folder.glob("*.register.json.gz")) if folder.exists() else []:
-        name = path.name.removesuffix(".register.json.gz")
-        is_provisional = name.startswith("provisional-")
-        period = name.removeprefix("provisional-")
-        if period < this or (period == this and is_provisional):
-            found.append(Register.load(path))
-    return found
-
-
 def _facts(warehouse: Path) -> dict[str, object]:
     """What the manifest says the release rests on, read from the warehouse file itself."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -182,10 +161,8 @@ def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: dateti
             "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)
-        register = _register_path(home, release_name(quarter, provisional))
-        register.parent.mkdir(parents=True, exist_ok=True)
         # The register is kept before the release is put in place: a release no later audit reads must not exist.
-        shutil.move(private / "register.json.gz", register)
+        keep_register(home, release_name(quarter, provisional), private / "register.json.gz")
         _replace_folder(folder, target)
     if not provisional:
         write_index(home.published)

@@ -142,7 +142,7 @@ def test_quarter_is_published_with_every_file_and_a_manifest(multisite_home: Dat
     audit = manifest["disclosure_audit"]
     assert audit["passed"] is True and audit["releases_read"] == ["2026-Q3"]
     assert audit["counts_registered"] > 100 and audit["targets_checked"] > 0
-    assert (multisite_home.staging / "releases" / "2026-Q3.register.json.gz").exists()
+    assert list((multisite_home.staging / "releases").glob("2026-Q3.001.*.register.json.gz"))
     assert not [p for p in multisite_home.published.rglob("*") if "register" in p.name]
 
 
