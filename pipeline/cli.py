@@ -91,9 +91,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipeline.status import status_lines
+    from pipeline.status import drop_lines, status_lines
 
-    print("\n".join(status_lines(_home(args))))
+    lines = drop_lines(_home(args), args.drop) if args.drop else status_lines(_home(args))
+    print("\n".join(lines))
     return 0
 
 
@@ -159,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=cmd_report)
 
     status = with_home(sub.add_parser("status", help="show the load ledger and what the warehouse holds"))
+    status.add_argument(
+        "--drop",
+        metavar="ID",
+        help="show one drop instead: its quarantined rows by file and rule, as row numbers (never a value)",
+    )
     status.set_defaults(func=cmd_status)
 
     docs = with_home(sub.add_parser("docs", help="write the warehouse data dictionary and example queries"))
