@@ -35,7 +35,7 @@ demo: setup
 	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01 --complications --synergy 3
 	$(BIN)/python -m pipeline.tools.airflow_local --home $(SYNK_HOME)
 	@# What needs attention, the drops, the quarantine and the warehouse's counts (the ledger: synk status).
-	@$(BIN)/synk status --home $(SYNK_HOME) | awk '/^(Load ledger|Data home):/ {skip = 1} /^$$/ {skip = 0} !skip && !/^GX Data Docs/' | cat -s
+	@$(BIN)/synk status --home $(SYNK_HOME) | awk '/^Needs attention:/ {told = 1} /^Drops:/ && !told {print "Needs attention: nothing (no load went wrong)."; print ""} /^(Load ledger|Data home):/ {skip = 1} /^$$/ {skip = 0} !skip && !/^GX Data Docs/' | cat -s
 	@echo ""
 	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html $(SYNK_HOME)/published/provisional/*/report.html 2>/dev/null | tail -n 1)"
 	@echo "           (PROVISIONAL: the quarter under way; published/index.html lists a quarter once it has ended)"
