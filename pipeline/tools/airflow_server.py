@@ -12,6 +12,7 @@ one started before it is up dies with "connection refused" and is retried minute
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,8 +82,14 @@ class Components:
         self.airflow = str(Path(sys.executable).with_name("airflow"))
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
+        # Each in a process group of its own: a Ctrl-C reaches this process only, which stops them in order,
+        # and what a component leaves behind (LocalExecutor's workers ignore SIGTERM) goes with its group.
         process = subprocess.Popen(
-            [self.airflow, name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment
+            [self.airflow, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.environment,
+            start_new_session=True,
         )
         self.processes[name] = process
         threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
@@ -109,6 +116,9 @@ class Components:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for process in self.processes.values():  # whatever is left of each component's group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve(home: DataHome, port: int) -> int:
@@ -122,14 +132,14 @@ def serve(home: DataHome, port: int) -> int:
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    # Ctrl-C reaches the components too (one process group): each stops itself, and this process
-    # waits for them and ends with 0, as a stop on purpose is not a failure (`make airflow` stays quiet).
+    # Ctrl-C (or SIGTERM) reaches this process: it stops the components, each in its own process group,
+    # and ends with 0, as a stop on purpose is not a failure (`make airflow` then ends quietly).
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
     def stopped_by_itself() -> str | None:
-        """A component that stopped while nobody asked: a Ctrl-C reaches it and this process at once, so
-        give the signal a moment to be seen here before calling its stop a fault."""
+        """A component that stopped while nobody asked (a signal sent to it as well, say by a terminal that
+        signals every process, is given a moment to be seen here before its stop is called a fault)."""
         stopped = components.exited()
         return None if stopped is None or stopping.wait(1) else stopped
 

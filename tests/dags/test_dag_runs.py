@@ -6,6 +6,8 @@ import html
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -193,6 +195,19 @@ def test_the_demo_run_again_with_nothing_new_redoes_nothing_and_says_so(airflow_
     with create_session() as session:
         paused = {dag.dag_id: dag.is_paused for dag in session.query(DagModel)}
     assert paused == dict.fromkeys(dags, False)
+
+    # `synk report` for the same release says so, and leaves it as it is.
+    cli = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "report", "--quarter", quarter, "--provisional"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYNK_HOME": str(airflow_home.root)},
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith(
+        f"Report up to date (nothing it rests on changed since it was written), not rewritten: {report}"
+    )
+    assert report.stat().st_mtime_ns == written
 
     # What would make the release stale: other settings, or anything received since it was written.
     manifest = json.loads(report.with_name("manifest.json").read_text(encoding="utf-8"))

@@ -193,8 +193,16 @@ def test_ctrl_c_stops_every_component_and_ends_with_0(tmp_path: Path) -> None:
         )
     try:
         wait_for("the scheduler's start", lambda: "Stop with Ctrl-C." in log.read_text(), 240, log)
-        time.sleep(5)  # the scheduler, DAG processor and triggerer under way
-        family = [process_of(process.pid), *process_of(process.pid).children(recursive=True)]
+
+        def everyone() -> list[psutil.Process]:
+            return [process_of(process.pid), *process_of(process.pid).children(recursive=True)]
+
+        def executor_workers() -> list[psutil.Process]:
+            return [p for p in everyone() if "LocalExecutor" in " ".join(p.cmdline())]
+
+        # LocalExecutor's workers ignore SIGTERM: they must not outlive the scheduler that started them.
+        wait_for("LocalExecutor's workers", executor_workers, 120, log)
+        family = everyone()
         os.killpg(process.pid, signal.SIGINT)
         time.sleep(1)
         with contextlib.suppress(ProcessLookupError):  # impatient, as people are: a second Ctrl-C while it stops
