@@ -145,6 +145,10 @@ def test_status_drop_lists_row_ranges_never_values_and_counts_a_patients_row_onc
     assert "No row of it was loaded or quarantined" in refused
     everything = synk("status", "--home", str(tmp_path)).stdout
     assert "unknown_patient: 28 (27 of them only because their patient's own row was quarantined)" in everything
+    # The alert (mostly quarantined) counts that cause once too, and says where the rows are listed.
+    assert "by rule: unknown_patient 26 (26 only because their patient's own row was quarantined);" in everything
+    assert "unknown_patient 2 (1 only because their patient's own row was quarantined)" in everything
+    assert "`synk status --drop good` lists the rows by file and rule" in everything
     ledger = [row for row in (line.split() for line in everything.splitlines()) if row[:1] == ["bad"]]
     ledger = [row for row in ledger if row[1].endswith(".csv")]
     assert ledger and all(row[-2:] == ["-", "rejected"] for row in ledger), ledger  # not "quarantined"
