@@ -34,12 +34,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01 --complications --synergy 3
 	$(BIN)/python -m pipeline.tools.airflow_local --home $(SYNK_HOME)
-	@$(BIN)/synk status --home $(SYNK_HOME) | tail -n 9
+	@# What needs attention, the drops, the quarantine and the warehouse's counts (the ledger: synk status).
+	@$(BIN)/synk status --home $(SYNK_HOME) | awk '/^Needs attention:/ {told = 1} /^Drops:/ && !told {print "Needs attention: nothing (no load went wrong)."; print ""} /^(Load ledger|Data home):/ {skip = 1} /^$$/ {skip = 0} !skip && !/^GX Data Docs/' | cat -s
 	@echo ""
-	@echo "Warehouse: $(SYNK_HOME)/warehouse/outcomes.duckdb"
 	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html $(SYNK_HOME)/published/provisional/*/report.html 2>/dev/null | tail -n 1)"
-	@echo "Query it with the DuckDB CLI (1.5, as statisticians' tools may be):"
-	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
+	@echo "           (PROVISIONAL: the quarter under way; published/index.html lists a quarter once it has ended)"
+	@echo "Query the latest model run with the DuckDB CLI (1.5, as statisticians' tools may be):"
+	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1) AND contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
 
 # Worker processes (one per core, 2 to 4), each taking whole test files (module fixtures are built once).
 # The real Airflow server test (about 90 s on one core) runs apart, in `make test-server`: the suite

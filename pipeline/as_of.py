@@ -19,11 +19,12 @@ from types import SimpleNamespace
 import duckdb
 
 from pipeline import __version__
+from pipeline.checksums import combined_sha256
 from pipeline.errors import NothingToReport
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings, ModelSettings
 from pipeline.store.connection import writer_lock
-from pipeline.store.ledger import loaded_checksums
+from pipeline.store.ledger import last_received, loaded_checksums
 from pipeline.warehouse import MODEL_TABLES, build_warehouse
 
 
@@ -45,6 +46,14 @@ def _loaded_files(home: DataHome, as_of: datetime) -> int:
         return 0
     with duckdb.connect(str(home.store_path), read_only=True) as con:
         return len(loaded_checksums(con, as_of))
+
+
+def loaded_by(home: DataHome, as_of: datetime) -> tuple[str, datetime | None]:
+    """The data snapshot a build as of ``as_of`` would have (the hash of the files loaded by then), and
+    when the store last received anything (a drop loaded or refused): a release can be judged unchanged
+    without building. The caller holds the writer lock."""
+    with duckdb.connect(str(home.store_path), read_only=True) as con:
+        return combined_sha256(loaded_checksums(con, as_of)), last_received(con)[1]
 
 
 def _json(value: object) -> object:

@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -88,17 +89,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from pipeline.stages import report_quarter
 
+    started = time.time()
     path = report_quarter(_home(args), args.quarter, provisional=args.provisional)
     label = "Provisional report written (not in the index)" if args.provisional else "Report written"
+    if path.stat().st_mtime < started:  # the release's inputs are unchanged: left as it was
+        label = "Report up to date (nothing it rests on changed since it was written), not rewritten"
     print(f"{label}: {path}")
     print(f"PDF: {path.with_name('report.pdf')}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pipeline.status import status_lines
+    from pipeline.status import drop_lines, status_lines
 
-    print("\n".join(status_lines(_home(args))))
+    lines = drop_lines(_home(args), args.drop) if args.drop else status_lines(_home(args))
+    print("\n".join(lines))
     return 0
 
 
@@ -112,20 +117,43 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help ends with its default, where it has one worth saying (not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: its --help says what the command does and each option's default."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     def with_home(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--home", help="data home (default: $SYNK_HOME, else data/ in the checkout)")
         return p
 
-    gen = sub.add_parser("generate", help="write one synthetic, de-identified contract-v1.2 drop")
+    gen = sub.add_parser(
+        "generate",
+        help="write one synthetic, de-identified contract-v1.2 drop",
+        description="Write one synthetic, de-identified drop (contract 1.2: patients, treatments, assessments and, "
+        "with --complications, complications) into a folder: the pipeline can be tried without clinic data.",
+    )
     gen.add_argument("--out", required=True, help="drop folder to write (its name is the drop id)")
-    gen.add_argument("--patients", type=int, default=200)
-    gen.add_argument("--seed", type=int, default=1)
-    gen.add_argument("--site", default="site01")
+    gen.add_argument("--patients", type=int, default=200, help="patients to generate")
+    gen.add_argument("--seed", type=int, default=1, help="random seed: the same seed writes the same drop")
+    gen.add_argument("--site", default="site01", help="site_id of every row")
     gen.add_argument(
         "--format",
         choices=("csv", "redcap"),
@@ -145,8 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=cmd_generate)
 
-    run = with_home(sub.add_parser("run", help="ingest every new drop, publish the warehouse, fit the models"))
-    run.add_argument("--drop", help="ingest only this drop folder")
+    run = with_home(
+        sub.add_parser(
+            "run",
+            help="ingest every new drop, publish the warehouse, fit the models",
+            description="Ingest every new drop in the landing folder (archive, screen for identifiers, validate; "
+            "failing rows go to quarantine with their rule), publish the warehouse, and fit the models when the "
+            "data changed. Ends with 1 and the reason when a drop was refused or a load went wrong.",
+        )
+    )
+    run.add_argument("--drop", help="ingest only this drop folder (default: every new drop)")
     run.add_argument(
         "--confirm-retire",
         action="store_true",
@@ -154,7 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
-    report = with_home(sub.add_parser("report", help="write a quarter's report"))
+    report = with_home(
+        sub.add_parser(
+            "report",
+            help="write a quarter's report",
+            description="Write a quarter's report (report.html, report.pdf, figures, tables, manifest.json) under "
+            "published/YYYY-Qn/, from the data as loaded by the quarter's end, and list it in published/index.html. "
+            "A quarter under way only with --provisional. A release whose inputs are unchanged is left as it is.",
+        )
+    )
     report.add_argument("--quarter", required=True, help="e.g. 2026Q3: the data as loaded by the end of that quarter")
     report.add_argument(
         "--provisional",
@@ -163,11 +207,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.set_defaults(func=cmd_report)
 
-    status = with_home(sub.add_parser("status", help="show the load ledger and what the warehouse holds"))
+    status = with_home(
+        sub.add_parser(
+            "status",
+            help="show the load ledger and what the warehouse holds",
+            description="Show what needs attention, the drops, the load ledger, the quarantined rows by rule and "
+            "what the published warehouse holds; with --drop, one drop's quarantined rows by file and rule.",
+        )
+    )
+    status.add_argument(
+        "--drop",
+        metavar="ID",
+        help="show one drop instead: its quarantined rows by file and rule, as row numbers (never a value)",
+    )
     status.set_defaults(func=cmd_status)
 
-    docs = with_home(sub.add_parser("docs", help="write the warehouse data dictionary and example queries"))
-    docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "warehouse.md"))
+    docs = with_home(
+        sub.add_parser(
+            "docs",
+            help="write the warehouse data dictionary and example queries",
+            description="Write the published warehouse's data dictionary (tables, columns, keys, comments) and "
+            "example queries as Markdown.",
+        )
+    )
+    docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "warehouse.md"), help="Markdown file to write")
     docs.set_defaults(func=cmd_docs)
     return parser
 

@@ -16,6 +16,7 @@ again), and stays in ``synk status`` until the clinic's next export.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -51,19 +52,50 @@ def _rule_counts(quarantined: list[pd.DataFrame]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
+UNKNOWN_PATIENT = "unknown_patient"  # the rule (pipeline/validation/suites.py) a row of an unknown patient breaks
+
+
+def _failed_patients(quarantined: dict[str, pd.DataFrame]) -> set[tuple[object, object]]:
+    """The patients (site_id, patient_id: identifiers) whose own patients row was quarantined."""
+    frame = quarantined.get("patients")
+    if frame is None or frame.empty:
+        return set()
+    rows = [json.loads(row) for row in frame["row"]]
+    return {(row.get("site_id"), row.get("patient_id")) for row in rows}
+
+
+def _knock_on(frames: list[pd.DataFrame], failed: set[tuple[object, object]]) -> int:
+    """Rows quarantined as unknown_patient only because their patient's own row was: one cause, not many."""
+    count = 0
+    for frame in frames:
+        for rules, row in zip(frame["rule"], frame["row"], strict=True):
+            if UNKNOWN_PATIENT in str(rules).split("; "):
+                cells = json.loads(row)
+                count += (cells.get("site_id"), cells.get("patient_id")) in failed
+    return count
+
+
 def quarantine_share_alert(
     drop_id: str, outcomes: list[FileOutcome], quarantined: dict[str, pd.DataFrame], limit: float
 ) -> LoadAlert | None:
-    """The drop's files that quarantined more than ``limit`` of their rows, with their largest rules."""
+    """The drop's files that quarantined more than ``limit`` of their rows, with their largest rules; the
+    unknown_patient rows of patients whose own patients row was quarantined are said to be so."""
     parts = []
+    failed = _failed_patients(quarantined)
     for outcome in outcomes:
         if outcome.status != "loaded" or not outcome.rows_in:
             continue
         share = outcome.rows_quarantined / outcome.rows_in
         if share <= limit:
             continue
-        rules = _rule_counts([quarantined[t] for t in outcome.tables if t in quarantined])
-        shown = ", ".join(f"{rule} {count:,}" for rule, count in list(rules.items())[:_SHOWN_RULES])
+        frames = [quarantined[t] for t in outcome.tables if t in quarantined]
+        rules = _rule_counts(frames)
+        knock_on = _knock_on(frames, failed) if failed else 0
+        because = f" ({knock_on:,} only because their patient's own row was quarantined)" if knock_on else ""
+        shown = ", ".join(
+            f"{rule} {count:,}{because if rule == UNKNOWN_PATIENT else ''}"
+            for rule, count in list(rules.items())[:_SHOWN_RULES]
+        )
         more = f" and {len(rules) - _SHOWN_RULES} more" if len(rules) > _SHOWN_RULES else ""
         parts.append(
             f"{outcome.file.file} had {outcome.rows_quarantined:,} of {outcome.rows_in:,} rows quarantined "
@@ -73,8 +105,9 @@ def quarantine_share_alert(
         return None
     return LoadAlert(
         QUARANTINE_SHARE,
-        f"Drop {drop_id} loaded, but {'; '.join(parts)}. The rest of it is in the warehouse. To fix: look the "
-        "rules up in the runbook (docs/runbook.md, 'Rows in quarantine'), correct the export and send it again "
+        f"Drop {drop_id} loaded, but {'; '.join(parts)}. The rest of it is in the warehouse. To fix: "
+        f"`synk status --drop {drop_id}` lists the rows by file and rule; look the rules up in the runbook "
+        "(docs/runbook.md, 'Rows in quarantine'), correct the export and send it again "
         "as a new drop; its rows replace these.",
         drop_id,
     )

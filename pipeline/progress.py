@@ -27,22 +27,28 @@ def _interactive() -> bool:
 
 
 @contextmanager
-def step(description: str) -> Iterator[None]:
-    """Announce a step, then say how long it took; in a terminal the line is rewritten in place."""
+def step(description: str, plain: bool = False) -> Iterator[None]:
+    """Announce a step, then say how long it took; in a terminal the line is rewritten in place.
+
+    Elsewhere the two lines are logged, or with ``plain`` (a tool's own console, as ``make demo``'s,
+    where the log shows warnings only) printed to stderr as they are."""
     started = time.perf_counter()
     for listener in _listeners:
         listener(description, "start", 0.0)
     if _interactive():
         sys.stderr.write(f"… {description}\r")
         sys.stderr.flush()
+    elif plain:
+        print(f"… {description}", file=sys.stderr, flush=True)
     else:
         log.info("%s ...", description)
     yield
     elapsed = time.perf_counter() - started
     for listener in _listeners:
         listener(description, "end", elapsed)
-    if _interactive():
+    if _interactive() or plain:
         sys.stderr.write(f"✓ {description} ({elapsed:.1f} s)\n")
+        sys.stderr.flush()
     else:
         log.info("%s done in %.1f s", description, elapsed)
 

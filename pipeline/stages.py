@@ -186,6 +186,9 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         log.debug("%s", warning)
     for line in summarise_notes(results.warnings):
         log.info("%s", line)
+    numerical = numerical_warning_kinds(results.numerical_warnings)
+    if numerical:
+        log.info("%s", numerical_warnings_line(numerical))
     run_id = str(results.model_runs["run_id"].iloc[0])
     alerts: list[LoadAlert] = []
     with writer_lock(home, activity="storing the model results and republishing the warehouse"):
@@ -215,6 +218,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         "run_id": run_id,
         "estimates": len(results.model_estimates),
         "notes": len(results.warnings),
+        "numerical_warnings": numerical,  # by kind, e.g. {"SingularMatrixWarning": 47}
         "alert": " ".join(alert.message for alert in alerts),
         "told_before": bool(told) and all(told),
         "set_aside": notes,
@@ -247,6 +251,30 @@ def summarise_notes(notes: list[str]) -> list[str]:
     return lines
 
 
+def numerical_warning_kinds(caught: list[str]) -> dict[str, int]:
+    """The fits' numerical warnings ("<where>: <Category>: <message>") counted by kind, each logged at DEBUG
+    with the contrast and outcome it came from."""
+    for warning in caught:
+        log.debug("%s", warning)
+    return dict(Counter(warning.split(": ")[1] for warning in caught).most_common())
+
+
+def numerical_warnings_line(kinds: dict[str, int]) -> str:
+    """One line for the fits' numerical warnings (statsmodels' notes on hard cells), in place of each one."""
+    by_kind = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    return f"{sum(kinds.values())} numerical warnings from the model fits ({by_kind}), each logged at DEBUG."
+
+
+def latest_model_run(home: DataHome) -> tuple[str, datetime] | None:
+    """The published warehouse's latest model run: its id and when it started (None: none yet)."""
+    if not home.warehouse_path.exists():
+        return None
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        latest = "SELECT run_id, started_at FROM model_runs ORDER BY started_at DESC, run_id LIMIT 1"
+        row = con.execute(latest).fetchone()
+    return (str(row[0]), row[1]) if row else None
+
+
 def build_as_of(
     home: DataHome,
     quarter: str,
@@ -269,10 +297,39 @@ def build_as_of(
     as_of = report_cutoff(quarter, provisional, now)
     _, end = quarter_bounds(quarter)
     by_words = "now" if as_of == now else f"the end of {quarter_folder(quarter)} ({end - timedelta(days=1):%Y-%m-%d})"
+    unchanged = _unchanged_release(home, quarter, provisional, as_of, settings) if reuse_stored else None
+    if unchanged is not None:
+        return unchanged
     built = build(
         home, as_of, release_name(quarter, provisional), settings, reuse_stored=reuse_stored, by_words=by_words
     )
     return {"warehouse": str(built.path), "as_of": built.as_of.isoformat(), "model_run_id": built.model_run_id}
+
+
+def _unchanged_release(
+    home: DataHome, quarter: str, provisional: bool, as_of: datetime, settings: ModelSettings | None
+) -> dict[str, object] | None:
+    """``build_as_of``'s result for a release already written from the same inputs (``unchanged_release``),
+    with its report.html under "report": nothing is built, fitted or rewritten. None: build it."""
+    from pipeline.as_of import loaded_by
+    from pipeline.report.release import unchanged_release
+
+    if not home.store_path.exists():
+        return None
+    with writer_lock(home, activity=f"checking what was loaded by {as_of:%Y-%m-%d %H:%M}"):
+        snapshot, last = loaded_by(home, as_of)
+    settings = settings or ModelSettings.for_home(home)
+    report = unchanged_release(home, quarter, provisional, snapshot, settings, as_of, last)
+    if report is None:
+        return None
+    manifest = json.loads(report.with_name("manifest.json").read_text(encoding="utf-8"))
+    log.info("The %s report is up to date (nothing received since it was written): %s.", quarter, report)
+    return {
+        "warehouse": "",
+        "as_of": str(manifest["data_as_of"]),
+        "model_run_id": manifest.get("model_run_id"),
+        "report": str(report),
+    }
 
 
 def write_report(home: DataHome, quarter: str, as_of_warehouse: dict[str, object], provisional: bool = False) -> Path:
@@ -280,6 +337,8 @@ def write_report(home: DataHome, quarter: str, as_of_warehouse: dict[str, object
     from pipeline.quarters import canonical_quarter
     from pipeline.report.release import release_quarter
 
+    if as_of_warehouse.get("report"):  # build_as_of found the release up to date
+        return Path(str(as_of_warehouse["report"]))
     return release_quarter(
         home,
         canonical_quarter(quarter),
@@ -303,8 +362,9 @@ def report_quarter(
     return write_report(home, quarter, built, provisional)
 
 
-def _models_fitted(home: DataHome, settings: ModelSettings | None) -> bool:
-    """The published warehouse holds a model run on its own data with these settings."""
+def models_up_to_date(home: DataHome, settings: ModelSettings | None = None) -> bool:
+    """The published warehouse holds a model run on its own data with these settings (and this code):
+    fitting again would give the same run."""
     if not home.warehouse_path.exists():
         return False
     wanted = json.loads(json.dumps((settings or ModelSettings.for_home(home)).as_dict()))
@@ -331,7 +391,7 @@ def run_all(
     try:
         published = publish_warehouse(home)
         # Nothing new since the last fit: the same data and settings would give the same run.
-        refit = published["data_changed"] or not _models_fitted(home, settings)
+        refit = published["data_changed"] or not models_up_to_date(home, settings)
         models = fit_models(home, settings) if refit else None
     except (OSError, duckdb.Error) as error:
         # The loads are committed: the sentence for the machine's fault must not say nothing was kept.

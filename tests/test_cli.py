@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.settings import DataHome
 from tests.conftest import BASE_PATIENTS, BASE_TREATMENTS, sunnybrook_rows, write_drop_files
 
@@ -133,3 +135,78 @@ def test_run_with_a_drop_not_in_landing_says_so_and_fails(tmp_path: Path) -> Non
         "there (`synk status` lists the drops received) and run again.\n"
     )
     assert "clinic_a-2026-11" not in synk("status", "--home", str(tmp_path)).stdout  # nothing loaded
+
+
+def test_status_drop_lists_row_ranges_never_values_and_counts_a_patients_row_once(tmp_path: Path) -> None:
+    """Two bad cells in patients.csv quarantine their patients' treatments and assessments too
+    (unknown_patient): one cause each, told with the patients row; a truly unknown patient stays its own."""
+    home = DataHome.resolve(tmp_path).ensure()
+    write_drop_files(
+        home,
+        "good",
+        BASE_PATIENTS + ["P3,s1,QX,30,R,bell,2021,300", "P4,s1,F,-37,R,bell,2021,300"],
+        BASE_TREATMENTS + ["P3,s1,T1,0,botox,25,,", "P9,s1,T1,0,botox,25,,"],
+        sunnybrook_rows("P1", 0) + sunnybrook_rows("P3", 0) + sunnybrook_rows("P4", 0),
+    )
+    write_drop_files(home, "bad", ["P9,s1,F,45,L,bell,2020,400,extra"], [], [])
+    from pipeline.stages import ingest
+
+    ingest(home)
+    result = synk("status", "--home", str(tmp_path), "--drop", "good")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Drop good: loaded" in out and "30 rows quarantined" in out
+    assert "    code_set:sex (sex): row 4\n" in out and "    range:age_at_onset (age_at_onset): row 5\n" in out
+    # P3's and P4's 26 assessments (rows 15-40), P3's treatment (row 5): one cause, with their patients row.
+    assert "26 rows of 2 patients whose patients.csv row was quarantined (unknown_patient): rows 15-40" in out
+    assert "1 row of 1 patient whose patients.csv row was quarantined (unknown_patient): row 5" in out
+    assert "    unknown_patient (patient_id, site_id): row 6\n" in out  # P9: not in the drop at all
+    assert "Causes: 3 rows broke a rule; the other 27 were quarantined only because" in out
+    for value in ("QX", "-37", "P3", "P4", "P9", "botox"):  # never a cell value (nor a patient's key)
+        assert value not in out, value
+
+    refused = synk("status", "--home", str(tmp_path), "--drop", "bad").stdout
+    assert "Drop bad: rejected" in refused and "different number of fields" in refused
+    assert "No row of it was loaded or quarantined" in refused
+    everything = synk("status", "--home", str(tmp_path)).stdout
+    assert "unknown_patient: 28 (27 of them only because their patient's own row was quarantined)" in everything
+    # The alert (mostly quarantined) counts that cause once too, and says where the rows are listed.
+    assert "by rule: unknown_patient 26 (26 only because their patient's own row was quarantined);" in everything
+    assert "unknown_patient 2 (1 only because their patient's own row was quarantined)" in everything
+    assert "`synk status --drop good` lists the rows by file and rule" in everything
+    ledger = [row for row in (line.split() for line in everything.splitlines()) if row[:1] == ["bad"]]
+    ledger = [row for row in ledger if row[1].endswith(".csv")]
+    assert ledger and all(row[-2:] == ["-", "rejected"] for row in ledger), ledger  # not "quarantined"
+    page = home.validation_page.read_text(encoding="utf-8")
+    assert "<h2>Refused drops</h2>" in page and "bad</td><td" in page and "different number of fields" in page
+
+    missing = synk("status", "--home", str(tmp_path), "--drop", "nope")
+    assert missing.returncode == 1 and missing.stderr.startswith("synk: No drop named nope has been received")
+    assert "Traceback" not in missing.stderr
+
+
+def test_row_ranges_are_compressed() -> None:
+    from pipeline.status import RANGES_SHOWN, row_ranges
+
+    assert row_ranges([12, 4, 5, 6, 7, 8, 9]) == "rows 4-9, 12"
+    assert row_ranges([7]) == "row 7"
+    many = row_ranges(list(range(2, 2 * RANGES_SHOWN + 12, 2)))
+    assert many.endswith("and 5 more in 5 ranges (the store's quarantine table has them all)")
+
+
+def test_each_subcommands_help_says_what_it_does_and_its_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline.cli import build_parser
+
+    helps = {}
+    for command in ("generate", "run", "report", "status", "docs"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    assert "Write one synthetic, de-identified drop" in helps["generate"]
+    assert "patients to generate (default: 200)" in helps["generate"] and "(default: site01)" in helps["generate"]
+    assert "(default: False)" not in " ".join(helps.values()) and "(default: None)" not in " ".join(helps.values())
+    assert "Ingest every new drop in the landing folder" in helps["run"]
+    assert "--drop ID show one drop instead" in helps["status"]
+    for command, text in helps.items():
+        description = text.split(" options: ")[0].split("] ", 1)[-1]
+        assert len(description) > 60, (command, description)  # a sentence, not only the usage line

@@ -106,3 +106,33 @@ def test_model_notes_are_counted_by_kind() -> None:
     many = [f"c, o at 3m: reason {n}." for n in range(8)]
     assert summarise_notes(many)[-1] == "  3 more, of 3 other kinds (each logged at DEBUG)"
     assert summarise_notes([]) == []
+
+
+def test_a_plain_step_prints_both_lines_outside_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """A tool's own console (make demo's), where the log shows warnings only: the step is still seen."""
+    from pipeline.progress import step
+
+    with step("fit the comparative models", plain=True):
+        pass
+    with step("build core/01_patients"):  # a task's inner step: logged, not printed
+        pass
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "… fit the comparative models"
+    assert re.fullmatch(r"✓ fit the comparative models \(\d+\.\d s\)", err[1])
+    assert len(err) == 2
+
+
+def test_numerical_warnings_are_one_counted_line() -> None:
+    from pipeline.stages import numerical_warning_kinds, numerical_warnings_line
+
+    caught = [
+        "combined_vs_single, sunnybrook_composite: SingularMatrixWarning: The design matrix is rank-deficient.",
+        "BTX+PT_vs_BTX, eface_total: SingularMatrixWarning: The design matrix is rank-deficient.",
+        "measures and claims: HessianInversionWarning: Inverting hessian failed, no bse or cov_params available",
+    ]
+    kinds = numerical_warning_kinds(caught)
+    assert kinds == {"SingularMatrixWarning": 2, "HessianInversionWarning": 1}
+    assert numerical_warnings_line(kinds) == (
+        "3 numerical warnings from the model fits (2 SingularMatrixWarning, 1 HessianInversionWarning), "
+        "each logged at DEBUG."
+    )

@@ -52,6 +52,7 @@ from pipeline.store.ledger import (
     record_drop,
     record_outcomes,
     refused_before,
+    refused_drops,
 )
 from pipeline.validation.gx_runner import build_data_docs
 from pipeline.validation.results_page import write_results_page
@@ -471,11 +472,12 @@ def ingest_landing(home: DataHome, only_drop: str | None = None, confirm_retire:
         for number, landed in enumerate(drops, 1):
             note_activity(home, f"ingest of drop {landed.drop_id} ({number} of {len(drops)} in landing/)")
             summary.drops.append(ingest_drop(home, con, landed, confirm_retire, settings))
+        refused = refused_drops(con)
     for waiting in (d for d in summary.drops if d.status == "waiting"):
         log.warning("%s: %s", waiting.drop_id, waiting.message)
     # A held drop was validated too: its results are shown with the rest.
     if any(d.status not in ("unchanged", "waiting") for d in summary.drops):
         with step("update the GX Data Docs and the validation results page"):
             build_data_docs(home.gx_root)
-            write_results_page(home.gx_root)
+            write_results_page(home.gx_root, refused)
     return summary

@@ -5,6 +5,10 @@ outcome at the timepoint, each method gets a row with a NULL estimate, ``diagnos
 the reason in ``note`` (and a line in ``warnings``), so the report can say why a number is missing.
 An outcome/timepoint that no patient of either group has is left out (and listed in ``warnings``).
 
+Numerical warnings of the fits (statsmodels' rank-deficient designs, a Hessian not inverted, numpy's
+divisions by zero) are caught, never printed: each is kept in ``numerical_warnings`` with the
+contrast and outcome it came from (the caller logs them at DEBUG and counts them in one line).
+
 Run id: the first 16 hex digits of a SHA-256 of the data snapshot, the settings, the code version
 and a digest of the analysis inputs themselves: the same data, settings and code give the same
 numbers and the same id (a refit replaces its own rows), a change to any of them a new id.
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+import warnings as python_warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -100,6 +106,17 @@ class ModelResults:
     propensity_diagnostics: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
+    numerical_warnings: list[str] = field(default_factory=list)  # "<where>: <Category>: <message>"
+
+
+@contextmanager
+def caught_warnings(into: list[str], where: str) -> Iterator[None]:
+    """Keep every warning raised inside (a fit's numerical ones) in ``into`` as "<where>: <Category>:
+    <message>", whatever the process's warning filters say: none reaches the console or a task log."""
+    with python_warnings.catch_warnings(record=True) as caught:
+        python_warnings.simplefilter("always")
+        yield
+    into.extend(f"{where}: {w.category.__name__}: {str(w.message).splitlines()[0]}" for w in caught)
 
 
 def settings_json(settings: ModelSettings) -> str:
@@ -289,22 +306,25 @@ class _OutcomeFits:
     warnings: list[str]
     diagnostics: list[dict[str, object]]
     balance: list[pd.DataFrame]
+    numerical: list[str] = field(default_factory=list)
 
 
 def _fit_job(job: _OutcomeJob) -> _OutcomeFits:
     fits = _OutcomeFits([], [], [], [])
-    fits.cells = _fit_outcome(
-        job.contrast,
-        job.outcome,
-        job.frames,
-        job.wide,
-        job.settings,
-        job.timepoints,
-        fits.warnings,
-        fits.diagnostics,
-        fits.balance,
-        job.overlap,
-    )
+    # Caught in the job itself: a worker process's warnings would not reach the parent's filters.
+    with caught_warnings(fits.numerical, f"{job.contrast.name}, {job.outcome}"):
+        fits.cells = _fit_outcome(
+            job.contrast,
+            job.outcome,
+            job.frames,
+            job.wide,
+            job.settings,
+            job.timepoints,
+            fits.warnings,
+            fits.diagnostics,
+            fits.balance,
+            job.overlap,
+        )
     return fits
 
 
@@ -321,6 +341,7 @@ def _estimate_rows(
     workers: int,
     overlaps: dict[str, Overlap | None],
     preference: dict[str, pd.DataFrame | None],
+    numerical: list[str],
 ) -> list[dict[str, object]]:
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
@@ -347,6 +368,7 @@ def _estimate_rows(
     # warnings and rows are the same on one process or several.
     for job, fits in zip(jobs, map_jobs(_fit_job, jobs, workers), strict=True):
         warnings.extend(fits.warnings)
+        numerical.extend(fits.numerical)
         diagnostics.extend(fits.diagnostics)
         balance.extend(fits.balance)
         for cell in fits.cells:
@@ -429,6 +451,22 @@ def fit_models(
 
     ``workers``: processes to fit on; by default every core once the population is large enough to
     repay starting them. The estimates are the same either way."""
+    numerical: list[str] = []
+    # The measures' and claims' fits (and the overlap's) run here: their warnings are caught as the jobs'.
+    with caught_warnings(numerical, "measures and claims"):
+        results = _fit_all(con, settings, data_snapshot, code_version, workers, numerical)
+    results.numerical_warnings = numerical
+    return results
+
+
+def _fit_all(
+    con: duckdb.DuckDBPyConnection,
+    settings: ModelSettings,
+    data_snapshot: str,
+    code_version: str,
+    workers: int | None,
+    numerical: list[str],
+) -> ModelResults:
     started_at = datetime.now(UTC).replace(tzinfo=None)
     warnings: list[str] = []
     design = AnalysisDesign.read(con)
@@ -460,6 +498,7 @@ def fit_models(
             workers,
             overlaps,
             preference,
+            numerical,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).

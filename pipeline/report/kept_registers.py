@@ -61,20 +61,24 @@ def kept(home: DataHome) -> list[KeptRegister]:
     return sorted(found, key=lambda k: (k.period, not k.provisional, k.sequence, k.path.name))
 
 
-def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
-    """The registers of the releases a reader may hold beside this one: every release of an earlier quarter,
+def earlier_kept(home: DataHome, quarter: str, provisional: bool) -> list[KeptRegister]:
+    """The kept registers of the releases a reader may hold beside this one: every release of an earlier quarter,
     final or provisional, and every provisional release of this quarter ever written (a reader may keep the
     first and the third). A final release written again is not audited against itself, nor against any
-    later quarter's, so it gives the same numbers. A provisional one is named with its writing
-    ("provisional/2026-Q4 #2"), a quarter's final release being written once (again only with the same counts)."""
+    later quarter's, so it gives the same numbers."""
     this = quarter_folder(quarter)
+    return [k for k in kept(home) if k.period < this or (k.period == this and k.provisional)]
+
+
+def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
+    """The registers of ``earlier_kept``, read. A provisional one is named with its writing
+    ("provisional/2026-Q4 #2"), a quarter's final release being written once (again only with the same counts)."""
     found = []
-    for item in kept(home):
-        if item.period < this or (item.period == this and item.provisional):
-            register = Register.load(item.path)
-            if item.provisional:
-                register.release = f"{register.release} #{item.sequence}"
-            found.append(register)
+    for item in earlier_kept(home, quarter, provisional):
+        register = Register.load(item.path)
+        if item.provisional:
+            register.release = f"{register.release} #{item.sequence}"
+        found.append(register)
     return found
 
 

@@ -23,14 +23,15 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__
+from pipeline.build_state import fingerprint
 from pipeline.checksums import sha256_of
 from pipeline.progress import step
 from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
-from pipeline.report.kept_registers import earlier_registers, keep_register
+from pipeline.report.kept_registers import earlier_kept, earlier_registers, keep_register, kept
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.trend import write_index_json
-from pipeline.settings import DataHome, ReportSettings
+from pipeline.settings import DataHome, DesignSettings, ModelSettings, ReportSettings
 from pipeline.versions import package_versions
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
@@ -133,10 +134,53 @@ def _facts(warehouse: Path) -> dict[str, object]:
     }
 
 
+def release_folder(home: DataHome, quarter: str, provisional: bool) -> Path:
+    name = quarter_folder(quarter)
+    return home.published / "provisional" / name if provisional else home.published / name
+
+
+def unchanged_release(
+    home: DataHome,
+    quarter: str,
+    provisional: bool,
+    snapshot: str,
+    settings: ModelSettings,
+    as_of: datetime,
+    last_received: datetime | None,
+) -> Path | None:
+    """The quarter's release already written from these very inputs, whose report.html writing it again
+    would only replace with the same one; None where anything it rests on differs: the data loaded by
+    ``as_of`` (``snapshot``), anything received since it was written (a refused drop is in the report's
+    ledger), the code, SQL and design (the build's fingerprint), the model settings, an earlier release's
+    register (the disclosure audit) or the paper size."""
+    folder = release_folder(home, quarter, provisional)
+    manifest_path = folder / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        written_as_of = datetime.fromisoformat(str(manifest["data_as_of"]))
+        written = manifest_path.stat().st_mtime
+    except (OSError, ValueError, KeyError):
+        return None
+    same_inputs = (
+        manifest.get("data_snapshot") == snapshot
+        and manifest.get("build_fingerprint") == fingerprint(DesignSettings.for_home(home))
+        and manifest.get("model_settings") == json.loads(json.dumps(settings.as_dict()))
+        and (last_received is None or not written_as_of < last_received <= as_of)
+    )
+    name = release_name(quarter, provisional).replace("/", "-")
+    own = [k for k in kept(home) if k.release == name]  # this release's register, kept as it was written
+    others = [k.path for k in earlier_kept(home, quarter, provisional) if k.release != name]
+    if not same_inputs or not own or not (folder / "report.pdf").exists():
+        return None
+    if any(path.exists() and path.stat().st_mtime > written for path in [*others, home.root / "report.json"]):
+        return None
+    return folder / "report.html" if (folder / "report.html").exists() else None
+
+
 def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: datetime, provisional: bool = False) -> Path:
     """Render ``warehouse`` (as of ``as_of``, with its model run) as the quarter's release; return report.html."""
     name = quarter_folder(quarter)
-    target = home.published / "provisional" / name if provisional else home.published / name
+    target = release_folder(home, quarter, provisional)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{name}.", dir=target.parent) as scratch:
         scratch_path = Path(scratch)
@@ -158,6 +202,9 @@ def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: dateti
             html_to_pdf(html, folder / "report.pdf")
         facts = {
             **_facts(warehouse),
+            # The code, SQL and design the warehouse was built with (as pipeline/build_state.py keeps for the
+            # published one): a release written again from the same inputs is left as it is (unchanged_release).
+            "build_fingerprint": fingerprint(DesignSettings.for_home(home)),
             "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)

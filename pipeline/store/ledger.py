@@ -13,7 +13,16 @@ from datetime import datetime
 
 import duckdb
 
+from pipeline.contract import COLUMNS
 from pipeline.sources import ReceivedFile
+from pipeline.sql_files import read_sql
+
+# A column of patients only: a quarantined row holding it is a patients row (whatever file carried it).
+PATIENTS_ONLY_COLUMN = next(
+    c.name
+    for c in COLUMNS["patients"]
+    if all(c.name not in {o.name for o in COLUMNS[t]} for t in COLUMNS if t != "patients")
+)
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,30 @@ def drop_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
     """Every drop in the order received: id, status, reason ('' for none), loaded_at, received_at."""
     return con.execute(
         "SELECT drop_id, status, coalesce(reason, ''), loaded_at, received_at FROM drops ORDER BY received_at"
+    ).fetchall()
+
+
+def drop_record(con: duckdb.DuckDBPyConnection, drop_id: str) -> tuple | None:
+    """One drop's latest state: status, reason ('' for none), loaded_at, received_at; None if never received."""
+    return con.execute(
+        "SELECT status, coalesce(reason, ''), loaded_at, received_at FROM drops WHERE drop_id = ?", [drop_id]
+    ).fetchone()
+
+
+def refused_drops(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, datetime]]:
+    """The drops whose latest attempt was refused (rejected or held): id, status, the sentence, received_at."""
+    return con.execute(
+        "SELECT drop_id, status, coalesce(reason, ''), received_at FROM drops "
+        "WHERE status IN ('rejected', 'held') ORDER BY received_at DESC, drop_id"
+    ).fetchall()
+
+
+def quarantined_rows(con: duckdb.DuckDBPyConnection, drop_id: str | None) -> list[tuple]:
+    """A drop's quarantined rows (None: every drop's) by file and rule (sql/store/quarantined_rows.sql): file,
+    rule, columns, row number, for an unknown_patient row whose patient's own row was quarantined that
+    patients file and the patient's key (identifiers only, to count that cause once), and the drop."""
+    return con.execute(
+        read_sql("store/quarantined_rows.sql"), {"drop_id": drop_id, "patients_only_column": PATIENTS_ONLY_COLUMN}
     ).fetchall()
 
 

@@ -12,6 +12,7 @@ one started before it is up dies with "connection refused" and is retried minute
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from pipeline.models.parallel import available_cores
 from pipeline.settings import DataHome
 from pipeline.tools.airflow_local import configure, migrate
 
@@ -41,6 +43,9 @@ def server_environment(home: DataHome, port: int) -> dict[str, str]:
     settings = {
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # LocalExecutor starts this many worker processes up front (32 by default: about 1 GB idle);
+        # one per core is as many tasks as the machine runs at once, and the store takes one writer.
+        "AIRFLOW__CORE__PARALLELISM": str(available_cores()),
         "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
@@ -77,8 +82,14 @@ class Components:
         self.airflow = str(Path(sys.executable).with_name("airflow"))
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
+        # Each in a process group of its own: a Ctrl-C reaches this process only, which stops them in order,
+        # and what a component leaves behind (LocalExecutor's workers ignore SIGTERM) goes with its group.
         process = subprocess.Popen(
-            [self.airflow, name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment
+            [self.airflow, name],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.environment,
+            start_new_session=True,
         )
         self.processes[name] = process
         threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
@@ -105,24 +116,40 @@ class Components:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        for process in self.processes.values():  # whatever is left of each component's group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 def serve(home: DataHome, port: int) -> int:
-    """Run the components until Ctrl-C (or SIGTERM) or until one of them stops; return the exit code."""
+    """Run the components until Ctrl-C (or SIGTERM) or until one of them stops; return the exit code:
+    0 when stopped on purpose, 1 when a component stopped by itself."""
     environment = server_environment(home, port)
     migrate()
     components = Components(environment)
     stopping = threading.Event()
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C (or SIGTERM) reaches this process: it stops the components, each in its own process group,
+    # and ends with 0, as a stop on purpose is not a failure (`make airflow` then ends quietly).
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def stopped_by_itself() -> str | None:
+        """A component that stopped while nobody asked (a signal sent to it as well, say by a terminal that
+        signals every process, is given a moment to be seen here before its stop is called a fault)."""
+        stopped = components.exited()
+        return None if stopped is None or stopping.wait(1) else stopped
+
     try:
         components.start("api-server")
         deadline = time.monotonic() + API_SERVER_TIMEOUT
         while not api_server_answers(port):
-            if components.exited() or stopping.is_set() or time.monotonic() > deadline:
+            if stopping.is_set():
+                return 0
+            if stopped_by_itself() or time.monotonic() > deadline:
                 print("The API server did not start: see its lines above.", file=sys.stderr, flush=True)
                 return 1
             time.sleep(0.5)
@@ -132,16 +159,19 @@ def serve(home: DataHome, port: int) -> int:
         print(f"Airflow UI: http://127.0.0.1:{port}/  (login: admin; password in {password_file(home)})", flush=True)
         print(f"Data home: {home.root}; drops go in {home.landing}. Stop with Ctrl-C.", flush=True)
         while not stopping.is_set():
-            stopped = components.exited()
+            stopped = stopped_by_itself()
             if stopped:
                 print(f"Airflow's {stopped} stopped: see its lines above; stopping the rest.", file=sys.stderr)
                 return 1
             stopping.wait(1)
         return 0
-    except KeyboardInterrupt:
-        return 0
     finally:
+        if stopping.is_set():
+            print("synk          | Stopping Airflow.", flush=True)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
         components.stop()
+        if stopping.is_set():
+            print("synk          | Airflow stopped.", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

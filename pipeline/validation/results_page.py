@@ -2,8 +2,9 @@
 
 GX's Data Docs load their styles and scripts from CDNs, so on a hospital machine without the
 internet they show an unstyled page whose list of runs (filled in by a script) stays empty. This
-page is plain HTML with its style inline, no script and no link off the machine. It shows counts
-only: the results also hold sample cell values of failing rows, which are never read here.
+page is plain HTML with its style inline, no script and no link off the machine. It shows counts,
+and the sentences of drops refused whole (files, columns, rules and rows, never a value): the results
+also hold sample cell values of failing rows, which are never read here.
 """
 
 from __future__ import annotations
@@ -89,8 +90,28 @@ def _file_section(validation: FileValidation) -> str:
     )
 
 
-def write_results_page(gx_root: Path) -> Path:
-    """Write the page of every validation run beside GX's stores; return its path."""
+def _refused_section(refused: list[tuple[str, str, str, datetime]]) -> str:
+    """Drops turned away whole (rejected, or held for a confirmation): most never reached validation, so
+    without this the page would not show them at all. Their sentences name files, columns, rules and rows."""
+    if not refused:
+        return ""
+    rows = "".join(
+        f"<tr><td>{received_at:%Y-%m-%d %H:%M}</td><td>{html.escape(drop_id)}</td>"
+        f'<td class="failed">{html.escape(status)}</td><td>{html.escape(reason)}</td></tr>'
+        for drop_id, status, reason, received_at in refused
+    )
+    return (
+        "<h2>Refused drops</h2>"
+        '<p class="meta">No row of these drops was loaded or quarantined: each was refused whole, for the reason '
+        "given. Fix it and send it again.</p>"
+        "<table><thead><tr><th>received (UTC)</th><th>drop</th><th>status</th><th>why</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def write_results_page(gx_root: Path, refused: list[tuple[str, str, str, datetime]] | None = None) -> Path:
+    """Write the page of every validation run beside GX's stores, with the drops refused whole (``refused``:
+    drop id, status, the sentence and when it was received, newest first); return its path."""
     validations = read_results(gx_root)
     summary = "".join(
         f"<tr><td>{v.validated_at:%Y-%m-%d %H:%M}</td><td>{html.escape(v.drop_id)}</td><td>{html.escape(v.table)}</td>"
@@ -105,6 +126,7 @@ def write_results_page(gx_root: Path) -> Path:
         "<table><thead><tr><th>validated (UTC)</th><th>drop</th><th>file</th><th>result</th>"
         "<th>rule failures</th></tr></thead>"
         f"<tbody>{summary or '<tr><td colspan=5>No validation run yet.</td></tr>'}</tbody></table>"
+        + _refused_section(refused or [])
         + "".join(_file_section(v) for v in validations)
     )
     page = (

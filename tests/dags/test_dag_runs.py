@@ -6,6 +6,8 @@ import html
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -158,6 +160,65 @@ def test_ingest_models_and_report_dags_run_end_to_end(airflow_home: DataHome, da
         assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == counts["patients"] - by_file["patients"][2]
     finally:
         con.close()
+
+
+def test_the_demo_run_again_with_nothing_new_redoes_nothing_and_says_so(airflow_home: DataHome, dags, capsys) -> None:
+    """`make demo`'s tool on the data home the test above left (its drop loaded, modelled and reported):
+    it fits no model and rewrites no report, says so in one sentence, prints no warning, and leaves the
+    DAGs unpaused for `make airflow`."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    from pipeline.quarters import current_quarter
+    from pipeline.report.release import unchanged_release
+    from pipeline.settings import ModelSettings
+    from pipeline.stages import latest_model_run
+    from pipeline.tools import airflow_local
+
+    quarter = current_quarter()
+    report = airflow_home.published / "provisional" / f"{quarter[:4]}-Q{quarter[-1]}" / "report.html"
+    assert report.exists()  # written by the test above
+    run_before, written = latest_model_run(airflow_home), report.stat().st_mtime_ns
+    assert run_before is not None
+
+    assert airflow_local.main(["--home", str(airflow_home.root)]) == 0
+    printed = capsys.readouterr()
+    assert latest_model_run(airflow_home) == run_before  # the same run id and start time: nothing refitted
+    assert report.stat().st_mtime_ns == written  # the same report, not written again
+    assert (
+        f"Nothing new since run {run_before[0]} ({run_before[1]:%Y-%m-%d %H:%M} UTC): "
+        "the warehouse, models and report are up to date."
+    ) in printed.out
+    assert "fit_outcome_models" not in printed.out  # not even started
+    assert "Warning" not in printed.out + printed.err
+    assert "✓ load new drops" in printed.err and "✓ write the provisional" in printed.err
+    with create_session() as session:
+        paused = {dag.dag_id: dag.is_paused for dag in session.query(DagModel)}
+    assert paused == dict.fromkeys(dags, False)
+
+    # `synk report` for the same release says so, and leaves it as it is.
+    cli = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "report", "--quarter", quarter, "--provisional"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYNK_HOME": str(airflow_home.root)},
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.startswith(
+        f"Report up to date (nothing it rests on changed since it was written), not rewritten: {report}"
+    )
+    assert report.stat().st_mtime_ns == written
+
+    # What would make the release stale: other settings, or anything received since it was written.
+    manifest = json.loads(report.with_name("manifest.json").read_text(encoding="utf-8"))
+    snapshot, as_of = manifest["data_snapshot"], datetime.now(UTC).replace(tzinfo=None)
+    settings = ModelSettings.for_home(airflow_home)
+    assert unchanged_release(airflow_home, quarter, True, snapshot, settings, as_of, None) == report
+    assert unchanged_release(airflow_home, quarter, True, "other" + snapshot[5:], settings, as_of, None) is None
+    other = ModelSettings(methods=("unadjusted",))
+    assert unchanged_release(airflow_home, quarter, True, snapshot, other, as_of, None) is None
+    assert unchanged_release(airflow_home, quarter, True, snapshot, settings, as_of, as_of) is None
+    assert unchanged_release(airflow_home, quarter, False, snapshot, settings, as_of, None) is None  # none written
 
 
 def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airflow_home: DataHome, dags) -> None:

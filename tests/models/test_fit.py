@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -433,3 +435,20 @@ def test_preference_scores_are_those_behind_each_contrasts_overlap_verdict() -> 
     low, high = QUICK.equipoise_bounds
     share = primary["preference_score"].between(low, high).mean()
     assert f"overlap: {share:.0%} of the contrast's patients in equipoise" in row(results, "ancova")["note"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_numerical_warnings_of_the_fits_are_caught_and_kept_not_raised(workers: int) -> None:
+    """A rank-deficient outcome model (every combined patient female: sex is constant in that arm) makes
+    statsmodels warn. Under "error" a warning that escaped would fail the fit (its note would name it);
+    caught, the estimate stands and the warning is kept, with its cell, on one process or on workers."""
+    patients, scores = simulate(7, 6.0)
+    patients.loc[patients["combination"].str.contains("+", regex=False), "sex"] = "F"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = fit(patients, scores, ModelSettings(methods=("aipw",)), workers=workers)
+    caught = results.numerical_warnings
+    assert any(w.startswith("combined_vs_single, sunnybrook_composite: SingularMatrixWarning: ") for w in caught)
+    aipw = results.model_estimates[results.model_estimates["method"] == "aipw"]
+    assert aipw["estimate"].notna().all()
+    assert not aipw["note"].fillna("").str.contains("Warning").any()

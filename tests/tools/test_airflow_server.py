@@ -160,3 +160,59 @@ def test_a_run_triggered_through_the_rest_api_loads_the_drop_and_the_asset_trigg
     assert "Fitting the models on" in task_logs and "worker processes failed" not in task_logs
     assert re.search(r"Fitting the models on \d worker processes: (\d+) of \1 jobs done in", task_logs)
     assert "model notes" in task_logs
+
+
+def test_the_local_executor_runs_one_worker_per_core_and_the_dags_come_up_unpaused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.models.parallel import available_cores
+    from pipeline.tools.airflow_server import server_environment
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the settings it exports stay in this test
+    environment = server_environment(DataHome.resolve(tmp_path).ensure(), free_port())
+    assert environment["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert environment["AIRFLOW__CORE__PARALLELISM"] == str(available_cores())  # not 32 idle workers
+    assert environment["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "False"
+
+
+@pytest.mark.server
+def test_ctrl_c_stops_every_component_and_ends_with_0(tmp_path: Path) -> None:
+    """As a terminal's Ctrl-C: SIGINT to the whole foreground process group, the server and its
+    components at once, and again while they stop. `make airflow` must not end with "Error 1"."""
+    home = DataHome.resolve(tmp_path / "data").ensure()
+    port = free_port()
+    log = tmp_path / "airflow.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.tools.airflow_server", "--home", str(home.root), "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
+        )
+    try:
+        wait_for("the scheduler's start", lambda: "Stop with Ctrl-C." in log.read_text(), 240, log)
+
+        def everyone() -> list[psutil.Process]:
+            return [process_of(process.pid), *process_of(process.pid).children(recursive=True)]
+
+        def executor_workers() -> list[psutil.Process]:
+            return [p for p in everyone() if "LocalExecutor" in " ".join(p.cmdline())]
+
+        # LocalExecutor's workers ignore SIGTERM: they must not outlive the scheduler that started them.
+        wait_for("LocalExecutor's workers", executor_workers, 120, log)
+        family = everyone()
+        os.killpg(process.pid, signal.SIGINT)
+        time.sleep(1)
+        with contextlib.suppress(ProcessLookupError):  # impatient, as people are: a second Ctrl-C while it stops
+            os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=90) == 0, log.read_text()[-3000:]
+        _, alive = psutil.wait_procs(family, timeout=30)
+        assert not alive, alive
+        text = log.read_text()
+        assert "synk          | Airflow stopped." in text and "stopping the rest" not in text
+    finally:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
