@@ -68,7 +68,10 @@ def pooled_rates(site_rates: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
     )
     pooled["rate"] = pooled["patients_with"] / pooled["patients_at_risk"].where(pooled["patients_at_risk"] > 0)
-    bounds = [clopper_pearson(int(k), int(n)) for k, n in zip(pooled["patients_with"], pooled["patients_at_risk"])]
+    bounds = [
+        clopper_pearson(int(k), int(n))
+        for k, n in zip(pooled["patients_with"], pooled["patients_at_risk"], strict=True)
+    ]
     pooled["ci_low"] = [low for low, _ in bounds]
     pooled["ci_high"] = [high for _, high in bounds]
     return pooled[list(POOLED_COLUMNS)]

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
-import numpy as np
 import pandas as pd
 
 from pipeline.errors import NetworkInputError
@@ -207,4 +206,3 @@ def too_many_parameters(n_rows: int, n_parameters: int) -> str | None:
             f"(a tenth of the rows at most)"
         )
     return None
-

@@ -44,8 +44,9 @@ def test_homogeneous_sites_give_tau2_zero_where_statsmodels_dl_goes_negative() -
 def test_reml_is_the_restricted_likelihoods_maximum_and_qp_bounds_solve_q() -> None:
     y, v = HETEROGENEOUS
     result = random_effects(y, v)
-    best = optimize.minimize_scalar(lambda t: -_reml_loglik(t, y, v), bounds=(0, 200), method="bounded",
-                                    options={"xatol": 1e-12})
+    best = optimize.minimize_scalar(
+        lambda t: -_reml_loglik(t, y, v), bounds=(0, 200), method="bounded", options={"xatol": 1e-12}
+    )
     assert result.tau2 > 0 and result.tau2 == pytest.approx(best.x, rel=1e-6)
     k = len(y)
     assert generalised_q(result.tau2_ci_low, y, v) == pytest.approx(stats.chi2.ppf(0.975, k - 1), rel=1e-9)
@@ -54,8 +55,9 @@ def test_reml_is_the_restricted_likelihoods_maximum_and_qp_bounds_solve_q() -> N
     t = stats.t.ppf(0.975, k - 1)
     assert result.pi_high - result.estimate == pytest.approx(t * np.sqrt(result.std_error**2 + result.tau2))
     assert not result.hk_floored and result.std_error == result.std_error_hk
-    assert result.i2 == pytest.approx(result.tau2 / (result.tau2 + (k - 1) * np.sum(1 / v)
-                                                    / (np.sum(1 / v) ** 2 - np.sum(1 / v**2))))
+    assert result.i2 == pytest.approx(
+        result.tau2 / (result.tau2 + (k - 1) * np.sum(1 / v) / (np.sum(1 / v) ** 2 - np.sum(1 / v**2)))
+    )
 
 
 def test_metafors_own_threshold_lands_near_the_tight_one() -> None:

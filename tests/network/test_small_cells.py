@@ -42,16 +42,16 @@ def site_design(n: int = 200, rare: int = 6, seed: int = 3) -> pd.DataFrame:
 
 def cells_in_xtx(xtx: np.ndarray, names: tuple[str, ...], indicators: list[str]) -> list[int]:
     """Every count a reader of X'X can work out for the indicators (their 1s and 0s, each pair's four cells)."""
-    n = int(round(xtx[0, 0]))
+    n = round(float(xtx[0, 0]))
     index = [names.index(c) for c in indicators]
     counts = []
     for a in index:
-        ones = int(round(xtx[a, 0]))
+        ones = round(float(xtx[a, 0]))
         counts += [ones, n - ones]
         for b in index:
             if b > a:
-                both = int(round(xtx[a, b]))
-                other = int(round(xtx[b, 0]))
+                both = round(float(xtx[a, b]))
+                other = round(float(xtx[b, 0]))
                 counts += [both, ones - both, other - both, n - ones - other + both]
     return counts
 

@@ -45,7 +45,14 @@ def simulated_site(site: str, n: int, seed: int) -> pd.DataFrame:
     noise = rng.normal(0, 1, n) * (3 + 0.08 * baseline)
     change = 2.0 * seed + 4.0 * treated - 0.3 * baseline + 0.002 * (baseline - 50) ** 2 + 0.05 * age + noise
     frame = pd.DataFrame(
-        {"site_id": site, "treated": treated, "baseline_value": baseline, "age": age, "sex[F]": female, "change": change}
+        {
+            "site_id": site,
+            "treated": treated,
+            "baseline_value": baseline,
+            "age": age,
+            "sex[F]": female,
+            "change": change,
+        }
     )
     for level in ETIOLOGY_LEVELS:
         frame[f"etiology[{level}]"] = (etiology == level).astype(float)
