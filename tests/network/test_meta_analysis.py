@@ -91,3 +91,17 @@ def test_a_site_without_a_positive_variance_is_named() -> None:
         random_effects([1.0, 2.0, 3.0], [1.0, 0.0, 2.0], ["siteA", "siteB", "siteC"])
     with pytest.raises(NetworkInputError, match="no site estimates"):
         random_effects([], [])
+
+
+def test_the_two_stage_row_carries_the_network_estimates_columns() -> None:
+    y, v = HETEROGENEOUS
+    result = random_effects(y, v)
+    row = result.columns()
+    assert row["stage"] == "two-stage" and row["k_sites"] == len(y)
+    assert (row["tau2"], row["i2"], row["pi_low"], row["ci_low"]) == (
+        result.tau2,
+        result.i2,
+        result.pi_low,
+        result.ci_low,
+    )
+    assert row["pi_low"] < row["ci_low"] < row["estimate"] < row["ci_high"] < row["pi_high"]

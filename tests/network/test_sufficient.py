@@ -178,3 +178,13 @@ def test_a_column_constant_over_the_network_is_refused(frames, design) -> None:
     constant = {s: f.assign(**{"sex[F]": 0.0}) for s, f in frames.items()}
     with pytest.raises(NetworkInputError, match="rank"):
         pool([site_statistics(f, design, s, "change") for s, f in constant.items()])
+
+
+def test_a_second_exchange_missing_a_site_or_of_an_unknown_type_is_refused(frames, design) -> None:
+    fit = pool([site_statistics(f, design, s, "change") for s, f in frames.items()])
+    with pytest.raises(NetworkInputError, match="cov_type HC9"):
+        meat_request(fit, "HC9")
+    request = meat_request(fit, "HC3")
+    meats = [site_meat(f, design, s, "change", request) for s, f in frames.items() if s != "siteC"]
+    with pytest.raises(NetworkInputError, match="every site of the fit must answer"):
+        robust_covariance(fit, meats)
