@@ -107,6 +107,60 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_network_bundle(args: argparse.Namespace) -> int:
+    from pipeline.network.bundle import build_bundle
+
+    out = build_bundle(_home(args), Path(args.out))
+    print(f"Bundle written: {out} (checksum {out.name}.sha256); read {out.with_suffix('.md')} before sending it.")
+    return 0
+
+
+def cmd_network_pool(args: argparse.Namespace) -> int:
+    from pipeline.network.coordinator import pool_landing
+
+    result = pool_landing(_home(args))
+    for line in result.lines():
+        print(line)
+    return 0 if not result.refused else 1
+
+
+def cmd_network_answer(args: argparse.Namespace) -> int:
+    from pipeline.network.answer import answer_request
+
+    out = answer_request(_home(args), Path(args.request), Path(args.out))
+    print(f"Answer written: {out}; read {out.with_suffix('.md')} before sending it.")
+    return 0
+
+
+def cmd_network_simulate(args: argparse.Namespace) -> int:
+    from pipeline.network.simulate import simulate
+
+    for line in simulate([Path(s) for s in args.sites], Path(args.coordinator)):
+        print(line)
+    return 0
+
+
+def _network_parser(sub: argparse._SubParsersAction) -> None:
+    network = sub.add_parser("network", help="a network of clinics: bundles, pooling, rounds (docs/network.md)")
+    actions = network.add_subparsers(dest="network_command", required=True)
+    bundle = actions.add_parser("bundle", help="write this site's bundle (aggregates only) for the coordinator")
+    bundle.add_argument("--home", help="the site's data home")
+    bundle.add_argument("--out", required=True, help="the bundle file to write (JSON; a .sha256 and a .md beside it)")
+    bundle.set_defaults(func=cmd_network_bundle)
+    pool = actions.add_parser("pool", help="receive the bundles in landing/ and pool them (the coordinator)")
+    pool.add_argument("--home", help="the coordinating centre's data home")
+    pool.set_defaults(func=cmd_network_pool)
+    answer = actions.add_parser("answer", help="answer the coordinator's request (the second exchange)")
+    answer.add_argument("--home", help="the site's data home")
+    answer.add_argument("--request", required=True, help="the request file the coordinator wrote for this site")
+    answer.add_argument("--out", required=True, help="the answer file to write")
+    answer.set_defaults(func=cmd_network_answer)
+    simulate = actions.add_parser("simulate", help="run the whole exchange between data homes on one machine")
+    simulate.add_argument("--sites", nargs="+", required=True, help="the sites' data homes (each loaded by synk run)")
+    simulate.add_argument("--coordinator", required=True, help="the coordinating centre's data home")
+    simulate.set_defaults(func=cmd_network_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -164,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs = with_home(sub.add_parser("docs", help="write the warehouse data dictionary and example queries"))
     docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "warehouse.md"))
     docs.set_defaults(func=cmd_docs)
+    _network_parser(sub)
     return parser
 
 
