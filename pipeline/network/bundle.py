@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from pipeline import __version__
 from pipeline.analysis_design import AnalysisDesign
@@ -81,8 +82,9 @@ def _site_of(con: duckdb.DuckDBPyConnection) -> str:
     return sites[0]
 
 
-def _statistics_entry(model: ModelFrame, stats: SiteStatistics) -> dict[str, object]:
+def _statistics_entry(model: ModelFrame, stats: SiteStatistics, counts: dict[str, int]) -> dict[str, object]:
     return {
+        "counts": counts,
         "key": model.key,
         "kind": model.kind,
         "contrast": model.contrast,
@@ -96,6 +98,21 @@ def _statistics_entry(model: ModelFrame, stats: SiteStatistics) -> dict[str, obj
         "yty": stats.yty,
         "weighted": stats.weighted,
     }
+
+
+def prepared_frame(model: ModelFrame, site: str, settings: ModelSettings) -> tuple[pd.DataFrame, str | None]:
+    """The model's frame as its statistics are computed (and its meat later, from the same rows): with the
+    site's own IPTW weights for an iptw model (``ip_weight``), whose name is returned, else None."""
+    if model.kind != "iptw":
+        return model.frame, None
+    weights = site_iptw_weights(model.frame, protocol.PROPENSITY_PREDICTORS, site, truncation=settings.weight_truncation)
+    return model.frame.assign(ip_weight=weights), "ip_weight"
+
+
+def local_design(model: ModelFrame, site: str) -> NetworkDesign:
+    """The site's own design: the intercept and the protocol's columns (the coordinator adds the site's
+    fixed effect: within a site its indicator is the intercept)."""
+    return NetworkDesign((site,), model.columns)
 
 
 def _model(bundle: _Bundle, model: ModelFrame, settings: ModelSettings) -> None:
@@ -114,23 +131,19 @@ def _model(bundle: _Bundle, model: ModelFrame, settings: ModelSettings) -> None:
     if too_many:
         bundle.left_out.append(f"{what}: {too_many}")
         return
-    weight = None
-    if model.kind == "iptw":
-        try:
-            weights = site_iptw_weights(
-                frame, protocol.PROPENSITY_PREDICTORS, bundle.site, truncation=settings.weight_truncation
-            )
-        except (NetworkInputError, ValueError, np.linalg.LinAlgError):
-            bundle.left_out.append(f"{what}: not sent: the site's propensity model could not be fitted")
-            return
-        frame = frame.assign(ip_weight=weights)
-        weight = "ip_weight"
-    stats = site_statistics(frame, NetworkDesign((bundle.site,), model.columns), bundle.site, "change", weight)
-    bundle.models.append(_statistics_entry(model, stats))
+    try:
+        frame, weight = prepared_frame(model, bundle.site, settings)
+    except (NetworkInputError, ValueError, np.linalg.LinAlgError):
+        bundle.left_out.append(f"{what}: not sent: the site's propensity model could not be fitted")
+        return
+    stats = site_statistics(frame, local_design(model, bundle.site), bundle.site, "change", weight)
     bundle.count(model.key, "n", f"patients of {what}", patients_of(frame))
+    counts = {}
     for column in indicators:
         ones = frame.loc[frame[column] == 1]
         bundle.count(model.key, column, f"patients with {column} of {what}", patients_of(ones))
+        counts[column] = len(ones)
+    bundle.models.append(_statistics_entry(model, stats, counts))
 
 
 def _estimates(bundle: _Bundle, con: duckdb.DuckDBPyConnection, frames: dict[str, ModelFrame]) -> None:
@@ -367,8 +380,9 @@ def build_bundle(home: DataHome, out: Path, created_at: datetime | None = None) 
     log = home.staging / "network" / SENT_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"bundle_id": bundle_id, "checksum": payload["checksum"], "data_snapshot": snapshot})
-                     + "\n")
+        sent = {"bundle_id": bundle_id, "checksum": payload["checksum"], "data_snapshot": snapshot,
+                "models": [m["key"] for m in bundle.models], "created_at": created.isoformat()}
+        handle.write(json.dumps(sent) + "\n")
     return out
 
 
