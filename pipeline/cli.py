@@ -35,6 +35,13 @@ def _home(args: argparse.Namespace) -> DataHome:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.network:
+        from pipeline.tools.synthetic_network import generate_network
+
+        for site in generate_network(Path(args.out), args.network, seed=args.seed):
+            print(f"Wrote {site['site']}: {site['patients']} patients in {site['home']}/landing (true combined "
+                  f"effect {site['combined_effect']:.1f})")
+        return 0
     from pipeline.tools.synthetic import SyntheticParameters, generate_drop
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
@@ -191,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="Sunnybrook composite points BTX+PT+SN gains beyond adding PT and SN to BTX each (default 0: additive)",
+    )
+    gen.add_argument(
+        "--network",
+        type=int,
+        default=0,
+        help="write a network of this many clinics instead (OUT/<clinic>/landing/...; sizes and effects differ)",
     )
     gen.set_defaults(func=cmd_generate)
 

@@ -252,7 +252,7 @@ class IngestSettings:
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).
 WAREHOUSE_ASSET = "synk_outcomes_warehouse"
 STORE_WRITER_POOL = "synk_store_writer"
-DAG_TAGS = frozenset({"synkinesis", "ingest", "models", "report"})
+DAG_TAGS = frozenset({"synkinesis", "ingest", "models", "report", "network"})
 DAG_OWNER = "synk-data"
 
 

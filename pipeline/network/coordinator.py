@@ -175,3 +175,24 @@ def pool_landing(home: DataHome) -> PoolResult:
     received = receive(home)
     warehouse = publish_network(home) if latest_bundles(home) else None
     return PoolResult(received, warehouse, write_requests(home) if warehouse else [])
+
+
+# The DAG's tasks (dags/pool_network_bundles.py): each returns what Airflow may keep (plain values).
+def receive_task(home: DataHome) -> dict[str, object]:
+    received = receive(home)
+    return {"accepted": received.accepted, "refused": received.refused}
+
+
+def publish_task(home: DataHome) -> str:
+    return str(publish_network(home)) if latest_bundles(home) else ""
+
+
+def requests_task(home: DataHome) -> list[str]:
+    return [str(p) for p in write_requests(home)] if latest_bundles(home) else []
+
+
+def check_refusals_task(received: dict[str, object]) -> None:
+    """Fail (once, with the sentences) where a file was refused: the coordinator must hear of it."""
+    refused = received.get("refused") or []
+    if refused:
+        raise PipelineError(" ".join(str(r) for r in refused))  # type: ignore[union-attr]
