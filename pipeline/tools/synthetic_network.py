@@ -33,8 +33,10 @@ def generate_network(
     largest: int = 450,
     synergy: float = SYNERGY,
     sizes: list[int] | None = None,
+    combined_mix: tuple[float, ...] | None = NETWORK_COMBINED_MIX,
 ) -> list[dict[str, object]]:
-    """Write each site's drop; return one line per site (code, home, patients, true combined effect)."""
+    """Write each site's drop; return one line per site (code, home, patients, true combined effect).
+    ``combined_mix`` None: the single clinic's mix of combinations (synthetic.COMBINED_P)."""
     rng = np.random.default_rng(seed)
     sizes = sizes or site_sizes(sites, smallest, largest)
     written = []
@@ -46,7 +48,7 @@ def generate_network(
             combined_effect=effect,
             synergy_pt_sn_on_btx=synergy,
             complications=DEMO_COMPLICATIONS,
-            combined_mix=NETWORK_COMBINED_MIX,
+            combined_mix=combined_mix,
         )
         home = Path(out) / code
         generate_drop(home / "landing" / f"{code}-drop1", patients=patients, seed=seed + index, site=code, params=params)

@@ -36,7 +36,8 @@ SITE_METHODS = {"methods": ["ancova", "iptw"]}  # the two-stage methods, fast
 @pytest.fixture(scope="module")
 def network(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("network")
-    sites = generate_network(root / "sites", len(SIZES), seed=7, sizes=SIZES)
+    # The single clinic's mix of combinations: the small site then has enough patients on one modality.
+    sites = generate_network(root / "sites", len(SIZES), seed=10, sizes=SIZES, combined_mix=None)
     homes = [Path(str(s["home"])) for s in sites]
     pooled = root / "pooled"
     for home in homes:
@@ -103,6 +104,8 @@ def test_one_stage_equals_one_data_home_with_every_patient(network: dict[str, ob
             worst["robust SE"] = max(worst["robust SE"], _relative(row.std_error, np.asarray(robust.bse)[column]))
             robust_checked += 1
     assert robust_checked >= 1, "no model had every site answer the second exchange"
+    small = str(_bundle_of(network["homes"][0])["site"])
+    assert one["sites"].str.contains(small).any(), "the premise: the site of about 40 patients contributes"
     assert max(worst.values()) < TOLERANCE, worst
 
 
@@ -237,3 +240,32 @@ def test_a_request_is_answered_once(network: dict[str, object]) -> None:
     (request,) = sorted((coordinator.root / "requests" / site).glob("*.json"))
     with pytest.raises(PipelineError, match="was answered already"):
         answer_request(DataHome.resolve(home), request, Path(str(network["root"])) / "again.json")
+
+
+def test_the_coordinators_dag_pools_under_dag_test(
+    network: dict[str, object], tmp_path: Path, dags, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pool_network_bundles through Airflow's dag.test(): the sites' bundles copied into a fresh
+    coordinator's landing are received, pooled into network_estimates, and each site gets a request."""
+    from pipeline.tools.airflow_local import run_dag_tasks
+
+    coordinator = DataHome.resolve(tmp_path / "dag_coordinator").ensure()
+    sites, contributing = [], []
+    for home in network["homes"]:
+        box = outbox(DataHome.resolve(home))
+        (bundle,) = [p for p in box.glob("*.json") if not p.name.startswith("answer-")]
+        shutil.copy2(bundle, coordinator.landing / bundle.name)
+        shutil.copy2(bundle.with_name(bundle.name + ".sha256"), coordinator.landing / (bundle.name + ".sha256"))
+        payload = json.loads(bundle.read_text(encoding="utf-8"))
+        sites.append(str(payload["site"]))
+        if payload["models"]:
+            contributing.append(str(payload["site"]))
+    (coordinator.root / "network.json").write_text(json.dumps({"sites": sites}), encoding="utf-8")
+    monkeypatch.setenv("SYNK_HOME", str(coordinator.root))
+    state, tasks = run_dag_tasks(dags["pool_network_bundles"])
+    assert state.endswith("success"), tasks
+    assert set(tasks.values()) == {"success"}
+    assert not any(coordinator.landing.glob("*.json"))
+    estimates = _estimates(coordinator.root)
+    assert set(estimates["stage"]) == {"one-stage", "two-stage"}
+    assert sorted(p.parent.name for p in (coordinator.root / "requests").glob("*/*.json")) == sorted(contributing)
