@@ -39,8 +39,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         from pipeline.tools.synthetic_network import generate_network
 
         for site in generate_network(Path(args.out), args.network, seed=args.seed):
-            print(f"Wrote {site['site']}: {site['patients']} patients in {site['home']}/landing (true combined "
-                  f"effect {site['combined_effect']:.1f})")
+            print(
+                f"Wrote {site['site']}: {site['patients']} patients in {site['home']}/landing (true combined "
+                f"effect {site['combined_effect']:.1f})"
+            )
         return 0
     from pipeline.tools.synthetic import SyntheticParameters, generate_drop
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS

@@ -54,7 +54,9 @@ def _checked_request(home: DataHome, path: Path, site: str, now: datetime) -> di
     sent = {str(s["bundle_id"]): s for s in _lines(home.staging / "network" / SENT_LOG)}
     bundle = sent.get(str(request.get("bundle_id")))
     if bundle is None:
-        raise PipelineError(f"{name} refused: it asks about bundle {request.get('bundle_id')}, which this site never sent.")
+        raise PipelineError(
+            f"{name} refused: it asks about bundle {request.get('bundle_id')}, which this site never sent."
+        )
     asked = [str(m["key"]) for m in request["models"]]  # type: ignore[union-attr]
     foreign = sorted(set(asked) - set(bundle["models"]))  # type: ignore[arg-type]
     if foreign:
@@ -103,15 +105,25 @@ def answer_request(home: DataHome, request_path: Path, out: Path, now: datetime 
         frame, weight = prepared_frame(model, site, settings)
         design = local_design(model, site)
         if tuple(asked["names"]) != design.names:
-            raise NetworkInputError(f"{request_path.name} refused: model {model.key} names other columns than its bundle.")
+            raise NetworkInputError(
+                f"{request_path.name} refused: model {model.key} names other columns than its bundle."
+            )
         meat_request = MeatRequest(
-            design.names, np.asarray(asked["beta"], dtype=float), np.asarray(asked["bread"], dtype=float),
+            design.names,
+            np.asarray(asked["beta"], dtype=float),
+            np.asarray(asked["bread"], dtype=float),
             str(asked["cov_type"]),
         )
         meat = site_meat(frame, design, site, "change", meat_request, weight)
         models.append(
-            {"key": model.key, "names": list(design.names), "n": meat.n, "cov_type": meat.cov_type,
-             "meat": meat.meat.tolist(), "score": meat.score.tolist()}
+            {
+                "key": model.key,
+                "names": list(design.names),
+                "n": meat.n,
+                "cov_type": meat.cov_type,
+                "meat": meat.meat.tolist(),
+                "score": meat.score.tolist(),
+            }
         )
     payload: dict[str, object] = {
         "format": protocol.ANSWER_FORMAT,
@@ -131,7 +143,11 @@ def answer_request(home: DataHome, request_path: Path, out: Path, now: datetime 
     out.with_suffix(".md").write_text(_page(payload), encoding="utf-8")
     log = home.staging / "network" / ANSWERED_LOG
     with log.open("a", encoding="utf-8") as handle:
-        entry = {"request_id": request["request_id"], "bundle_id": request["bundle_id"], "quarter": current_quarter(now)}
+        entry = {
+            "request_id": request["request_id"],
+            "bundle_id": request["bundle_id"],
+            "quarter": current_quarter(now),
+        }
         handle.write(json.dumps(entry) + "\n")
     return out
 
@@ -148,6 +164,8 @@ def _page(payload: dict[str, object]) -> str:
         "",
     ]
     for model in payload["models"]:  # type: ignore[union-attr]
-        lines.append(f"- {model['key']}: {model['cov_type']} meat and score over {model['n']} patients, "
-                     f"columns {', '.join(model['names'])}.")
+        lines.append(
+            f"- {model['key']}: {model['cov_type']} meat and score over {model['n']} patients, "
+            f"columns {', '.join(model['names'])}."
+        )
     return "\n".join([*lines, "", f"Checksum of the content: {payload['checksum']}.", ""])

@@ -105,7 +105,9 @@ def prepared_frame(model: ModelFrame, site: str, settings: ModelSettings) -> tup
     site's own IPTW weights for an iptw model (``ip_weight``), whose name is returned, else None."""
     if model.kind != "iptw":
         return model.frame, None
-    weights = site_iptw_weights(model.frame, protocol.PROPENSITY_PREDICTORS, site, truncation=settings.weight_truncation)
+    weights = site_iptw_weights(
+        model.frame, protocol.PROPENSITY_PREDICTORS, site, truncation=settings.weight_truncation
+    )
     return model.frame.assign(ip_weight=weights), "ip_weight"
 
 
@@ -223,7 +225,9 @@ def _complications(bundle: _Bundle, con: duckdb.DuckDBPyConnection) -> None:
         bundle.count(table, "at_risk", f"patients at risk, {grouping} {group}", patients_of(members))
         withheld = []
         for code in codes:
-            having = events[(events["grouping"] == grouping) & (events["group_code"] == group) & (events["code"] == code)]
+            having = events[
+                (events["grouping"] == grouping) & (events["group_code"] == group) & (events["code"] == code)
+            ]
             having = having.drop_duplicates(["site_id", "patient_id"])
             if _small(len(having)) or _small(len(members) - len(having)):
                 withheld.append(code)
@@ -241,8 +245,12 @@ def _complications(bundle: _Bundle, con: duckdb.DuckDBPyConnection) -> None:
             )
         if withheld:
             bundle.complications.append(
-                {"grouping": str(grouping), "group_code": str(group), "withheld_codes": withheld,
-                 "patients_at_risk": len(members)}
+                {
+                    "grouping": str(grouping),
+                    "group_code": str(group),
+                    "withheld_codes": withheld,
+                    "patients_at_risk": len(members),
+                }
             )
 
 
@@ -380,8 +388,13 @@ def build_bundle(home: DataHome, out: Path, created_at: datetime | None = None) 
     log = home.staging / "network" / SENT_LOG
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as handle:
-        sent = {"bundle_id": bundle_id, "checksum": payload["checksum"], "data_snapshot": snapshot,
-                "models": [m["key"] for m in bundle.models], "created_at": created.isoformat()}
+        sent = {
+            "bundle_id": bundle_id,
+            "checksum": payload["checksum"],
+            "data_snapshot": snapshot,
+            "models": [m["key"] for m in bundle.models],
+            "created_at": created.isoformat(),
+        }
         handle.write(json.dumps(sent) + "\n")
     return out
 
@@ -461,4 +474,3 @@ def owner_page(payload: dict[str, object]) -> str:
     lines += [f"- {line}" for line in left_out] or ["Nothing."]
     lines += ["", f"Checksum of the content: {payload['checksum']}.", ""]
     return "\n".join(lines)
-

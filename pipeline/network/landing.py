@@ -45,7 +45,9 @@ def archive_dir(home: DataHome) -> Path:
 def known_sites(home: DataHome) -> tuple[str, ...]:
     path = home.root / "network.json"
     if not path.exists():
-        raise PipelineError(f"{path} is missing: the coordinator lists the network's sites there ({{\"sites\": [...]}}).")
+        raise PipelineError(
+            f'{path} is missing: the coordinator lists the network\'s sites there ({{"sites": [...]}}).'
+        )
     try:
         sites = json.loads(path.read_text(encoding="utf-8")).get("sites")
     except (json.JSONDecodeError, AttributeError):
@@ -69,7 +71,9 @@ def _refusal(path: Path, payload: dict[str, object] | None, sites: tuple[str, ..
     if kind is None:
         return f"{name} refused: its format is not {protocol.FORMAT} or {protocol.ANSWER_FORMAT}."
     if payload.get("version") != protocol.VERSION:
-        return f"{name} refused: {kind} version {payload.get('version')} is not the network's version {protocol.VERSION}."
+        return (
+            f"{name} refused: {kind} version {payload.get('version')} is not the network's version {protocol.VERSION}."
+        )
     sidecar = path.with_name(name + ".sha256")
     if not sidecar.exists():
         return f"{name} refused: its checksum file {sidecar.name} is missing."
@@ -135,7 +139,9 @@ def receive(home: DataHome, now: datetime | None = None) -> Received:
 def accepted(home: DataHome, kind: str) -> list[dict[str, object]]:
     """Every accepted file of a kind ('bundle' or 'answer'), oldest first."""
     folder = archive_dir(home) / f"{kind}s"
-    items = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    items = (
+        [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))] if folder.exists() else []
+    )
     return sorted(items, key=lambda p: (str(p.get("created_at", "")), str(p.get("site"))))
 
 

@@ -270,8 +270,13 @@ def pooled_complications(bundles: Sequence[dict[str, object]]) -> pd.DataFrame:
         for row in bundle["complications"]:  # type: ignore[union-attr]
             if "withheld_codes" in row:
                 withheld |= {(bundle["site"], row["grouping"], row["group_code"], c) for c in row["withheld_codes"]}
-                present.append({"site_id": bundle["site"], **{k: row[k] for k in ("grouping", "group_code")},
-                                "patients_at_risk": row["patients_at_risk"]})
+                present.append(
+                    {
+                        "site_id": bundle["site"],
+                        **{k: row[k] for k in ("grouping", "group_code")},
+                        "patients_at_risk": row["patients_at_risk"],
+                    }
+                )
             else:
                 present.append({"site_id": bundle["site"], **row})
     if not present:
@@ -287,8 +292,10 @@ def pooled_complications(bundles: Sequence[dict[str, object]]) -> pd.DataFrame:
             how="left",
         )
         rows["patients_with"] = rows["patients_with"].fillna(0).astype("int64")
-        keep = [(s, g, c, code) not in withheld for s, g, c in zip(rows["site_id"], rows["grouping"], rows["group_code"],
-                                                                      strict=True)]
+        keep = [
+            (s, g, c, code) not in withheld
+            for s, g, c in zip(rows["site_id"], rows["grouping"], rows["group_code"], strict=True)
+        ]
         pooled.append(pooled_rates(rows.loc[keep]))
     return pd.concat(pooled, ignore_index=True) if pooled else pd.DataFrame()
 

@@ -57,7 +57,9 @@ def simulate(site_roots: Sequence[Path], coordinator_root: Path, now: datetime |
     for request in first.requests:
         code = request.parent.name
         home = codes[code]
-        answer = answer_request(home, request, outbox(home) / f"answer-{request.name}", now=moment + timedelta(seconds=1))
+        answer = answer_request(
+            home, request, outbox(home) / f"answer-{request.name}", now=moment + timedelta(seconds=1)
+        )
         send(answer, coordinator.landing)
         lines.append(f"{code}: answer {answer.name} sent")
     if first.requests:

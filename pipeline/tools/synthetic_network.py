@@ -22,7 +22,7 @@ SYNERGY = 3.0
 
 
 def site_sizes(sites: int, smallest: int, largest: int) -> list[int]:
-    return [int(round(v)) for v in np.linspace(smallest, largest, sites)]
+    return [round(float(v)) for v in np.linspace(smallest, largest, sites)]
 
 
 def generate_network(
@@ -51,7 +51,9 @@ def generate_network(
             combined_mix=combined_mix,
         )
         home = Path(out) / code
-        generate_drop(home / "landing" / f"{code}-drop1", patients=patients, seed=seed + index, site=code, params=params)
+        generate_drop(
+            home / "landing" / f"{code}-drop1", patients=patients, seed=seed + index, site=code, params=params
+        )
         written.append({"site": code, "home": str(home), "patients": patients, "combined_effect": round(effect, 3)})
     (Path(out) / "network.json").write_text(json.dumps({"sites": written}, indent=1) + "\n", encoding="utf-8")
     return written

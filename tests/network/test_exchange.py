@@ -21,9 +21,9 @@ from pipeline.errors import PipelineError
 from pipeline.network import protocol
 from pipeline.network.answer import answer_request
 from pipeline.network.coordinator import network_warehouse, pool_landing
+from pipeline.network.simulate import outbox, simulate
 from pipeline.network.site_frames import model_frames
 from pipeline.network.site_weights import site_iptw_weights
-from pipeline.network.simulate import outbox, simulate
 from pipeline.report.suppression import SMALL_CELL
 from pipeline.settings import DataHome, ModelSettings
 from pipeline.tools.synthetic_network import generate_network
