@@ -149,6 +149,15 @@ def cmd_network_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_network_report(args: argparse.Namespace) -> int:
+    from pipeline.network.report import demo_sentences, write_network_report
+
+    home = _home(args)
+    print(f"Network report written: {write_network_report(home)}")
+    print("\n".join(demo_sentences(home)))
+    return 0
+
+
 def _network_parser(sub: argparse._SubParsersAction) -> None:
     network = sub.add_parser("network", help="a network of clinics: bundles, pooling, rounds (docs/network.md)")
     actions = network.add_subparsers(dest="network_command", required=True)
@@ -164,6 +173,9 @@ def _network_parser(sub: argparse._SubParsersAction) -> None:
     answer.add_argument("--request", required=True, help="the request file the coordinator wrote for this site")
     answer.add_argument("--out", required=True, help="the answer file to write")
     answer.set_defaults(func=cmd_network_answer)
+    report = actions.add_parser("report", help="write the network's report from the coordinator's warehouse")
+    report.add_argument("--home", help="the coordinating centre's data home")
+    report.set_defaults(func=cmd_network_report)
     simulate = actions.add_parser("simulate", help="run the whole exchange between data homes on one machine")
     simulate.add_argument("--sites", nargs="+", required=True, help="the sites' data homes (each loaded by synk run)")
     simulate.add_argument("--coordinator", required=True, help="the coordinating centre's data home")

@@ -17,6 +17,7 @@ from pipeline.errors import PipelineError
 from pipeline.network.answer import answer_request
 from pipeline.network.bundle import build_bundle
 from pipeline.network.coordinator import pool_landing
+from pipeline.network.report import demo_sentences, write_network_report
 from pipeline.settings import DataHome
 
 
@@ -64,4 +65,7 @@ def simulate(site_roots: Sequence[Path], coordinator_root: Path, now: datetime |
         lines.append(f"{code}: answer {answer.name} sent")
     if first.requests:
         lines += pool_landing(coordinator).lines()
+    report = write_network_report(coordinator)
+    lines.append(f"Network report written: {report}")
+    lines += demo_sentences(coordinator)
     return lines
