@@ -205,7 +205,10 @@ def _register(tables: dict[str, pd.DataFrame], run_id: str) -> Register:
         at_risk = _placeholders(key, row["patients_at_risk"])
         register.count(f"{key}|at_risk|{row['code']}", f"at risk, {key}", at_risk, place=("safety", 0, key))
         register.count(
-            f"{key}|{row['code']}", f"with {row['code']}, {key}", at_risk[: int(row["patients_with"])], place=("safety", 0, key)
+            f"{key}|{row['code']}",
+            f"with {row['code']}, {key}",
+            at_risk[: int(row["patients_with"])],
+            place=("safety", 0, key),
         )
     return register
 
@@ -221,11 +224,15 @@ def write_network_report(home: DataHome) -> Path:
     bundles = tables["network_sites"]
     register = _register(tables, run_id)
     earlier_folder = home.staging / "releases"
-    earlier = [
-        Register.load(p)
-        for p in sorted(earlier_folder.glob(f"{REGISTER_PREFIX}*.register.json.gz"))
-        if p.name != f"{register.release}.register.json.gz"
-    ] if earlier_folder.exists() else []
+    earlier = (
+        [
+            Register.load(p)
+            for p in sorted(earlier_folder.glob(f"{REGISTER_PREFIX}*.register.json.gz"))
+            if p.name != f"{register.release}.register.json.gz"
+        ]
+        if earlier_folder.exists()
+        else []
+    )
     result = audit(register, earlier)
     if not result.passed:
         raise PipelineError(
@@ -295,7 +302,6 @@ def write_network_report(home: DataHome) -> Path:
     return path
 
 
-
 def demo_sentences(home: DataHome) -> list[str]:
     """The answers one clinic could not give: the PT+SN synergy and the eye-closure rate after neurectomy,
     with their intervals and the heterogeneity between clinics."""
@@ -307,7 +313,15 @@ def demo_sentences(home: DataHome) -> list[str]:
     if not lines:
         lines.append("Synergy: no site could send the PT+SN synergy model (a group of 1 to 10, or too few rows).")
     rates = tables.get("network_complication_rates", pd.DataFrame())
-    eye = rates[(rates["grouping"] == "modality") & (rates["group_code"] == "SN") & (rates["code"] == "incomplete_eye_closure")] if not rates.empty else rates
+    eye = (
+        rates[
+            (rates["grouping"] == "modality")
+            & (rates["group_code"] == "SN")
+            & (rates["code"] == "incomplete_eye_closure")
+        ]
+        if not rates.empty
+        else rates
+    )
     for _, row in eye.iterrows():
         lines.append(
             f"Incomplete eye closure after selective neurectomy: {row['patients_with']} of {row['patients_at_risk']} "

@@ -269,3 +269,31 @@ def test_the_coordinators_dag_pools_under_dag_test(
     estimates = _estimates(coordinator.root)
     assert set(estimates["stage"]) == {"one-stage", "two-stage"}
     assert sorted(p.parent.name for p in (coordinator.root / "requests").glob("*/*.json")) == sorted(contributing)
+
+
+def test_the_network_report_gives_the_answer_first_and_says_why_a_verdict_is_held(
+    network: dict[str, object],
+) -> None:
+    coordinator = DataHome.resolve(network["coordinator"])
+    (report,) = (coordinator.published / "network").glob("*/report.md")
+    text = report.read_text(encoding="utf-8")
+    assert text.index("## The pooled answer") < text.index("![forest plot]") < text.index("## Safety")
+    assert "points of improvement (95% CI" in text
+    assert "Heterogeneity between clinics" in text and "prediction interval" in text
+    assert "Disclosure audit" in text and "0 leak(s)" in text
+    estimates = _estimates(coordinator.root)
+    few = estimates[(estimates["stage"] == "one-stage") & (estimates["k_sites"] < 3)]
+    if len(few):
+        assert "no pooled verdict: the pooled model holds" in text
+    assert sorted(p.name for p in report.parent.glob("forest-*.png"))
+    assert list((coordinator.staging / "releases").glob("network-report-*.register.json.gz"))
+
+
+def test_the_gate() -> None:
+    from pipeline.network.report import gate
+
+    row = pd.Series({"k_sites": 5, "i2": 0.1, "tau2": 1.0})
+    assert gate(row, 4.0) == []
+    assert gate(pd.Series({"k_sites": 2, "i2": 0.1, "tau2": 1.0}), 4.0)[0].startswith("2 sites")
+    assert "I^2 is 0.50" in gate(pd.Series({"k_sites": 5, "i2": 0.5, "tau2": 1.0}), 4.0)[0]
+    assert "tau is 3.0 points" in gate(pd.Series({"k_sites": 5, "i2": 0.1, "tau2": 9.0}), 4.0)[0]
