@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -32,7 +32,7 @@ from pipeline.report.figures import png_bytes
 from pipeline.report.register import Register
 from pipeline.report.tables import contrast_label, outcome_label
 from pipeline.settings import DataHome
-from pipeline.yardsticks import yardstick
+from pipeline.yardsticks import Yardstick, yardstick
 
 MIN_SITES = 3
 MAX_I2 = 0.4
@@ -62,6 +62,12 @@ def _read(home: DataHome) -> dict[str, pd.DataFrame]:
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [str(r[0]) for r in con.execute("SHOW TABLES").fetchall()]
         return {t: con.execute(f"SELECT * FROM {t}").df() for t in tables}
+
+
+def network_yardstick(outcome: str) -> Yardstick:
+    """The outcome's yardstick, from the network's agreed baseline SD where it is computed from one."""
+    stick = yardstick(outcome, protocol.NETWORK_BASELINE_SD.get(outcome))
+    return replace(stick, source=stick.source.replace("these data's SD", "the network's agreed SD"))
 
 
 def gate(two: pd.Series | None, important: float | None) -> list[str]:
@@ -101,7 +107,7 @@ def answer_sentence(pooled: Pooled) -> str:
     label = f"{contrast_label(pooled.contrast)}, {outcome_label(pooled.outcome)} at {pooled.timepoint}"
     if row is None:
         return f"{label}: not estimable."
-    stick = yardstick(pooled.outcome, protocol.NETWORK_BASELINE_SD.get(pooled.outcome))
+    stick = network_yardstick(pooled.outcome)
     better, low, high = _interval(pooled.sign, row["estimate"], row["ci_low"], row["ci_high"])
     stage = str(row["stage"])
     text = (
@@ -120,7 +126,7 @@ def heterogeneity_sentence(pooled: Pooled) -> str:
     two = pooled.two
     if two is None or int(two["k_sites"]) < 2:
         return "Heterogeneity: fewer than two sites' own estimates."
-    stick = yardstick(pooled.outcome, protocol.NETWORK_BASELINE_SD.get(pooled.outcome))
+    stick = network_yardstick(pooled.outcome)
     tau = math.sqrt(two["tau2"])
     _, pi_low, pi_high = _interval(pooled.sign, two["estimate"], two["pi_low"], two["pi_high"])
     against = f", against a yardstick of {stick.value:.1f}" if stick.value is not None else ""
@@ -161,11 +167,11 @@ def forest(pooled: Pooled, sites: pd.DataFrame) -> bytes:
             axis.hlines(y, pi_low, pi_high, color=colour, linestyles=":", linewidth=2)
             labels[-1] += " (dotted: prediction)"
         y += 1
-    stick = yardstick(pooled.outcome, protocol.NETWORK_BASELINE_SD.get(pooled.outcome))
+    stick = network_yardstick(pooled.outcome)
     axis.axvline(0, color="black", linewidth=0.8)
     if stick.value is not None:
         axis.axvline(stick.value, color="#009E73", linestyle="--", linewidth=0.8, label=stick.words)
-        axis.legend(fontsize=8, loc="lower right")
+        axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     axis.set_yticks(range(len(labels)), labels, fontsize=9)
     axis.invert_yaxis()
     axis.set_xlabel(f"Difference in improvement, {outcome_label(pooled.outcome)} (points)", fontsize=9)
