@@ -298,3 +298,32 @@ def test_the_gate() -> None:
     assert gate(pd.Series({"k_sites": 2, "i2": 0.1, "tau2": 1.0}), 4.0)[0].startswith("2 sites")
     assert "I^2 is 0.50" in gate(pd.Series({"k_sites": 5, "i2": 0.5, "tau2": 1.0}), 4.0)[0]
     assert "tau is 3.0 points" in gate(pd.Series({"k_sites": 5, "i2": 0.1, "tau2": 9.0}), 4.0)[0]
+
+
+def test_a_site_refuses_an_altered_request_and_more_than_its_quarters_answers(
+    network: dict[str, object], tmp_path: Path
+) -> None:
+    coordinator = DataHome.resolve(network["coordinator"])
+    home = tmp_path / "site"
+    shutil.copytree(network["homes"][2], home)  # the site as it was, with its bundle sent
+    site = str(_bundle_of(home)["site"])
+    (request,) = sorted((coordinator.root / "requests" / site).glob("*.json"))
+    payload = json.loads(request.read_text(encoding="utf-8"))
+    payload["models"][0]["beta"][0] += 1.0
+    altered = tmp_path / request.name
+    altered.write_text(json.dumps(payload), encoding="utf-8")
+    with pytest.raises(PipelineError, match="altered after the coordinator wrote it"):
+        answer_request(DataHome.resolve(home), altered, tmp_path / "a.json")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    log = home / "staging" / "network" / "answered.jsonl"
+    log.write_text(
+        "".join(
+            json.dumps({"request_id": f"other-{i}", "bundle_id": f"other-{i}", "quarter": "2026Q4"}) + "\n"
+            for i in range(protocol.MAX_REQUESTS_PER_QUARTER)
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(PipelineError, match="answered 4 requests in 2026Q4 already"):
+        answer_request(DataHome.resolve(home), request, tmp_path / "b.json", now=now)
+    log.write_text("", encoding="utf-8")  # a new quarter's count: the request is answered
+    assert answer_request(DataHome.resolve(home), request, tmp_path / "c.json", now=now).exists()
