@@ -39,6 +39,15 @@ def _home(args: argparse.Namespace) -> DataHome:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.network:
+        from pipeline.tools.synthetic_network import generate_network
+
+        for site in generate_network(Path(args.out), args.network, seed=args.seed):
+            print(
+                f"Wrote {site['site']}: {site['patients']} patients in {site['home']}/landing (true combined "
+                f"effect {site['combined_effect']:.1f})"
+            )
+        return 0
     from pipeline.tools.synthetic import SyntheticParameters, generate_drop
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
@@ -135,6 +144,72 @@ class _CommandParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
 
 
+def cmd_network_bundle(args: argparse.Namespace) -> int:
+    from pipeline.network.bundle import build_bundle
+
+    out = build_bundle(_home(args), Path(args.out))
+    print(f"Bundle written: {out} (checksum {out.name}.sha256); read {out.with_suffix('.md')} before sending it.")
+    return 0
+
+
+def cmd_network_pool(args: argparse.Namespace) -> int:
+    from pipeline.network.coordinator import pool_landing
+
+    result = pool_landing(_home(args))
+    for line in result.lines():
+        print(line)
+    return 0 if not result.refused else 1
+
+
+def cmd_network_answer(args: argparse.Namespace) -> int:
+    from pipeline.network.answer import answer_request
+
+    out = answer_request(_home(args), Path(args.request), Path(args.out))
+    print(f"Answer written: {out}; read {out.with_suffix('.md')} before sending it.")
+    return 0
+
+
+def cmd_network_simulate(args: argparse.Namespace) -> int:
+    from pipeline.network.simulate import simulate
+
+    for line in simulate([Path(s) for s in args.sites], Path(args.coordinator)):
+        print(line)
+    return 0
+
+
+def cmd_network_report(args: argparse.Namespace) -> int:
+    from pipeline.network.report import demo_sentences, write_network_report
+
+    home = _home(args)
+    print(f"Network report written: {write_network_report(home)}")
+    print("\n".join(demo_sentences(home)))
+    return 0
+
+
+def _network_parser(sub: argparse._SubParsersAction) -> None:
+    network = sub.add_parser("network", help="a network of clinics: bundles, pooling, rounds (docs/network.md)")
+    actions = network.add_subparsers(dest="network_command", required=True)
+    bundle = actions.add_parser("bundle", help="write this site's bundle (aggregates only) for the coordinator")
+    bundle.add_argument("--home", help="the site's data home")
+    bundle.add_argument("--out", required=True, help="the bundle file to write (JSON; a .sha256 and a .md beside it)")
+    bundle.set_defaults(func=cmd_network_bundle)
+    pool = actions.add_parser("pool", help="receive the bundles in landing/ and pool them (the coordinator)")
+    pool.add_argument("--home", help="the coordinating centre's data home")
+    pool.set_defaults(func=cmd_network_pool)
+    answer = actions.add_parser("answer", help="answer the coordinator's request (the second exchange)")
+    answer.add_argument("--home", help="the site's data home")
+    answer.add_argument("--request", required=True, help="the request file the coordinator wrote for this site")
+    answer.add_argument("--out", required=True, help="the answer file to write")
+    answer.set_defaults(func=cmd_network_answer)
+    report = actions.add_parser("report", help="write the network's report from the coordinator's warehouse")
+    report.add_argument("--home", help="the coordinating centre's data home")
+    report.set_defaults(func=cmd_network_report)
+    simulate = actions.add_parser("simulate", help="run the whole exchange between data homes on one machine")
+    simulate.add_argument("--sites", nargs="+", required=True, help="the sites' data homes (each loaded by synk run)")
+    simulate.add_argument("--coordinator", required=True, help="the coordinating centre's data home")
+    simulate.set_defaults(func=cmd_network_simulate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -170,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="Sunnybrook composite points BTX+PT+SN gains beyond adding PT and SN to BTX each (default 0: additive)",
+    )
+    gen.add_argument(
+        "--network",
+        type=int,
+        default=0,
+        help="write a network of this many clinics instead (OUT/<clinic>/landing/...; sizes and effects differ)",
     )
     gen.set_defaults(func=cmd_generate)
 
@@ -232,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     docs.add_argument("--out", default=str(PROJECT_ROOT / "docs" / "warehouse.md"), help="Markdown file to write")
     docs.set_defaults(func=cmd_docs)
+    _network_parser(sub)
     return parser
 
 

@@ -50,6 +50,11 @@ class DropHeld(PipelineError):
         super().__init__(f"Drop {drop_id} held: {reason}")
 
 
+class NetworkInputError(PipelineError):
+    """What a site sends, or what the coordinator is asked to pool, breaks a rule of the network's
+    statistics (a missing column, a non-positive variance, two sites' columns that differ)."""
+
+
 def row_list(rows: list[int], limit: int = 10) -> str:
     """'rows 2, 5, 9' or 'rows 2, 5, ... (40 rows)': row numbers are safe to print, values are not."""
     shown = ", ".join(str(r) for r in rows[:limit])

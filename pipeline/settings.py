@@ -419,7 +419,7 @@ class ReportSettings:
 # Airflow wiring names shared by the DAG files (kept here so the DAGs stay logic-free).
 WAREHOUSE_ASSET = "synk_outcomes_warehouse"
 STORE_WRITER_POOL = "synk_store_writer"
-DAG_TAGS = frozenset({"synkinesis", "ingest", "models", "report"})
+DAG_TAGS = frozenset({"synkinesis", "ingest", "models", "report", "network"})
 DAG_OWNER = "synk-data"
 
 

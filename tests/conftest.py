@@ -86,3 +86,24 @@ SUNNYBROOK_ITEMS = {  # resting 5*(1+1+0)=10, voluntary 4*(3+3+4+3+4)=68, synkin
 
 def sunnybrook_rows(patient: str, day: int, items: dict[str, int] | None = None) -> list[str]:
     return [f"{patient},s1,{day},sunnybrook,{item},{value}" for item, value in (items or SUNNYBROOK_ITEMS).items()]
+
+
+# An embedded Airflow for the DAG tests (tests/dags/, and the network's coordinator DAG in tests/network/):
+# SQLite metadata in a temporary data home. Airflow reads its configuration when first imported, so the
+# session fixture configures the environment before any test imports it (no test module imports airflow at
+# collection). One session fixture for every folder: Airflow can be configured once per process.
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> DataHome:
+    from pipeline.tools import airflow_local
+
+    home = DataHome.resolve(tmp_path_factory.mktemp("airflow_data")).ensure()
+    airflow_local.configure(home)
+    airflow_local.migrate()
+    return home
+
+
+@pytest.fixture(scope="session")
+def dags(airflow_home: DataHome) -> dict[str, object]:
+    from pipeline.tools import airflow_local
+
+    return airflow_local.load_dags()

@@ -26,6 +26,13 @@ def spline_terms(values: pd.Series, knots: int, name: str | None = None) -> pd.D
     points = np.unique(np.nanquantile(x, KNOT_QUANTILES[knots]))
     if len(points) < knots:
         return pd.DataFrame(index=values.index)
+    return spline_basis(values, points, label)
+
+
+def spline_basis(values: pd.Series, points: np.ndarray, label: str) -> pd.DataFrame:
+    """The nonlinear terms of a restricted cubic spline with knots at ``points`` (ascending, 3 or more):
+    for a network, whose sites must all use the same knots, fixed before they compute."""
+    x = values.to_numpy(dtype=float)
     last, before_last = points[-1], points[-2]
     scale = (last - points[0]) ** 2
 

@@ -12,6 +12,7 @@ EXPECTED = {
     "ingest_clinic_exports": "@hourly",
     "fit_outcome_models": None,  # asset-triggered
     "publish_quarterly_report": "0 6 1 1,4,7,10 *",
+    "pool_network_bundles": "@hourly",  # the network's coordinating centre (docs/network.md)
 }
 
 
