@@ -30,6 +30,7 @@ from pipeline.network.site_weights import site_iptw_weights
 from pipeline.network.small_cells import small_cells, too_many_parameters
 from pipeline.network.sufficient import NetworkDesign, SiteStatistics, site_statistics
 from pipeline.report.disclosure import audit
+from pipeline.report.kept_registers import BUNDLE_PREFIX
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL
 from pipeline.settings import DataHome, ModelSettings
@@ -38,7 +39,7 @@ from pipeline.versions import package_versions
 from pipeline.yardsticks import responder_threshold
 
 PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "highspy")
-REGISTER_PREFIX = "bundle-"  # staging/releases/bundle-<id>.register.json.gz, one per bundle
+REGISTER_PREFIX = BUNDLE_PREFIX  # staging/releases/bundle-<id>.register.json.gz, one per bundle
 SENT_LOG = "sent.jsonl"  # staging/network/: one line per bundle written (for answering its request)
 
 

@@ -23,6 +23,7 @@ from pipeline.report.register import Register
 from pipeline.settings import DataHome
 
 SUFFIX = ".register.json.gz"
+BUNDLE_PREFIX = "bundle-"  # a network bundle's register (pipeline/network/bundle.py): it leaves the home too
 _NAME = re.compile(
     r"\A(?P<release>(?:provisional-)?\d{4}-Q[1-4])(?:\.(?P<seq>\d+)\.\d{8}T\d{6}Z\.(?P<hash>[0-9a-f]+))?\Z"
 )
@@ -70,10 +71,17 @@ def earlier_kept(home: DataHome, quarter: str, provisional: bool) -> list[KeptRe
     return [k for k in kept(home) if k.period < this or (k.period == this and k.provisional)]
 
 
+def bundle_registers(home: DataHome) -> list[Path]:
+    """The register of every network bundle the site has sent: the coordinating centre holds them all."""
+    folder = folder_of(home)
+    return sorted(folder.glob(f"{BUNDLE_PREFIX}*{SUFFIX}")) if folder.exists() else []
+
+
 def earlier_registers(home: DataHome, quarter: str, provisional: bool) -> list[Register]:
-    """The registers of ``earlier_kept``, read. A provisional one is named with its writing
-    ("provisional/2026-Q4 #2"), a quarter's final release being written once (again only with the same counts)."""
-    found = []
+    """The registers of ``earlier_kept``, read, and of every network bundle sent. A provisional one is named
+    with its writing ("provisional/2026-Q4 #2"), a quarter's final release being written once (again only
+    with the same counts)."""
+    found = [Register.load(path) for path in bundle_registers(home)]
     for item in earlier_kept(home, quarter, provisional):
         register = Register.load(item.path)
         if item.provisional:

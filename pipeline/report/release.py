@@ -28,7 +28,7 @@ from pipeline.checksums import sha256_of
 from pipeline.progress import step
 from pipeline.quarters import quarter_folder, release_name
 from pipeline.report.build import write_report
-from pipeline.report.kept_registers import earlier_kept, earlier_registers, keep_register, kept
+from pipeline.report.kept_registers import bundle_registers, earlier_kept, earlier_registers, keep_register, kept
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.trend import write_index_json
 from pipeline.settings import DataHome, DesignSettings, ModelSettings, ReportSettings
@@ -170,6 +170,7 @@ def unchanged_release(
     name = release_name(quarter, provisional).replace("/", "-")
     own = [k for k in kept(home) if k.release == name]  # this release's register, kept as it was written
     others = [k.path for k in earlier_kept(home, quarter, provisional) if k.release != name]
+    others += bundle_registers(home)
     if not same_inputs or not own or not (folder / "report.pdf").exists():
         return None
     if any(path.exists() and path.stat().st_mtime > written for path in [*others, home.root / "report.json"]):
