@@ -170,7 +170,12 @@ def responder_groups_of(data: WarehouseData) -> list[dict[str, object]]:
     design = data.design
     assert design is not None
     return responder_groups(
-        data.estimates, data.primary_changes, data.members.estimates, design.primary_timepoint, MAIN_OUTCOMES
+        data.estimates,
+        data.primary_changes,
+        data.members.estimates,
+        design.primary_timepoint,
+        MAIN_OUTCOMES,
+        design.higher_is_better,
     )
 
 
