@@ -2,7 +2,7 @@
 
 For each comparison the warehouse has (combined vs single, each combination vs its single-modality
 reference) and each main outcome, at the design's primary timepoint: the adjusted (ANCOVA) difference in
-improvement with its 95% CI, read against the outcome's yardstick (:mod:`pipeline.report.yardsticks`), a
+improvement with its 95% CI, read against the outcome's yardstick as the design fixed it (:mod:`pipeline.yardsticks`), a
 verdict in words, and where each group started and ended (mean baseline and primary-timepoint score of the
 estimate's own patients). "Better" always means more improvement, whatever the scale's direction. The
 group sizes are printed by the register (the estimates' own cells), never counted here.
@@ -20,22 +20,27 @@ from pipeline.report.published_counts import Members
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, shown_estimate, too_small
 from pipeline.report.tables import contrast_label, outcome_label
-from pipeline.yardsticks import MIC, Yardstick, yardstick
+from pipeline.yardsticks import DESIGN, HALF_SD, MIC, Yardstick
 
 IMPORTANT = "better by an important amount"
+POSSIBLY_IMPORTANT = "better, possibly by an important amount"
 SMALL_BENEFIT = "better, but by less than is important"
 NO_DIFFERENCE = "no difference shown"
 INCONCLUSIVE = "inconclusive"
 NOT_ESTIMABLE = "not estimable"
 WORSE_IMPORTANT = "worse by an important amount"
+WORSE_POSSIBLY = "worse, possibly by an important amount"
 WORSE_SMALL = "worse, but by less than is important"
 BETTER_UNJUDGED = "better; no yardstick to judge the size"
 WORSE_UNJUDGED = "worse; no yardstick to judge the size"
 VERDICT_RULES = (
-    f'"{IMPORTANT}": the interval excludes no difference and the estimate reaches the yardstick; '
+    f'"{IMPORTANT}": the whole interval is beyond the yardstick (its lower end reaches it); '
+    f'"{POSSIBLY_IMPORTANT}": the interval excludes no difference and the estimate reaches the yardstick, '
+    "but the interval's lower end does not; "
     f'"{SMALL_BENEFIT}": the interval excludes no difference, the estimate is below the yardstick; '
     f'"{NO_DIFFERENCE}": the interval includes no difference and excludes an important one either way; '
     f'"{INCONCLUSIVE}": the interval spans both no difference and an important difference; '
+    "worse: the same rules on the other side; "
     f'"{NOT_ESTIMABLE}": diagnostics failed or a group had fewer than {SMALL_CELL} patients.'
 )
 METHOD = "ancova"
@@ -43,15 +48,17 @@ METHOD = "ancova"
 
 def verdict(better: float, low: float, high: float, threshold: float | None) -> str:
     """The verdict on a difference in improvement (positive: the first group improved more) and its 95% CI,
-    against a yardstick (positive, same units; None where none is published)."""
+    against the design's yardstick (positive, same units; None where there is none). One rule for every
+    outcome: "important" only where the interval's lower end reaches the yardstick, "possibly" where only the
+    estimate does."""
     if any(not math.isfinite(v) for v in (better, low, high)):
         return NOT_ESTIMABLE
     if threshold is None:
         return BETTER_UNJUDGED if low > 0 else WORSE_UNJUDGED if high < 0 else NO_DIFFERENCE
     if low > 0:
-        return IMPORTANT if better >= threshold else SMALL_BENEFIT
+        return IMPORTANT if low >= threshold else POSSIBLY_IMPORTANT if better >= threshold else SMALL_BENEFIT
     if high < 0:
-        return WORSE_IMPORTANT if -better >= threshold else WORSE_SMALL
+        return WORSE_IMPORTANT if -high >= threshold else WORSE_POSSIBLY if -better >= threshold else WORSE_SMALL
     return INCONCLUSIVE if high >= threshold or low <= -threshold else NO_DIFFERENCE
 
 
@@ -130,12 +137,6 @@ def journeys(
     return out[0], out[1], out[2], out[3]
 
 
-def baseline_sd(scores: pd.DataFrame, outcome: str) -> float | None:
-    """The SD of the outcome at baseline among classifiable patients: the data's SD for an SDC."""
-    values = scores.loc[(scores["outcome"] == outcome) & (scores["timepoint"] == "baseline"), "value"]
-    return float(values.std(ddof=1)) if len(values) >= SMALL_CELL else None
-
-
 def answer_rows(
     estimates: pd.DataFrame,
     scores: pd.DataFrame,
@@ -153,7 +154,7 @@ def answer_rows(
     ordered = [design.primary_outcome, *(o for o in outcomes if o != design.primary_outcome)]
     rows = []
     for outcome in ordered:
-        stick = yardstick(outcome, baseline_sd(scores, outcome))
+        stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
         for contrast in contrasts:
             match = chosen[(chosen["contrast"] == contrast) & (chosen["outcome"] == outcome)]
             if match.empty:
@@ -224,15 +225,7 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     if not first_rows:
         return [f"No comparison on the {outcome_label(primary)} at {design.primary_label} yet."]
     stick = first_rows[0].yardstick
-    if stick.value is None:
-        yard = "no yardstick of an important change is published for it"
-    elif stick.kind == MIC:
-        yard = f"an important difference is {stick.value:.1f} points, its minimal important change"
-    else:
-        yard = (
-            f"an important difference is taken as {stick.value:.1f} points, its smallest detectable change, "
-            "as no minimal important change is published"
-        )
+    yard = yardstick_words(stick)
     sentences = [
         f"On the {outcome_label(primary)} at {design.primary_label} (the primary outcome; {yard}), after adjustment:"
     ]
@@ -243,6 +236,22 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     for words, comparisons in by_verdict.items():
         sentences.append(f"{words[0].upper()}{words[1:]}: {'; '.join(comparisons)}.")
     return sentences
+
+
+def yardstick_words(stick: Yardstick) -> str:
+    """Which yardstick, and which rule gave it, in words."""
+    if stick.value is None:
+        return "no yardstick of an important difference, so its size is not judged"
+    if stick.kind == MIC:
+        return f"an important difference is {stick.value:.1f} points, its published minimal important change"
+    if stick.kind == DESIGN:
+        return f"an important difference is {stick.value:.1f} points, as the department's design fixes it"
+    if stick.kind == HALF_SD:
+        return (
+            f"an important difference is taken as {stick.value:.1f} points, half a reference baseline SD fixed in "
+            "the design (Norman 2003), as no minimal important change above measurement error is published"
+        )
+    return f"an important difference is {stick.value:.1f} points ({stick.source})"
 
 
 def _measure(estimates: pd.DataFrame, method: str, contrast: str, outcome: str, timepoint: str) -> object | None:

@@ -22,7 +22,7 @@ from pipeline.models.pairs import PREFIX, RELIANCE_CONTRAST, is_claim, parse
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL
 from pipeline.report.tables import outcome_label
-from pipeline.yardsticks import yardstick
+from pipeline.yardsticks import Yardstick
 
 TABLE = "claims"  # the register's name for the section's counts
 SYNERGY_METHOD = "ancova"
@@ -133,10 +133,13 @@ def _codes(codes: str) -> str:
 
 def synergy_verdict(better: float, low: float, high: float, threshold: float | None, words: str) -> str:
     """Synergy, less than the sum, additivity or cannot tell, from the interaction's CI (in the better
-    direction) against the outcome's yardstick."""
+    direction) against the outcome's yardstick, by the answer's rule: "of a size that matters" only where the
+    interval's lower end reaches it, "possibly" where only the estimate does."""
     if low > 0:
-        if threshold is not None and better >= threshold:
+        if threshold is not None and low >= threshold:
             return "the data show synergy, of a size that matters"
+        if threshold is not None and better >= threshold:
+            return "the data show synergy, possibly of a size that matters"
         return "the data show synergy" + (f", though smaller than the {words}" if threshold is not None else "")
     if high < 0:
         return "the data show less than the sum of the parts"
@@ -164,7 +167,6 @@ def synergy_sentences(
     estimates: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
-    baseline_sd: float | None,
 ) -> list[str]:
     outcome, at = design.primary_outcome, design.primary_timepoint
     label, when = outcome_label(outcome), design.labels.get(at, at)
@@ -180,7 +182,7 @@ def synergy_sentences(
             "background alone, each add-on alone on it, both together), so whether modalities applied together "
             "do more than the sum of their parts could not be tested."
         ]
-    stick = yardstick(outcome, baseline_sd)
+    stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
     sentences = []
     for row in rows.itertuples(index=False):
         pair = parse(str(row.contrast))
@@ -201,7 +203,8 @@ def synergy_sentences(
             max(sign * row.ci_low, sign * row.ci_high),
         )
         size = f"{_number(abs(better))} points {'more' if better >= 0 else 'less'} improvement"
-        verdict = synergy_verdict(better, low, high, stick.value, stick.words)
+        words = f"important difference, {stick.value:.1f} points" if stick.value is not None else ""
+        verdict = synergy_verdict(better, low, high, stick.value, words)
         sentence = (
             f"{together} gave {size} in the {label} at {when} than the sum of adding each alone "
             f"({_interval(low, high)}; patients {counts}): {verdict}."
@@ -298,7 +301,6 @@ def section(
     estimates: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
-    baseline_sd: float | None,
 ) -> list[dict[str, object]]:
     """The section's parts (title, sentences), after the audit; empty without any claim row."""
     if claims.empty:
@@ -306,7 +308,7 @@ def section(
     parts = [
         {
             "title": "Do modalities applied together do more than the sum of their parts?",
-            "sentences": synergy_sentences(claims, estimates, register, design, baseline_sd),
+            "sentences": synergy_sentences(claims, estimates, register, design),
         }
     ]
     reliance = reliance_sentences(claims, register)

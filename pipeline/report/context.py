@@ -12,10 +12,10 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import claims
-from pipeline.report.answer import VERDICT_RULES, AnswerRow, baseline_sd, lead_sentences
+from pipeline.report.answer import VERDICT_RULES, AnswerRow, lead_sentences
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
-from pipeline.report.reading import PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
 from pipeline.report.report_figures import HALLMARKS, Figure
 from pipeline.report.suppression import SMALL_CELL, format_count
 from pipeline.report.tables import contrast_label, footnoted, outcome_label, rows_loaded_total
@@ -167,6 +167,11 @@ def methods_section(parts: ReportParts) -> dict[str, object]:
         "exposure_window_days": design.get("exposure_window_days", 180),
         "baseline_lookback_days": design.get("baseline_lookback_days", 90),
         "timepoints": design.get("timepoints", []),
+        "yardsticks": [
+            {"outcome": outcome_label(o), "words": parts.design.yardsticks[o].words}
+            for o in MAIN_OUTCOMES
+            if o in parts.design.yardsticks
+        ],
     }
 
 
@@ -194,8 +199,7 @@ def quality_section(parts: ReportParts) -> dict[str, object]:
 def claims_section(parts: ReportParts) -> dict[str, object]:
     """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
     data = parts.data
-    baseline = baseline_sd(data.scores, parts.design.primary_outcome)
-    return {"claims": claims.section(data.claims, data.estimates, parts.audited.register, parts.design, baseline)}
+    return {"claims": claims.section(data.claims, data.estimates, parts.audited.register, parts.design)}
 
 
 def safety_section(parts: ReportParts) -> dict[str, object]:

@@ -264,8 +264,8 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
     figure.suptitle(title, fontsize=11, x=0.01, ha="left")
     figure.supxlabel(
         "Difference in improvement, first group minus second (each outcome in its own points); right of 0: the "
-        "first group improved more.\nDashed green line: the important-change yardstick (MIC, or SDC where no MIC "
-        "is published).",
+        "first group improved more.\nDashed green line: the important-difference yardstick fixed in the design "
+        "(MIC, or half a reference SD).",
         fontsize=MIN_FONT,
         x=0.01,
         ha="left",

@@ -9,6 +9,7 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.report.claims import ClaimPatients, register_counts, section, split_claims, synergy_verdict
 from pipeline.report.disclosure import protect
 from pipeline.report.register import Register
+from pipeline.yardsticks import yardstick
 
 DESIGN = AnalysisDesign(
     timepoints=("12m",),
@@ -18,6 +19,7 @@ DESIGN = AnalysisDesign(
     outcomes=("sunnybrook_composite",),
     higher_is_better={"sunnybrook_composite": True},
     primary_outcome="sunnybrook_composite",
+    yardsticks={"sunnybrook_composite": yardstick("sunnybrook_composite")},
 )
 PAIR = "synergy:PT+SN|BTX"
 
@@ -67,7 +69,7 @@ def rendered(synergy: tuple[float, float, float], sizes: dict[str, int] = FOUR) 
     register = Register("2026-Q3")
     register_counts(register, patients(sizes))
     protect(register, [], ())
-    return section(claims_rows(synergy), pd.DataFrame(), register, DESIGN, 12.0), register
+    return section(claims_rows(synergy), pd.DataFrame(), register, DESIGN), register
 
 
 def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
@@ -78,14 +80,13 @@ def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
     )
     assert "than the sum of adding each alone (95% CI 0.6 to 4.2;" in sentence
     assert "BTX 300, BTX+PT 120, BTX+SN 40, BTX+PT+SN 60" in sentence
-    # The yardstick: the SDC from the baseline SD given (12), as the answer section reads it.
-    assert sentence.endswith(
-        ": the data show synergy, though smaller than the SDC 11.0 (ICC 0.89, Neely et al. 2010, with these data's SD)."
-    )
+    # The yardstick: the design's (half the reference SD, 10.4), as the answer section reads it.
+    assert sentence.endswith(": the data show synergy, though smaller than the important difference, 10.4 points.")
 
 
 def test_synergy_additivity_or_cannot_tell() -> None:
-    assert synergy_verdict(6.0, 2.0, 9.0, 5.0, "MIC").startswith("the data show synergy, of a size")
+    assert synergy_verdict(6.0, 5.0, 9.0, 5.0, "MIC").startswith("the data show synergy, of a size")
+    assert synergy_verdict(6.0, 2.0, 9.0, 5.0, "MIC") == "the data show synergy, possibly of a size that matters"
     assert synergy_verdict(2.0, 0.5, 3.5, 5.0, "MIC") == "the data show synergy, though smaller than the MIC"
     assert synergy_verdict(0.3, -2.0, 2.6, 5.0, "MIC").startswith("the data show additivity")
     assert synergy_verdict(0.3, -6.0, 6.6, 5.0, "MIC") == "the data cannot tell synergy from additivity"
@@ -126,7 +127,7 @@ def test_without_a_pair_the_section_says_synergy_could_not_be_tested() -> None:
     register = Register("2026-Q3")
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:]
     register_counts(register, patients({}))
-    parts = section(claims, pd.DataFrame(), register, DESIGN, 12.0)
+    parts = section(claims, pd.DataFrame(), register, DESIGN)
     assert parts[0]["sentences"][0].startswith("No pair of add-on modalities had at least 11 patients")
 
 
@@ -135,7 +136,7 @@ def test_an_estimate_whose_fit_warned_is_read_with_care() -> None:
     register_counts(register, patients({}))
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:].copy()
     claims.loc[claims["method"].eq("mixed") & claims["outcome"].eq("botox_interval_days"), "diagnostics_ok"] = False
-    sentence = section(claims, pd.DataFrame(), register, DESIGN, 12.0)[1]["sentences"][0]
+    sentence = section(claims, pd.DataFrame(), register, DESIGN)[1]["sentences"][0]
     assert sentence.endswith(
         "Read with care: the fit of the days between injections warned (the estimate's note in the warehouse says how)."
     )
