@@ -17,8 +17,9 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report.published_counts import Members
+from pipeline.report.reading import PRIMARY_CONTRAST
 from pipeline.report.register import Register
-from pipeline.report.suppression import SMALL_CELL, shown_estimate, too_small
+from pipeline.report.suppression import SMALL_CELL, format_count, shown_estimate, too_small
 from pipeline.report.tables import contrast_label, outcome_label
 from pipeline.yardsticks import DESIGN, HALF_SD, MIC, Yardstick
 
@@ -44,6 +45,7 @@ VERDICT_RULES = (
     f'"{NOT_ESTIMABLE}": diagnostics failed or a group had fewer than {SMALL_CELL} patients.'
 )
 METHOD = "ancova"
+SMALL_TEXT = format_count(1)  # "<11": a group under 11, the table's own rule, not the audit's
 
 
 def verdict(better: float, low: float, high: float, threshold: float | None) -> str:
@@ -147,52 +149,121 @@ def answer_rows(
 ) -> list[AnswerRow]:
     """One row per comparison and outcome (the primary outcome first), at the primary timepoint."""
     at = design.primary_timepoint
+    rows = []
+    for record in _answer_records(estimates, design, outcomes):
+        contrast, outcome = str(record.contrast), str(record.outcome)  # type: ignore[attr-defined]
+        stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
+        first, second = group_names(contrast)
+        n = []
+        for side in (0, 1):
+            key = f"estimates|{contrast}|{outcome}|{at}|{METHOD}|{side}"
+            n.append(register.text(key) if key in register.cells else "")
+        if shown_estimate(record):
+            better, low, high = improvement(record)
+            words = verdict(better, low, high, stick.value)
+            means = journeys(scores, members, contrast, outcome, at)
+        else:
+            better = low = high = None
+            words = NOT_ESTIMABLE
+            small = too_small(record)
+            means = (None, None, None, None) if small else journeys(scores, members, contrast, outcome, at)
+        rows.append(
+            AnswerRow(
+                contrast,
+                outcome,
+                contrast_label(contrast),
+                first,
+                second,
+                n[0],
+                n[1],
+                *means,
+                better,
+                low,
+                high,
+                stick,
+                words,
+                responder_words(estimates, contrast, outcome, at),
+            )
+        )
+    return rows
+
+
+ANSWER_TABLE = "answer"  # the register's name for the answer's group sizes: the counts the audit gives up last
+ANSWER_N_COLUMNS = ["comparison", "outcome", "n first group", "n second group"]
+
+
+def _answer_records(estimates: pd.DataFrame, design: AnalysisDesign, outcomes: tuple[str, ...]) -> list[object]:
+    """The ANCOVA rows the answer prints, in its order (the primary outcome first, then by comparison)."""
     if estimates.empty:
         return []
+    at = design.primary_timepoint
     chosen = estimates[(estimates["method"] == METHOD) & (estimates["timepoint"] == at)]
     contrasts = list(dict.fromkeys(chosen["contrast"]))
     ordered = [design.primary_outcome, *(o for o in outcomes if o != design.primary_outcome)]
-    rows = []
+    out = []
     for outcome in ordered:
-        stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
         for contrast in contrasts:
             match = chosen[(chosen["contrast"] == contrast) & (chosen["outcome"] == outcome)]
-            if match.empty:
+            if len(match):
+                out.append(next(match.itertuples(index=False)))
+    return out
+
+
+def register_answer_n(
+    register: Register,
+    estimates: pd.DataFrame,
+    members: Members,
+    design: AnalysisDesign,
+    outcomes: tuple[str, ...],
+) -> pd.DataFrame:
+    """The answer's group sizes (answer.csv), registered before every other table so that their cells are the
+    answer's: the audit gives them up last (``printed.GIVE_UP_FIRST``), and every count with the same patients
+    with them (the other methods' n, the flow's last step)."""
+    at, rows = design.primary_timepoint, []
+    for i, r in enumerate(_answer_records(estimates, design, outcomes)):
+        found = members.estimates.get((str(r.contrast), str(r.outcome), at, METHOD))  # type: ignore[attr-defined]
+        texts = []
+        for side, column, n in ((0, "n first group", r.n_treated), (1, "n second group", r.n_control)):  # type: ignore[attr-defined]
+            if found is None or len(found[side]) != int(n):
+                texts.append("")  # patients the register cannot name: not printed (as the estimates table)
                 continue
-            record = next(match.itertuples(index=False))
-            first, second = group_names(contrast)
-            n = []
-            for side in (0, 1):
-                key = f"estimates|{contrast}|{outcome}|{at}|{METHOD}|{side}"
-                n.append(register.text(key) if key in register.cells else "")
-            if shown_estimate(record):
-                better, low, high = improvement(record)
-                words = verdict(better, low, high, stick.value)
-                means = journeys(scores, members, contrast, outcome, at)
-            else:
-                better = low = high = None
-                words = NOT_ESTIMABLE
-                small = too_small(record)
-                means = (None, None, None, None) if small else journeys(scores, members, contrast, outcome, at)
-            rows.append(
-                AnswerRow(
-                    contrast,
-                    outcome,
-                    contrast_label(contrast),
-                    first,
-                    second,
-                    n[0],
-                    n[1],
-                    *means,
-                    better,
-                    low,
-                    high,
-                    stick,
-                    words,
-                    responder_words(estimates, contrast, outcome, at),
-                )
+            key = f"estimates|{r.contrast}|{r.outcome}|{at}|{METHOD}|{side}"  # type: ignore[attr-defined]
+            texts.append(format_count(int(n)))
+            register.printed_count(
+                key,
+                f"{('first', 'second')[side]} group of {r.contrast}, {r.outcome} at {at} ({METHOD})",  # type: ignore[attr-defined]
+                found[side],
+                texts[-1],
+                (ANSWER_TABLE, i, column),
             )
-    return rows
+        rows.append([contrast_label(str(r.contrast)), outcome_label(str(r.outcome)), *texts])  # type: ignore[attr-defined]
+    return pd.DataFrame(rows, columns=ANSWER_N_COLUMNS)
+
+
+def _given_up(text: str) -> bool:
+    """A group size the audit printed other than exactly ("270 to 279", "suppressed", "not shown"; not "<11")."""
+    return bool(text) and not text.replace(",", "").isdigit() and text != SMALL_TEXT
+
+
+def hidden_n_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
+    """Why a group size of the answer is not printed exactly, in one sentence: the headline's first."""
+    why = (
+        "printed exactly, with the other counts this release publishes they would let a number of fewer than "
+        f"{SMALL_CELL} patients be worked out (the disclosure audit, see Methods)"
+    )
+    out = []
+    headline = [r for r in rows if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome]
+    for r in headline:
+        if _given_up(r.n_first) or _given_up(r.n_second):
+            out.append(f"The primary comparison's group sizes print as {r.n_first} vs {r.n_second}: {why}.")
+    others = [
+        f"{r.comparison} on the {outcome_label(r.outcome)}"
+        for r in rows
+        if r not in headline and (_given_up(r.n_first) or _given_up(r.n_second))
+    ]
+    if others:
+        out.append(f"Group sizes printed as a range or hidden ({'; '.join(others)}): {why}.")
+    return out
 
 
 def caught_up_sentence(row: AnswerRow, higher_is_better: bool) -> str:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import claims
-from pipeline.report.answer import VERDICT_RULES, AnswerRow, lead_sentences
+from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
 from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
@@ -120,6 +120,7 @@ def answer_section(parts: ReportParts) -> dict[str, object]:
         "summary": summary_sentences(parts.data, parts.tables["patient_flow"]["patients"].tolist(), parts.answer),
         "answer": _answer_groups(parts.answer),
         "answer_lead": lead_sentences(parts.answer, parts.design),
+        "answer_hidden": hidden_n_sentences(parts.answer, parts.design),
         "verdict_rules": VERDICT_RULES,
     }
 

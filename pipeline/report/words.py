@@ -91,10 +91,16 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[A
     assert design is not None
     answer = answer or []
     at = design.primary_timepoint
+    primary = next((r for r in answer if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome), None)
+    split = (
+        f": {primary.n_first} {primary.first}, {primary.n_second} {primary.second} modality"
+        if primary is not None and primary.n_first and primary.n_second
+        else ""
+    )
     sentences = [
         f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
         f"treatments they started in the exposure window, and {flow_shown[-1]} of these have a baseline and a "
-        f"{design.months[at]}-month {outcome_label(design.primary_outcome)} score (the primary analysis)."
+        f"{design.months[at]}-month {outcome_label(design.primary_outcome)} score (the primary analysis{split})."
     ]
     if data.estimates.empty:
         sentences.append("No comparative model has been run on this warehouse yet.")

@@ -211,9 +211,12 @@ def test_published_counts_are_suppressed(report: Path) -> None:
     combinations = {row["combination"]: row["patients"] for row in read_csv(report.parent / "combinations.csv")}
     assert combinations["BTX+PT+SN"] == "<11"
     flow = [row["patients"] for row in read_csv(report.parent / "patient_flow.csv")]
-    # 160 received, 156 classifiable: 4 lost is a small cell. The classifiable count (which Table 1 and the
-    # combinations add up to) is shown, so the number received is the range.
-    assert flow[0] == "157 to 166" and flow[2] == "156"
+    # 160 received, 156 classifiable, 147 in the primary analysis: 4 and 9 lost are small cells. The primary
+    # analysis and its groups (the answer's n) are the headline, printed exactly; the audit gives up the
+    # classifiable count (and the received one is a range) instead.
+    assert flow[0] == "157 to 166" and flow[2] == "suppressed" and flow[4] == "147"
+    answer = read_csv(report.parent / "answer.csv")
+    assert (answer[0]["n first group"], answer[0]["n second group"]) == ("79", "68")
     assert [row["excluded at this step"] for row in read_csv(report.parent / "patient_flow.csv")][1:3] == [
         "suppressed",
         "<11",
