@@ -200,7 +200,11 @@ def quality_section(parts: ReportParts) -> dict[str, object]:
 def claims_section(parts: ReportParts) -> dict[str, object]:
     """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
     data = parts.data
-    return {"claims": claims.section(data.claims, data.estimates, parts.audited.register, parts.design)}
+    return {
+        "claims": claims.section(
+            data.claims, data.estimates, parts.audited.register, parts.design, data.claim_patients.untested
+        )
+    }
 
 
 def safety_section(parts: ReportParts) -> dict[str, object]:
