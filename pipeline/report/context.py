@@ -18,19 +18,9 @@ from pipeline.report.printed import Audited
 from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
 from pipeline.report.report_figures import HALLMARKS, Figure
 from pipeline.report.suppression import SMALL_CELL, format_count
-from pipeline.report.tables import contrast_label, footnoted, outcome_label, rows_loaded_total
+from pipeline.report.tables import COVARIATE_WORDS, contrast_label, footnoted, outcome_label, rows_loaded_total
 from pipeline.report.words import _timepoint_words, summary_sentences
 
-COVARIATE_WORDS = {
-    "age_at_onset": "age at onset",
-    "sex": "sex",
-    "etiology": "cause of the palsy",
-    "onset_to_index_days": "time from onset to the index visit",
-    "prior_treatment": "earlier treatment",
-    "site_id": "site",
-    "side": "affected side",
-    "index_year": "year of the index visit",
-}
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 
 

@@ -3,7 +3,14 @@
 CREATE TABLE model_estimates AS
 SELECT
     run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value, p_adjusted,
-    n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd
+    n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd,
+    -- The same difference signed so that above 0 is better (the report's convention); none on a ratio scale.
+    CASE WHEN method IN ('ordinal', 'phreg', 'phreg_vs_bont_alone') THEN NULL
+        WHEN higher_is_better THEN estimate ELSE -estimate END AS benefit,
+    CASE WHEN method IN ('ordinal', 'phreg', 'phreg_vs_bont_alone') THEN NULL
+        WHEN higher_is_better THEN ci_low ELSE -ci_high END AS benefit_ci_low,
+    CASE WHEN method IN ('ordinal', 'phreg', 'phreg_vs_bont_alone') THEN NULL
+        WHEN higher_is_better THEN ci_high ELSE -ci_low END AS benefit_ci_high
 FROM store.model_estimates
 ORDER BY run_id, method, contrast, outcome, timepoint;
 
@@ -27,3 +34,6 @@ COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate
 COMMENT ON COLUMN model_estimates.e_value IS 'E-value (VanderWeele & Ding): the risk ratio an unmeasured confounder would need with both group and outcome to explain the estimate away (difference put on the RR scale as exp(0.91 x estimate / pooled SD of change)).';
 COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit nearer the null (1 when the CI contains 0).';
 COMMENT ON COLUMN model_estimates.mdd IS 'Minimum detectable difference at 80% power and 5% two-sided, from this estimate''s standard error: (z 0.975 + z 0.80) x SE, in the outcome''s units.';
+COMMENT ON COLUMN model_estimates.benefit IS 'The estimate signed so that above 0 means the first group did better, whatever the outcome''s direction: estimate where higher_is_better, else -estimate (SAQ ANCOVA -6.2 as fitted is benefit +6.2). The report prints this one. NULL for the ratios (ordinal odds ratio, phreg hazard ratios), which the report prints as fitted.';
+COMMENT ON COLUMN model_estimates.benefit_ci_low IS 'Lower end of the 95% CI of benefit.';
+COMMENT ON COLUMN model_estimates.benefit_ci_high IS 'Upper end of the 95% CI of benefit.';

@@ -249,7 +249,7 @@ def test_published_counts_are_suppressed(report: Path) -> None:
             r"[1-9]|10", row["n second group"]
         )
         if row["n first group"] == "<11" or row["n second group"] == "<11":
-            assert row["estimate"] == "" and row["95% CI"] == "" and "fewer than 11" in row["note"]
+            assert row["benefit"] == "" and row["95% CI"] == "" and "fewer than 11" in row["note"]
 
 
 def test_trajectory_means_on_fewer_than_11_patients_are_hidden(report: Path) -> None:
@@ -335,17 +335,17 @@ def test_estimates_table_hides_small_and_failed_estimates() -> None:
         ]
     )
     table = estimates_table(rows, {"12m": "12 months"})
-    assert table.loc[0, ["estimate", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
+    assert table.loc[0, ["benefit", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
         "6.0",
         "4.0 to 8.1",
         "<0.001",
         "<0.001",
         "40",
     ]
-    assert table.loc[1, ["estimate", "95% CI", "p", "n first group"]].tolist() == ["", "", "", "<11"]
+    assert table.loc[1, ["benefit", "95% CI", "p", "n first group"]].tolist() == ["", "", "", "<11"]
     assert table.loc[1, "note"] == "not estimated: fewer than 11 patients in a group"
-    assert table.loc[2, "estimate"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
-    assert table.loc[3, "estimate"] == "" and table.loc[3, "note"] == "fit failed: singular"
+    assert table.loc[2, "benefit"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
+    assert table.loc[3, "benefit"] == "" and table.loc[3, "note"] == "fit failed: singular"
     assert table.loc[0, "outcome"] == "Sunnybrook composite (higher is better)"
 
 

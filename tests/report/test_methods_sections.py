@@ -325,7 +325,7 @@ def test_appendix_estimates_put_benefit_on_the_same_side_as_the_main_body(built:
             "p_adjusted": 0.002, "n_treated": 40, "n_control": 50, "higher_is_better": False,
             "diagnostics_ok": True, "note": ""}  # fmt: skip
     row = estimates_table(pd.DataFrame([base]), {"12m": "12 months"}).iloc[0]
-    assert (row["estimate"], row["95% CI"]) == ("4.0", "2.0 to 6.1")  # SAQ fell 4 points more: an improvement
+    assert (row["benefit"], row["95% CI"]) == ("4.0", "2.0 to 6.1")  # SAQ fell 4 points more: an improvement
     assert "lower is better; sign reversed" in row["outcome"]
     # In the report: the appendix's primary table says what the answer says, for the lower-is-better SAQ too.
     _, result = built
@@ -338,9 +338,9 @@ def test_appendix_estimates_put_benefit_on_the_same_side_as_the_main_body(built:
     }
     for outcome in ("Sunnybrook composite", "SAQ"):
         printed = table[(table["method"] == "Adjusted (ANCOVA)") & table["outcome"].str.startswith(outcome)].iloc[0]
-        if printed["estimate"]:
+        if printed["benefit"]:
             low, high = printed["95% CI"].split(" to ")
-            expected = f"{float(printed['estimate']):+.1f} ({float(low):+.1f} to {float(high):+.1f})"
+            expected = f"{float(printed['benefit']):+.1f} ({float(low):+.1f} to {float(high):+.1f})"
             assert answer[outcome]["estimate"] == expected, outcome
 
 
