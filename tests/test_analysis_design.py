@@ -78,7 +78,7 @@ def test_the_report_answers_on_the_design_s_primary_outcome_and_timepoint(home: 
     assert text.index("on the SAQ") < text.index("on the Sunnybrook composite")
     # The answer box too: the SAQ (its design's yardstick, half SD 5.8) at 24 months before the Sunnybrook composite.
     assert "On the SAQ at 24 months (the primary outcome; an important difference is taken as 5.8 points, half" in text
-    assert text.index("SAQ: important difference half SD 5.8") < text.index(
+    assert text.index("SAQ: important difference 5.8 points (half a reference SD") < text.index(
         "Sunnybrook composite: important difference"
     )
     with html.with_name("estimates_primary.csv").open(encoding="utf-8") as handle:

@@ -309,6 +309,16 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     return sentences
 
 
+def short_words(stick: Yardstick) -> str:
+    """The yardstick in a few words for the answer table's outcome rows (its source is in Methods)."""
+    if stick.value is None:
+        return "none (its size is not judged)"
+    kind = {MIC: "published MIC", HALF_SD: "half a reference SD", DESIGN: "the department's design"}.get(
+        stick.kind, stick.kind
+    )
+    return f"{stick.value:.1f} points ({kind}; see Methods)"
+
+
 def yardstick_words(stick: Yardstick) -> str:
     """Which yardstick, and which rule gave it, in words."""
     if stick.value is None:

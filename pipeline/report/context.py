@@ -12,7 +12,7 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import claims
-from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences
+from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences, short_words
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
 from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
@@ -62,7 +62,7 @@ def _answer_groups(rows: list[AnswerRow]) -> list[dict[str, object]]:
     groups: dict[str, dict[str, object]] = {}
     for row in rows:
         group = groups.setdefault(
-            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": row.yardstick.words, "rows": []}
+            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": short_words(row.yardstick), "rows": []}
         )
         group["rows"].append(_answer_payload(row))  # type: ignore[attr-defined]
     return list(groups.values())

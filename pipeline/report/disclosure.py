@@ -421,9 +421,11 @@ def _relieve(
     true = int(problem.sizes[list(leak.target.atoms)].sum())
     holds = dict(leak.target.ranges)
     # Within a table, a range (detail kept) before hiding.
-    candidates = sorted(
-        {p for p in [*holds, *leak.binding] if movable(p)}, key=lambda p: (priority(p)[0], p not in holds, priority(p))
-    )
+    pool = {p for p in [*holds, *leak.binding] if movable(p)}
+    # A count holding the leak that does not pin it (a total a reader has anyway from other counts, with no
+    # shadow price) would be given up for nothing: only those that pin it, where any can be given up.
+    pinning = pool & set(leak.binding)
+    candidates = sorted(pinning or pool, key=lambda p: (priority(p)[0], p not in holds, priority(p)))
     if not candidates:
         atoms = set(leak.target.atoms)
         overlapping = [p for p in range(len(problem.cells)) if movable(p) and atoms & set(problem.atoms_of(p).tolist())]

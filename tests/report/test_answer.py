@@ -27,6 +27,7 @@ from pipeline.report.answer import (
     caught_up_sentence,
     improvement,
     responder_words,
+    short_words,
     verdict,
 )
 from pipeline.report.reading import MAIN_OUTCOMES
@@ -161,7 +162,11 @@ def test_every_number_in_the_answer_equals_the_warehouse(built: tuple[Path, dict
     assert groups and groups[0]["outcome"] == "Sunnybrook composite"  # the design's primary outcome first
     # The yardstick is the design's, published in the warehouse, not the data's: the same as the code's rule.
     assert fixed["sunnybrook_composite"] == yardstick("sunnybrook_composite").value
-    assert groups[0]["yardstick"] == yardstick("sunnybrook_composite").words
+    assert (
+        groups[0]["yardstick"]
+        == short_words(yardstick("sunnybrook_composite"))
+        == "10.4 points (half a reference SD; see Methods)"
+    )
     checked = 0
     for group in groups:
         outcome = next(o for o in MAIN_OUTCOMES if group["outcome"].startswith(_label(o)))
