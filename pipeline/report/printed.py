@@ -247,11 +247,12 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
     return tables, primary
 
 
-def headline_keys(design: AnalysisDesign) -> list[str]:
-    """The primary comparison's group sizes on the primary outcome: printed in the answer, its forest plot and the
-    key findings, and the last counts the audit gives up."""
+def headline_keys(design: AnalysisDesign, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The primary comparison's group sizes on the primary outcome (printed in the answer, its forest plot and
+    the key findings) and their total, the flow's last step: the last counts the audit gives up."""
     at, outcome = design.primary_timepoint, design.primary_outcome
-    return [f"estimates|{PRIMARY_CONTRAST}|{outcome}|{at}|{ANSWER_METHOD}|{side}" for side in (0, 1)]
+    groups = [f"estimates|{PRIMARY_CONTRAST}|{outcome}|{at}|{ANSWER_METHOD}|{side}" for side in (0, 1)]
+    return [*groups, f"flow|{len(tables['patient_flow']) - 1}"]
 
 
 @dataclass
@@ -277,8 +278,7 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
     tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     if data.safety is not None:
         register_safety(register, tables["safety"], data.safety)
-    headline = [*headline_keys(design), f"flow|{len(tables['patient_flow']) - 1}"]  # and their total, the flow's last
-    disclosure = protect(register, earlier, GIVE_UP_FIRST, headline)
+    disclosure = protect(register, earlier, GIVE_UP_FIRST, headline_keys(design, tables))
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)
     # No rate, share or median beside a count the audit hid; then the Safety section's sentences.
