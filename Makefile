@@ -39,8 +39,8 @@ demo: setup
 	@echo ""
 	@echo "Report:    $$(ls -d $(SYNK_HOME)/published/*/report.html $(SYNK_HOME)/published/provisional/*/report.html 2>/dev/null | tail -n 1)"
 	@echo "           (PROVISIONAL: the quarter under way; published/index.html lists a quarter once it has ended)"
-	@echo "Query the latest model run with the DuckDB CLI (1.5, as statisticians' tools may be):"
-	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(estimate, 1) AS estimate, round(ci_low, 1) AS ci_low, round(ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1) AND contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
+	@echo "Query the latest model run with the DuckDB CLI (1.5, as statisticians' tools may be; benefit: above 0 is better):"
+	@echo "  $(BIN)/duckdb -readonly $(SYNK_HOME)/warehouse/outcomes.duckdb \"SELECT method, outcome, round(benefit, 1) AS benefit, round(benefit_ci_low, 1) AS ci_low, round(benefit_ci_high, 1) AS ci_high, n_treated, n_control FROM model_estimates WHERE run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1) AND contrast = 'combined_vs_single' AND timepoint = '12m' ORDER BY outcome, method\""
 
 # Worker processes (one per core, 2 to 4), each taking whole test files (module fixtures are built once).
 # The real Airflow server test (about 90 s on one core) runs apart, in `make test-server`: the suite

@@ -19,7 +19,7 @@ import duckdb
 from pipeline.quarters import release_name
 from pipeline.report.disclosure import audit, protect
 from pipeline.report.kept_registers import earlier_registers
-from pipeline.report.printed import GIVE_UP_FIRST, printed_tables, published_register
+from pipeline.report.printed import GIVE_UP_FIRST, headline_keys, printed_tables, published_register
 from pipeline.report.reading import read_warehouse
 from pipeline.report.safety import read_safety, register_safety, safety_table
 from pipeline.settings import DataHome
@@ -59,7 +59,8 @@ def main() -> None:
     ):
         print(f"  {n:4d}  {kind:10s}  {table}")
     started = time.perf_counter()
-    record = protect(register, earlier, GIVE_UP_FIRST)
+    assert data.design is not None
+    record = protect(register, earlier, GIVE_UP_FIRST, headline_keys(data.design, tables))
     protected = time.perf_counter() - started
     after = audit(register, earlier)
     print(

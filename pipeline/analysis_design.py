@@ -8,9 +8,12 @@ model and page.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import duckdb
+
+from pipeline.yardsticks import Yardstick
 
 TOTAL_SCORES = frozenset({"composite", "total"})  # an instrument's whole score, of which the others are parts
 
@@ -26,6 +29,8 @@ class AnalysisDesign:
     primary_outcome: str
     instruments: dict[str, str] = field(default_factory=dict)  # outcome -> its instrument
     scores: dict[str, str] = field(default_factory=dict)  # outcome -> its score within the instrument
+    # outcome -> the yardstick of a difference between groups, as the build fixed it (design_outcomes)
+    yardsticks: dict[str, Yardstick] = field(default_factory=dict)
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection) -> AnalysisDesign:
@@ -34,6 +39,9 @@ class AnalysisDesign:
         ).fetchall()
         outcomes = con.execute(
             'SELECT outcome, higher_is_better, is_primary, instrument, score FROM design_outcomes ORDER BY "position"'
+        ).fetchall()
+        sticks = con.execute(
+            "SELECT outcome, yardstick, yardstick_kind, yardstick_source FROM design_outcomes"
         ).fetchall()
         return cls(
             timepoints=tuple(name for name, *_ in timepoints),
@@ -45,6 +53,12 @@ class AnalysisDesign:
             primary_outcome=next(name for name, _, primary, *_ in outcomes if primary),
             instruments={name: str(instrument) for name, _, _, instrument, _ in outcomes},
             scores={name: str(score) for name, *_, score in outcomes},
+            yardsticks={
+                name: Yardstick(name, str(kind or ""), float(value), str(source or ""))
+                if value is not None and math.isfinite(value)
+                else Yardstick(name, "", None, "")
+                for name, value, kind, source in sticks
+            },
         )
 
     @property

@@ -168,6 +168,12 @@ class DesignSettings:
     )
     primary_timepoint: str = "12m"
     primary_outcome: str = "sunnybrook_composite"
+    # Outcome -> the smallest important difference between groups, in its units, where the department fixes
+    # one; every other outcome takes the rule of pipeline/yardsticks.py (published MIC or half a reference SD).
+    yardsticks: dict[str, float] = field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -204,6 +210,11 @@ class DesignSettings:
             problems.append(f"primary_timepoint must be one of the timepoints ({', '.join(map(str, names))})")
         if self.primary_outcome not in OUTCOMES:
             problems.append(f"primary_outcome must be an outcome code ({', '.join(OUTCOMES)})")
+        if not isinstance(self.yardsticks, dict) or any(
+            o not in OUTCOMES or isinstance(v, bool) or not isinstance(v, int | float) or not v > 0
+            for o, v in self.yardsticks.items()
+        ):
+            problems.append("yardsticks must map outcome codes to positive numbers (points of that outcome)")
         return problems
 
     def as_dict(self) -> dict[str, object]:

@@ -29,6 +29,7 @@ from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, laye
 from pipeline.stale_wal import set_aside
 from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
+from pipeline.yardsticks import yardstick
 
 log = logging.getLogger(__name__)
 STORAGE_VERSION = "v1.5.0"
@@ -109,6 +110,7 @@ def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
                     "score": o.score,
                     "higher_is_better": o.higher_is_better,
                     "is_primary": o.code == design.primary_outcome,
+                    **_yardstick_columns(o.code, design),
                 }
                 for position, o in enumerate(OUTCOME_LIST, start=1)
             ]
@@ -124,6 +126,16 @@ def _set_design(con: duckdb.DuckDBPyConnection, design: DesignSettings) -> None:
         con.register(f"{name}_frame", frame)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_frame")
         con.unregister(f"{name}_frame")
+
+
+def _yardstick_columns(outcome: str, design: DesignSettings) -> dict[str, object]:
+    """The outcome's yardstick of a difference between groups, as the design fixes it (pipeline/yardsticks.py)."""
+    stick = yardstick(outcome, design.yardsticks.get(outcome))
+    return {
+        "yardstick": float("nan") if stick.value is None else stick.value,
+        "yardstick_kind": stick.kind,
+        "yardstick_source": stick.source,
+    }
 
 
 def _clopper_pearson_low(successes: int, trials: int) -> float:

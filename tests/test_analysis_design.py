@@ -76,9 +76,11 @@ def test_the_report_answers_on_the_design_s_primary_outcome_and_timepoint(home: 
     assert first_finding and first_finding.group(1) == "SAQ", text[text.find("Key findings") :][:1500]
     # The SAQ's sentence comes before the Sunnybrook composite's: the design's primary outcome answers first.
     assert text.index("on the SAQ") < text.index("on the Sunnybrook composite")
-    # The answer box too: the SAQ (its MIC) at 24 months before the Sunnybrook composite.
-    assert "On the SAQ at 24 months (the primary outcome; an important difference is 2.8 points, its minimal" in text
-    assert text.index("SAQ: important change MIC 2.8") < text.index("Sunnybrook composite: important change")
+    # The answer box too: the SAQ (its design's yardstick, half SD 5.8) at 24 months before the Sunnybrook composite.
+    assert "On the SAQ at 24 months (the primary outcome; an important difference is taken as 5.8 points, half" in text
+    assert text.index("SAQ: important difference 5.8 points (half a reference SD") < text.index(
+        "Sunnybrook composite: important difference"
+    )
     with html.with_name("estimates_primary.csv").open(encoding="utf-8") as handle:
         primary = list(csv.DictReader(handle))
     assert primary and all(not row.get("timepoint") for row in primary)  # the primary table drops the column

@@ -276,3 +276,33 @@ def test_python_examples_of_the_data_dictionary_run_as_written(warehouse) -> Non
     script = "\n\n".join(python_snippet(sql) + "\nassert frame is not None" for _, sql in EXAMPLES)
     out = subprocess.run([sys.executable, "-c", script], cwd=path.parent.parent, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_benefit_is_the_estimate_signed_so_that_above_0_is_better() -> None:
+    """model_estimates keeps the estimate as fitted and gives the report's convention beside it, by name."""
+    from pipeline.sql_files import read_sql
+
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS store")
+    con.execute(
+        """CREATE TABLE store.model_estimates AS SELECT * FROM (VALUES
+        ('r', 'ancova', 'saq', '12m', 'combined_vs_single', -6.25, 0.9, -8.0, -4.5, 0.001, 0.001, 130, 126, false,
+         true, '', 2.0, 1.5, 2.5),
+        ('r', 'ancova', 'sunnybrook_composite', '12m', 'combined_vs_single', 7.4, 1.4, 4.7, 10.0, 0.001, 0.001, 141,
+         148, true, true, '', 2.0, 1.5, 4.0),
+        ('r', 'ordinal', 'house_brackmann', '12m', 'combined_vs_single', 1.6, 0.2, 1.1, 2.3, 0.01, 0.01, 80, 76,
+         true, true, '', NULL, NULL, NULL)
+        ) AS t(run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value,
+               p_adjusted, n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd)"""
+    )
+    con.execute(read_sql("marts/06_model_estimates.sql"))
+    rows = con.execute(
+        "SELECT outcome, estimate::DOUBLE, benefit::DOUBLE, benefit_ci_low::DOUBLE, benefit_ci_high::DOUBLE "
+        "FROM model_estimates ORDER BY outcome"
+    ).fetchall()
+    assert rows == [
+        ("house_brackmann", 1.6, None, None, None),  # a ratio: no benefit on a difference scale
+        ("saq", -6.25, 6.25, 4.5, 8.0),  # lower is better: as fitted -6.25, benefit +6.25
+        ("sunnybrook_composite", 7.4, 7.4, 4.7, 10.0),
+    ]
+    con.close()

@@ -27,6 +27,19 @@ def responded(frame: pd.DataFrame, higher_is_better: bool, threshold: float) -> 
     return (improvement >= threshold).astype(float)
 
 
+TOO_FEW = "too few responders to compare"
+
+
+def too_few_responders(response: pd.Series, treated: pd.Series, least: int) -> str:
+    """The note of a comparison with fewer than ``least`` responders (or non-responders) in a group, else "":
+    a difference in shares resting on a handful of patients is not read as an answer (docs/warehouse.md)."""
+    counts = [int(response[side].sum()) for side in (treated, ~treated)]
+    counts += [int((1 - response[side]).sum()) for side in (treated, ~treated)]
+    if min(counts) >= least:
+        return ""
+    return f"not estimated: {TOO_FEW} (fewer than {least} responders or non-responders in a group)"
+
+
 def responder_difference(
     frame: pd.DataFrame, settings: ModelSettings, higher_is_better: bool, threshold: float, threshold_words: str
 ) -> Estimate:
@@ -39,6 +52,9 @@ def responder_difference(
     outcome = response.loc[design.index]
     if outcome.nunique() < 2:
         return failed("; ".join([*notes, "not estimated: every patient responded, or none did"]))
+    fewest = too_few_responders(response, frame["treated"] == 1, settings.min_group_size)
+    if fewest:
+        return failed("; ".join([*notes, fewest]))
     fit = robust_fit(sm.OLS(outcome.to_numpy(), design), frame.loc[design.index, "site_id"], settings, notes)
     index = list(design.columns).index("treated")
     result = coefficient(fit, index, [*notes, "linear probability model"])

@@ -2,7 +2,7 @@
 
 For each comparison the warehouse has (combined vs single, each combination vs its single-modality
 reference) and each main outcome, at the design's primary timepoint: the adjusted (ANCOVA) difference in
-improvement with its 95% CI, read against the outcome's yardstick (:mod:`pipeline.report.yardsticks`), a
+improvement with its 95% CI, read against the outcome's yardstick as the design fixed it (:mod:`pipeline.yardsticks`), a
 verdict in words, and where each group started and ended (mean baseline and primary-timepoint score of the
 estimate's own patients). "Better" always means more improvement, whatever the scale's direction. The
 group sizes are printed by the register (the estimates' own cells), never counted here.
@@ -17,41 +17,50 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report.published_counts import Members
+from pipeline.report.reading import PRIMARY_CONTRAST
 from pipeline.report.register import Register
-from pipeline.report.suppression import SMALL_CELL, shown_estimate, too_small
+from pipeline.report.suppression import SMALL_CELL, format_count, shown_estimate, too_small
 from pipeline.report.tables import contrast_label, outcome_label
-from pipeline.yardsticks import MIC, Yardstick, yardstick
+from pipeline.yardsticks import DESIGN, HALF_SD, MIC, Yardstick
 
 IMPORTANT = "better by an important amount"
+POSSIBLY_IMPORTANT = "better, possibly by an important amount"
 SMALL_BENEFIT = "better, but by less than is important"
 NO_DIFFERENCE = "no difference shown"
 INCONCLUSIVE = "inconclusive"
 NOT_ESTIMABLE = "not estimable"
 WORSE_IMPORTANT = "worse by an important amount"
+WORSE_POSSIBLY = "worse, possibly by an important amount"
 WORSE_SMALL = "worse, but by less than is important"
 BETTER_UNJUDGED = "better; no yardstick to judge the size"
 WORSE_UNJUDGED = "worse; no yardstick to judge the size"
 VERDICT_RULES = (
-    f'"{IMPORTANT}": the interval excludes no difference and the estimate reaches the yardstick; '
+    f'"{IMPORTANT}": the whole interval is beyond the yardstick (its lower end reaches it); '
+    f'"{POSSIBLY_IMPORTANT}": the interval excludes no difference and the estimate reaches the yardstick, '
+    "but the interval's lower end does not; "
     f'"{SMALL_BENEFIT}": the interval excludes no difference, the estimate is below the yardstick; '
     f'"{NO_DIFFERENCE}": the interval includes no difference and excludes an important one either way; '
     f'"{INCONCLUSIVE}": the interval spans both no difference and an important difference; '
+    "worse: the same rules on the other side; "
     f'"{NOT_ESTIMABLE}": diagnostics failed or a group had fewer than {SMALL_CELL} patients.'
 )
 METHOD = "ancova"
+SMALL_TEXT = format_count(1)  # "<11": a group under 11, the table's own rule, not the audit's
 
 
 def verdict(better: float, low: float, high: float, threshold: float | None) -> str:
     """The verdict on a difference in improvement (positive: the first group improved more) and its 95% CI,
-    against a yardstick (positive, same units; None where none is published)."""
+    against the design's yardstick (positive, same units; None where there is none). One rule for every
+    outcome: "important" only where the interval's lower end reaches the yardstick, "possibly" where only the
+    estimate does."""
     if any(not math.isfinite(v) for v in (better, low, high)):
         return NOT_ESTIMABLE
     if threshold is None:
         return BETTER_UNJUDGED if low > 0 else WORSE_UNJUDGED if high < 0 else NO_DIFFERENCE
     if low > 0:
-        return IMPORTANT if better >= threshold else SMALL_BENEFIT
+        return IMPORTANT if low >= threshold else POSSIBLY_IMPORTANT if better >= threshold else SMALL_BENEFIT
     if high < 0:
-        return WORSE_IMPORTANT if -better >= threshold else WORSE_SMALL
+        return WORSE_IMPORTANT if -high >= threshold else WORSE_POSSIBLY if -better >= threshold else WORSE_SMALL
     return INCONCLUSIVE if high >= threshold or low <= -threshold else NO_DIFFERENCE
 
 
@@ -130,12 +139,6 @@ def journeys(
     return out[0], out[1], out[2], out[3]
 
 
-def baseline_sd(scores: pd.DataFrame, outcome: str) -> float | None:
-    """The SD of the outcome at baseline among classifiable patients: the data's SD for an SDC."""
-    values = scores.loc[(scores["outcome"] == outcome) & (scores["timepoint"] == "baseline"), "value"]
-    return float(values.std(ddof=1)) if len(values) >= SMALL_CELL else None
-
-
 def answer_rows(
     estimates: pd.DataFrame,
     scores: pd.DataFrame,
@@ -146,52 +149,121 @@ def answer_rows(
 ) -> list[AnswerRow]:
     """One row per comparison and outcome (the primary outcome first), at the primary timepoint."""
     at = design.primary_timepoint
+    rows = []
+    for record in _answer_records(estimates, design, outcomes):
+        contrast, outcome = str(record.contrast), str(record.outcome)  # type: ignore[attr-defined]
+        stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
+        first, second = group_names(contrast)
+        n = []
+        for side in (0, 1):
+            key = f"estimates|{contrast}|{outcome}|{at}|{METHOD}|{side}"
+            n.append(register.text(key) if key in register.cells else "")
+        if shown_estimate(record):
+            better, low, high = improvement(record)
+            words = verdict(better, low, high, stick.value)
+            means = journeys(scores, members, contrast, outcome, at)
+        else:
+            better = low = high = None
+            words = NOT_ESTIMABLE
+            small = too_small(record)
+            means = (None, None, None, None) if small else journeys(scores, members, contrast, outcome, at)
+        rows.append(
+            AnswerRow(
+                contrast,
+                outcome,
+                contrast_label(contrast),
+                first,
+                second,
+                n[0],
+                n[1],
+                *means,
+                better,
+                low,
+                high,
+                stick,
+                words,
+                responder_words(estimates, contrast, outcome, at),
+            )
+        )
+    return rows
+
+
+ANSWER_TABLE = "answer"  # the register's name for the answer's group sizes: the counts the audit gives up last
+ANSWER_N_COLUMNS = ["comparison", "outcome", "n first group", "n second group"]
+
+
+def _answer_records(estimates: pd.DataFrame, design: AnalysisDesign, outcomes: tuple[str, ...]) -> list[object]:
+    """The ANCOVA rows the answer prints, in its order (the primary outcome first, then by comparison)."""
     if estimates.empty:
         return []
+    at = design.primary_timepoint
     chosen = estimates[(estimates["method"] == METHOD) & (estimates["timepoint"] == at)]
     contrasts = list(dict.fromkeys(chosen["contrast"]))
     ordered = [design.primary_outcome, *(o for o in outcomes if o != design.primary_outcome)]
-    rows = []
+    out = []
     for outcome in ordered:
-        stick = yardstick(outcome, baseline_sd(scores, outcome))
         for contrast in contrasts:
             match = chosen[(chosen["contrast"] == contrast) & (chosen["outcome"] == outcome)]
-            if match.empty:
+            if len(match):
+                out.append(next(match.itertuples(index=False)))
+    return out
+
+
+def register_answer_n(
+    register: Register,
+    estimates: pd.DataFrame,
+    members: Members,
+    design: AnalysisDesign,
+    outcomes: tuple[str, ...],
+) -> pd.DataFrame:
+    """The answer's group sizes (answer.csv), registered before every other table so that their cells are the
+    answer's: the audit gives them up last (``printed.GIVE_UP_FIRST``), and every count with the same patients
+    with them (the other methods' n, the flow's last step)."""
+    at, rows = design.primary_timepoint, []
+    for i, r in enumerate(_answer_records(estimates, design, outcomes)):
+        found = members.estimates.get((str(r.contrast), str(r.outcome), at, METHOD))  # type: ignore[attr-defined]
+        texts = []
+        for side, column, n in ((0, "n first group", r.n_treated), (1, "n second group", r.n_control)):  # type: ignore[attr-defined]
+            if found is None or len(found[side]) != int(n):
+                texts.append("")  # patients the register cannot name: not printed (as the estimates table)
                 continue
-            record = next(match.itertuples(index=False))
-            first, second = group_names(contrast)
-            n = []
-            for side in (0, 1):
-                key = f"estimates|{contrast}|{outcome}|{at}|{METHOD}|{side}"
-                n.append(register.text(key) if key in register.cells else "")
-            if shown_estimate(record):
-                better, low, high = improvement(record)
-                words = verdict(better, low, high, stick.value)
-                means = journeys(scores, members, contrast, outcome, at)
-            else:
-                better = low = high = None
-                words = NOT_ESTIMABLE
-                small = too_small(record)
-                means = (None, None, None, None) if small else journeys(scores, members, contrast, outcome, at)
-            rows.append(
-                AnswerRow(
-                    contrast,
-                    outcome,
-                    contrast_label(contrast),
-                    first,
-                    second,
-                    n[0],
-                    n[1],
-                    *means,
-                    better,
-                    low,
-                    high,
-                    stick,
-                    words,
-                    responder_words(estimates, contrast, outcome, at),
-                )
+            key = f"estimates|{r.contrast}|{r.outcome}|{at}|{METHOD}|{side}"  # type: ignore[attr-defined]
+            texts.append(format_count(int(n)))
+            register.printed_count(
+                key,
+                f"{('first', 'second')[side]} group of {r.contrast}, {r.outcome} at {at} ({METHOD})",  # type: ignore[attr-defined]
+                found[side],
+                texts[-1],
+                (ANSWER_TABLE, i, column),
             )
-    return rows
+        rows.append([contrast_label(str(r.contrast)), outcome_label(str(r.outcome)), *texts])  # type: ignore[attr-defined]
+    return pd.DataFrame(rows, columns=ANSWER_N_COLUMNS)
+
+
+def _given_up(text: str) -> bool:
+    """A group size the audit printed other than exactly ("270 to 279", "suppressed", "not shown"; not "<11")."""
+    return bool(text) and not text.replace(",", "").isdigit() and text != SMALL_TEXT
+
+
+def hidden_n_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
+    """Why a group size of the answer is not printed exactly, in one sentence: the headline's first."""
+    why = (
+        "printed exactly, with the other counts this release publishes they would let a number of fewer than "
+        f"{SMALL_CELL} patients be worked out (the disclosure audit, see Methods)"
+    )
+    out = []
+    headline = [r for r in rows if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome]
+    for r in headline:
+        if _given_up(r.n_first) or _given_up(r.n_second):
+            out.append(f"The primary comparison's group sizes print as {r.n_first} vs {r.n_second}: {why}.")
+    others = [
+        f"{r.comparison} on the {outcome_label(r.outcome)}"
+        for r in rows
+        if r not in headline and (_given_up(r.n_first) or _given_up(r.n_second))
+    ]
+    if others:
+        out.append(f"Group sizes printed as a range or hidden ({'; '.join(others)}): {why}.")
+    return out
 
 
 def caught_up_sentence(row: AnswerRow, higher_is_better: bool) -> str:
@@ -224,15 +296,7 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     if not first_rows:
         return [f"No comparison on the {outcome_label(primary)} at {design.primary_label} yet."]
     stick = first_rows[0].yardstick
-    if stick.value is None:
-        yard = "no yardstick of an important change is published for it"
-    elif stick.kind == MIC:
-        yard = f"an important difference is {stick.value:.1f} points, its minimal important change"
-    else:
-        yard = (
-            f"an important difference is taken as {stick.value:.1f} points, its smallest detectable change, "
-            "as no minimal important change is published"
-        )
+    yard = yardstick_words(stick)
     sentences = [
         f"On the {outcome_label(primary)} at {design.primary_label} (the primary outcome; {yard}), after adjustment:"
     ]
@@ -243,6 +307,32 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     for words, comparisons in by_verdict.items():
         sentences.append(f"{words[0].upper()}{words[1:]}: {'; '.join(comparisons)}.")
     return sentences
+
+
+def short_words(stick: Yardstick) -> str:
+    """The yardstick in a few words for the answer table's outcome rows (its source is in Methods)."""
+    if stick.value is None:
+        return "none (its size is not judged)"
+    kind = {MIC: "published MIC", HALF_SD: "half a reference SD", DESIGN: "the department's design"}.get(
+        stick.kind, stick.kind
+    )
+    return f"{stick.value:.1f} points ({kind}; see Methods)"
+
+
+def yardstick_words(stick: Yardstick) -> str:
+    """Which yardstick, and which rule gave it, in words."""
+    if stick.value is None:
+        return "no yardstick of an important difference, so its size is not judged"
+    if stick.kind == MIC:
+        return f"an important difference is {stick.value:.1f} points, its published minimal important change"
+    if stick.kind == DESIGN:
+        return f"an important difference is {stick.value:.1f} points, as the department's design fixes it"
+    if stick.kind == HALF_SD:
+        return (
+            f"an important difference is taken as {stick.value:.1f} points, half a reference baseline SD fixed in "
+            "the design (Norman 2003), as no minimal important change above measurement error is published"
+        )
+    return f"an important difference is {stick.value:.1f} points ({stick.source})"
 
 
 def _measure(estimates: pd.DataFrame, method: str, contrast: str, outcome: str, timepoint: str) -> object | None:

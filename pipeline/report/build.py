@@ -24,11 +24,17 @@ from pipeline.csv_safety import write_csv
 from pipeline.quarters import parse_quarter, quarter_bounds, release_name
 from pipeline.report.answer import NOT_ESTIMABLE, AnswerRow, answer_rows
 from pipeline.report.context import ReportParts, template_context
-from pipeline.report.printed import GIVE_UP_FIRST, audited_tables, printed_tables, published_register
+from pipeline.report.printed import (
+    GIVE_UP_FIRST,
+    audited_tables,
+    printed_tables,
+    published_register,
+    responder_groups_of,
+)
 from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData, read_warehouse
 from pipeline.report.register import Register
 from pipeline.report.report_figures import Figure, FigureInputs, report_figures
-from pipeline.report.responder_shares import share_words
+from pipeline.report.responder_shares import TOO_FEW, share_words, too_few
 from pipeline.report.tables import outcome_label
 from pipeline.report.trend import ESTIMATE_FILE, estimate_record, trend_table
 from pipeline.settings import PAGE_SIZES
@@ -37,13 +43,21 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 __all__ = ["GIVE_UP_FIRST", "printed_tables", "published_register", "read_warehouse", "write_report"]
 
 
-def _with_group_shares(answer: list[AnswerRow], shares: pd.DataFrame) -> None:
-    """Each group's share of responders, where the table prints both, before the adjusted risk difference."""
-    words = share_words(shares)
+def _with_group_shares(answer: list[AnswerRow], shares: pd.DataFrame, groups: list[dict[str, object]]) -> None:
+    """Each group's crude share of responders, where the table prints both, before the adjusted risk difference,
+    each labelled as what it is; no difference where a group has too few responders to compare."""
+    words, few = share_words(shares), too_few(groups)
     for row in answer:
+        if not row.responders:
+            continue
+        if (row.contrast, row.outcome) in few:
+            row.responders = TOO_FEW
+            continue
+        if row.responders == NOT_ESTIMABLE:
+            continue
         share = words.get((row.comparison, outcome_label(row.outcome)))
-        if share and row.responders and row.responders != NOT_ESTIMABLE:
-            row.responders = f"{share}; {row.responders}"
+        adjusted = f"adjusted {row.responders}"
+        row.responders = f"crude {share}; {adjusted}" if share else adjusted
 
 
 def _own_estimate(answer: list[AnswerRow], design: AnalysisDesign, release: str) -> dict[str, object]:
@@ -77,7 +91,7 @@ def _build(
     tables = audited.tables
     # The answer prints the estimates' own register cells, so after the audit has had its say.
     answer = answer_rows(data.estimates, data.scores, data.members, audited.register, design, MAIN_OUTCOMES)
-    _with_group_shares(answer, tables["responder_shares"])
+    _with_group_shares(answer, tables["responder_shares"], responder_groups_of(data))
     own = _own_estimate(answer, design, release or quarter)
     tables["primary_trend"] = trend_table(published, release or quarter, own)
     figs = report_figures(FigureInputs(data, audited, answer))

@@ -10,6 +10,7 @@ forest plots and answer are about combined vs single modality, and these contras
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -18,13 +19,14 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import load_changes, load_population
-from pipeline.models.pairs import PREFIX, RELIANCE_CONTRAST, is_claim, parse
+from pipeline.models.pairs import CODES, PREFIX, RELIANCE_CONTRAST, Pair, is_claim, joined, parse
 from pipeline.report.register import Register
-from pipeline.report.suppression import SMALL_CELL
+from pipeline.report.suppression import SMALL_CELL, SUPPRESSED
 from pipeline.report.tables import outcome_label
-from pipeline.yardsticks import yardstick
+from pipeline.yardsticks import Yardstick
 
 TABLE = "claims"  # the register's name for the section's counts
+SMALL_TEXT = SUPPRESSED  # "<11"
 SYNERGY_METHOD = "ancova"
 NAMES = {
     "BTX": "BoNT",
@@ -58,6 +60,8 @@ class ClaimPatients:
     synergy: dict[tuple[str, str], list[PatientKey]] = field(default_factory=dict)  # (contrast, group) -> patients
     surgery: list[PatientKey] = field(default_factory=list)  # surgery patients with a repeat injection
     bont_alone: list[PatientKey] = field(default_factory=list)  # patients on BoNT alone with a repeat injection
+    # Pairs a reader would look for but the models could not test: (add-ons, background, its groups under 11).
+    untested: list[tuple[str, str, list[str]]] = field(default_factory=list)
 
 
 def _keys(frame: pd.DataFrame) -> list[PatientKey]:
@@ -72,6 +76,7 @@ def read_patients(con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, design: 
     if claims.empty:
         return found
     pairs = [p for p in (parse(str(c)) for c in dict.fromkeys(claims["contrast"])) if p is not None]
+    found.untested = untested_pairs(load_population(con, ()), {p.name for p in pairs})
     if pairs:
         population = load_population(con, ())
         changes = load_changes(con)
@@ -90,6 +95,27 @@ def read_patients(con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, design: 
         found.surgery = _keys(rows[rows["patient_group"] == "surgery"])
         found.bont_alone = _keys(rows[rows["patient_group"] == "bont_alone"])
     return found
+
+
+def untested_pairs(population: pd.DataFrame, tested: set[str]) -> list[tuple[str, str, list[str]]]:
+    """Every pair whose background alone and whole combination each have at least 11 patients (as the models
+    count them: pipeline.models.synergy.synergy_pairs) but which was not tested: a group in between is smaller.
+    The groups are named, never counted (a count under 11 is not printed)."""
+    counts = population.groupby("combination").size() if len(population) else pd.Series(dtype=int)
+    out = []
+    for combination in counts.index:
+        codes = [c for c in CODES if c in str(combination).split("+")]
+        if len(codes) < 2 or counts[combination] < SMALL_CELL:
+            continue
+        for a, b in itertools.combinations(codes, 2):
+            pair = Pair(a, b, joined(set(codes) - {a, b}))
+            base, with_a, with_b, _ = pair.groups
+            if pair.name in tested or not base or counts.get(base, 0) < SMALL_CELL:
+                continue
+            small = [g for g in (with_a, with_b) if counts.get(g, 0) < SMALL_CELL]
+            if small:
+                out.append((f"{a}+{b}", base, small))
+    return out
 
 
 def register_counts(register: Register, patients: ClaimPatients) -> pd.DataFrame:
@@ -133,10 +159,13 @@ def _codes(codes: str) -> str:
 
 def synergy_verdict(better: float, low: float, high: float, threshold: float | None, words: str) -> str:
     """Synergy, less than the sum, additivity or cannot tell, from the interaction's CI (in the better
-    direction) against the outcome's yardstick."""
+    direction) against the outcome's yardstick, by the answer's rule: "of a size that matters" only where the
+    interval's lower end reaches it, "possibly" where only the estimate does."""
     if low > 0:
-        if threshold is not None and better >= threshold:
+        if threshold is not None and low >= threshold:
             return "the data show synergy, of a size that matters"
+        if threshold is not None and better >= threshold:
+            return "the data show synergy, possibly of a size that matters"
         return "the data show synergy" + (f", though smaller than the {words}" if threshold is not None else "")
     if high < 0:
         return "the data show less than the sum of the parts"
@@ -164,7 +193,6 @@ def synergy_sentences(
     estimates: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
-    baseline_sd: float | None,
 ) -> list[str]:
     outcome, at = design.primary_outcome, design.primary_timepoint
     label, when = outcome_label(outcome), design.labels.get(at, at)
@@ -180,7 +208,7 @@ def synergy_sentences(
             "background alone, each add-on alone on it, both together), so whether modalities applied together "
             "do more than the sum of their parts could not be tested."
         ]
-    stick = yardstick(outcome, baseline_sd)
+    stick = design.yardsticks.get(outcome) or Yardstick(outcome, "", None, "")
     sentences = []
     for row in rows.itertuples(index=False):
         pair = parse(str(row.contrast))
@@ -201,7 +229,8 @@ def synergy_sentences(
             max(sign * row.ci_low, sign * row.ci_high),
         )
         size = f"{_number(abs(better))} points {'more' if better >= 0 else 'less'} improvement"
-        verdict = synergy_verdict(better, low, high, stick.value, stick.words)
+        words = f"important difference, {stick.value:.1f} points" if stick.value is not None else ""
+        verdict = synergy_verdict(better, low, high, stick.value, words)
         sentence = (
             f"{together} gave {size} in the {label} at {when} than the sum of adding each alone "
             f"({_interval(low, high)}; patients {counts}): {verdict}."
@@ -222,22 +251,8 @@ def synergy_sentences(
     return sentences
 
 
-def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
-    interval = _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed")
-    units = _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed")
-    hazard = _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg")
-    if interval is None and hazard is None and units is None:
-        if (claims["contrast"] == RELIANCE_CONTRAST).any():
-            return [
-                f"Too few patients (fewer than {SMALL_CELL}) had BoNT injections both before and after a selective "
-                "neurectomy or myectomy to tell whether they needed injections less often or smaller ones after it."
-            ]
-        return []
-    who = (
-        f"Among the {register.text(f'{TABLE}|reliance|surgery')} patients with a selective neurectomy or "
-        "myectomy and repeat BoNT injections, comparing each patient's injections after surgery with their own "
-        "before it"
-    )
+def _reliance_parts(interval: pd.Series | None, hazard: pd.Series | None, units: pd.Series | None) -> list[str]:
+    """The days between injections, the hazard of the next one and the units per session, in words."""
     parts = []
     if interval is not None:
         days = float(interval["estimate"])
@@ -263,34 +278,87 @@ def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
             f"each session used {_number(abs(change))} units {'fewer' if change < 0 else 'more'} "
             f"({_interval(units['ci_low'], units['ci_high'])})"
         )
-    sentences = [f"{who}, " + "; ".join(parts) + "."]
-    warned = [r for r in (interval, hazard, units) if r is not None and not bool(r["diagnostics_ok"])]
-    if warned:
-        sentences[0] += (
-            " Read with care: the fit of "
-            + " and of ".join(OUTCOME_WORDS.get(str(r["outcome"]), str(r["outcome"])) for r in warned)
-            + " warned (the estimate's note in the warehouse says how)."
-        )
-    drift_days = _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed_vs_bont_alone")
-    drift_units = _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed_vs_bont_alone")
-    if drift_days is not None or drift_units is not None:
-        compared = []
-        if drift_days is not None:
-            compared.append(
-                f"{_number(float(drift_days['estimate']), 0)} days between injections "
-                f"({_interval(drift_days['ci_low'], drift_days['ci_high'], 0)})"
-            )
-        if drift_units is not None:
-            compared.append(
-                f"{_number(float(drift_units['estimate']))} units per session "
-                f"({_interval(drift_units['ci_low'], drift_units['ci_high'])})"
-            )
+    return parts
+
+
+def _warned(rows: list[pd.Series | None]) -> str:
+    warned = [r for r in rows if r is not None and not bool(r["diagnostics_ok"])]
+    if not warned:
+        return ""
+    return (
+        " Read with care: the fit of "
+        + " and of ".join(OUTCOME_WORDS.get(str(r["outcome"]), str(r["outcome"])) for r in warned)
+        + " warned (the estimate's note in the warehouse says how)."
+    )
+
+
+def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
+    """The answer guarded against drift first (surgery patients against patients on BoNT alone over the same
+    session numbers), then the within-patient comparison as a sensitivity analysis, with its reason. No count
+    in these sentences: each model has its own patients (the claims table gives the groups)."""
+    guarded = [
+        _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed_vs_bont_alone"),
+        _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg_vs_bont_alone"),
+        _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed_vs_bont_alone"),
+    ]
+    within = [
+        _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed"),
+        _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg"),
+        _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed"),
+    ]
+    if all(r is None for r in [*guarded, *within]):
+        if (claims["contrast"] == RELIANCE_CONTRAST).any():
+            return [
+                f"Too few patients (fewer than {SMALL_CELL}) had BoNT injections both before and after a selective "
+                "neurectomy or myectomy to tell whether they needed injections less often or smaller ones after it."
+            ]
+        return []
+    sentences = []
+    if any(r is not None for r in guarded):
         sentences.append(
-            "Doses and intervals can drift over a course of injections whatever the surgery; compared over the "
-            f"same session numbers with the {register.text(f'{TABLE}|reliance|bont_alone')} patients on BoNT "
-            "alone, the change that comes with surgery was " + " and ".join(compared) + "."
+            "Patients with a selective neurectomy or myectomy and repeat BoNT injections, compared with patients on "
+            "BoNT alone over the same session numbers (so that the drift of doses and intervals over a course of "
+            "injections, which comes without surgery too, is taken out): "
+            + "; ".join(_reliance_parts(*guarded))
+            + "."
+            + _warned(guarded)
+        )
+    if any(r is not None for r in within):
+        lead = "As a sensitivity analysis, c" if sentences else "C"
+        sentences.append(
+            f"{lead}omparing each surgery patient's injections after surgery with their own before it: "
+            + "; ".join(_reliance_parts(*within))
+            + ". "
+            + (
+                "This within-patient change is not the answer: doses rise and intervals settle over the first "
+                "sessions whatever the surgery, and this comparison leaves that drift in."
+                if sentences
+                else "No comparison with patients on BoNT alone could be made, so this change may include the "
+                "drift of doses and intervals over a course of injections, which comes without surgery too."
+            )
+            + _warned(within)
         )
     return sentences
+
+
+def _printed_small(register: Register, groups: list[str]) -> bool:
+    """Whether the combinations table already prints each of these groups as "<11": saying "fewer than 11" of
+    them then tells a reader nothing the audited tables do not (a range or "suppressed" there would be narrowed)."""
+    keys = [f"combinations|{'combined' if '+' in g else 'single modality'}|{g}" for g in groups]
+    return all(k in register.cells and register.text(k) == SMALL_TEXT for k in keys)
+
+
+def untested_sentence(untested: list[tuple[str, str, list[str]]]) -> str:
+    """Which pairs could not be tested and why: (add-ons "PT+SN", background "BTX", its groups under 11)."""
+    if not untested:
+        return ""
+    said = [
+        f"{pair}{' on ' + _codes(base) if base else ''} (fewer than {SMALL_CELL} patients had "
+        + " or ".join(small)
+        + ")"
+        for pair, base, small in untested
+    ]
+    return f"Not tested, as each of a pair's four groups needs at least {SMALL_CELL} patients: " + "; ".join(said) + "."
 
 
 def section(
@@ -298,15 +366,17 @@ def section(
     estimates: pd.DataFrame,
     register: Register,
     design: AnalysisDesign,
-    baseline_sd: float | None,
+    untested_pairs: list[tuple[str, str, list[str]]] | None = None,
 ) -> list[dict[str, object]]:
     """The section's parts (title, sentences), after the audit; empty without any claim row."""
     if claims.empty:
         return []
+    synergy = synergy_sentences(claims, estimates, register, design)
+    untested = untested_sentence([u for u in untested_pairs or [] if _printed_small(register, u[2])])
     parts = [
         {
             "title": "Do modalities applied together do more than the sum of their parts?",
-            "sentences": synergy_sentences(claims, estimates, register, design, baseline_sd),
+            "sentences": [*synergy, untested] if untested else synergy,
         }
     ]
     reliance = reliance_sentences(claims, register)

@@ -12,25 +12,15 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import claims
-from pipeline.report.answer import VERDICT_RULES, AnswerRow, baseline_sd, lead_sentences
+from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences, short_words
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
-from pipeline.report.reading import PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
 from pipeline.report.report_figures import HALLMARKS, Figure
 from pipeline.report.suppression import SMALL_CELL, format_count
-from pipeline.report.tables import contrast_label, footnoted, outcome_label, rows_loaded_total
+from pipeline.report.tables import COVARIATE_WORDS, contrast_label, footnoted, outcome_label, rows_loaded_total
 from pipeline.report.words import _timepoint_words, summary_sentences
 
-COVARIATE_WORDS = {
-    "age_at_onset": "age at onset",
-    "sex": "sex",
-    "etiology": "cause of the palsy",
-    "onset_to_index_days": "time from onset to the index visit",
-    "prior_treatment": "earlier treatment",
-    "site_id": "site",
-    "side": "affected side",
-    "index_year": "year of the index visit",
-}
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 
 
@@ -72,7 +62,7 @@ def _answer_groups(rows: list[AnswerRow]) -> list[dict[str, object]]:
     groups: dict[str, dict[str, object]] = {}
     for row in rows:
         group = groups.setdefault(
-            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": row.yardstick.words, "rows": []}
+            row.outcome, {"outcome": outcome_label(row.outcome), "yardstick": short_words(row.yardstick), "rows": []}
         )
         group["rows"].append(_answer_payload(row))  # type: ignore[attr-defined]
     return list(groups.values())
@@ -120,6 +110,7 @@ def answer_section(parts: ReportParts) -> dict[str, object]:
         "summary": summary_sentences(parts.data, parts.tables["patient_flow"]["patients"].tolist(), parts.answer),
         "answer": _answer_groups(parts.answer),
         "answer_lead": lead_sentences(parts.answer, parts.design),
+        "answer_hidden": hidden_n_sentences(parts.answer, parts.design),
         "verdict_rules": VERDICT_RULES,
     }
 
@@ -167,6 +158,11 @@ def methods_section(parts: ReportParts) -> dict[str, object]:
         "exposure_window_days": design.get("exposure_window_days", 180),
         "baseline_lookback_days": design.get("baseline_lookback_days", 90),
         "timepoints": design.get("timepoints", []),
+        "yardsticks": [
+            {"outcome": outcome_label(o), "words": parts.design.yardsticks[o].words}
+            for o in MAIN_OUTCOMES
+            if o in parts.design.yardsticks
+        ],
     }
 
 
@@ -194,8 +190,11 @@ def quality_section(parts: ReportParts) -> dict[str, object]:
 def claims_section(parts: ReportParts) -> dict[str, object]:
     """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
     data = parts.data
-    baseline = baseline_sd(data.scores, parts.design.primary_outcome)
-    return {"claims": claims.section(data.claims, data.estimates, parts.audited.register, parts.design, baseline)}
+    return {
+        "claims": claims.section(
+            data.claims, data.estimates, parts.audited.register, parts.design, data.claim_patients.untested
+        )
+    }
 
 
 def safety_section(parts: ReportParts) -> dict[str, object]:

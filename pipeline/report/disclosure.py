@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import highspy
@@ -313,9 +313,15 @@ def _audit(registers: list[Register], only: list[Target] | None = None) -> tuple
     return result, problem
 
 
-def protect(current: Register, earlier: list[Register] | None = None, order: Sequence[str] = ()) -> dict[str, object]:
+def protect(
+    current: Register,
+    earlier: list[Register] | None = None,
+    order: Sequence[str] = (),
+    headline: Collection[str] = (),
+) -> dict[str, object]:
     """Give up detail in ``current`` until no count from 1 to 10 can be worked out; return the audit's record
-    for the manifest. ``order``: tables whose counts are given up first (the rest after them).
+    for the manifest. ``order``: tables whose counts are given up first (the rest after them); ``headline``:
+    keys of the counts given up after every table (and, with them, every count of the same patients).
     Raises :class:`DisclosureError` when nothing in this release can be given up to prevent a leak."""
     registers = [*(earlier or []), current]
     ranked = {table: rank for rank, table in enumerate(order)}
@@ -342,9 +348,21 @@ def protect(current: Register, earlier: list[Register] | None = None, order: Seq
                 and problem.keys[position] not in printed_before
             )
 
-        def priority(position: int, problem: _Problem = problem) -> tuple[int, int, str]:
+        # A count is given up with every twin (the same patients, printed the same way: _give_up), so it ranks
+        # as its most important twin: a detail table's copy of the headline is not the cheap one to give up.
+        rank_of: dict[bytes, int] = {}
+        for p, (r, c) in enumerate(problem.cells):
+            if r == len(registers) - 1:
+                key = problem.keys[p]
+                rank = len(ranked) + 1 if c.key in headline else ranked.get(c.table, len(ranked))
+                rank_of[key] = max(rank_of.get(key, -1), rank)
+
+        def priority(
+            position: int, problem: _Problem = problem, rank_of: dict[bytes, int] = rank_of
+        ) -> tuple[int, int, str]:
             cell = problem.cells[position][1]
-            return ranked.get(cell.table, len(ranked)), cell.value, cell.key
+            rank = rank_of.get(problem.keys[position], ranked.get(cell.table, len(ranked)))
+            return rank, cell.value, cell.key
 
         touched: set[bytes] = set()
         for leak in result.leaks:
@@ -397,8 +415,9 @@ def _relieve(
     changed: dict[str, str],
 ) -> bytes:
     """Give up one count for the leak, the first by ``priority`` among the counts it is read from: a count
-    holding it (or held by it) is printed as a range of ten that leaves the leak known only as "1 to 10", or
-    widened, or hidden when already ranged; any other count that pins it (non-zero shadow price) is hidden.
+    holding it, held by it or beside it (no patient in common) is printed as a range of ten that leaves the
+    leak known only as "1 to 10", or widened, or hidden when already ranged; any other count that pins it
+    (non-zero shadow price) is hidden.
     Returns the key of the count given up (b"" when none could be)."""
     true = int(problem.sizes[list(leak.target.atoms)].sum())
     holds = dict(leak.target.ranges)
@@ -408,21 +427,28 @@ def _relieve(
     def hidden(p: int) -> bool:
         return problem.cells[p][1].status == SECONDARY
 
-    candidates = sorted(
-        {p for p in [*holds, *leak.binding] if movable(p)},
-        key=lambda p: (hidden(p), priority(p)[0], p not in holds, priority(p)),
-    )
+    pool = {p for p in [*holds, *leak.binding] if movable(p)}
+    # A count holding the leak that does not pin it (a total a reader has anyway from other counts, with no
+    # shadow price) would be given up for nothing: only those that pin it, where any can be given up.
+    pinning = pool & set(leak.binding)
+    candidates = sorted(pinning or pool, key=lambda p: (hidden(p), priority(p)[0], p not in holds, priority(p)))
+    atoms = set(leak.target.atoms)
     if not candidates:
-        atoms = set(leak.target.atoms)
         overlapping = [p for p in range(len(problem.cells)) if movable(p) and atoms & set(problem.atoms_of(p).tolist())]
         candidates = sorted(overlapping, key=lambda p: (hidden(p), priority(p)))[:1]
     for position in candidates:
         cell = problem.cells[position][1]
         if cell.status == SECONDARY:  # "suppressed" still says 11 or more (e.g. against an earlier range)
             return _give_up(problem, position, WITHHELD, None, None, changed)
-        if position not in holds or cell.status == SMALL or cell.value < SMALL_CELL:
+        inside = holds.get(position)
+        if inside is None and cell.status in (SHOWN, RANGE) and not atoms & set(problem.atoms_of(position).tolist()):
+            # A part beside the leak (a total minus its parts): a range of ten leaves the leak "1 to 10" as well,
+            # and keeps a count a reader wants (the answer's n) printed nearly whole rather than hidden. The
+            # audit is run again after: where the range does not settle it, more is given up.
+            inside = False
+        if inside is None or cell.status == SMALL or cell.value < SMALL_CELL:
             return _give_up(problem, position, SECONDARY, None, None, changed)
-        if holds[position]:  # the leak lies inside the cell
+        if inside:  # the leak lies inside the cell
             low, high = cell.value - true + 1, cell.value - true + SMALL_CELL - 1
         else:
             low, high = cell.value + true - SMALL_CELL + 1, cell.value + true - 1

@@ -55,9 +55,17 @@ def trajectory_figure(
     group. ``summary``: outcome, group, timepoint, n, mean, ci_low, ci_high, shown (from
     :func:`pipeline.report.suppression.safe_summary`: only shown points are drawn). ``labels``: outcome ->
     (name, scale, higher_is_better); ``months``: each timepoint's months from baseline (the design's)."""
-    figure = Figure(figsize=(6.4, 3.4 * len(outcomes)), layout="constrained")
-    axes = figure.subplots(len(outcomes), 1, squeeze=False)[:, 0]
-    for axis, outcome in zip(axes, outcomes, strict=True):
+    # Four or more outcomes: two panels a row, so that the figure prints at its own size (text 8 pt and up)
+    # in half a page rather than shrunk into a whole one.
+    columns = 2 if len(outcomes) >= 4 else 1
+    rows_of = -(-len(outcomes) // columns)
+    size = (7.2, 2.9 * rows_of) if columns == 2 else (6.4, 3.4 * len(outcomes))
+    figure = Figure(figsize=size, layout="constrained")
+    grid = figure.subplots(rows_of, columns, squeeze=False)
+    axes = list(grid.ravel())
+    for spare in axes[len(outcomes) :]:
+        spare.set_visible(False)
+    for axis, outcome in zip(axes, outcomes, strict=False):
         name, scale, higher = labels[outcome]
         drawn = False
         for offset, (group, (colour, marker, line)) in zip((-0.15, 0.15), GROUP_STYLE.items(), strict=True):
@@ -80,15 +88,20 @@ def trajectory_figure(
                 label="Combined treatment" if group == "combined" else "Single modality",
             )
             drawn = True
-        axis.set_title(f"{name}: mean and 95% CI by group", fontsize=11, loc="left")
-        axis.set_ylabel(f"{scale}\n{direction_words(higher)}", fontsize=9)
-        axis.set_xlabel("Months from the start of treatment (0 = baseline)", fontsize=9)
+        axis.set_title(name if columns == 2 else f"{name}: mean and 95% CI by group", fontsize=10, loc="left")
+        axis.set_ylabel(f"{scale}\n{direction_words(higher)}", fontsize=MIN_FONT if columns == 2 else 9)
+        axis.set_xlabel(
+            "Months from the start of treatment"
+            if columns == 2
+            else "Months from the start of treatment (0 = baseline)",
+            fontsize=MIN_FONT if columns == 2 else 9,
+        )
         ticks = sorted(months.values())
         axis.set_xticks(ticks, ["Baseline" if m == 0 else str(m) for m in ticks])
         axis.set_xlim(-1, max(ticks) + 1)
         axis.grid(axis="y", alpha=0.3)
         if drawn:
-            axis.legend(loc="best", fontsize=9, frameon=False)
+            axis.legend(loc="best", fontsize=MIN_FONT if columns == 2 else 9, frameon=False)
         else:
             axis.text(
                 0.5,
@@ -264,8 +277,8 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
     figure.suptitle(title, fontsize=11, x=0.01, ha="left")
     figure.supxlabel(
         "Difference in improvement, first group minus second (each outcome in its own points); right of 0: the "
-        "first group improved more.\nDashed green line: the important-change yardstick (MIC, or SDC where no MIC "
-        "is published).",
+        "first group improved more.\nDashed green line: the important-difference yardstick fixed in the design "
+        "(MIC, or half a reference SD).",
         fontsize=MIN_FONT,
         x=0.01,
         ha="left",

@@ -12,7 +12,14 @@ import pandas as pd
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report.published_counts import PATIENT, keys
 from pipeline.report.register import Register
-from pipeline.report.suppression import COMPLEMENTARY, SUPPRESSED, flow_counts, flow_excluded, is_small
+from pipeline.report.suppression import (
+    COMPLEMENTARY,
+    SUPPRESSED,
+    flow_counts,
+    flow_excluded,
+    format_count,
+    is_small,
+)
 from pipeline.report.tables import flow_table, outcome_label
 
 FLOW_GROUPS = ("single modality", "combined")
@@ -75,12 +82,20 @@ def grouped_flow_table(patients: pd.DataFrame, steps: list[FlowStep]) -> pd.Data
     chosen = step_patients(patients, steps)
     table = flow_table([(s.label, len(p)) for s, p in zip(steps, chosen, strict=True)])
     counts = {g: [int((p["group"] == g).sum()) for p in chosen[GROUPED_FROM:]] for g in FLOW_GROUPS}
-    remaining, excluded = _group_cells(counts)
+    remaining, _ = _group_cells(counts)
     blank = [""] * GROUPED_FROM
+    # By group only where a reader needs it: where the groups are fixed and the analysis they end in (whose
+    # counts are the answer's n). Every step between, and the groups' exclusions, would be more overlapping counts
+    # for the audit to give up, the headline among them (docs/disclosure.md, the publication plan).
+    last = len(steps) - 1 - GROUPED_FROM
     for g in FLOW_GROUPS:
-        table[g] = blank + remaining[g]
+        table[g] = blank + [text if i in (0, last) else "" for i, text in enumerate(remaining[g])]
+        # The analysis' groups as the answer prints them (the same patients): exactly, the audit deciding, so
+        # that the flow never prints a range where the answer prints the number.
+        table.loc[len(steps) - 1, g] = format_count(counts[g][last])
+    table.loc[len(steps) - 1, "patients"] = format_count(len(chosen[-1]))
     for g in FLOW_GROUPS:
-        table[f"{g} excluded"] = blank + [""] + excluded[g][1:]
+        table[f"{g} excluded"] = [""] * len(steps)
     return table
 
 

@@ -10,6 +10,8 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import claims, queries
+from pipeline.report.answer import ANSWER_TABLE, register_answer_n
+from pipeline.report.answer import METHOD as ANSWER_METHOD
 from pipeline.report.balance import primary_balance, with_smd
 from pipeline.report.disclosure import protect
 from pipeline.report.flow import grouped_flow_table, register_flow_groups, step_patients
@@ -103,6 +105,7 @@ GIVE_UP_FIRST = (
     "table1",
     "combinations",
     "patient_flow",
+    ANSWER_TABLE,  # the answer's group sizes, last: the headline
 )
 OTHER_ORDERS = f"other orders (each fewer than {SMALL_CELL} patients)"
 TABLE1_CATEGORICAL = {
@@ -119,6 +122,7 @@ def published_register(
     design = data.design
     assert design is not None
     register = Register(release)
+    tables[ANSWER_TABLE] = register_answer_n(register, data.estimates, data.members, design, MAIN_OUTCOMES)
     fill_register(
         register,
         tables,
@@ -170,8 +174,29 @@ def responder_groups_of(data: WarehouseData) -> list[dict[str, object]]:
     design = data.design
     assert design is not None
     return responder_groups(
-        data.estimates, data.primary_changes, data.members.estimates, design.primary_timepoint, MAIN_OUTCOMES
+        data.estimates,
+        data.primary_changes,
+        data.members.estimates,
+        design.primary_timepoint,
+        MAIN_OUTCOMES,
+        design.higher_is_better,
     )
+
+
+# Methods fitted on patients of their own (every timepoint; every patient with a baseline): their n is not
+# printed. Each is a count a little larger than the analysis' n beside it, so a small difference for the audit
+# to give up, and the reader needs the analysis' n only (the warehouse keeps theirs).
+OWN_POPULATION_METHODS = ("mixed", "mice")
+
+
+def own_population_n(table: pd.DataFrame, estimates: pd.DataFrame) -> pd.DataFrame:
+    """The estimates table with the n blank on the rows of methods fitted on patients of their own: each
+    comparison's n is printed once per outcome and timepoint, on the rows of the methods that share it."""
+    if table.empty:
+        return table
+    own = estimates["method"].isin(OWN_POPULATION_METHODS).to_numpy()
+    table.loc[own, ["n first group", "n second group"]] = ""
+    return table
 
 
 def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -203,8 +228,10 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "groups_by_year": by_year_table(by_year_counts)[0],
         "bont_dose_by_session": dose_table(data.doses, queries.MAX_SESSION),
         "trajectories": trajectory_table(data.trajectories, labels),
-        "estimates": estimates_table(data.estimates, labels),
-        "estimates_primary": estimates_table(primary, labels).drop(columns=["contrast", "timepoint"]),
+        "estimates": own_population_n(estimates_table(data.estimates, labels), data.estimates),
+        "estimates_primary": own_population_n(estimates_table(primary, labels), primary).drop(
+            columns=["contrast", "timepoint"]
+        ),
         "propensity_diagnostics": _diagnostics_table(data.diagnostics, data.estimates, design),
         "preference_overlap": overlap_table(overlap_scores(data)),
         "responder_shares": responder_table(responder_groups_of(data)),
@@ -218,6 +245,14 @@ def printed_tables(data: WarehouseData) -> tuple[dict[str, pd.DataFrame], pd.Dat
         "quarter_refused_drops": quarter_refusals_table(data.refused),
     }
     return tables, primary
+
+
+def headline_keys(design: AnalysisDesign, tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The primary comparison's group sizes on the primary outcome (printed in the answer, its forest plot and
+    the key findings) and their total, the flow's last step: the last counts the audit gives up."""
+    at, outcome = design.primary_timepoint, design.primary_outcome
+    groups = [f"estimates|{PRIMARY_CONTRAST}|{outcome}|{at}|{ANSWER_METHOD}|{side}" for side in (0, 1)]
+    return [*groups, f"flow|{len(tables['patient_flow']) - 1}"]
 
 
 @dataclass
@@ -243,7 +278,7 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
     tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     if data.safety is not None:
         register_safety(register, tables["safety"], data.safety)
-    disclosure = protect(register, earlier, GIVE_UP_FIRST)
+    disclosure = protect(register, earlier, GIVE_UP_FIRST, headline_keys(design, tables))
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)
     # No rate, share or median beside a count the audit hid; then the Safety section's sentences.

@@ -211,10 +211,10 @@ def forest_figures(inputs: FigureInputs) -> list[Figure]:
             f"Combined vs single modality at {at_words}: every outcome",
             "Each row is one outcome on its own axis: the adjusted difference in improvement from baseline "
             "(combined minus single modality) with its 95% confidence interval; right of zero, combined treatment "
-            "improved more, also where a lower score is better. The dashed line is the outcome's important-change "
-            "yardstick (minimal important change, or smallest detectable change where none is published); no line: "
-            "none is published. At the left the number of patients in each group; at the right the estimate, its "
-            "interval and the verdict.",
+            "improved more, also where a lower score is better. The dashed line is the outcome's "
+            "important-difference yardstick, fixed in the design (a published minimal important change, or half a "
+            "reference baseline SD; see Methods); no line: none. At the left the number of patients in each group; "
+            "at the right the estimate, its interval and the verdict.",
             figures.png_bytes(primary_forest),
         )
     ]

@@ -1,7 +1,10 @@
 """Per-group responder shares beside the adjusted risk difference: of each group of a comparison (the patients of
 its responder estimate), how many improved by at least the outcome's individual threshold (the one the model
-used, from the estimate's note). Counts go through the register; a share is printed only where its count and the
-group's n both are."""
+used, from the estimate's note), improvement read in the outcome's own direction (the design's
+``higher_is_better``: a fall in SAQ is an improvement; the responder row's own flag is true for every row, as
+"more responders" is better). Counts go through the register; a share is printed only where its count and the
+group's n both are. Fewer than ``MIN_RESPONDERS`` responders (or non-responders) in a group: too few to
+compare, and no difference is printed (the models refuse it too, pipeline/models/responders.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ import pandas as pd
 
 from pipeline.report.published_counts import keys
 from pipeline.report.register import Register
-from pipeline.report.suppression import COMPLEMENTARY, SUPPRESSED, format_count, is_small
+from pipeline.report.suppression import COMPLEMENTARY, SMALL_CELL, SUPPRESSED, format_count, is_small
 from pipeline.report.tables import contrast_label, outcome_label
 
 TABLE = "responder_shares"
 COLUMNS = ["comparison", "outcome", "group", "threshold, points", "responders", "share of the group"]
+MIN_RESPONDERS = SMALL_CELL
+TOO_FEW = "too few responders to compare"
 THRESHOLD = re.compile(r"responder: own improvement of at least ([0-9.]+(?:e[+-]?\d+)?) points")
 
 
@@ -30,9 +35,10 @@ def responder_groups(
     members: dict[tuple[str, str, str, str], tuple[list, list]],
     timepoint: str,
     outcomes: tuple[str, ...],
+    higher_is_better: dict[str, bool],
 ) -> list[dict[str, object]]:
     """One entry per group of each responder estimate at ``timepoint`` on ``outcomes``: its patients and the
-    responders among them."""
+    responders among them, improvement in each outcome's own direction (``higher_is_better``, the design's)."""
     if estimates.empty:
         return []
     chosen = (estimates["method"] == "responder") & (estimates["timepoint"] == timepoint)
@@ -47,7 +53,7 @@ def responder_groups(
         if threshold is None or found is None or str(r.outcome) not in by_outcome:
             continue
         change = by_outcome[str(r.outcome)]
-        sign = 1.0 if bool(r.higher_is_better) else -1.0
+        sign = 1.0 if higher_is_better.get(str(r.outcome), True) else -1.0
         first, second = contrast_groups(str(r.contrast))
         for side, group in ((0, first), (1, second)):
             patients = [tuple(p) for p in found[side]]
@@ -122,6 +128,17 @@ def finish(table: pd.DataFrame, groups: list[dict[str, object]], register: Regis
         n_key = f"estimates|{g['contrast']}|{g['outcome']}|{timepoint}|responder|{g['side']}"
         if not (register.shown(cell_key(g, timepoint)) and register.shown(n_key)):
             table.iloc[i, table.columns.get_loc("share of the group")] = ""
+
+
+def too_few(groups: list[dict[str, object]]) -> set[tuple[str, str]]:
+    """(contrast, outcome) of the comparisons with fewer than MIN_RESPONDERS responders or non-responders in a
+    group: no difference is printed for them."""
+    out = set()
+    for g in groups:
+        n, r = len(g["patients"]), len(g["responders"])  # type: ignore[arg-type]
+        if min(r, n - r) < MIN_RESPONDERS:
+            out.add((str(g["contrast"]), str(g["outcome"])))
+    return out
 
 
 def share_words(table: pd.DataFrame) -> dict[tuple[str, str], str]:

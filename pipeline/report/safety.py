@@ -7,7 +7,8 @@ complication recorded: patients at risk, patients with it, the rate per 100 with
 resolved and the median days to resolution.
 
 The small-cell rule, as everywhere in the report: a count from 1 to 10 prints ``<11``; a rate, interval,
-share or median that would reveal one (or rest on fewer than 11 patients) is not shown; the patients
+share or median that would reveal one (or rest on fewer than 11 patients) is not shown, and the sentence gives
+the count's bounds instead ("1 to 10 of the 35 patients, 3% to 29%": what "<11" says, not "rare"); the patients
 without the complication and those not resolved are registered as implied counts, so the disclosure audit
 hides more where a difference of printed numbers would give one away. The words are written after the
 audit, from what the table finally prints.
@@ -216,6 +217,11 @@ def finish_safety(table: pd.DataFrame, data: SafetyData, register: Register) -> 
     return sentences
 
 
+def _bounds(low: int, high: int, whole: int) -> str:
+    """The shares of ``whole`` that a count known only to lie from ``low`` to ``high`` spans, e.g. "3% to 29%"."""
+    return f"{100 * low / whole:.0f}% to {100 * high / whole:.0f}%"
+
+
 def _sentence(printed: pd.Series, r: object, register: Register, key: dict[str, str]) -> str:
     group, code = str(r.group_code), str(r.code)  # type: ignore[attr-defined]
     modality, after = MODALITY_WORDS[group]
@@ -226,12 +232,18 @@ def _sentence(printed: pd.Series, r: object, register: Register, key: dict[str, 
     rate = printed["rate per 100 (95% CI)"]
     if not rate:
         cell = register.cells[key["with"]]
+        whole = register.cells[key["at_risk"]].value
         if cell.status == SMALL:
-            return f"Fewer than {SMALL_CELL} of the {at_risk} patients {after} had {what}: too few to give a rate."
-        if cell.status == RANGE:
+            # The bounds a reader has from "<11" anyway, as shares of the group: "rare" it may not be.
             return (
-                f"Between {cell.low} and {cell.high} of the {at_risk} patients {after} had {what} (a range, so that "
-                "a smaller number cannot be worked out from the others; no rate is given)."
+                f"1 to {SMALL_CELL - 1} of the {at_risk} patients {after} had {what}, "
+                f"{_bounds(1, SMALL_CELL - 1, whole)} (no count from 1 to {SMALL_CELL - 1} is printed exactly)."
+            )
+        if cell.status == RANGE and cell.low is not None and cell.high is not None:
+            return (
+                f"{cell.low} to {cell.high} of the {at_risk} patients {after} had {what}, "
+                f"{_bounds(cell.low, cell.high, whole)} (a range, so that a smaller number cannot be worked out "
+                "from the others)."
             )
         return (
             f"How many of the {at_risk} patients {after} had {what} is not shown, so that a smaller number cannot "

@@ -8,6 +8,7 @@ suppression: at least two cells hidden, together adding up to 11 or more.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import pandas as pd
@@ -209,6 +210,9 @@ def has_e_value(record: object) -> bool:
 
 
 SIGN_REVERSED = "sign reversed: above 0, the first group improved more"
+# The estimates tables' difference: the warehouse's model_estimates.benefit (above 0: the first group did better),
+# for ordinal rows the odds ratio as fitted; the warehouse's `estimate` is the difference in change as fitted.
+BENEFIT = "benefit"
 
 
 def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -> pd.DataFrame:
@@ -235,7 +239,7 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
                 + ("" if record.higher_is_better else f"; {SIGN_REVERSED}")
                 + ")",
                 "timepoint": timepoint_labels.get(record.timepoint, record.timepoint),
-                "estimate": (
+                BENEFIT: (
                     f"{record.estimate:.2f}" if record.method == "ordinal" else f"{sign * record.estimate + 0.0:.1f}"
                 )
                 if shown
@@ -259,7 +263,7 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
             "method",
             "outcome",
             "timepoint",
-            "estimate",
+            BENEFIT,
             "95% CI",
             "p",
             "p (Holm)",
@@ -274,6 +278,41 @@ def estimates_table(estimates: pd.DataFrame, timepoint_labels: dict[str, str]) -
     )
 
 
+# The models' covariates in words (model_runs.settings.covariates, the terms of their notes).
+COVARIATE_WORDS = {
+    "age_at_onset": "age at onset",
+    "sex": "sex",
+    "etiology": "cause of the palsy",
+    "onset_to_index_days": "time from onset to the index visit",
+    "prior_treatment": "earlier treatment",
+    "site_id": "site",
+    "side": "affected side",
+    "index_year": "year of the index visit",
+    "baseline_value": "baseline score",
+}
+_TERM = re.compile(r"\b(severity|missing|spline)\[([^\[\]]*(?:\[[^\[\]]*\][^\[\]]*)?)\](?:_at\[(\w+)\])?")
+_CODE = re.compile(
+    r"\b(" + "|".join(sorted(map(re.escape, [*OUTCOME_LABELS, *COVARIATE_WORDS]), key=len, reverse=True)) + r")\b"
+)
+
+
+def readable(note: str) -> str:
+    """A model's note with its terms in words: ``severity[saq]`` -> "baseline SAQ", ``missing[saq]`` -> "SAQ
+    missing at baseline", ``spline[severity[saq],1]`` -> "baseline SAQ (spline 1)", codes -> labels."""
+
+    def term(match: re.Match[str]) -> str:
+        kind, inner, at = match.group(1), match.group(2), match.group(3)
+        when = f" at {at}" if at else ""
+        if kind == "spline":
+            base, _, knot = inner.rpartition(",")
+            return f"{readable(base)} (spline {knot}){when}"
+        name = COVARIATE_WORDS.get(inner) or outcome_label(inner)
+        return f"baseline {name}{when}" if kind == "severity" else f"{name} missing at baseline{when}"
+
+    text = _TERM.sub(term, str(note))
+    return _CODE.sub(lambda m: COVARIATE_WORDS.get(m.group(1)) or outcome_label(m.group(1)), text)
+
+
 def footnoted(frame: pd.DataFrame, column: str = "note") -> tuple[pd.DataFrame, list[str]]:
     """The column's notes as footnote numbers ("1, 3"), and the distinct notes in order of first use.
 
@@ -283,7 +322,7 @@ def footnoted(frame: pd.DataFrame, column: str = "note") -> tuple[pd.DataFrame, 
     numbers: dict[str, int] = {}
     cells = []
     for text in frame[column]:
-        parts = [part.strip() for part in str(text).split("; ") if part.strip()]
+        parts = [readable(part.strip()) for part in str(text).split("; ") if part.strip()]
         # In ascending order within a cell: "1, 2, 5", never "5, 1, 2".
         cells.append(", ".join(str(n) for n in sorted({numbers.setdefault(part, len(numbers) + 1) for part in parts})))
     return frame.assign(**{column: cells}), list(numbers)

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.report.figures import MIN_FONT, _message, png_bytes
+from pipeline.report.tables import outcome_label
 
 ESTIMATE_FILE = "primary_estimate.json"
 INDEX_FILE = "index.json"
@@ -82,7 +83,7 @@ def trend_table(published: Path | None, release: str, own: dict[str, object]) ->
         [
             [
                 r["release"],
-                r["outcome"],
+                outcome_label(str(r["outcome"])),
                 r["timepoint"],
                 "" if r["better"] is None else f"{r['better']:+.1f}",
                 "" if r["low"] is None else f"{r['low']:+.1f}",

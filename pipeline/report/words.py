@@ -91,10 +91,16 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[A
     assert design is not None
     answer = answer or []
     at = design.primary_timepoint
+    primary = next((r for r in answer if r.contrast == PRIMARY_CONTRAST and r.outcome == design.primary_outcome), None)
+    split = (
+        f": {primary.n_first} {primary.first}, {primary.n_second} {primary.second} modality"
+        if primary is not None and primary.n_first and primary.n_second
+        else ""
+    )
     sentences = [
         f"The data hold {flow_shown[0]} patients; {flow_shown[2]} could be classified by the "
         f"treatments they started in the exposure window, and {flow_shown[-1]} of these have a baseline and a "
-        f"{design.months[at]}-month {outcome_label(design.primary_outcome)} score (the primary analysis)."
+        f"{design.months[at]}-month {outcome_label(design.primary_outcome)} score (the primary analysis{split})."
     ]
     if data.estimates.empty:
         sentences.append("No comparative model has been run on this warehouse yet.")
@@ -109,9 +115,10 @@ def summary_sentences(data: WarehouseData, flow_shown: list[str], answer: list[A
     adjusted = _pick(data.estimates, "ancova", keys[0], at)
     crude = _pick(data.estimates, "unadjusted", keys[0], at)
     if adjusted is not None and crude is not None and shown_estimate(adjusted) and shown_estimate(crude):
+        better, low, high = _improvement(crude)  # the report's sign: above 0, combined improved more
         sentences.append(
-            f"Before adjustment the {outcome_label(keys[0])} difference was "
-            f"{crude['estimate']:.1f} points (95% CI {crude['ci_low']:.1f} to {crude['ci_high']:.1f}); "
+            f"Before adjustment the {outcome_label(keys[0])} difference in improvement was "
+            f"{better:.1f} points (95% CI {low:.1f} to {high:.1f}); "
             "the adjusted figure is the one to use, because patients are not given combined "
             "treatment at random: those with worse scores at baseline more often are."
         )
@@ -138,10 +145,8 @@ def weighted_sentences(
         if weighted is None or too_small(weighted):
             continue
         if shown_estimate(weighted):
-            passed.append(
-                f"the {outcome_label(outcome)} ({weighted['estimate']:.1f} points, 95% CI "
-                f"{weighted['ci_low']:.1f} to {weighted['ci_high']:.1f})"
-            )
+            better, low, high = _improvement(weighted)
+            passed.append(f"the {outcome_label(outcome)} ({better:.1f} points, 95% CI {low:.1f} to {high:.1f})")
         else:
             worst = ""
             if diagnostics is not None and len(diagnostics):

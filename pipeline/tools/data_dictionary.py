@@ -17,8 +17,11 @@ from pipeline.warehouse import PUBLISHED_TABLES
 EXAMPLES: tuple[tuple[str, str], ...] = (
     (
         "The primary comparison: combined vs single treatment at 12 months, every method",
-        "SELECT method, outcome, round(estimate, 2) AS estimate, round(ci_low, 2) AS ci_low,\n"
-        "       round(ci_high, 2) AS ci_high, p_adjusted, n_treated, n_control, diagnostics_ok, note\n"
+        "-- estimate: the difference in change as fitted; benefit: signed so that above 0 the first group did\n"
+        "-- better (the report's convention: SAQ, lower is better, has opposite signs in the two)\n"
+        "SELECT method, outcome, round(estimate, 2) AS estimate, round(benefit, 2) AS benefit,\n"
+        "       round(benefit_ci_low, 2) AS benefit_ci_low, round(benefit_ci_high, 2) AS benefit_ci_high,\n"
+        "       p_adjusted, n_treated, n_control, diagnostics_ok, note\n"
         "FROM model_estimates\n"
         "WHERE contrast = 'combined_vs_single' AND timepoint = '12m'\n"
         "  AND run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1)\n"
@@ -150,6 +153,13 @@ def render(con: duckdb.DuckDBPyConnection) -> str:
         "session that writes to it (DuckDB opens a file read-write by default) leaves a write-ahead log",
         "beside it, which the next publication moves to `staging/set_aside/` (docs/runbook.md): keep",
         "scratch tables in a database of your own.",
+        "",
+        "Signs: `model_estimates.estimate` is the difference as fitted (first group minus second, in the",
+        "outcome's own direction: for SAQ, lower is better, an improvement is negative); `benefit` (with",
+        "`benefit_ci_low`, `benefit_ci_high`) is the same difference signed so that above 0 the first group did",
+        "better, the convention of the report (its estimates tables' `benefit` column is this one). Each model",
+        "run keeps its rows: select the latest with `run_id = (SELECT run_id FROM model_runs ORDER BY",
+        "started_at DESC LIMIT 1)`, as the examples below do.",
         "",
         "## Tables",
         "",

@@ -41,6 +41,22 @@ def test_responder_risk_difference_recovers_a_known_difference() -> None:
     assert null.ci_low < 0 < null.ci_high
 
 
+def test_too_few_responders_in_a_group_is_not_estimated() -> None:
+    rng = np.random.default_rng(3)
+    frame = _frame(rng, 200)
+    # SAQ (lower is better): ten patients of the first group fall by 30 points, no one else responds.
+    first = frame.index[frame["treated"] == 1][:10]
+    frame["change"] = 0.0
+    frame.loc[first, "change"] = -30.0
+    result = responder_difference(frame, SETTINGS, higher_is_better=False, threshold=28.2, threshold_words="test")
+    assert not result.diagnostics_ok and "too few responders to compare" in result.note
+    # Eleven or more responders and non-responders in each group: estimated.
+    frame.loc[frame.index[frame["treated"] == 1][:15], "change"] = -30.0
+    frame.loc[frame.index[frame["treated"] == 0][:12], "change"] = -30.0
+    result = responder_difference(frame, SETTINGS, higher_is_better=False, threshold=28.2, threshold_words="test")
+    assert result.diagnostics_ok
+
+
 def test_ordinal_model_recovers_a_known_odds_ratio_of_a_better_grade() -> None:
     rng = np.random.default_rng(11)
     frame = _frame(rng, 1500)

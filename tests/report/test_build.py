@@ -211,9 +211,12 @@ def test_published_counts_are_suppressed(report: Path) -> None:
     combinations = {row["combination"]: row["patients"] for row in read_csv(report.parent / "combinations.csv")}
     assert combinations["BTX+PT+SN"] == "<11"
     flow = [row["patients"] for row in read_csv(report.parent / "patient_flow.csv")]
-    # 160 received, 156 classifiable: 4 lost is a small cell. The classifiable count (which Table 1 and the
-    # combinations add up to) is shown, so the number received is the range.
-    assert flow[0] == "157 to 166" and flow[2] == "156"
+    # 160 received, 156 classifiable, 147 in the primary analysis: 4 and 9 lost are small cells. The primary
+    # analysis and its groups (the answer's n) are the headline, printed exactly; the audit gives up the
+    # classifiable count (and the received one is a range) instead.
+    assert flow[0] == "157 to 166" and flow[2] == "suppressed" and flow[4] == "147"
+    answer = read_csv(report.parent / "answer.csv")
+    assert (answer[0]["n first group"], answer[0]["n second group"]) == ("79", "68")
     assert [row["excluded at this step"] for row in read_csv(report.parent / "patient_flow.csv")][1:3] == [
         "suppressed",
         "<11",
@@ -246,7 +249,7 @@ def test_published_counts_are_suppressed(report: Path) -> None:
             r"[1-9]|10", row["n second group"]
         )
         if row["n first group"] == "<11" or row["n second group"] == "<11":
-            assert row["estimate"] == "" and row["95% CI"] == "" and "fewer than 11" in row["note"]
+            assert row["benefit"] == "" and row["95% CI"] == "" and "fewer than 11" in row["note"]
 
 
 def test_trajectory_means_on_fewer_than_11_patients_are_hidden(report: Path) -> None:
@@ -332,17 +335,17 @@ def test_estimates_table_hides_small_and_failed_estimates() -> None:
         ]
     )
     table = estimates_table(rows, {"12m": "12 months"})
-    assert table.loc[0, ["estimate", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
+    assert table.loc[0, ["benefit", "95% CI", "p", "p (Holm)", "n first group"]].tolist() == [
         "6.0",
         "4.0 to 8.1",
         "<0.001",
         "<0.001",
         "40",
     ]
-    assert table.loc[1, ["estimate", "95% CI", "p", "n first group"]].tolist() == ["", "", "", "<11"]
+    assert table.loc[1, ["benefit", "95% CI", "p", "n first group"]].tolist() == ["", "", "", "<11"]
     assert table.loc[1, "note"] == "not estimated: fewer than 11 patients in a group"
-    assert table.loc[2, "estimate"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
-    assert table.loc[3, "estimate"] == "" and table.loc[3, "note"] == "fit failed: singular"
+    assert table.loc[2, "benefit"] == "" and table.loc[2, "note"] == "not shown, diagnostics did not pass: no overlap"
+    assert table.loc[3, "benefit"] == "" and table.loc[3, "note"] == "fit failed: singular"
     assert table.loc[0, "outcome"] == "Sunnybrook composite (higher is better)"
 
 

@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report.claims import ClaimPatients, register_counts, section, split_claims, synergy_verdict
+from pipeline.report.claims import (
+    ClaimPatients,
+    register_counts,
+    section,
+    split_claims,
+    synergy_verdict,
+    untested_pairs,
+)
 from pipeline.report.disclosure import protect
 from pipeline.report.register import Register
+from pipeline.yardsticks import yardstick
 
 DESIGN = AnalysisDesign(
     timepoints=("12m",),
@@ -18,6 +28,7 @@ DESIGN = AnalysisDesign(
     outcomes=("sunnybrook_composite",),
     higher_is_better={"sunnybrook_composite": True},
     primary_outcome="sunnybrook_composite",
+    yardsticks={"sunnybrook_composite": yardstick("sunnybrook_composite")},
 )
 PAIR = "synergy:PT+SN|BTX"
 
@@ -67,7 +78,7 @@ def rendered(synergy: tuple[float, float, float], sizes: dict[str, int] = FOUR) 
     register = Register("2026-Q3")
     register_counts(register, patients(sizes))
     protect(register, [], ())
-    return section(claims_rows(synergy), pd.DataFrame(), register, DESIGN, 12.0), register
+    return section(claims_rows(synergy), pd.DataFrame(), register, DESIGN), register
 
 
 def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
@@ -78,14 +89,13 @@ def test_the_synergy_sentence_a_surgeon_can_repeat() -> None:
     )
     assert "than the sum of adding each alone (95% CI 0.6 to 4.2;" in sentence
     assert "BTX 300, BTX+PT 120, BTX+SN 40, BTX+PT+SN 60" in sentence
-    # The yardstick: the SDC from the baseline SD given (12), as the answer section reads it.
-    assert sentence.endswith(
-        ": the data show synergy, though smaller than the SDC 11.0 (ICC 0.89, Neely et al. 2010, with these data's SD)."
-    )
+    # The yardstick: the design's (half the reference SD, 10.4), as the answer section reads it.
+    assert sentence.endswith(": the data show synergy, though smaller than the important difference, 10.4 points.")
 
 
 def test_synergy_additivity_or_cannot_tell() -> None:
-    assert synergy_verdict(6.0, 2.0, 9.0, 5.0, "MIC").startswith("the data show synergy, of a size")
+    assert synergy_verdict(6.0, 5.0, 9.0, 5.0, "MIC").startswith("the data show synergy, of a size")
+    assert synergy_verdict(6.0, 2.0, 9.0, 5.0, "MIC") == "the data show synergy, possibly of a size that matters"
     assert synergy_verdict(2.0, 0.5, 3.5, 5.0, "MIC") == "the data show synergy, though smaller than the MIC"
     assert synergy_verdict(0.3, -2.0, 2.6, 5.0, "MIC").startswith("the data show additivity")
     assert synergy_verdict(0.3, -6.0, 6.6, 5.0, "MIC") == "the data cannot tell synergy from additivity"
@@ -93,17 +103,50 @@ def test_synergy_additivity_or_cannot_tell() -> None:
     assert synergy_verdict(-4.0, -6.0, -2.0, 5.0, "MIC") == "the data show less than the sum of the parts"
 
 
-def test_the_bont_sentences_give_days_hazard_ratio_units_and_the_drift_check() -> None:
+def test_the_bont_sentences_lead_with_the_answer_guarded_against_drift() -> None:
     parts, _ = rendered((0.1, -1.0, 1.2))
     reliance = parts[1]["sentences"]
-    assert reliance[0].startswith("Among the 40 patients with a selective neurectomy or myectomy")
-    assert "injections came 44 days further apart after surgery (95% CI 43 to 46)" in reliance[0]
+    # First the comparison with patients on BoNT alone over the same session numbers: the answer.
+    assert reliance[0].startswith("Patients with a selective neurectomy or myectomy and repeat BoNT injections, "
+                                  "compared with patients on BoNT alone over the same session numbers")  # fmt: skip
+    assert "injections came 46 days further apart after surgery (95% CI 44 to 48)" in reliance[0]
+    assert "each session used 8.3 units fewer (95% CI −8.8 to −7.9)" in reliance[0]
+    # Then the within-patient comparison, as a sensitivity analysis with its reason.
+    assert reliance[1].startswith("As a sensitivity analysis, comparing each surgery patient's injections after")
+    assert "injections came 44 days further apart after surgery (95% CI 43 to 46)" in reliance[1]
     assert (
         "hazard ratio of the next injection was 0.15 (95% CI 0.14 to 0.16): the next injection came later"
-        in (reliance[0])
+        in (reliance[1])
     )
-    assert "each session used 3.8 units fewer" in reliance[0]
-    assert "with the 60 patients on BoNT alone" in reliance[1] and "46 days" in reliance[1]
+    assert "each session used 3.8 units fewer" in reliance[1] and "leaves that drift in" in reliance[1]
+    # No count that is not a model's own: the models each have their own patients.
+    assert not any(re.search(r"\b(40|60) patients", sentence) for sentence in reliance)
+
+
+def test_pairs_that_could_not_be_tested_are_named_with_why() -> None:
+    population = pd.DataFrame(
+        {"combination": ["BTX"] * 30 + ["BTX+PT"] * 20 + ["BTX+SN"] * 7 + ["BTX+PT+SN"] * 15 + ["PT+SN"] * 3}
+    )
+    untested = untested_pairs(population, tested=set())
+    # PT+SN on BoNT: the background and the whole combination have 11 or more, BTX+SN fewer. The pairs on SN or
+    # PT alone as background are not a question a reader asks of these data (their background is rare).
+    assert untested == [("PT+SN", "BTX", ["BTX+SN"])]
+    assert untested_pairs(population, tested={"synergy:PT+SN|BTX"}) == []
+    register = Register("2026-Q3")
+    register.count("combinations|combined|BTX+SN", "BTX+SN", [("s", f"p{i}") for i in range(7)],
+                   place=("combinations", 0, "patients"))  # fmt: skip
+    register_counts(register, patients(FOUR))
+    sentences = section(claims_rows((0.1, -1.0, 1.2)), pd.DataFrame(), register, DESIGN, untested)[0]["sentences"]
+    assert sentences[-1] == (
+        "Not tested, as each of a pair's four groups needs at least 11 patients: PT+SN on BoNT (fewer than 11 "
+        "patients had BTX+SN)."
+    )
+    assert "7" not in sentences[-1]
+    # Where the combinations table does not print the group as "<11", the sentence would say more than it: none.
+    register = Register("2026-Q3")
+    register_counts(register, patients(FOUR))
+    sentences = section(claims_rows((0.1, -1.0, 1.2)), pd.DataFrame(), register, DESIGN, untested)[0]["sentences"]
+    assert not sentences[-1].startswith("Not tested")
 
 
 def test_a_small_group_prints_as_under_eleven_and_never_as_its_number() -> None:
@@ -126,7 +169,7 @@ def test_without_a_pair_the_section_says_synergy_could_not_be_tested() -> None:
     register = Register("2026-Q3")
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:]
     register_counts(register, patients({}))
-    parts = section(claims, pd.DataFrame(), register, DESIGN, 12.0)
+    parts = section(claims, pd.DataFrame(), register, DESIGN)
     assert parts[0]["sentences"][0].startswith("No pair of add-on modalities had at least 11 patients")
 
 
@@ -135,7 +178,7 @@ def test_an_estimate_whose_fit_warned_is_read_with_care() -> None:
     register_counts(register, patients({}))
     claims = claims_rows((1.0, 0.0, 2.0)).iloc[1:].copy()
     claims.loc[claims["method"].eq("mixed") & claims["outcome"].eq("botox_interval_days"), "diagnostics_ok"] = False
-    sentence = section(claims, pd.DataFrame(), register, DESIGN, 12.0)[1]["sentences"][0]
+    sentence = section(claims, pd.DataFrame(), register, DESIGN)[1]["sentences"][1]
     assert sentence.endswith(
         "Read with care: the fit of the days between injections warned (the estimate's note in the warehouse says how)."
     )

@@ -83,8 +83,14 @@ def test_rare_complications_print_as_fewer_than_11_with_no_rate(warehouse: Path)
             assert not SMALL.match(counts_of(row[column])), row.to_dict()
         if small:
             assert row["patients with it"] == "<11" and row["rate per 100 (95% CI)"] == "", row.to_dict()
-            assert sentence.startswith("Fewer than 11 of the ") and "too few to give a rate" in sentence
-            assert not re.search(r"\d+ of every 100", sentence)
+            # Its bounds, as the table's "<11" and the group's n give them: never "too few to give a rate".
+            at_risk = int(row["patients at risk"])
+            assert sentence.startswith(f"1 to 10 of the {at_risk} patients "), sentence
+            assert f", {100 / at_risk:.0f}% to {1000 / at_risk:.0f}% (" in sentence, sentence
+            assert "too few" not in sentence and not re.search(r"\d+ of every 100", sentence)
+    from pipeline.report.safety import _bounds
+
+    assert _bounds(1, 10, 35) == "3% to 29%"  # the 1 to 10 of 35 after selective neurectomy
     # The myectomy rate, in words first, with its interval as the warehouse has it.
     mart = rates.set_index(["group_code", "code"]).loc[("MY", "oral_incompetence")]
     expected = (
