@@ -42,7 +42,7 @@ from pipeline.models.measures import measure_rows, with_measures
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw, no_overlap
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
@@ -328,7 +328,8 @@ def _estimate_rows(
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
-        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        # A failed overlap model is the verdict 'no overlap', never no verdict (issue 29).
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), no_overlap)
         if overlap is not None:
             preference[contrast.name] = overlap.scores
             overlap = overlap.without_scores()  # the jobs need the verdict, not every patient's score

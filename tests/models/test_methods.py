@@ -176,6 +176,22 @@ def test_a_data_set_built_to_break_overlap_is_flagged() -> None:
     assert share <= 0.2
 
 
+def test_a_propensity_model_that_separates_the_groups_is_the_verdict_no_overlap_for_every_method() -> None:
+    # A positivity violation: every patient with prior treatment got combined treatment (issue 29: the
+    # logistic model did not converge, the gate returned nothing, and no method was flagged).
+    rng = np.random.default_rng(5)
+    n = 400
+    prior = rng.random(n) < 0.3
+    combined = np.where(prior, True, rng.random(n) < 0.4)
+    patients, scores = _patients_with(combined, rng.normal(50, 10, n), prior, 5)
+    settings = ModelSettings(methods=("unadjusted", "ancova", "iptw", "aipw", "mixed"))
+    estimates = _fit(patients, scores, settings).model_estimates
+    rows = estimates[(estimates.contrast == "combined_vs_single") & np.isfinite(estimates.estimate)]
+    assert set(settings.methods) <= set(rows.method)  # responders and House-Brackmann rows too, where present
+    assert not rows.diagnostics_ok.any()
+    assert rows.note.str.contains("overlap fails for every method: the propensity model did not converge").all()
+
+
 def test_a_data_set_where_the_mixed_model_cannot_converge_is_flagged() -> None:
     # Every patient seen once after treatment: the random intercept cannot be told from the residual.
     rng = np.random.default_rng(0)
