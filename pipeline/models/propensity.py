@@ -298,7 +298,7 @@ def separation(fit: object, caught: list[warnings.WarningMessage], propensity: n
     if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
         return "the propensity model separates the groups (perfect separation)"
     if not retvals.get("converged", True):
-        return "the propensity model did not converge (quasi-complete separation: a covariate all but decides the group)"
+        return "the propensity model did not converge (quasi-complete separation: a covariate decides the group)"
     extreme = float(((propensity <= EXTREME) | (propensity >= 1 - EXTREME)).mean())
     if extreme > 0.01:
         return f"{extreme:.0%} of the contrast's patients have a propensity of 0 or 1 (to four decimals)"
