@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.models.aipw import aipw
+from pipeline.models.aipw import aipw, withheld
 from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
     Contrast,
@@ -260,7 +260,8 @@ def _fit_outcome(
         for method in settings.methods:
             if method in cell.results and overlap is not None:
                 result, *counts = cell.results[method]
-                cell.results[method] = (overlap.apply(result, method), *counts)
+                result = overlap.apply(result, method)
+                cell.results[method] = (withheld(result) if method == "aipw" else result, *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -355,6 +356,8 @@ def _estimate_rows(
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
                 e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
+                if not np.isfinite(result.ci_low):  # no interval published: no bound of the E-value either
+                    e_value_ci = float("nan")
                 rows.append(
                     {
                         "method": method,

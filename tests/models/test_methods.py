@@ -190,6 +190,8 @@ def test_a_propensity_model_that_separates_the_groups_is_the_verdict_no_overlap_
     assert set(settings.methods) <= set(rows.method)  # responders and House-Brackmann rows too, where present
     assert not rows.diagnostics_ok.any()
     assert rows.note.str.contains("overlap fails for every method: the propensity model did not converge").all()
+    doubly_robust = rows[rows.method == "aipw"]  # flagged: no interval or p-value published for it
+    assert doubly_robust.ci_low.isna().all() and doubly_robust.p_value.isna().all()
 
 
 def test_a_data_set_where_the_mixed_model_cannot_converge_is_flagged() -> None:
