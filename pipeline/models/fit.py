@@ -36,6 +36,7 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
+from pipeline.models.estimands import with_roles
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.measures import measure_rows, with_measures
@@ -71,6 +72,8 @@ ESTIMATE_COLUMNS = (
     "e_value",
     "e_value_ci",
     "mdd",
+    "estimand",
+    "role",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
@@ -404,7 +407,9 @@ def _estimates_frame(
 
 BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
-TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
+TEXT_COLUMNS = frozenset(
+    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "estimand", "role"}
+)
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
@@ -471,6 +476,8 @@ def fit_models(
     estimates = with_measures(estimates, measures)
     # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
     estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
+    # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
+    estimates = with_roles(_flag_degenerate(estimates), con)
     runs = pd.DataFrame(
         [
             {
@@ -494,6 +501,23 @@ def fit_models(
         warnings,
         _preference_frame(preference, run_id),
     )
+
+
+DEGENERATE = "degenerate fit: its standard error is 0 (to rounding) or not finite, so its interval means nothing"
+
+
+def _flag_degenerate(estimates: pd.DataFrame) -> pd.DataFrame:
+    """An estimate whose SE is 0 or not finite (a zero-variance outcome gave SE 0, CI [0, 0]) is flagged."""
+    se, value = estimates["std_error"].to_numpy(dtype=float), estimates["estimate"].to_numpy(dtype=float)
+    # Zero to rounding: a least-squares fit of a constant leaves residuals of 1e-15, not 0.
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(value) & ~(np.isfinite(se) & (se > 1e-8 * (1 + np.abs(value))))
+    if not bad.any():
+        return estimates
+    frame = estimates.copy()
+    frame.loc[bad, "diagnostics_ok"] = False
+    frame.loc[bad, "note"] = [f"{DEGENERATE}; {note}" if note else DEGENERATE for note in frame.loc[bad, "note"]]
+    return frame
 
 
 def _preference_frame(preference: dict[str, pd.DataFrame | None], run_id: str) -> pd.DataFrame:
