@@ -135,3 +135,10 @@ def test_a_mixed_model_on_its_boundary_keeps_its_numbers_and_says_it_did_not_con
     assert not result.diagnostics_ok and not result.converged
     assert result.note.startswith("did not converge cleanly: ") and "boundary" in result.note
     assert abs(result.estimate - 40) < 2  # the numbers are kept
+
+
+def test_the_hazard_rows_say_whether_proportional_hazards_hold(truth_45_days, no_change) -> None:
+    # 45 days added to every gap after surgery shifts the gap times: the hazard ratio changes with time.
+    for method in ("phreg", "phreg_vs_bont_alone"):
+        assert "proportional hazards fail (Schoenfeld" in truth_45_days[("time_to_next_botox", method)]["note"]
+    assert "proportional hazards hold" in no_change[("time_to_next_botox", "phreg")]["note"]
