@@ -74,6 +74,7 @@ ESTIMATE_COLUMNS = (
     "mdd",
     "estimand",
     "role",
+    "site_spread",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")

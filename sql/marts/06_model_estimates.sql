@@ -3,7 +3,8 @@
 CREATE TABLE model_estimates AS
 SELECT
     run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value, p_adjusted,
-    n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd, estimand, "role"
+    n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd, estimand, "role",
+    site_spread
 FROM store.model_estimates
 ORDER BY run_id, method, contrast, outcome, timepoint;
 
@@ -29,3 +30,4 @@ COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit
 COMMENT ON COLUMN model_estimates.mdd IS 'A measure of precision, not a power calculation: the difference that (z 0.975 + z 0.80) x this estimate''s observed SE would detect at 80% power and 5% two-sided, in the outcome''s units (computed after the fact from the observed SE, so it says how precise the estimate is, not whether the study could find an effect).';
 COMMENT ON COLUMN model_estimates.estimand IS 'What the row estimates (docs/sap.md): crude (unadjusted), conditional (covariate-adjusted: ancova, mixed, mice, responder, ordinal; the average effect under a constant effect, a variance-weighted average over the contrast''s patients where effects differ), ATE (iptw: the average over the contrast''s patients), ATE_overlap (aipw: the average among patients with a propensity of 0.05 to 0.95), interaction (synergy), within_patient (after_vs_before_surgery).';
 COMMENT ON COLUMN model_estimates."role" IS 'Its role in the analysis plan (docs/sap.md): primary (ancova for comparisons and synergy, the _vs_bont_alone fits for BoNT after surgery), sensitivity (the other adjusted methods and measures), descriptive (unadjusted, and every comparison at a timepoint whose target lies inside the exposure window that decides the groups: not a comparison of treatments as decided).';
+COMMENT ON COLUMN model_estimates.site_spread IS 'ancova with two or more sites that each have 11 or more patients per group: the between-site SD of the site-specific effects (DerSimonian-Laird tau, in the outcome''s units; 0 where the sites agree within their errors); the site-specific estimates are in note. NULL otherwise.';

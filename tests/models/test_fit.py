@@ -419,7 +419,7 @@ def test_results_insert_into_the_contract_tables() -> None:
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
         "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, "
-        "estimand VARCHAR, role VARCHAR)"
+        "estimand VARCHAR, role VARCHAR, site_spread DOUBLE)"
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
