@@ -205,9 +205,11 @@ def aipw_bootstrap(scenario: str, seed: int, n: int, settings: ModelSettings, re
 def summarise(estimates: pd.DataFrame) -> pd.DataFrame:
     def one(group: pd.DataFrame) -> pd.Series:
         fitted = group[np.isfinite(group.estimate)]
-        covered = (fitted.ci_low <= fitted.truth) & (fitted.truth <= fitted.ci_high)
+        # Coverage of the intervals published: a flagged aipw row has none (issue 29), and counts as flagged.
+        published = fitted[np.isfinite(fitted.ci_low)]
+        covered = (published.ci_low <= published.truth) & (published.truth <= published.ci_high)
         sd = float(fitted.estimate.std(ddof=1)) if len(fitted) > 1 else float("nan")
-        coverage = float(covered.mean()) if len(fitted) else float("nan")
+        coverage = float(covered.mean()) if len(published) else float("nan")
         # Flagged: diagnostics_ok false, or a note that leads with why not to read it as an effect.
         warned = group.note.astype(str).str.startswith("confounded:")
         flagged = float((~group.diagnostics_ok.astype(bool) | warned).mean())
@@ -219,7 +221,8 @@ def summarise(estimates: pd.DataFrame) -> pd.DataFrame:
                 "se_over_sd": float(fitted.std_error.mean()) / sd if sd > 0 else float("nan"),
                 "coverage": coverage,
                 "flagged": flagged,
-                "honest": bool(coverage >= HONEST or flagged >= HONEST),
+                # No interval published in any seed: flagged in every one.
+                "honest": bool(coverage >= HONEST or flagged >= HONEST or not len(published)),
             }
         )
 
