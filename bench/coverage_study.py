@@ -240,7 +240,8 @@ def markdown(summary: pd.DataFrame, header: str) -> str:
     for r in summary.itertuples():
         lines.append(
             f"| {r.scenario} | {r.outcome} | {r.method} | {r.bias:+.2f} | {r.mean_se:.2f} | {r.se_over_sd:.2f} "
-            f"| {r.coverage:.0%} | {r.flagged:.0%} | {'yes' if r.honest else '**no**'} |"
+            f"| {'none published' if np.isnan(r.coverage) else format(r.coverage, '.0%')} | {r.flagged:.0%} "
+            f"| {'yes' if r.honest else '**no**'} |"
         )
     return "\n".join(lines) + "\n"
 
