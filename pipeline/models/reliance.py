@@ -12,7 +12,8 @@ follow-up), the change after vs before surgery (``contrast = 'after_vs_before_su
   surgery inside them are left out. A fit that warns (non-convergence, a variance on its boundary) keeps
   its numbers with ``diagnostics_ok`` false and the warning in ``note``.
 - ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
-  surgery came on or before its day.
+  surgery came on or before its day. The note gives the same model of log units too: the ratio of units
+  after vs before surgery (doses scale; the difference in raw units leans on the large doses).
 - ``time_to_next_botox``: the hazard of the next injection as a recurrent event: each gap is a time to the
   next injection, the last one censored at the patient's last contact (visit or treatment); statsmodels
   ``PHReg`` with a cluster-robust (sandwich) variance by patient. The estimate is the hazard ratio after vs
@@ -296,6 +297,11 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 result = _guarded(outcome, pd.concat([surgery, alone]) if drift else surgery, drift)
             results[drift] = (result, n_after, n_alone if drift else n_before)
         within, against = results[False][0], results[True][0]
+        if outcome == UNITS:  # units per session are skewed and scale with the dose: the ratio on the log scale too
+            within, against = (
+                _with_log_ratio(result, pd.concat([surgery, alone]) if drift else surgery, drift)
+                for result, drift in ((within, False), (against, True))
+            )
         both_words = f"{n_both} surgery patients with both" if n_both >= minimum else f"fewer than {minimum} with both"
         if np.isfinite(within.estimate):
             within = replace(
@@ -332,6 +338,26 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 }
             )
     return rows
+
+
+def _with_log_ratio(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
+    """``result`` with the same model of log units beside it in the note: the ratio of units per session after
+    vs before surgery (issue 29: a dose is multiplied, not shifted, and a Gaussian model of raw units leans on
+    the large doses)."""
+    if not np.isfinite(result.estimate) or not (frame["units"] > 0).all():
+        return result
+    logged = frame.assign(log_units=np.log(frame["units"].astype(float))).reset_index(drop=True)
+    try:
+        ratio = mixed_change(logged, "log_units", drift)
+    except (np.linalg.LinAlgError, ValueError):
+        return result
+    if not np.isfinite(ratio.estimate):
+        return result
+    words = (
+        f"on the log scale: units x {np.exp(ratio.estimate):.2f} after surgery "
+        f"(95% CI {np.exp(ratio.ci_low):.2f} to {np.exp(ratio.ci_high):.2f})"
+    )
+    return replace(result, note=f"{result.note}; {words}")
 
 
 def _guarded(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:

@@ -142,3 +142,10 @@ def test_the_hazard_rows_say_whether_proportional_hazards_hold(truth_45_days, no
     for method in ("phreg", "phreg_vs_bont_alone"):
         assert "proportional hazards fail (Schoenfeld" in truth_45_days[("time_to_next_botox", method)]["note"]
     assert "proportional hazards hold" in no_change[("time_to_next_botox", "phreg")]["note"]
+
+
+def test_units_per_session_are_also_given_as_a_ratio_on_the_log_scale(truth_45_days) -> None:
+    # 0.75 times the units after surgery: the drift-guarded fit's ratio is near 0.75.
+    note = truth_45_days[("botox_units_per_session", "mixed_vs_bont_alone")]["note"]
+    ratio = float(note.split("on the log scale: units x ")[1].split(" ")[0])
+    assert 0.68 < ratio < 0.82, note
