@@ -9,7 +9,9 @@ follow-up), the change after vs before surgery (``contrast = 'after_vs_before_su
 - ``botox_interval_days``: days between injections, a linear mixed model (statsmodels ``MixedLM``, REML)
   with a random intercept per patient; an interval is after surgery when the surgery came on or before the
   injection that starts it, before surgery when it came after the one that ends it; intervals with the
-  surgery inside them are left out. A fit that warns (non-convergence, a variance on its boundary) keeps
+  surgery inside them are left out. Completed gaps alone miss the long ones (issue 29), so the note gives
+  a censored gap-time model beside it: a log-normal AFT of every gap, the open last one censored at the
+  last contact, with patient-clustered sandwich errors (``lognormal_aft``). A fit that warns (non-convergence, a variance on its boundary) keeps
   its numbers with ``diagnostics_ok`` false and the warning in ``note``.
 - ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
   surgery came on or before its day. The note gives the same model of log units too: the ratio of units
@@ -43,11 +45,12 @@ from dataclasses import replace
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.intervals import ALPHA
+from pipeline.models.design_matrix import full_rank_columns
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.mixed import mixedlm_sandwich
 from pipeline.models.pairs import RELIANCE_CONTRAST
@@ -297,6 +300,13 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 result = _guarded(outcome, pd.concat([surgery, alone]) if drift else surgery, drift)
             results[drift] = (result, n_after, n_alone if drift else n_before)
         within, against = results[False][0], results[True][0]
+        if outcome == INTERVAL:  # the open last gaps too, censored: the long gaps the days rows miss
+            every_gap = gaps[gaps["patient_group"].isin(["surgery", "bont_alone"])]
+            operated = every_gap[every_gap["patient_group"] == "surgery"]
+            within, against = (
+                _with_censored_gaps(result, every_gap if drift else operated, drift)
+                for result, drift in ((within, False), (against, True))
+            )
         if outcome == UNITS:  # units per session are skewed and scale with the dose: the ratio on the log scale too
             within, against = (
                 _with_log_ratio(result, pd.concat([surgery, alone]) if drift else surgery, drift)
@@ -338,6 +348,72 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 }
             )
     return rows
+
+
+def lognormal_aft(
+    days: np.ndarray, event: np.ndarray, x: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A log-normal accelerated failure time model of gap lengths with censored gaps (``event`` 0: the open
+    last gap, cut off at the last contact): maximum likelihood, and patient-clustered sandwich SEs. Returns
+    (coefficients, their robust SEs); the log of the residual SD is the last parameter."""
+    y = np.log(np.maximum(days, 0.5))
+    p = x.shape[1]
+
+    def scores(theta: np.ndarray) -> np.ndarray:
+        beta, log_sigma = theta[:p], theta[p]
+        sigma = np.exp(log_sigma)
+        z = (y - x @ beta) / sigma
+        hazard = np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+        d_mean = np.where(event == 1, z, hazard) / sigma
+        d_log_sigma = np.where(event == 1, z**2 - 1, hazard * z)
+        return np.column_stack([x * d_mean[:, None], d_log_sigma])
+
+    def negative_log_likelihood(theta: np.ndarray) -> float:
+        beta, log_sigma = theta[:p], theta[p]
+        z = (y - x @ beta) / np.exp(log_sigma)
+        ll = np.where(event == 1, stats.norm.logpdf(z) - log_sigma, stats.norm.logsf(z))
+        return -float(ll.sum())
+
+    start = np.r_[np.linalg.lstsq(x, y, rcond=None)[0], np.log(y.std() + 1e-6)]
+    fit = optimize.minimize(negative_log_likelihood, start, jac=lambda t: -scores(t).sum(axis=0), method="BFGS")
+    theta = fit.x
+    step = 1e-5
+    hessian = np.empty((p + 1, p + 1))
+    for k in range(p + 1):  # the derivative of the analytic score, by central differences
+        shift = np.zeros(p + 1)
+        shift[k] = step
+        hessian[:, k] = (scores(theta + shift).sum(axis=0) - scores(theta - shift).sum(axis=0)) / (2 * step)
+    bread = np.linalg.inv(-hessian)
+    by_patient = pd.DataFrame(scores(theta)).groupby(groups).sum().to_numpy()
+    g = len(by_patient)
+    robust = bread @ (by_patient.T @ by_patient) @ bread * (g / max(g - 1, 1))
+    return theta, np.sqrt(np.clip(np.diag(robust), 0, None))
+
+
+def _with_censored_gaps(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
+    """``result`` with the censored gap-time model beside it in the note: every gap, the open last one censored
+    at the last contact, by a log-normal AFT on the same design (issue 29: completed gaps alone miss the long
+    ones after surgery). Its time ratio after vs before surgery is the multiple of a gap's length."""
+    if not np.isfinite(result.estimate) or frame.empty:
+        return result
+    frame = frame.reset_index(drop=True)
+    design = _design(frame, drift).to_numpy(dtype=float)
+    kept = [int(c) for c in full_rank_columns(pd.DataFrame(design), keep=2)[0]]
+    try:
+        theta, se = lognormal_aft(
+            frame["days"].to_numpy(dtype=float), frame["event"].to_numpy(dtype=int), design[:, kept], _patients(frame)
+        )
+    except (np.linalg.LinAlgError, ValueError):
+        return result
+    if not np.isfinite([theta[1], se[1]]).all():
+        return result
+    half = stats.norm.ppf(1 - ALPHA / 2) * se[1]
+    words = (
+        f"censored gap-time model (log-normal AFT, each open last gap censored at the last contact, "
+        f"patient-clustered errors): gaps x {np.exp(theta[1]):.2f} after surgery "
+        f"(95% CI {np.exp(theta[1] - half):.2f} to {np.exp(theta[1] + half):.2f})"
+    )
+    return replace(result, note=f"{result.note}; {words}")
 
 
 def _with_log_ratio(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
