@@ -11,8 +11,9 @@ follow-up), the change after vs before surgery (``contrast = 'after_vs_before_su
   injection that starts it, before surgery when it came after the one that ends it; intervals with the
   surgery inside them are left out. Completed gaps alone miss the long ones (issue 29), so the note gives
   a censored gap-time model beside it: a log-normal AFT of every gap, the open last one censored at the
-  last contact, with patient-clustered sandwich errors (``lognormal_aft``). A fit that warns (non-convergence, a variance on its boundary) keeps
-  its numbers with ``diagnostics_ok`` false and the warning in ``note``.
+  last contact, with patient-clustered sandwich errors (``lognormal_aft``). A fit that warns
+  (non-convergence, a variance on its boundary) keeps its numbers with ``diagnostics_ok`` false and the
+  warning in ``note``.
 - ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
   surgery came on or before its day. The note gives the same model of log units too: the ratio of units
   after vs before surgery (doses scale; the difference in raw units leans on the large doses).
