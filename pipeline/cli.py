@@ -52,7 +52,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
     params = SyntheticParameters(
-        complications=DEMO_COMPLICATIONS if args.complications else (), synergy_pt_sn_on_btx=args.synergy
+        complications=DEMO_COMPLICATIONS if args.complications else (),
+        synergy_pt_sn_on_btx=args.synergy,
+        combined_effect=args.effect,
     )
     counts = generate_drop(
         Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format, params=params
@@ -251,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="write a network of this many clinics instead (OUT/<clinic>/landing/...; sizes and effects differ)",
+    )
+    gen.add_argument(
+        "--effect",
+        type=float,
+        default=8.0,
+        help="true 12-month Sunnybrook composite effect of combined treatment at this site (several sites with "
+        "different effects: a pooled truth that depends on the estimand)",
     )
     gen.set_defaults(func=cmd_generate)
 

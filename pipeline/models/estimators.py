@@ -3,7 +3,7 @@ covariates) and returns an :class:`Estimate` of the mean change of the first gro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,8 @@ class Estimate:
     diagnostics_ok: bool = False
     note: str | None = None
     converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
+    # ancova with two or more sites: the between-site SD of the site-specific effects (DerSimonian-Laird tau)
+    site_spread: float = float("nan")
 
     def columns(self) -> dict[str, object]:
         """The estimate's own columns of a ``model_estimates`` row (``converged`` decides its multiplicity family)."""
@@ -38,6 +40,7 @@ class Estimate:
             "diagnostics_ok": self.diagnostics_ok,
             "note": self.note,
             "converged": self.converged,
+            "site_spread": self.site_spread,
         }
 
     @property
@@ -186,18 +189,34 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
-    heterogeneity = site_heterogeneity(frame, design, y, settings)
-    return coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
+    heterogeneity, spread = site_heterogeneity(frame, design, y, settings)
+    result = coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
+    return replace(result, site_spread=spread)
 
 
-def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> str | None:
+def between_site_sd(estimates: list[float], std_errors: list[float]) -> float:
+    """DerSimonian-Laird's between-site SD (tau) of site-specific effects; NaN with fewer than two sites."""
+    if len(estimates) < 2:
+        return float("nan")
+    y, v = np.asarray(estimates), np.asarray(std_errors) ** 2
+    w = 1 / v
+    pooled = float((w * y).sum() / w.sum())
+    q = float((w * (y - pooled) ** 2).sum())
+    tau2 = max(0.0, (q - (len(y) - 1)) / float(w.sum() - (w**2).sum() / w.sum()))
+    return float(np.sqrt(tau2))
+
+
+def site_heterogeneity(
+    frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings
+) -> tuple[str | None, float]:
     """With two or more sites: the site-by-group interaction test (a robust Wald F test of group x
     site terms added to the ANCOVA) and each site's own ANCOVA estimate where the site has at least
     ``min_group_size`` patients in each group, so a pooled number that hides sites with different
-    effects says so. None with one site."""
+    effects says so; and the between-site SD of those estimates (``between_site_sd``). (None, NaN) with one
+    site."""
     sites = frame.loc[design.index, "site_id"].astype(str)
     if sites.nunique() < 2:
-        return None
+        return None, float("nan")
     reference = sites.value_counts().sort_index().idxmax()
     treated = design["treated"]
     interactions = pd.DataFrame(
@@ -220,7 +239,7 @@ def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, 
             parts.append(f"{lead}site by group interaction p {p_value:.3f} ({sites.nunique()} sites)")
         except (np.linalg.LinAlgError, ValueError):
             parts.append("site by group interaction not testable")
-    by_site = []
+    by_site, site_estimates, site_errors = [], [], []
     for site in sorted(sites.unique()):
         rows = frame.loc[sites.index[sites == site]]
         if min(int((rows["treated"] == 1).sum()), int((rows["treated"] == 0).sum())) < settings.min_group_size:
@@ -228,9 +247,14 @@ def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, 
         estimate = ancova(rows.reset_index(drop=True), settings)
         if estimate.ok:
             by_site.append(f"{site} {estimate.estimate:.1f} ({estimate.ci_low:.1f} to {estimate.ci_high:.1f})")
+            site_estimates.append(estimate.estimate)
+            site_errors.append(estimate.std_error)
+    spread = between_site_sd(site_estimates, site_errors)
     if by_site:
         parts.append(f"by site ({settings.min_group_size} or more per group): " + ", ".join(by_site))
-    return "; ".join(parts) if parts else None
+    if np.isfinite(spread):
+        parts.append(f"between-site SD of the effect {spread:.1f} (DerSimonian-Laird)")
+    return ("; ".join(parts) if parts else None), spread
 
 
 def holm(p_values: pd.Series) -> pd.Series:

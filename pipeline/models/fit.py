@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.models.aipw import aipw
+from pipeline.models.aipw import aipw, withheld
 from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
     Contrast,
@@ -42,13 +42,14 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
+from pipeline.models.estimands import with_roles
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.measures import measure_rows, with_measures
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw, no_overlap
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
@@ -77,6 +78,9 @@ ESTIMATE_COLUMNS = (
     "e_value",
     "e_value_ci",
     "mdd",
+    "estimand",
+    "role",
+    "site_spread",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
@@ -277,7 +281,8 @@ def _fit_outcome(
         for method in settings.methods:
             if method in cell.results and overlap is not None:
                 result, *counts = cell.results[method]
-                cell.results[method] = (overlap.apply(result, method), *counts)
+                result = overlap.apply(result, method)
+                cell.results[method] = (withheld(result) if method == "aipw" else result, *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -349,7 +354,8 @@ def _estimate_rows(
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
-        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        # A failed overlap model is the verdict 'no overlap', never no verdict (issue 29).
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), no_overlap)
         if overlap is not None:
             preference[contrast.name] = overlap.scores
             overlap = overlap.without_scores()  # the jobs need the verdict, not every patient's score
@@ -376,6 +382,8 @@ def _estimate_rows(
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
                 e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
+                if not np.isfinite(result.ci_low):  # no interval published: no bound of the E-value either
+                    e_value_ci = float("nan")
                 rows.append(
                     {
                         "method": method,
@@ -422,7 +430,9 @@ def _estimates_frame(
 
 BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
-TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
+TEXT_COLUMNS = frozenset(
+    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "estimand", "role"}
+)
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
@@ -506,6 +516,8 @@ def _fit_all(
     estimates = with_measures(estimates, measures)
     # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
     estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
+    # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
+    estimates = with_roles(_flag_degenerate(estimates), con)
     runs = pd.DataFrame(
         [
             {
@@ -529,6 +541,23 @@ def _fit_all(
         warnings,
         _preference_frame(preference, run_id),
     )
+
+
+DEGENERATE = "degenerate fit: its standard error is 0 (to rounding) or not finite, so its interval means nothing"
+
+
+def _flag_degenerate(estimates: pd.DataFrame) -> pd.DataFrame:
+    """An estimate whose SE is 0 or not finite (a zero-variance outcome gave SE 0, CI [0, 0]) is flagged."""
+    se, value = estimates["std_error"].to_numpy(dtype=float), estimates["estimate"].to_numpy(dtype=float)
+    # Zero to rounding: a least-squares fit of a constant leaves residuals of 1e-15, not 0.
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(value) & ~(np.isfinite(se) & (se > 1e-8 * (1 + np.abs(value))))
+    if not bad.any():
+        return estimates
+    frame = estimates.copy()
+    frame.loc[bad, "diagnostics_ok"] = False
+    frame.loc[bad, "note"] = [f"{DEGENERATE}; {note}" if note else DEGENERATE for note in frame.loc[bad, "note"]]
+    return frame
 
 
 def _preference_frame(preference: dict[str, pd.DataFrame | None], run_id: str) -> pd.DataFrame:

@@ -59,19 +59,24 @@ def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) 
             long["baseline_value"].astype(float).where(long["timepoint"] == timepoint, 0.0)
         )
     # The other baseline severity measures (and the spline terms) by timepoint too: their effect on
-    # change grows with time.
+    # change grows with time. A missing covariate stays missing on every row (``where`` keeps NaN where
+    # the timepoint matches), so the caller's complete-case filter still sees it.
     keyed_severity = pd.concat([patients[["site_id", "patient_id"]], severity], axis=1)
     severity_rows = long[["site_id", "patient_id"]].merge(keyed_severity, on=["site_id", "patient_id"], how="left")
     severity_rows = severity_rows.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
     for name in severity.columns:
         for timepoint in timepoints:
             columns[f"{name}_at[{timepoint}]"] = severity_rows[name].where(long["timepoint"] == timepoint, 0.0)
-    fixed = pd.DataFrame(columns, index=long.index)
-    # Patient-level covariates (levels pooled by patient counts), repeated on each of the patient's rows.
+    # Patient-level covariates (levels pooled by patient counts) by timepoint as well, as an MMRM has them:
+    # one coefficient shared by 3, 6 and 12 months is biased wherever a covariate's effect on change grows
+    # with time and differs between the groups (issue 29: three sites with effects 2, 6 and 12).
     keyed = pd.concat([patients[["site_id", "patient_id"]], covariates], axis=1)
     per_row = long[["site_id", "patient_id"]].merge(keyed, on=["site_id", "patient_id"], how="left")
     per_row = per_row.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
-    return pd.concat([fixed, per_row], axis=1), notes
+    for name in covariates.columns:
+        for timepoint in timepoints:
+            columns[f"{name}_at[{timepoint}]"] = per_row[name].where(long["timepoint"] == timepoint, 0.0)
+    return pd.DataFrame(columns, index=long.index), notes
 
 
 def _fit(

@@ -152,7 +152,15 @@ def test_ancova_recovers_the_effect_the_unadjusted_comparison_misses(seed: int) 
     assert ancova.ci_low < truth < ancova.ci_high
     assert abs(ancova.estimate - truth) < 2
     assert crude.ci_low > truth  # confounded by indication: biased upwards, CI excludes the truth
-    assert ancova.diagnostics_ok and crude.diagnostics_ok
+    assert ancova.diagnostics_ok
+    # A description, never an effect (issue 29): not diagnostics_ok, and its note says why first.
+    assert not crude.diagnostics_ok and crude.note.endswith("descriptive: no adjustment for how the groups differ")
+    assert (ancova.role, ancova.estimand, crude.role, crude.estimand) == (
+        "primary",
+        "conditional",
+        "descriptive",
+        "crude",
+    )
     assert "HC3" in ancova.note
     assert ancova.higher_is_better
     assert list(results.model_estimates.columns) == list(ESTIMATE_COLUMNS)
@@ -412,7 +420,8 @@ def test_results_insert_into_the_contract_tables() -> None:
         "CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
-        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE)"
+        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, "
+        "estimand VARCHAR, role VARCHAR, site_spread DOUBLE)"
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
