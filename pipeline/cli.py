@@ -107,6 +107,13 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_crosscheck_export(args: argparse.Namespace) -> int:
+    from pipeline.tools.crosscheck_export import export_fits
+
+    print(f"Fits written for the cross-check against R (patient rows; stays in staging/): {export_fits(_home(args))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -148,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm a full snapshot held for what it would retire (with --drop: that one only)",
     )
     run.set_defaults(func=cmd_run)
+
+    export = with_home(
+        sub.add_parser("crosscheck-export", help="refit the models, writing what each fitted to staging/crosscheck/")
+    )
+    export.set_defaults(func=cmd_crosscheck_export)
 
     report = with_home(sub.add_parser("report", help="write a quarter's report"))
     report.add_argument("--quarter", required=True, help="e.g. 2026Q3: the data as loaded by the end of that quarter")

@@ -10,10 +10,14 @@ from scipy import stats
 from statsmodels.miscmodels.ordinal_model import OrderedModel
 
 from pipeline.intervals import interval
+from pipeline.models import fit_record
 from pipeline.models.estimators import Estimate, adjustment_design, failed
 from pipeline.settings import ModelSettings
 
 ORDINAL_OUTCOMES = frozenset({"house_brackmann"})
+# Condition number of the Hessian above which the model is not identified: identified fits here are near
+# 1e8 (covariates on scales from 0/1 to days), separated ones 1e20 and more.
+MAX_CONDITION = 1e12
 
 
 def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher_is_better: bool) -> Estimate:
@@ -32,7 +36,21 @@ def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher
         fit = OrderedModel(endog, exog, distr="logit").fit(method="bfgs", disp=False, maxiter=500)
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed (ordinal): {error}"]))
+    fit_record.record(
+        "ordinal",
+        exog.assign(**{".grade": grade}).reset_index(drop=True),
+        y=".grade",
+        x=[str(c) for c in exog.columns],
+        coefficient="treated",
+        family="proportional-odds logit (thresholds on the observed grades)",
+        sign=1.0 if higher_is_better else -1.0,
+        published="exp(sign * beta); std_error of beta; Wald normal CI and p",
+    )
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
+    if np.linalg.cond(fit.model.hessian(fit.params)) > MAX_CONDITION:
+        # Separation (a grade, or a covariate, predicts perfectly): the likelihood has no maximum and the
+        # BFGS "converged" on a ridge; ordinal::clm gives no standard errors (its Hessian is singular).
+        return failed("; ".join([*notes, "fit failed (ordinal): not identified (separation; singular Hessian)"]))
     if not (np.isfinite(beta) and np.isfinite(se) and se > 0):
         return failed("; ".join([*notes, "fit failed (ordinal): non-finite standard error"]))
     # OrderedModel: a positive coefficient moves a patient to a higher category. Where a lower grade is

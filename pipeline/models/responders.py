@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, record_regression, robust_fit
 from pipeline.settings import ModelSettings
 
 PERCENTAGE_POINTS = 100.0
@@ -40,6 +40,9 @@ def responder_difference(
     if outcome.nunique() < 2:
         return failed("; ".join([*notes, "not estimated: every patient responded, or none did"]))
     fit = robust_fit(sm.OLS(outcome.to_numpy(), design), frame.loc[design.index, "site_id"], settings, notes)
+    record_regression(
+        "responder", outcome.to_numpy(), design, frame.loc[design.index, "site_id"], settings, scale=PERCENTAGE_POINTS
+    )
     index = list(design.columns).index("treated")
     result = coefficient(fit, index, [*notes, "linear probability model"])
     if not result.ok:
