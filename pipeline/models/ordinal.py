@@ -15,9 +15,10 @@ from pipeline.models.estimators import Estimate, adjustment_design, failed
 from pipeline.settings import ModelSettings
 
 ORDINAL_OUTCOMES = frozenset({"house_brackmann"})
-# Condition number of the Hessian above which the model is not identified: identified fits here are near
-# 1e8 (covariates on scales from 0/1 to days), separated ones 1e20 and more.
-MAX_CONDITION = 1e12
+# The log-likelihood's least curvature below which the model is not identified (flat along some direction:
+# separation, the coefficients running off to infinity): identified fits here have 5e-3 and more, separated
+# ones 2e-8 and less.
+MIN_CURVATURE = 1e-6
 
 
 def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher_is_better: bool) -> Estimate:
@@ -47,7 +48,7 @@ def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher
         published="exp(sign * beta); std_error of beta; Wald normal CI and p",
     )
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
-    if np.linalg.cond(fit.model.hessian(fit.params)) > MAX_CONDITION:
+    if np.linalg.eigvalsh(-fit.model.hessian(fit.params)).min() < MIN_CURVATURE:
         # Separation (a grade, or a covariate, predicts perfectly): the likelihood has no maximum and the
         # BFGS "converged" on a ridge; ordinal::clm gives no standard errors (its Hessian is singular).
         return failed("; ".join([*notes, "fit failed (ordinal): not identified (separation; singular Hessian)"]))
