@@ -22,6 +22,7 @@ from scipy import stats
 
 from pipeline.intervals import interval
 from pipeline.models import fit_record
+from pipeline.models.design_matrix import full_rank_columns
 from pipeline.models.estimators import Design, Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
 
@@ -40,8 +41,14 @@ def aipw_components(y: np.ndarray, treated: np.ndarray, x: np.ndarray) -> tuple[
     predicted = {}
     for group in (0, 1):
         rows = treated == group
-        fit = sm.OLS(y[rows], x[rows]).fit()
-        predicted[group] = x @ np.asarray(fit.params)
+        # A term collinear with others within one group (a site with no patient of the group, a missing
+        # indicator that is a site there) is dropped, as R's lm does (its coefficient NA, predicted as 0):
+        # a minimum-norm solution would split it over the collinear terms and predict the other group
+        # along a direction this group's data do not determine.
+        kept = full_rank_columns(pd.DataFrame(x[rows]), keep=1)[0]
+        columns = [int(c) for c in kept]
+        fit = sm.OLS(y[rows], x[rows][:, columns]).fit()
+        predicted[group] = x[:, columns] @ np.asarray(fit.params)
     m1, m0 = predicted[1], predicted[0]
     psi = m1 - m0 + treated * (y - m1) / propensity - (1 - treated) * (y - m0) / (1 - propensity)
     return psi, propensity, problems

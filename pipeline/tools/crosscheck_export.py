@@ -2,9 +2,10 @@
 (pipeline/models/fit_record.py), for the cross-check against R (tests/crosscheck/, docs/crosscheck.md).
 
 Writes ``staging/crosscheck/<run_id>/``: one folder per method of frames and specifications, the
-refit's ``estimates.csv`` (model_estimates, every column), the published ``published.csv`` of the
-same run (so the check can see the refit is the published run) and ``complication_rates.csv``. It
-holds patient rows, so it stays in ``staging/`` (never published) and is replaced whole each time.
+refit's ``estimates.csv`` (model_estimates, every column) and ``run.json`` (its settings), the published
+``published.csv`` of the same run (so the check can see the refit is the published run) and
+``complication_rates.csv``. It holds patient rows, so it stays in ``staging/`` (never published); a
+run's folder is replaced whole each time.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def export_fits(home: DataHome, settings: ModelSettings | None = None) -> Path:
             results = fit_models(con, settings, data_snapshot=snapshot, code_version=__version__)
         run_id = str(results.model_runs["run_id"].iloc[0])
         results.model_estimates.to_csv(scratch / "estimates.csv", index=False, float_format="%.17g")
+        (scratch / "run.json").write_text(str(results.model_runs["settings"].iloc[0]) + "\n")  # the settings
         published = con.execute("SELECT * FROM model_estimates WHERE run_id = ?", [run_id]).df()
         published.to_csv(scratch / "published.csv", index=False, float_format="%.17g")
         rates = con.execute("SELECT * FROM complication_rates").df() if _has(con, "complication_rates") else None

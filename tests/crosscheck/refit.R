@@ -121,7 +121,7 @@ for (f in fits("mixed")) {
   fit <- lmer(y ~ X - 1 + (1 | group), REML = TRUE,
               control = lmerControl(check.rankX = "ignore", check.nobs.vs.nlev = "ignore", check.nobs.vs.rankZ = "ignore",
                                     check.nlev.gtr.1 = "ignore", check.nobs.vs.nRE = "ignore",
-                                    optCtrl = list(ftol_abs = 1e-12, xtol_abs = 1e-10)))
+                                    optCtrl = list(ftol_abs = 1e-14, xtol_abs = 1e-12, ftol_rel = 1e-15, xtol_rel = 1e-12)))
   V <- as.matrix(vcovCR(fit, cluster = factor(d[[".cluster"]]), type = "CR1"))
   for (timepoint in names(s$coefficients)) {
     j <- match(s$coefficients[[timepoint]], s$x)
@@ -207,9 +207,17 @@ for (f in fits("sensitivity")) {
     d_std <- est / sd_pooled; se_d <- se / sd_pooled
     low <- exp(0.91 * d_std - 1.78 * se_d); high <- exp(0.91 * d_std + 1.78 * se_d)
     e_ci <- if (low <= 1 && 1 <= high) 1 else e_value_rr(if (d_std > 0) low else high)
-    mdd <- (qnorm(1 - s$alpha / 2) + qnorm(s$power)) * se
-    emit(cell$method[i], key_of(s), c(e_value = e_value_rr(exp(0.91 * d_std)), e_value_ci = e_ci, mdd = mdd), "closed")
+    emit(cell$method[i], key_of(s), c(e_value = e_value_rr(exp(0.91 * d_std)), e_value_ci = e_ci), "closed")
   }
+}
+# The minimum detectable difference of every row that has one (a difference of means: not the responders,
+# the odds ratios or the hazard ratios), at the run's power.
+power <- fromJSON(file.path(export, "run.json"))$power
+has_mdd <- is.finite(estimates$std_error) & !(estimates$method %in% c("responder", "ordinal", "phreg", "phreg_vs_bont_alone"))
+for (i in which(has_mdd)) {
+  row <- estimates[i, ]
+  emit(row$method, list(contrast = row$contrast, outcome = row$outcome, timepoint = row$timepoint),
+       c(mdd = (qnorm(0.975) + qnorm(power)) * row$std_error), "closed")
 }
 
 # Multiplicity: p.adjust(method = "holm") over each family as the contract defines it (one method,

@@ -50,6 +50,10 @@ TOLERANCE = {"closed": 1e-6, "iterative": 1e-4}
 # estimate's standard error, so that a limit or an estimate that happens to lie near 0 is not judged
 # on its last digits (its precision is that of the estimate).
 ON_ESTIMATE_SCALE = frozenset({"estimate", "ci_low", "ci_high"})
+# p-values relative to at least this: far in the tail a p-value's relative error is its statistic's times z
+# squared (z = 19 at p = 1e-79), so below it the statistic's agreement (estimate and SE) is what is checked.
+P_FLOOR = 1e-10
+P_COLUMNS = frozenset({"p_value", "p_adjusted"})
 DATASETS = ("demo", "three_sites")
 METHODS = (
     "unadjusted",
@@ -147,6 +151,7 @@ def _join(r: pd.DataFrame, export: Path) -> pd.DataFrame:
     denominator = np.fmax(np.abs(a), np.abs(b))
     on_scale = joined["column"].isin(ON_ESTIMATE_SCALE).to_numpy()
     denominator = np.where(on_scale, np.fmax(denominator, np.abs(joined["scale"].to_numpy(float))), denominator)
+    denominator = np.where(joined["column"].isin(P_COLUMNS).to_numpy(), np.fmax(denominator, P_FLOOR), denominator)
     with np.errstate(invalid="ignore", divide="ignore"):
         difference = np.where(a == b, 0.0, np.abs(a - b) / denominator)
     # The iptw weights: R reports the largest relative difference from the platform's itself.
