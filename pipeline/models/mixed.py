@@ -178,6 +178,10 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
         x=[str(c) for c in kept],
         coefficients={t: f"treated_at[{t}]" for t in timepoints},
         random="intercept" if hasattr(fit, "robust_bse") else "intercept and slope on .years",
+        # Where the REML has no finite optimum (the patient variance diverges: not converged, flagged), the
+        # fit stops at its bound; the cross-check evaluates lmer's deviance there.
+        variance_ratio=float(fit.tau2 / fit.sigma2) if hasattr(fit, "tau2") and fit.sigma2 > 0 else None,
+        diverged=any("diverged" in problem for problem in problems),
         estimation="REML",
         variance="sandwich with the model's marginal V, clustered by .cluster, times G/(G-1); normal p and CI",
     )

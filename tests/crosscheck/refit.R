@@ -118,10 +118,20 @@ for (f in fits("mixed")) {
   s <- f$spec; d <- f$frame
   if (s$random != "intercept") next
   X <- as.matrix(d[, s$x, drop = FALSE]); y <- d[[".y"]]; group <- factor(d[[".group"]])
-  fit <- lmer(y ~ X - 1 + (1 | group), REML = TRUE,
-              control = lmerControl(check.rankX = "ignore", check.nobs.vs.nlev = "ignore", check.nobs.vs.rankZ = "ignore",
-                                    check.nlev.gtr.1 = "ignore", check.nobs.vs.nRE = "ignore",
-                                    optCtrl = list(ftol_abs = 1e-14, xtol_abs = 1e-12, ftol_rel = 1e-15, xtol_rel = 1e-12)))
+  control <- lmerControl(check.rankX = "ignore", check.nobs.vs.nlev = "ignore", check.nobs.vs.rankZ = "ignore",
+                         check.nlev.gtr.1 = "ignore", check.nobs.vs.nRE = "ignore",
+                         optCtrl = list(ftol_abs = 1e-14, xtol_abs = 1e-12, ftol_rel = 1e-15, xtol_rel = 1e-12))
+  if (isTRUE(s$diverged)) {
+    # No finite REML optimum (the patient variance diverges; the platform flags the fit as not converged and
+    # stops at its bound): lme4's own deviance function and model, at the platform's variance ratio.
+    lmod <- lFormula(y ~ X - 1 + (1 | group), REML = TRUE, control = control)
+    devfun <- do.call(mkLmerDevfun, lmod)
+    theta <- sqrt(s$variance_ratio)
+    opt <- list(par = theta, fval = devfun(theta), conv = 0, message = "at the platform's variance ratio")
+    fit <- mkMerMod(environment(devfun), opt, lmod$reTrms, fr = lmod$fr)
+  } else {
+    fit <- lmer(y ~ X - 1 + (1 | group), REML = TRUE, control = control)
+  }
   V <- as.matrix(vcovCR(fit, cluster = factor(d[[".cluster"]]), type = "CR1"))
   for (timepoint in names(s$coefficients)) {
     j <- match(s$coefficients[[timepoint]], s$x)
