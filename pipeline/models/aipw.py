@@ -70,15 +70,18 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
         return failed("; ".join([*notes, f"fit failed: {error}"]))
     estimate = float(psi.mean())
     clusters, cluster_note = site_clusters(frame.loc[design.index, "site_id"].astype(str), settings)
-    fit_record.record(
-        "aipw",
-        design.assign(**{".y": y, ".cluster": frame.loc[design.index, "site_id"].astype(str)}).reset_index(drop=True),
-        y=".y",
-        treated="treated",
-        x=[str(c) for c in design.columns if c != "treated"],
-        propensity_bound=BOUND,
-        variance="influence function, " + ("iid" if clusters is None else "clustered by site"),
-    )
+    if fit_record.on():
+        fit_record.record(
+            "aipw",
+            design.assign(**{".y": y, ".cluster": frame.loc[design.index, "site_id"].astype(str)}).reset_index(
+                drop=True
+            ),
+            y=".y",
+            treated="treated",
+            x=[str(c) for c in design.columns if c != "treated"],
+            propensity_bound=BOUND,
+            variance="influence function, " + ("iid" if clusters is None else "clustered by site"),
+        )
     n = len(psi)
     if clusters is None:
         std_error = float(psi.std(ddof=1) / np.sqrt(n))

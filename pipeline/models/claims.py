@@ -62,12 +62,13 @@ def claim_rows(
         family = ~synergy & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
-            fit_record.record(
-                "multiplicity_holm",
-                frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
-                key={"contrast": CONTRAST, "outcome": "all", "timepoint": "all"},
-                family="the reliance outcomes of one kind of fit: Holm among themselves",
-            )
+            if fit_record.on():
+                fit_record.record(
+                    "multiplicity_holm",
+                    frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
+                    key={"contrast": CONTRAST, "outcome": "all", "timepoint": "all"},
+                    family="the reliance outcomes of one kind of fit: Holm among themselves",
+                )
     return frame
 
 

@@ -361,7 +361,7 @@ def _estimate_rows(
         balance.extend(fits.balance)
         for cell in fits.cells:
             sd = _pooled_sd(cell.frame)
-            if cell.small_note is None:  # a cell with a group too small has no fit to check
+            if cell.small_note is None and fit_record.on():  # a cell with a group too small has no fit
                 fit_record.record(
                     "sensitivity",
                     cell.frame[["treated", "change"]],

@@ -65,7 +65,13 @@ def labelled(**key: str | None) -> Iterator[None]:
         _label.reset(token)
 
 
+def on() -> bool:
+    """A recorder is active: build a frame for :func:`record` only then (a normal run builds none)."""
+    return _recorder is not None
+
+
 def active() -> bool:
+    """A recorder is active and the fits here belong to a key."""
     return _recorder is not None and _label.get() is not None
 
 

@@ -60,12 +60,13 @@ def adjusted_p_values(estimates: pd.DataFrame, eligible: pd.Series, primary: str
         by_outcome = family.set_index("outcome")["p_value"].astype(float)
         adjusted = family_adjusted(by_outcome, primary, parents)
         result[family.index] = adjusted.reindex(family["outcome"]).to_numpy()
-    fit_record.record(
-        "multiplicity",
-        estimates[["method", "contrast", "timepoint", "outcome", "p_value"]].assign(eligible=eligible.astype(bool)),
-        key={"contrast": "all", "outcome": "all", "timepoint": "all"},
-        family="method, contrast, timepoint; primary alone, then Holm over secondaries, subscores under composite",
-        primary=primary,
-        parents=parents,
-    )
+    if fit_record.on():
+        fit_record.record(
+            "multiplicity",
+            estimates[["method", "contrast", "timepoint", "outcome", "p_value"]].assign(eligible=eligible.astype(bool)),
+            key={"contrast": "all", "outcome": "all", "timepoint": "all"},
+            family="method, contrast, timepoint; primary alone, then Holm over secondaries, subscores under composite",
+            primary=primary,
+            parents=parents,
+        )
     return result

@@ -39,16 +39,17 @@ def better_grade_odds_ratio(frame: pd.DataFrame, settings: ModelSettings, higher
         fit = OrderedModel(endog, exog, distr="logit").fit(method="bfgs", disp=False, maxiter=500, gtol=1e-8)
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed (ordinal): {error}"]))
-    fit_record.record(
-        "ordinal",
-        exog.assign(**{".grade": grade}).reset_index(drop=True),
-        y=".grade",
-        x=[str(c) for c in exog.columns],
-        coefficient="treated",
-        family="proportional-odds logit (thresholds on the observed grades)",
-        sign=1.0 if higher_is_better else -1.0,
-        published="exp(sign * beta); std_error of beta; Wald normal CI and p",
-    )
+    if fit_record.on():
+        fit_record.record(
+            "ordinal",
+            exog.assign(**{".grade": grade}).reset_index(drop=True),
+            y=".grade",
+            x=[str(c) for c in exog.columns],
+            coefficient="treated",
+            family="proportional-odds logit (thresholds on the observed grades)",
+            sign=1.0 if higher_is_better else -1.0,
+            published="exp(sign * beta); std_error of beta; Wald normal CI and p",
+        )
     beta, se = float(fit.params["treated"]), float(fit.bse["treated"])
     if np.linalg.eigvalsh(-fit.model.hessian(fit.params)).min() < MIN_CURVATURE:
         # Separation (a grade, or a covariate, predicts perfectly): the likelihood has no maximum and the

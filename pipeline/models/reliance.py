@@ -174,18 +174,19 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
         ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
         notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
-    fit_record.record(
-        "mixed",
-        design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
-        key={"contrast": CONTRAST, "outcome": INTERVAL if y == "days" else UNITS, "timepoint": TIMEPOINT},
-        published=AGAINST_BONT_ALONE[INTERVAL] if drift else WITHIN[INTERVAL],
-        y=".y",
-        x=[str(c) for c in design.columns],
-        coefficients={TIMEPOINT: "after"},
-        random="intercept",
-        estimation="REML",
-        variance="sandwich with the model's marginal V, clustered by patient, times G/(G-1); normal p and CI",
-    )
+    if fit_record.on():
+        fit_record.record(
+            "mixed",
+            design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": INTERVAL if y == "days" else UNITS, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[INTERVAL] if drift else WITHIN[INTERVAL],
+            y=".y",
+            x=[str(c) for c in design.columns],
+            coefficients={TIMEPOINT: "after"},
+            random="intercept",
+            estimation="REML",
+            variance="sandwich with the model's marginal V, clustered by patient, times G/(G-1); normal p and CI",
+        )
     ok = not problems
     if problems:
         notes.insert(0, "did not converge cleanly: " + "; ".join(problems))
@@ -229,23 +230,24 @@ def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
             covariance = bread @ (by_patient.T @ by_patient) @ bread
         except (np.linalg.LinAlgError, ValueError) as error:
             return failed(f"fit failed (PHReg): {error}")
-    fit_record.record(
-        "phreg",
-        design.assign(
-            **{
-                ".time": frame["days"].to_numpy(dtype=float),
-                ".event": frame["event"].to_numpy(dtype=float),
-                ".strata": frame["window"].to_numpy() if drift else "all",
-                ".cluster": patients,
-            }
-        ).reset_index(drop=True),
-        key={"contrast": CONTRAST, "outcome": HAZARD, "timepoint": TIMEPOINT},
-        published=AGAINST_BONT_ALONE[HAZARD] if drift else WITHIN[HAZARD],
-        x=[str(c) for c in design.columns],
-        coefficient="after",
-        ties="efron",
-        variance="robust sandwich by patient (Efron score residuals summed by cluster), no small-sample factor",
-    )
+    if fit_record.on():
+        fit_record.record(
+            "phreg",
+            design.assign(
+                **{
+                    ".time": frame["days"].to_numpy(dtype=float),
+                    ".event": frame["event"].to_numpy(dtype=float),
+                    ".strata": frame["window"].to_numpy() if drift else "all",
+                    ".cluster": patients,
+                }
+            ).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": HAZARD, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[HAZARD] if drift else WITHIN[HAZARD],
+            x=[str(c) for c in design.columns],
+            coefficient="after",
+            ties="efron",
+            variance="robust sandwich by patient (Efron score residuals summed by cluster), no small-sample factor",
+        )
     problems = sorted({str(w.message).split("\n")[0] for w in caught})
     log_hr, se = float(fit.params[0]), float(np.sqrt(covariance[0, 0]))
     half = stats.norm.ppf(1 - ALPHA / 2) * se
