@@ -212,6 +212,13 @@ def _network_parser(sub: argparse._SubParsersAction) -> None:
     simulate.set_defaults(func=cmd_network_simulate)
 
 
+def cmd_crosscheck_export(args: argparse.Namespace) -> int:
+    from pipeline.tools.crosscheck_export import export_fits
+
+    print(f"Fits written for the cross-check against R (patient rows; stays in staging/): {export_fits(_home(args))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -279,6 +286,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm a full snapshot held for what it would retire (with --drop: that one only)",
     )
     run.set_defaults(func=cmd_run)
+
+    export = with_home(
+        sub.add_parser(
+            "crosscheck-export",
+            help="refit the models, writing what each fitted to staging/crosscheck/",
+            description="Refit the models on the published warehouse and write each fit's analysis frame and "
+            "specification to staging/crosscheck/<run_id>/ (patient rows: never published), for the R cross-check "
+            "(`make crosscheck`, docs/crosscheck.md).",
+        )
+    )
+    export.set_defaults(func=cmd_crosscheck_export)
 
     report = with_home(
         sub.add_parser(

@@ -40,6 +40,8 @@ import statsmodels.api as sm
 from scipy import stats
 
 from pipeline.intervals import interval
+from pipeline.models import fit_record
+from pipeline.models.design_matrix import full_rank_columns
 from pipeline.models.estimators import Design, Estimate, adjustment_design, failed, site_clusters
 from pipeline.models.propensity import standardized_differences
 from pipeline.settings import ModelSettings
@@ -65,8 +67,14 @@ def aipw_components(y: np.ndarray, treated: np.ndarray, x: np.ndarray) -> tuple[
     predicted = {}
     for group in (0, 1):
         rows = treated == group
-        fit = sm.OLS(y[rows], x[rows]).fit()
-        predicted[group] = x @ np.asarray(fit.params)
+        # A term collinear with others within one group (a site with no patient of the group, a missing
+        # indicator that is a site there) is dropped, as R's lm does (its coefficient NA, predicted as 0):
+        # a minimum-norm solution would split it over the collinear terms and predict the other group
+        # along a direction this group's data do not determine.
+        kept = full_rank_columns(pd.DataFrame(x[rows]), keep=1)[0]
+        columns = [int(c) for c in kept]
+        fit = sm.OLS(y[rows], x[rows][:, columns]).fit()
+        predicted[group] = x[:, columns] @ np.asarray(fit.params)
     m1, m0 = predicted[1], predicted[0]
     psi = m1 - m0 + treated * (y - m1) / propensity - (1 - treated) * (y - m0) / (1 - propensity)
     return psi, propensity, problems
@@ -100,9 +108,10 @@ def cross_fitted(
         propensity[test] = np.asarray(ps_fit.predict(x[test]))
         for group, target in ((1, m1), (0, m0)):
             rows = train & (treated == group)
-            # Least squares of minimum norm: a term constant within a fold's arm is no reason to fail.
-            beta = np.linalg.lstsq(x[rows], y[rows], rcond=None)[0]
-            target[test] = x[test] @ beta
+            # A term collinear within a fold's arm is dropped, as R's lm does (aipw_components says why).
+            columns = [int(c) for c in full_rank_columns(pd.DataFrame(x[rows]), keep=1)[0]]
+            beta = np.linalg.lstsq(x[rows][:, columns], y[rows], rcond=None)[0]
+            target[test] = x[test][:, columns] @ beta
     for group, target in ((1, m1), (0, m0)):
         observed = y[treated == group]
         np.clip(target, observed.min(), observed.max(), out=target)
@@ -141,6 +150,25 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     psi = m1[kept] - m0[kept] + t * (y_kept - m1[kept]) / e - (1 - t) * (y_kept - m0[kept]) / (1 - e)
     estimate = float(psi.mean())
     clusters, cluster_note = site_clusters(frame.loc[design.index, "site_id"].astype(str)[kept], settings)
+    if fit_record.on():
+        fit_record.record(
+            "aipw",
+            design.assign(
+                **{
+                    ".y": y,
+                    ".cluster": frame.loc[design.index, "site_id"].astype(str),
+                    ".fold": folds_of(treated),
+                }
+            ).reset_index(drop=True),
+            y=".y",
+            treated="treated",
+            x=[str(c) for c in design.columns if c != "treated"],
+            folds=FOLDS,
+            trim=TRIM,
+            predictions="each arm's predictions clipped to the range of change that arm observed",
+            variance="influence function over the patients kept, "
+            + ("iid" if clusters is None else "clustered by site"),
+        )
     n = len(psi)
     if clusters is None:
         std_error = float(psi.std(ddof=1) / np.sqrt(n))

@@ -11,6 +11,7 @@ import statsmodels.api as sm
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from pipeline.intervals import ALPHA
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import NUMERIC_COVARIATES, covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
@@ -117,9 +118,32 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     if dropped:
         notes.append("collinear term(s) dropped: " + ", ".join(dropped))
     design = design[kept]
+    alone = exact_fit_rows(design)
+    if alone.any():
+        # A patient alone on a term (the one without a severity measure, say) is fitted exactly: leverage
+        # 1, where HC3 divides by 1 - h = 0 (R's vcovHC gives NaN, statsmodels a number made of rounding)
+        # and a logit separates. The group effect is the same without them and their term.
+        design = design[~alone]
+        kept, _ = full_rank_columns(design, keep=2)
+        design = design[kept]
+        n_alone = int(alone.sum())
+        shown = n_alone if n_alone >= settings.min_group_size else f"fewer than {settings.min_group_size}"
+        notes.append(f"{shown} patient(s) alone on a term (leverage 1) left out")
+        n_treated = int(design["treated"].sum())
+        if min(n_treated, len(design) - n_treated) < settings.min_group_size:
+            return None, [*notes, f"not estimated: fewer than {settings.min_group_size} patients in a group"]
     if len(design) - design.shape[1] < 2:
         return None, [*notes, "fit failed: too few patients for the number of covariates"]
     return design, notes
+
+
+LEVERAGE_ONE = 1 - 1e-8  # a leverage this close to 1 is 1 in floating point
+
+
+def exact_fit_rows(design: pd.DataFrame) -> pd.Series:
+    """Rows with leverage 1 in a full-rank design: each is alone on some term, so fitted exactly."""
+    q, _ = np.linalg.qr(design.to_numpy(dtype=float))
+    return pd.Series((q**2).sum(axis=1) > LEVERAGE_ONE, index=design.index)
 
 
 def continuous_terms(design: pd.DataFrame) -> list[str]:
@@ -149,6 +173,43 @@ def robust_fit(
     if clusters is not None:
         return model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
     return model.fit(cov_type="HC3", use_t=True)
+
+
+def record_regression(
+    method: str,
+    y: np.ndarray,
+    design: pd.DataFrame,
+    sites: pd.Series,
+    settings: ModelSettings,
+    weights: np.ndarray | None = None,
+    extra: pd.DataFrame | None = None,
+    coefficient: str = "treated",
+    **spec: object,
+) -> None:
+    """Record a regression fitted by :func:`robust_fit` (for the cross-check against R): ``.y``, the design
+    columns as built, ``.weight`` (variance weights) and ``.cluster`` (the site), with the variance type."""
+    if not fit_record.active():
+        return
+    clusters, _ = site_clusters(sites, settings)
+    frame = pd.concat(
+        [pd.DataFrame({".y": np.asarray(y, dtype=float)}, index=design.index), design.astype(float)], axis=1
+    )
+    if weights is not None:
+        frame[".weight"] = np.asarray(weights, dtype=float)
+    frame[".cluster"] = sites.astype(str).to_numpy()
+    if extra is not None:
+        frame = pd.concat([frame, extra.set_axis(design.index)], axis=1)
+    fit_record.record(
+        method,
+        frame.reset_index(drop=True),
+        x=[str(c) for c in design.columns],
+        coefficient=coefficient,
+        weights=None if weights is None else "variance",
+        # statsmodels' "cluster": sandwich::vcovCL type HC1 (G/(G-1) (N-1)/(N-K)), t with G - 1 df.
+        variance="HC3" if clusters is None else "cluster-HC1",
+        df="residual" if clusters is None else "clusters-1",
+        **spec,
+    )
 
 
 def coefficient(fit: sm.regression.linear_model.RegressionResults, index: int, notes: list[str]) -> Estimate:
@@ -189,7 +250,9 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
-    heterogeneity, spread = site_heterogeneity(frame, design, y, settings)
+    record_regression("ancova", y.to_numpy(), design, frame.loc[design.index, "site_id"], settings)
+    with fit_record.labelled():  # each site's own ANCOVA is a note, not a published estimate
+        heterogeneity, spread = site_heterogeneity(frame, design, y, settings)
     result = coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
     return replace(result, site_spread=spread)
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models import fit_record
 from pipeline.models.aipw import aipw, withheld
 from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
@@ -198,6 +199,13 @@ def _fit_cross_sectional(
     cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
 ) -> None:
     """unadjusted, ancova, aipw and iptw on the patients observed at the cell's timepoint."""
+    with fit_record.labelled(contrast=cell.contrast.name, outcome=cell.outcome, timepoint=cell.timepoint):
+        _fit_cell(cell, settings, diagnostics, balance)
+
+
+def _fit_cell(
+    cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
+) -> None:
     counts, frame = cell.counts, cell.frame
     # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
     prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
@@ -242,12 +250,14 @@ def _fit_longitudinal(
         for timepoint, cell in by_timepoint.items():
             cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
 
-    if "mixed" in settings.methods:
-        long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
-    if "mice" in settings.methods and wide is not None:
-        key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
+    label = fit_record.labelled(contrast=cells[0].contrast.name, outcome=cells[0].outcome, timepoint="all")
+    with label:
+        if "mixed" in settings.methods:
+            long = pd.concat([cell.frame for cell in cells], ignore_index=True)
+            spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
+        if "mice" in settings.methods and wide is not None:
+            key = f"{cells[0].contrast.name}/{cells[0].outcome}"
+            spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
 
 
 def _fit_outcome(
@@ -379,6 +389,15 @@ def _estimate_rows(
         balance.extend(fits.balance)
         for cell in fits.cells:
             sd = _pooled_sd(cell.frame)
+            if cell.small_note is None and fit_record.on():  # a cell with a group too small has no fit
+                fit_record.record(
+                    "sensitivity",
+                    cell.frame[["treated", "change"]],
+                    key={"contrast": job.contrast.name, "outcome": job.outcome, "timepoint": cell.timepoint},
+                    sd="pooled within-group SD of change",
+                    power=settings.power,
+                    alpha=0.05,
+                )
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
                 e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)

@@ -28,6 +28,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from pipeline.intervals import interval
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.estimators import Estimate, continuous_terms, failed, site_clusters
 from pipeline.models.random_intercept import fit_random_intercept
@@ -173,6 +174,28 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
     if problems:
         notes.append("did not converge (" + "; ".join(problems) + "): numbers shown for completeness only")
     ok = not problems
+    if fit_record.on():
+        fit_record.record(
+            "mixed",
+            design.assign(
+                **{
+                    ".y": y,
+                    ".group": groups,
+                    ".cluster": clusters,
+                    ".years": rows["days_from_t0"].to_numpy(float) / 365.25,
+                }
+            ).reset_index(drop=True),
+            y=".y",
+            x=[str(c) for c in kept],
+            coefficients={t: f"treated_at[{t}]" for t in timepoints},
+            random="intercept" if hasattr(fit, "robust_bse") else "intercept and slope on .years",
+            # Where the REML has no finite optimum (the patient variance diverges: not converged, flagged), the
+            # fit stops at its bound; the cross-check evaluates lmer's deviance there.
+            variance_ratio=float(fit.tau2 / fit.sigma2) if hasattr(fit, "tau2") and fit.sigma2 > 0 else None,
+            diverged=any("diverged" in problem for problem in problems),
+            estimation="REML",
+            variance="sandwich with the model's marginal V, clustered by .cluster, times G/(G-1); normal p and CI",
+        )
     params, model_bse = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)
     bse = model_bse if robust_bse is None else robust_bse
     results = {}

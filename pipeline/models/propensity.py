@@ -35,6 +35,7 @@ from pipeline.models.estimators import (
     coefficient,
     continuous_terms,
     failed,
+    record_regression,
     robust_fit,
 )
 from pipeline.models.splines import spline_columns
@@ -212,6 +213,20 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     except (np.linalg.LinAlgError, ValueError) as error:
         result.estimate = failed("; ".join([*fit_notes, f"fit failed: {error}"]))
         return result
+    ps_terms = [str(c) for c in predictors.columns if curved or not str(c).startswith("spline[")]
+    record_regression(
+        "iptw",
+        y,
+        outcome_design,
+        frame.loc[design.index, "site_id"],
+        settings,
+        weights,
+        predictors[ps_terms].add_prefix("ps:").assign(**{".treated": treated}),
+        propensity=[f"ps:{c}" for c in ps_terms],
+        propensity_clip=1e-6,
+        weights_rule="stabilized ATE, truncated",
+        truncation=settings.weight_truncation,
+    )
     estimate = coefficient(fit, 1, fit_notes)
     sensitivity = overlap_weighted(y, outcome_design, treated, propensity, frame.loc[design.index, "site_id"], settings)
     if sensitivity:

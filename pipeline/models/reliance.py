@@ -51,7 +51,9 @@ from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.intervals import ALPHA
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import full_rank_columns
+from pipeline.models.efron_residuals import efron_score_residuals
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.mixed import mixedlm_sandwich
 from pipeline.models.pairs import RELIANCE_CONTRAST
@@ -178,6 +180,19 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
         ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
         notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
+    if fit_record.on():
+        fit_record.record(
+            "mixed",
+            design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": INTERVAL if y == "days" else UNITS, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[INTERVAL] if drift else WITHIN[INTERVAL],
+            y=".y",
+            x=[str(c) for c in design.columns],
+            coefficients={TIMEPOINT: "after"},
+            random="intercept",
+            estimation="REML",
+            variance="sandwich with the model's marginal V, clustered by patient, times G/(G-1); normal p and CI",
+        )
     ok = not problems
     if problems:
         notes.insert(0, "did not converge cleanly: " + "; ".join(problems))
@@ -208,12 +223,37 @@ def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
             fit = model.fit()
             # The sandwich by patient. statsmodels' own (fit(groups=...)) turns NaN when any stratum has no
             # event: such a stratum adds nothing to the partial likelihood, so its score residuals are 0 here.
-            scores = np.nan_to_num(model.score_residuals(fit.params))
+            # Efron's score residuals (PHReg's are Breslow's whatever the ties): the sandwich of R's coxph.
+            scores = efron_score_residuals(
+                frame["days"].to_numpy(dtype=float),
+                frame["event"].to_numpy(dtype=float),
+                design.to_numpy(dtype=float),
+                np.asarray(fit.params),
+                frame["window"].to_numpy() if drift else None,
+            )
             by_patient = pd.DataFrame(scores).groupby(patients).sum().to_numpy()
             bread = np.linalg.inv(model.hessian(fit.params))
             covariance = bread @ (by_patient.T @ by_patient) @ bread
         except (np.linalg.LinAlgError, ValueError) as error:
             return failed(f"fit failed (PHReg): {error}")
+    if fit_record.on():
+        fit_record.record(
+            "phreg",
+            design.assign(
+                **{
+                    ".time": frame["days"].to_numpy(dtype=float),
+                    ".event": frame["event"].to_numpy(dtype=float),
+                    ".strata": frame["window"].to_numpy() if drift else "all",
+                    ".cluster": patients,
+                }
+            ).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": HAZARD, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[HAZARD] if drift else WITHIN[HAZARD],
+            x=[str(c) for c in design.columns],
+            coefficient="after",
+            ties="efron",
+            variance="robust sandwich by patient (Efron score residuals summed by cluster), no small-sample factor",
+        )
     problems = sorted({str(w.message).split("\n")[0] for w in caught})
     log_hr, se = float(fit.params[0]), float(np.sqrt(covariance[0, 0]))
     half = stats.norm.ppf(1 - ALPHA / 2) * se

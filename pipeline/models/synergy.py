@@ -40,8 +40,16 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparatio
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.contract import combination_sort_key
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import Contrast, analysis_frames, full_rank_columns
-from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import (
+    Estimate,
+    adjustment_design,
+    coefficient,
+    failed,
+    record_regression,
+    robust_fit,
+)
 from pipeline.models.pairs import CODES, Pair, joined
 from pipeline.models.propensity import standardized_differences
 from pipeline.models.sensitivity import minimum_detectable_difference
@@ -142,6 +150,9 @@ def interaction(frame: pd.DataFrame, pair: Pair, settings: ModelSettings) -> Est
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
+    record_regression(
+        "synergy", y.to_numpy(), widened[kept], frame.loc[design.index, "site_id"], settings, coefficient="AxB"
+    )
     result = coefficient(fit, kept.index("AxB"), notes)
     ok, overlap = four_group_overlap(design, frame["combination"], settings)
     parts = (overlap, result.note) if not ok else (result.note, overlap)
@@ -177,7 +188,8 @@ def synergy_rows(
                     + " group"
                 )
             else:
-                result = interaction(frame, pair, settings)
+                with fit_record.labelled(contrast=pair.name, outcome=outcome, timepoint=timepoint):
+                    result = interaction(frame, pair, settings)
                 what = (
                     f"interaction: {both} - {with_a} - {with_b} + {base or 'untreated'} "
                     f"(adding {pair.a} and {pair.b} together beyond the sum of adding each"
