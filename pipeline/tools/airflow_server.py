@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -71,24 +72,33 @@ def api_server_answers(port: int) -> bool:
 class Components:
     """Airflow's components as child processes, their output prefixed with their name."""
 
-    def __init__(self, environment: dict[str, str]) -> None:
+    def __init__(self, environment: dict[str, str], on_line: Callable[[str, str], None] | None = None) -> None:
         self.environment = environment
+        self.on_line = on_line  # called with (name, line) for each line a component prints
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.airflow = str(Path(sys.executable).with_name("airflow"))
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, command: list[str] | None = None, environment: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``airflow <name>`` (or ``airflow <command...>``) under ``name``, replacing one that stopped."""
         process = subprocess.Popen(
-            [self.airflow, name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.environment
+            [self.airflow, *(command or [name])],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=environment or self.environment,
         )
         self.processes[name] = process
-        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        threading.Thread(target=self.relay, args=(name, process), daemon=True).start()
         return process
 
-    @staticmethod
-    def _relay(name: str, process: subprocess.Popen[bytes]) -> None:
+    def relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            print(f"{name:<13} | {line.decode(errors='replace').rstrip()}", flush=True)
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            print(f"{name:<13} | {line}", flush=True)
+            if self.on_line is not None:
+                self.on_line(name, line)
 
     def exited(self) -> str | None:
         """The name of a component that has stopped, if any."""
