@@ -37,10 +37,18 @@ import psutil
 
 from pipeline.settings import DataHome
 from pipeline.tools.airflow_local import configure, migrate
-from pipeline.tools.airflow_server import SIMPLE_AUTH_MANAGER, Components, api_server_answers, password_file
+from pipeline.tools.airflow_server import (
+    AFTER_API_SERVER,
+    SIMPLE_AUTH_MANAGER,
+    Components,
+    api_server_answers,
+    free_port,
+    password_file,
+)
 
 DEFAULT_PORT = 8781  # beside `make airflow`'s 8780
 WORKERS = ("worker-1", "worker-2")
+WORKER_COMMAND = ("celery", "worker")  # `airflow celery worker`, as compose's airflow-worker
 WORKER_NAME = "SYNK_WORKER_NAME"  # read by worker_hostname in a worker's task processes
 STARTUP_TIMEOUT = 240.0  # seconds, for each of PostgreSQL, Redis, the API server and the workers
 MAX_RESTARTS = 3  # per component: compose restarts for ever; a fault that repeats here stops the run
@@ -85,16 +93,6 @@ INIT_FOLDERS = ("landing/.incoming", "archive", "staging", "warehouse", "publish
 def worker_hostname() -> str:
     """Airflow's ``core.hostname_callable`` on the workers here: the worker's name."""
     return os.environ.get(WORKER_NAME) or socket.getfqdn()
-
-
-def free_port() -> int:
-    """A free port on loopback, never one of Airflow's fixed log-server ports (8793, 8794)."""
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in (8793, 8794):
-            return port
 
 
 def postgres_bin() -> Path:
@@ -247,7 +245,7 @@ class Cluster:
         # As `make airflow`: the scheduler only once the API server answers, or tasks fail reporting to it.
         self.components.start("api-server")
         self._wait("The API server", lambda: api_server_answers(self.port), self.components.processes["api-server"])
-        for name in ("scheduler", "dag-processor", "triggerer"):
+        for name in AFTER_API_SERVER:
             self.components.start(name)
         for name in WORKERS:
             self.start_worker(name)
@@ -255,7 +253,7 @@ class Cluster:
 
     def start_worker(self, name: str) -> None:
         pid_file = self.airflow_home / f"{name}.pid"
-        command = ["celery", "worker", "--celery-hostname", self.celery_hostname(name), "--pid", str(pid_file)]
+        command = [*WORKER_COMMAND, "--celery-hostname", self.celery_hostname(name), "--pid", str(pid_file)]
         command.append("--skip-serve-logs")  # every worker writes the same logs folder: the API server reads it
         self.components.start(name, command, self.worker_environment(name))
 
@@ -273,6 +271,7 @@ class Cluster:
             "url": f"http://127.0.0.1:{self.port}",
             "password_file": str(password_file(self.home)),
             "workers": workers,
+            "scratch": str(self.scratch),  # PostgreSQL's and Redis's folder, removed at the end
             "environment": {k: v for k, v in self.components.environment.items() if k.startswith(("AIRFLOW", "SYNK"))},
         }
         self.state_file.touch(mode=0o600)

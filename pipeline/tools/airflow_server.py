@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -54,6 +55,16 @@ def server_environment(home: DataHome, port: int) -> dict[str, str]:
     }
     os.environ.update(settings)
     return dict(os.environ)
+
+
+def free_port() -> int:
+    """A free port on loopback, never one of Airflow's fixed log-server ports (8793, 8794)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in (8793, 8794):
+            return port
 
 
 def password_file(home: DataHome) -> Path:
