@@ -95,6 +95,9 @@ def worker_hostname() -> str:
     return os.environ.get(WORKER_NAME) or socket.getfqdn()
 
 
+HOSTNAME_CALLABLE = "pipeline.tools.airflow_cluster.worker_hostname"  # by name: run with -m, this is __main__
+
+
 def postgres_bin() -> Path:
     """Debian keeps PostgreSQL's server programs under /usr/lib/postgresql/<major>/bin, off PATH."""
     versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
@@ -167,8 +170,7 @@ class Cluster:
         return dict(os.environ)
 
     def worker_environment(self, name: str) -> dict[str, str]:
-        hostname = f"{__name__}.{worker_hostname.__name__}"
-        return {**self.components.environment, "AIRFLOW__CORE__HOSTNAME_CALLABLE": hostname, WORKER_NAME: name}
+        return {**self.components.environment, "AIRFLOW__CORE__HOSTNAME_CALLABLE": HOSTNAME_CALLABLE, WORKER_NAME: name}
 
     def _service(self, name: str, command: list[str], user: str | None = None) -> None:
         process = subprocess.Popen(

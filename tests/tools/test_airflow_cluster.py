@@ -12,10 +12,12 @@ publishes; everything stops by itself.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,7 +58,9 @@ def compose_environment() -> tuple[dict[str, str], dict[str, str]]:
     return document["x-airflow-common"]["environment"], document["services"]["airflow-worker"]["environment"]
 
 
-def test_the_script_and_the_compose_file_have_the_same_settings_pools_and_init(tmp_path: Path) -> None:
+def test_the_script_and_the_compose_file_have_the_same_settings_pools_and_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     common, worker = compose_environment()
     here = airflow_cluster.HERE
     assert set(common) == set(airflow_cluster.COMPOSE_SETTINGS) | (set(here) - {"DUMB_INIT_SETSID"})
@@ -79,6 +83,10 @@ def test_the_script_and_the_compose_file_have_the_same_settings_pools_and_init(t
     for key, value in airflow_cluster.COMPOSE_SETTINGS.items():
         assert environment[key] == value, key
     allowed = set(common) | set(airflow_cluster.ONLY_HERE)
+    # A worker's task instances carry its name (Airflow imports the callable by this path).
+    module, _, name = worker_environment["AIRFLOW__CORE__HOSTNAME_CALLABLE"].rpartition(".")
+    monkeypatch.setenv(airflow_cluster.WORKER_NAME, worker_environment[airflow_cluster.WORKER_NAME])
+    assert getattr(importlib.import_module(module), name)() == "worker-1"
     assert {k for k in worker_environment if k.startswith("AIRFLOW")} <= allowed
     # The same database and drivers, another host.
     for key in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__RESULT_BACKEND"):
@@ -219,12 +227,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             running.wait(f"the DAG {dag_id}", lambda dag_id=dag_id: running.call("GET", f"/api/v2/dags/{dag_id}"), 180)
         yield running
     finally:
-        if process.poll() is None:  # the last test did not get to stop it: everything, now
+        if process.poll() is None:  # the last test did not get to stop it: the script stops the rest
             family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-            for member in family:
+            process.send_signal(signal.SIGTERM)
+            _, alive = psutil.wait_procs(family, timeout=90)
+            for member in alive:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     member.kill()
-            psutil.wait_procs(family, timeout=10)
+            psutil.wait_procs(alive, timeout=10)
+        with contextlib.suppress(OSError, ValueError):
+            shutil.rmtree(json.loads((home.root / "airflow" / "cluster.json").read_text())["scratch"])
 
 
 def utc(stamp: str) -> datetime:
