@@ -47,7 +47,7 @@ WRITERS = {"ingest_drops", "publish_warehouse", "fit_models", "build_as_of"}  # 
 DROPS = {
     "A": ("clinic_a-2026-11", "clinic_a", 300, 1),
     "B": ("clinic_b-2026-11", "clinic_b", 200, 2),
-    "C": ("clinic_c-2026-11", "clinic_c", 1200, 3),
+    "C": ("clinic_c-2026-11", "clinic_c", 600, 3),
 }
 HEARTBEAT_TIMEOUT = 30  # seconds before the scheduler gives up on a task whose worker died (Airflow: 300)
 QUEUE = "default"  # Airflow's default Celery queue: every task goes to it
@@ -377,17 +377,29 @@ def published_rows(home: DataHome) -> tuple[list, list]:
 def test_the_quarterly_report_publishes(cluster: Running) -> None:
     from pipeline.quarters import current_quarter
 
+    def fits_done() -> list[dict] | None:  # the third drop's publication queued one more
+        runs = [r for r in cluster.runs("fit_outcome_models") if r["run_type"] == "asset_triggered"]
+        return runs if len(runs) >= 3 and all(r["state"] in ("success", "failed") for r in runs) else None
+
+    cluster.wait("the models fitted on the last publication", fits_done, 420)
     quarter = current_quarter()
     run_id = cluster.trigger("publish_quarterly_report", {"quarter": quarter, "provisional": True})
     assert cluster.finished("publish_quarterly_report", run_id, 420) == "success"
     folder = cluster.home.published / "provisional" / f"{quarter[:4]}-Q{quarter[-1]}"
     assert "data:image/png;base64" in (folder / "report.html").read_text(encoding="utf-8")
     assert (folder / "report.pdf").stat().st_size > 10_000
-    # Every models run the Asset made succeeded, and the report used the three sites.
-    runs = [r for r in cluster.runs("fit_outcome_models") if r["run_type"] == "asset_triggered"]
+    # Every models run the Asset made succeeded; the report is on the three drops' data, with the model
+    # run fitted on the Asset (reused, not refitted).
+    runs = fits_done()
     assert runs and all(r["state"] == "success" for r in runs), runs
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest, manifest
+    with duckdb.connect(str(cluster.home.warehouse_path), read_only=True) as con:
+        snapshot = con.execute("SELECT data_snapshot FROM build_info").fetchone()[0]
+        model_runs = {row[0] for row in con.execute("SELECT run_id FROM model_runs").fetchall()}
+    assert manifest["provisional"] is True and manifest["data_snapshot"] == snapshot
+    assert manifest["model_run_id"] in model_runs
+    ledger = (folder / "quarter_load_ledger.csv").read_text()
+    assert all(drop_id in ledger for drop_id, *_ in DROPS.values())
     assert_writers_one_at_a_time(cluster)
 
 
