@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -179,9 +180,9 @@ class Cluster:
         self.services[name] = process
         threading.Thread(target=self.components.relay, args=(name, process), daemon=True).start()
 
-    def _wait(self, what: str, check: object, process: subprocess.Popen[bytes] | None = None) -> None:
+    def _wait(self, what: str, check: Callable[[], bool], process: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not check():  # type: ignore[operator]
+        while not check():
             if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
                 raise SystemExit(f"{what} did not start: see its lines above.")
             time.sleep(0.5)

@@ -245,9 +245,36 @@ def utc(stamp: str) -> datetime:
 
 def drop_times(home: DataHome) -> dict[str, tuple[datetime, datetime]]:
     """Each drop's receipt and load times, as the store recorded them (in the published copy of its ledger)."""
+    if not home.warehouse_path.exists():
+        return {}
     with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
         rows = con.execute("SELECT drop_id, min(received_at), max(loaded_at) FROM load_ledger GROUP BY 1").fetchall()
     return {drop_id: (received, loaded) for drop_id, received, loaded in rows}
+
+
+def attempts(cluster: Running, task_ids: set[str]) -> list[dict]:
+    """Every attempt of these tasks in every run of the three DAGs, with its run."""
+    found = []
+    for dag_id in DAGS:
+        for run in cluster.runs(dag_id):
+            for task_id in task_ids:
+                with contextlib.suppress(urllib.error.HTTPError):  # a DAG without that task
+                    for attempt in cluster.tries(dag_id, run["dag_run_id"], task_id):
+                        found.append({**attempt, "run": run})
+    return found
+
+
+def loaded_by(cluster: Running, key: str, timeout: float = 300) -> dict:
+    """The load task attempt that loaded the drop (an hourly run may take it before the one triggered
+    for it): the one whose span holds the store's receipt and load times of the drop."""
+    drop_id = DROPS[key][0]
+    published = lambda: drop_times(cluster.home).get(drop_id)  # noqa: E731
+    received, done = cluster.wait(f"the drop {drop_id} published", published, timeout)
+    for attempt in attempts(cluster, {"ingest_drops"}):
+        span = (utc(attempt["start_date"]), utc(attempt["end_date"])) if attempt["end_date"] else None
+        if attempt["state"] == "success" and span and span[0] <= received <= done <= span[1]:
+            return attempt
+    pytest.fail(f"no load task's span holds the store's times of {drop_id}")
 
 
 @pytest.mark.cluster
@@ -255,17 +282,9 @@ def test_the_hourly_ingest_loads_a_drop_and_the_models_fit_on_the_asset(cluster:
     cluster.celery("stop", "worker-2")  # the first drop's tasks on worker-1
     for dag_id in ("fit_outcome_models", "publish_quarterly_report", "ingest_clinic_exports"):
         cluster.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})  # as the compose file's header says
-
-    def scheduled_ingest() -> dict | None:
-        runs = [r for r in cluster.runs("ingest_clinic_exports") if r["run_type"] == "scheduled"]
-        return runs[0] if runs else None
-
-    run = cluster.wait("the hourly ingest run", scheduled_ingest, 120)
-    assert cluster.finished("ingest_clinic_exports", run["dag_run_id"], 300) == "success"
-    loaded = cluster.task("ingest_clinic_exports", run["dag_run_id"], "ingest_drops")
-    assert loaded["hostname"] == "worker-1"
-    assert DROPS["A"][0] in drop_times(cluster.home)
-    cluster.seen["first load"] = loaded
+    load = loaded_by(cluster, "A")
+    assert load["run"]["run_type"] == "scheduled" and load["hostname"] == "worker-1"
+    cluster.seen["first load"] = load
     # The publication's Asset event queued the models; their fit is on worker-1, holding the store.
     fit = cluster.wait("the fit on the Asset", lambda: cluster.running_on("fit_outcome_models", "fit_models"), 120)
     assert fit["hostname"] == "worker-1"
@@ -281,44 +300,32 @@ def test_two_drops_loaded_on_different_workers_never_write_the_store_at_once(clu
     cluster.celery("start", "worker-2")
     cluster.celery("stop", "worker-1")
     deliver(cluster.home, cluster.outbox, "B")
-    run_id = cluster.trigger("ingest_clinic_exports", {"drop": DROPS["B"][0], "confirm_retire": False})
-    load = cluster.wait(
-        "the second drop's load", lambda: cluster.running_on("ingest_clinic_exports", "ingest_drops", run_id), 300
-    )
+    cluster.trigger("ingest_clinic_exports", {"drop": DROPS["B"][0], "confirm_retire": False})
+    load = loaded_by(cluster, "B")
     cluster.celery("start", "worker-1")
     assert load["hostname"] == "worker-2"
-    assert cluster.finished("ingest_clinic_exports", run_id, 300) == "success"
     assert cluster.finished("fit_outcome_models", fit["dag_run_id"], 300) == "success"
     fitted = cluster.task("fit_outcome_models", fit["dag_run_id"], "fit_models")
-    loaded = cluster.task("ingest_clinic_exports", run_id, "ingest_drops")
-    run = next(r for r in cluster.runs("ingest_clinic_exports") if r["dag_run_id"] == run_id)
     # The load was ready while the fit held the store, on the other worker, and waited for its end.
-    assert utc(run["start_date"]) < utc(fitted["end_date"]) <= utc(loaded["start_date"])
-    assert {fitted["hostname"], loaded["hostname"]} == {"worker-1", "worker-2"}
-    # The store's own record: each drop was received and loaded within its load task, on its worker.
+    ready = load["scheduled_when"] or load["run"]["start_date"]
+    assert utc(ready) < utc(fitted["end_date"]) <= utc(load["start_date"]), (ready, fitted, load)
+    assert {fitted["hostname"], load["hostname"]} == {"worker-1", "worker-2"}
+    # The two drops: loaded on different workers, one after the other.
     first = cluster.seen["first load"]
-    times = drop_times(cluster.home)
-    for ti, key in ((first, "A"), (loaded, "B")):
-        received, done = times[DROPS[key][0]]
-        assert utc(ti["start_date"]) <= received <= done <= utc(ti["end_date"]), (key, ti["hostname"])
-    assert first["hostname"] != loaded["hostname"]
+    assert first["hostname"] != load["hostname"] and utc(first["end_date"]) <= utc(load["start_date"])
     assert_writers_one_at_a_time(cluster)
 
 
 def assert_writers_one_at_a_time(cluster: Running) -> None:
     """Every attempt of every task that writes the store, on either worker, in one line: none overlaps."""
-    attempts = []
-    for dag_id in DAGS:
-        for run in cluster.runs(dag_id):
-            for task_id in WRITERS:
-                with contextlib.suppress(urllib.error.HTTPError):  # a DAG without that task
-                    for attempt in cluster.tries(dag_id, run["dag_run_id"], task_id):
-                        if attempt["start_date"] and attempt["state"] != "skipped":
-                            end = attempt["end_date"] or datetime.now(UTC).isoformat()
-                            attempts.append((utc(attempt["start_date"]), utc(end), task_id, attempt["hostname"]))
-    attempts.sort()
-    assert len({host for *_, host in attempts}) == 2, attempts  # both workers wrote the store
-    for before, after in itertools.pairwise(attempts):
+    spans = []
+    for attempt in attempts(cluster, WRITERS):
+        if attempt["start_date"] and attempt["state"] != "skipped":
+            end = attempt["end_date"] or datetime.now(UTC).isoformat()
+            spans.append((utc(attempt["start_date"]), utc(end), attempt["task_id"], attempt["hostname"]))
+    spans.sort()
+    assert len({host for *_, host in spans}) == 2, spans  # both workers wrote the store
+    for before, after in itertools.pairwise(spans):
         assert before[1] <= after[0], (before, after)
 
 
@@ -327,15 +334,13 @@ def test_a_worker_killed_mid_load_is_retried_and_nothing_is_lost(cluster: Runnin
     from pipeline.store.connection import load_under_way
 
     deliver(cluster.home, cluster.outbox, "C")
-    run_id = cluster.trigger("ingest_clinic_exports", {"drop": DROPS["C"][0], "confirm_retire": False})
-    load = cluster.wait(
-        "the third drop's load", lambda: cluster.running_on("ingest_clinic_exports", "ingest_drops", run_id), 300
-    )
-    deadline = time.monotonic() + 120
+    cluster.trigger("ingest_clinic_exports", {"drop": DROPS["C"][0], "confirm_retire": False})
+    deadline = time.monotonic() + 300
     while not ((holder := load_under_way(cluster.home)) and DROPS["C"][0] in holder.activity):
         assert time.monotonic() < deadline, "the third drop's load never held the store"
         time.sleep(0.2)
-    time.sleep(1)  # into the load
+    # The task loading it (the run triggered, or an hourly one that came first).
+    load = cluster.wait("the load's task", lambda: cluster.running_on("ingest_clinic_exports", "ingest_drops"), 30)
     worker = load["hostname"]
     cluster.reload_state()
     main = psutil.Process(cluster.state["workers"][worker]["pid"])
@@ -346,10 +351,11 @@ def test_a_worker_killed_mid_load_is_retried_and_nothing_is_lost(cluster: Runnin
             member.kill()
     psutil.wait_procs(family, timeout=10)
 
-    assert cluster.finished("ingest_clinic_exports", run_id, HEARTBEAT_TIMEOUT + 300) == "success"
-    attempts = cluster.tries("ingest_clinic_exports", run_id, "ingest_drops")
-    assert [a["try_number"] for a in attempts] == [1, 2], attempts
-    assert attempts[0]["hostname"] == worker and attempts[1]["state"] == "success"
+    assert cluster.finished("ingest_clinic_exports", load["dag_run_id"], HEARTBEAT_TIMEOUT + 300) == "success"
+    tries = cluster.tries("ingest_clinic_exports", load["dag_run_id"], "ingest_drops")
+    assert [a["try_number"] for a in tries] == [1, 2], tries
+    assert tries[0]["hostname"] == worker and tries[1]["state"] == "success"
+    assert loaded_by(cluster, "C")["try_number"] == 2  # the retry loaded it
     assert "starting it again" in cluster.log.read_text()  # the script restarted the worker (restart: always)
 
     # Nothing lost: the three drops' ledger and current rows as a plain load of the same drops gives them
