@@ -55,7 +55,7 @@ test-server: setup
 
 # The department server of docker-compose.yml without containers (pipeline/tools/airflow_cluster.py):
 # Debian's PostgreSQL and Redis on loopback, CeleryExecutor with two workers, the three DAGs end to
-# end on it, a worker killed mid-load (about 6 minutes on two cores). CI runs it after `make test`.
+# end on it, a worker killed mid-load (6 to 10 minutes on two cores). CI runs it after `make test`.
 test-cluster: setup cluster-packages $(CLUSTER_STAMP)
 	$(BIN)/python -m pytest -m cluster
 
