@@ -449,8 +449,9 @@ def test_preference_scores_are_those_behind_each_contrasts_overlap_verdict() -> 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_numerical_warnings_of_the_fits_are_caught_and_kept_not_raised(workers: int) -> None:
     """A small clinic (80 patients, every combined patient female) makes a propensity model overflow
-    (numpy's RuntimeWarning) in a small contrast. Under "error" a warning that escaped would fail that fit (its note would name it); caught,
-    the estimates stand and each warning is kept, with its cell, on one process or on workers."""
+    (numpy's RuntimeWarning) in a small contrast. Under "error" a warning that escaped would fail that fit
+    (its note would name it); caught, the estimates stand and each warning is kept, with its cell, on one
+    process or on workers."""
     patients, scores = simulate(7, 6.0, n=80)
     patients.loc[patients["combination"].str.contains("+", regex=False), "sex"] = "F"
     with warnings.catch_warnings():
