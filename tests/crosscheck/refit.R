@@ -80,6 +80,7 @@ for (method in c("ancova", "responder", "synergy")) {
 # tau^2 is clipped at 0 as the platform's).
 for (f in fits("site_spread")) {
   d <- f$frame
+  if (nrow(d) < 2) next  # fewer than two sites with their own estimate: no spread (the platform's NaN)
   fit <- rma(yi = d$estimate, sei = d$std_error, method = "DL")
   emit("ancova", key_of(f$spec), c(site_spread = sqrt(fit$tau2)), "closed")
 }
