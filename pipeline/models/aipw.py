@@ -158,6 +158,10 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
                     ".y": y,
                     ".cluster": frame.loc[design.index, "site_id"].astype(str),
                     ".fold": folds_of(treated),
+                    # Where a fold's propensity model did not converge (separation) its fitted values are where
+                    # the optimizer stopped: the cross-check evaluates the rest at these (as the mixed model's
+                    # diverged variance ratio).
+                    ".propensity": propensity,
                 }
             ).reset_index(drop=True),
             y=".y",
@@ -165,6 +169,7 @@ def aipw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
             x=[str(c) for c in design.columns if c != "treated"],
             folds=FOLDS,
             trim=TRIM,
+            propensity_converged=not problems,
             predictions="each arm's predictions clipped to the range of change that arm observed",
             variance="influence function over the patients kept, "
             + ("iid" if clusters is None else "clustered by site"),

@@ -252,7 +252,9 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None
         return failed("; ".join([*notes, f"fit failed: {error}"]))
     record_regression("ancova", y.to_numpy(), design, frame.loc[design.index, "site_id"], settings)
     with fit_record.labelled():  # each site's own ANCOVA is a note, not a published estimate
-        heterogeneity, spread = site_heterogeneity(frame, design, y, settings)
+        heterogeneity, spread, by_site = site_heterogeneity(frame, design, y, settings)
+    if fit_record.on() and by_site is not None:  # the sites' effects behind site_spread, for metafor's rma
+        fit_record.record("site_spread", by_site, estimator="DerSimonian-Laird tau, clipped at 0")
     result = coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
     return replace(result, site_spread=spread)
 
@@ -271,15 +273,15 @@ def between_site_sd(estimates: list[float], std_errors: list[float]) -> float:
 
 def site_heterogeneity(
     frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings
-) -> tuple[str | None, float]:
+) -> tuple[str | None, float, pd.DataFrame | None]:
     """With two or more sites: the site-by-group interaction test (a robust Wald F test of group x
     site terms added to the ANCOVA) and each site's own ANCOVA estimate where the site has at least
     ``min_group_size`` patients in each group, so a pooled number that hides sites with different
-    effects says so; and the between-site SD of those estimates (``between_site_sd``). (None, NaN) with one
-    site."""
+    effects says so; the between-site SD of those estimates (``between_site_sd``); and the estimates
+    themselves (site, estimate, std_error). (None, NaN, None) with one site."""
     sites = frame.loc[design.index, "site_id"].astype(str)
     if sites.nunique() < 2:
-        return None, float("nan")
+        return None, float("nan"), None
     reference = sites.value_counts().sort_index().idxmax()
     treated = design["treated"]
     interactions = pd.DataFrame(
@@ -302,7 +304,7 @@ def site_heterogeneity(
             parts.append(f"{lead}site by group interaction p {p_value:.3f} ({sites.nunique()} sites)")
         except (np.linalg.LinAlgError, ValueError):
             parts.append("site by group interaction not testable")
-    by_site, site_estimates, site_errors = [], [], []
+    by_site, site_names, site_estimates, site_errors = [], [], [], []
     for site in sorted(sites.unique()):
         rows = frame.loc[sites.index[sites == site]]
         if min(int((rows["treated"] == 1).sum()), int((rows["treated"] == 0).sum())) < settings.min_group_size:
@@ -310,6 +312,7 @@ def site_heterogeneity(
         estimate = ancova(rows.reset_index(drop=True), settings)
         if estimate.ok:
             by_site.append(f"{site} {estimate.estimate:.1f} ({estimate.ci_low:.1f} to {estimate.ci_high:.1f})")
+            site_names.append(site)
             site_estimates.append(estimate.estimate)
             site_errors.append(estimate.std_error)
     spread = between_site_sd(site_estimates, site_errors)
@@ -317,7 +320,8 @@ def site_heterogeneity(
         parts.append(f"by site ({settings.min_group_size} or more per group): " + ", ".join(by_site))
     if np.isfinite(spread):
         parts.append(f"between-site SD of the effect {spread:.1f} (DerSimonian-Laird)")
-    return ("; ".join(parts) if parts else None), spread
+    effects = pd.DataFrame({"site": site_names, "estimate": site_estimates, "std_error": site_errors})
+    return ("; ".join(parts) if parts else None), spread, effects
 
 
 def holm(p_values: pd.Series) -> pd.Series:

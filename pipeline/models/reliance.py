@@ -136,8 +136,9 @@ def _design(frame: pd.DataFrame, drift: bool) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
-def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
-    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient.
+def mixed_change(frame: pd.DataFrame, y: str, drift: bool, recorded: bool = True) -> Estimate:
+    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient
+    (``recorded`` false: a fit for a note, not given to the cross-check's recorder).
 
     Within the surgery patients: statsmodels ``MixedLM`` (REML), its warnings caught and recorded. Against the
     patients on BoNT alone (some ten times the rows): the same model by the project's REML fit
@@ -180,7 +181,7 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
         ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
         notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
-    if fit_record.on():
+    if recorded and fit_record.on():
         fit_record.record(
             "mixed",
             design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
@@ -465,7 +466,7 @@ def _with_log_ratio(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estim
         return result
     logged = frame.assign(log_units=np.log(frame["units"].astype(float))).reset_index(drop=True)
     try:
-        ratio = mixed_change(logged, "log_units", drift)
+        ratio = mixed_change(logged, "log_units", drift, recorded=False)  # a note, not a published estimate
     except (np.linalg.LinAlgError, ValueError):
         return result
     if not np.isfinite(ratio.estimate):

@@ -14,6 +14,7 @@ suppressPackageStartupMessages({
   library(ordinal)
   library(mice)
   library(survival)
+  library(metafor)
 })
 
 args <- commandArgs(trailingOnly = TRUE)
@@ -65,12 +66,23 @@ robust_lm <- function(spec, frame, weights = NULL) {
   t_inference(unname(coef(fit)[j]), sqrt(V[j, j]), df, if (is.null(spec$scale)) 1 else spec$scale)
 }
 
+estimates_all <- read.csv(file.path(export, "estimates.csv"), stringsAsFactors = FALSE)
+
 key_of <- function(spec) list(contrast = spec$contrast, outcome = spec$outcome, timepoint = spec$timepoint)
 
 # ANCOVA, responders (linear probability model, percentage points), synergy (the A x B term).
 for (method in c("ancova", "responder", "synergy")) {
   published <- if (method == "synergy") "ancova" else method
   for (f in fits(method)) emit(published, key_of(f$spec), robust_lm(f$spec, f$frame), "closed")
+}
+
+# site_spread: metafor's DerSimonian-Laird tau of the sites' own ANCOVA estimates (rma, method "DL"; its
+# tau^2 is clipped at 0 as the platform's).
+for (f in fits("site_spread")) {
+  d <- f$frame
+  if (nrow(d) < 2) next  # fewer than two sites with their own estimate: no spread (the platform's NaN)
+  fit <- rma(yi = d$estimate, sei = d$std_error, method = "DL")
+  emit("ancova", key_of(f$spec), c(site_spread = sqrt(fit$tau2)), "closed")
 }
 
 # IPTW: the propensity model refitted by glm (binomial), stabilized ATE weights truncated as the
@@ -87,29 +99,52 @@ for (f in fits("iptw")) {
   emit("iptw", key_of(s), c(values, weights = max(abs(w - d[[".weight"]]) / d[[".weight"]])), "iterative")
 }
 
-# AIPW: the estimating equations written out (Robins, Rotnitzky and Zhao 1994): a logistic propensity
-# (bounded), an OLS outcome model per group predicted for everyone, psi per patient, its mean and the
-# influence-function SE (clustered by site where the platform clusters).
+# AIPW, cross-fitted as the platform does it (pipeline/models/aipw.py): the recorded folds (`.fold`: seeded,
+# stratified by group); per fold, a logistic propensity (glm) and an lm per arm fitted on the other folds
+# (a term aliased within a fold's arm: coefficient NA, predicted as 0, as lm's predict), predicted for the
+# fold; each arm's predictions clipped to the change that arm observed; patients with a propensity outside
+# trim to 1 - trim left out; psi per patient kept, its mean and the influence-function SE (clustered by
+# site where the platform clusters).
 for (f in fits("aipw")) {
   s <- f$spec; d <- f$frame
-  X <- as.matrix(d[, s$x, drop = FALSE]); y <- d[[s$y]]; t <- d[[s$treated]]
-  ps <- glm(t ~ X - 1, family = binomial(), control = glm.control(epsilon = 1e-14, maxit = 100))
-  e <- pmin(pmax(fitted(ps), s$propensity_bound), 1 - s$propensity_bound)
-  predict_group <- function(g) {
-    b <- coef(lm.fit(X[t == g, , drop = FALSE], y[t == g]))
-    b[is.na(b)] <- 0  # an aliased column (all zero in the group) adds nothing, as lm's predict
-    drop(X %*% b)
+  X <- as.matrix(d[, s$x, drop = FALSE]); y <- d[[s$y]]; t <- d[[s$treated]]; fold <- d[[".fold"]]
+  e <- m1 <- m0 <- rep(NA_real_, nrow(d))
+  for (k in sort(unique(fold))) {
+    train <- fold != k; test <- fold == k
+    ps <- suppressWarnings(glm(t[train] ~ X[train, , drop = FALSE] - 1, family = binomial(),
+                               control = glm.control(epsilon = 1e-14, maxit = 200)))
+    b <- coef(ps); b[is.na(b)] <- 0
+    e[test] <- plogis(drop(X[test, , drop = FALSE] %*% b))
+    # A fold's propensity model that did not converge (separation): no maximum, its fitted values are where
+    # each optimizer stopped; the rest is evaluated at the platform's (docs/crosscheck.md).
+    if (!isTRUE(s$propensity_converged)) e[test] <- d[[".propensity"]][test]
+    for (g in c(1, 0)) {
+      arm <- train & t == g
+      b <- coef(lm(y[arm] ~ X[arm, , drop = FALSE] - 1))
+      b[is.na(b)] <- 0
+      predicted <- drop(X[test, , drop = FALSE] %*% b)
+      if (g == 1) m1[test] <- predicted else m0[test] <- predicted
+    }
   }
-  m1 <- predict_group(1); m0 <- predict_group(0)
-  psi <- m1 - m0 + t * (y - m1) / e - (1 - t) * (y - m0) / (1 - e)
+  m1 <- pmin(pmax(m1, min(y[t == 1])), max(y[t == 1]))
+  m0 <- pmin(pmax(m0, min(y[t == 0])), max(y[t == 0]))
+  kept <- e >= s$trim & e <= 1 - s$trim
+  psi <- (m1 - m0 + t * (y - m1) / e - (1 - t) * (y - m0) / (1 - e))[kept]
   n <- length(psi); estimate <- mean(psi)
   if (grepl("iid", s$variance)) {
     se <- sd(psi) / sqrt(n); df <- n - 1
   } else {
-    sums <- tapply(psi - estimate, d[[".cluster"]], sum); g <- length(sums)
+    sums <- tapply(psi - estimate, d[[".cluster"]][kept], sum); g <- length(sums)
     se <- sqrt(g / (g - 1) * sum(sums^2)) / n; df <- g - 1
   }
-  emit("aipw", key_of(s), t_inference(estimate, se, df), "iterative")
+  values <- t_inference(estimate, se, df)
+  # Where AIPW's diagnostics fail the platform publishes the estimate and its SE, no interval or p-value.
+  published <- estimates_all[estimates_all$method == "aipw" & estimates_all$contrast == s$contrast &
+                               estimates_all$outcome == s$outcome & estimates_all$timepoint == s$timepoint, ]
+  if (nrow(published) == 1 && grepl("no interval or p-value published", published$note)) {
+    values <- values[c("estimate", "std_error")]
+  }
+  emit("aipw", key_of(s), values, "iterative")
 }
 
 # The mixed model: lme4::lmer (REML, random intercept per patient) and clubSandwich::vcovCR type CR1
@@ -216,7 +251,7 @@ for (f in fits("sensitivity")) {
     est <- cell$estimate[i]; se <- cell$std_error[i]
     d_std <- est / sd_pooled; se_d <- se / sd_pooled
     low <- exp(0.91 * d_std - 1.78 * se_d); high <- exp(0.91 * d_std + 1.78 * se_d)
-    e_ci <- if (low <= 1 && 1 <= high) 1 else e_value_rr(if (d_std > 0) low else high)
+    e_ci <- if (!is.finite(cell$ci_low[i])) NA_real_ else if (low <= 1 && 1 <= high) 1 else e_value_rr(if (d_std > 0) low else high)
     emit(cell$method[i], key_of(s), c(e_value = e_value_rr(exp(0.91 * d_std)), e_value_ci = e_ci), "closed")
   }
 }

@@ -44,6 +44,7 @@ ESTIMATE_COLUMNS = [
     "e_value",
     "e_value_ci",
     "mdd",
+    "site_spread",
 ]
 TOLERANCE = {"closed": 1e-6, "iterative": 1e-4}
 # Columns on the estimate's own scale: their difference is relative to the larger of the value and the

@@ -72,3 +72,30 @@ def test_a_patient_alone_on_a_term_is_left_out_and_the_estimate_is_unchanged() -
     assert "leverage 1" in (result.note or "") and np.isfinite(result.std_error)
     alone = ancova(frame.drop(index=7).reset_index(drop=True), SETTINGS)
     assert abs(result.estimate - alone.estimate) < 1e-9 and abs(result.std_error - alone.std_error) < 1e-9
+
+
+def test_aipw_records_its_folds_propensities_and_trim(tmp_path: Path) -> None:
+    """What tests/crosscheck/refit.R needs to redo AIPW's cross-fitting: the folds, the platform's propensities
+    (used where a fold's propensity model did not converge), the trim; psi over the kept patients from the
+    recorded frame and propensities gives the published estimate."""
+    from pipeline.models.aipw import aipw
+
+    frame = _frame(n=200, seed=5)
+    with recording(DirectoryRecorder(tmp_path)), labelled(contrast="c", outcome="saq", timepoint="12m"):
+        result = aipw(frame, SETTINGS)
+    spec = json.loads((tmp_path / "aipw" / "c__saq__12m.json").read_text())
+    assert spec["folds"] == 5 and spec["trim"] == 0.05 and spec["propensity_converged"] is True
+    data = pd.read_csv(tmp_path / "aipw" / "c__saq__12m.csv")
+    assert sorted(data[".fold"].unique()) == [0, 1, 2, 3, 4]
+    x, y, t, e = data[spec["x"]].to_numpy(), data[".y"].to_numpy(), data["treated"].to_numpy(), data[".propensity"]
+    m = {}
+    for group in (0, 1):
+        m[group] = np.empty(len(y))
+        for k in range(5):
+            rows = (data[".fold"] != k).to_numpy() & (t == group)
+            beta = np.linalg.lstsq(x[rows], y[rows], rcond=None)[0]
+            m[group][data[".fold"] == k] = x[data[".fold"] == k] @ beta
+        m[group] = np.clip(m[group], y[t == group].min(), y[t == group].max())
+    kept = ((e >= 0.05) & (e <= 0.95)).to_numpy()
+    psi = m[1] - m[0] + t * (y - m[1]) / e - (1 - t) * (y - m[0]) / (1 - e)
+    assert abs(psi[kept].mean() - result.estimate) < 1e-10
