@@ -26,6 +26,10 @@ class Estimate:
     diagnostics_ok: bool = False
     note: str | None = None
     converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
+    # The diagnostics as fields (model_estimates' columns), so no reader searches the note's wording:
+    boundary: bool = False  # a variance component estimated at zero (a singular mixed fit)
+    balance_ok: bool | None = None  # the weighted balance check (iptw); None where the method has none
+    overlap_ok: bool | None = None  # the contrast's overlap check; None where it was not computed
 
     def columns(self) -> dict[str, object]:
         """The estimate's own columns of a ``model_estimates`` row (``converged`` decides its multiplicity family)."""
@@ -38,6 +42,9 @@ class Estimate:
             "diagnostics_ok": self.diagnostics_ok,
             "note": self.note,
             "converged": self.converged,
+            "boundary": self.boundary,
+            "balance_ok": self.balance_ok,
+            "overlap_ok": self.overlap_ok,
         }
 
     @property

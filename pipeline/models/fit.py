@@ -77,6 +77,10 @@ ESTIMATE_COLUMNS = (
     "e_value",
     "e_value_ci",
     "mdd",
+    "converged",
+    "boundary",
+    "balance_ok",
+    "overlap_ok",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
@@ -404,7 +408,7 @@ def _estimates_frame(
     rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
 ) -> pd.DataFrame:
     columns = [c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")]
-    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame.insert(0, "run_id", run_id)
     frame["p_adjusted"] = adjusted_p_values(
         frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
@@ -420,7 +424,8 @@ def _estimates_frame(
     return _typed(frame, ESTIMATE_COLUMNS, run_id)
 
 
-BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
+BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok", "converged", "boundary"})
+NULLABLE_BOOL_COLUMNS = frozenset({"balance_ok", "overlap_ok"})  # NULL: the method has no such check
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
 TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
 
@@ -430,7 +435,9 @@ def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.Dat
     frame = frame.assign(run_id=run_id).reindex(columns=list(columns))
     for column in frame.columns:
         if column in BOOL_COLUMNS:
-            frame[column] = frame[column].astype(bool)
+            frame[column] = frame[column].fillna(False).astype(bool)
+        elif column in NULLABLE_BOOL_COLUMNS:
+            frame[column] = frame[column].astype("boolean")
         elif column in INT_COLUMNS:
             frame[column] = frame[column].astype("int64")
         elif column in TEXT_COLUMNS:

@@ -15,11 +15,12 @@ from pipeline.report import claims
 from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences, short_words
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
-from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, WarehouseData
 from pipeline.report.report_figures import HALLMARKS, Figure
 from pipeline.report.suppression import SMALL_CELL, format_count
-from pipeline.report.tables import COVARIATE_WORDS, contrast_label, footnoted, outcome_label, rows_loaded_total
+from pipeline.report.tables import COVARIATE_WORDS, footnoted, rows_loaded_total
 from pipeline.report.words import _timepoint_words, summary_sentences
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_label, outcome_label
 
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 

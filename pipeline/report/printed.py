@@ -18,7 +18,7 @@ from pipeline.report.flow import grouped_flow_table, register_flow_groups, step_
 from pipeline.report.funnel import funnel_table, register_sites, site_rows
 from pipeline.report.overlap import overlap_table, register_overlap
 from pipeline.report.published_counts import apply_register, fill_register
-from pipeline.report.reading import ALL_TRAJECTORIES, MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import ALL_TRAJECTORIES, MAIN_OUTCOMES, WarehouseData
 from pipeline.report.register import Register
 from pipeline.report.responder_shares import finish as finish_responders
 from pipeline.report.responder_shares import register_responders, responder_groups, responder_table
@@ -27,17 +27,16 @@ from pipeline.report.suppression import SMALL_CELL, audit_table
 from pipeline.report.tables import (
     SEX_WORDS,
     by_year_table,
-    contrast_label,
     counts_table,
     dose_table,
     estimates_table,
     grouped_counts,
     ledger_table,
-    outcome_label,
     quarter_refusals_table,
     table_one,
     trajectory_table,
 )
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_label, outcome_label
 
 
 def _ess_share(ess: object, n: object) -> str:

@@ -27,6 +27,7 @@ from pipeline.models.design_matrix import (
 )
 from pipeline.report.register import Register
 from pipeline.sql_files import read_sql
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_groups
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
@@ -59,9 +60,9 @@ def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primar
 
 
 def _contrast(name: str) -> Contrast:
-    if name == "combined_vs_single":
+    if name == PRIMARY_CONTRAST:
         return Contrast(name)
-    treated, control = name.split("_vs_", 1)
+    treated, control = contrast_groups(name)
     return Contrast(name, frozenset({treated}), frozenset({control}), treated, control)
 
 
@@ -299,7 +300,7 @@ def _estimates(
     if name != "estimates":
         return
     for (contrast, outcome, timepoint, method), (treated, _) in members.estimates.items():
-        if contrast != "combined_vs_single":
+        if contrast != PRIMARY_CONTRAST:
             continue
         parts: set = set()
         for (c, o, t, m), (first, _) in members.estimates.items():

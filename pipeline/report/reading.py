@@ -28,6 +28,7 @@ from pipeline.report.suppression import (
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
+from pipeline.vocabulary import PRIMARY_CONTRAST
 
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 TRAJECTORY_OUTCOMES = (
@@ -38,7 +39,6 @@ TRAJECTORY_OUTCOMES = (
     "eface_static",
 )
 ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
-PRIMARY_CONTRAST = "combined_vs_single"
 METHOD_ORDER = tuple(METHOD_LABELS)
 
 

@@ -20,18 +20,12 @@ from pipeline.report.funnel import funnel_figure
 from pipeline.report.overlap import overlap_figure
 from pipeline.report.printed import Audited, funnel_rows
 from pipeline.report.published_counts import without_hidden_spread, year_cells_shown
-from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, WarehouseData
 from pipeline.report.suppression import SMALL_CELL, mark_shown, safe_summary
-from pipeline.report.tables import (
-    GROUPS,
-    MEAN_DIFFERENCE_METHODS,
-    OUTCOME_LABELS,
-    by_year_table,
-    contrast_label,
-    outcome_label,
-)
+from pipeline.report.tables import GROUPS, MEAN_DIFFERENCE_METHODS, by_year_table
 from pipeline.report.trend import trend_figure
 from pipeline.report.words import _timepoint_words
+from pipeline.vocabulary import OUTCOME_LABELS, PRIMARY_CONTRAST, contrast_label, outcome_label
 
 # Forest plot families: (key, title, which outcomes), over the warehouse's outcomes.
 FOREST_FAMILIES = (

@@ -406,17 +406,31 @@ def test_model_runs_records_settings_and_package_versions() -> None:
 
 
 def test_results_insert_into_the_contract_tables() -> None:
-    results = fit(*simulate(1, 6.0))
+    results = fit(*simulate(1, 6.0), ModelSettings(methods=("unadjusted", "ancova", "iptw")))
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
-        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE)"
+        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, "
+        "converged BOOLEAN, boundary BOOLEAN, balance_ok BOOLEAN, overlap_ok BOOLEAN)"
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
     assert con.execute("SELECT count(*) FROM model_estimates WHERE note IN ('None', 'nan', '')").fetchone()[0] == 0
+    # The diagnostics as fields: every fitted row has its contrast's overlap verdict, only iptw a balance one.
+    fields = con.execute(
+        "SELECT method, bool_and(overlap_ok IS NOT NULL), bool_and(balance_ok IS NULL), bool_and(converged) "
+        "FROM model_estimates WHERE estimate IS NOT NULL AND NOT isnan(estimate) GROUP BY method"
+    ).fetchall()
+    assert fields and all(overlap and converged for _, overlap, _, converged in fields)
+    assert {method for method, _, no_balance, _ in fields if not no_balance} == {"iptw"}
+    # A weighted fit whose balance fails says so in its field, whatever its note's wording.
+    failing = con.execute("SELECT count(*) FROM model_estimates WHERE method = 'iptw' AND NOT balance_ok").fetchone()[0]
+    in_note = con.execute(
+        "SELECT count(*) FROM model_estimates WHERE method = 'iptw' AND note LIKE '%balance fails%'"
+    ).fetchone()[0]
+    assert failing == in_note
     # Every method's note carries the contrast's overlap, the unadjusted one too (after why it is confounded).
     notes = con.execute("SELECT note FROM model_estimates WHERE method = 'unadjusted'").fetchall()
     assert notes and all(note.startswith("confounded: ") and "overlap: " in note for (note,) in notes)

@@ -396,3 +396,31 @@ def test_the_tipping_point_shift_brings_the_mice_estimate_to_zero() -> None:
         assert exact[index] == pytest.approx(group_shift, abs=0.051)
     at_tipping = mice(wide, settings, "k", ("6m", "12m"), shift=(exact[0], 0.0))["12m"]
     assert at_tipping.estimate == pytest.approx(0.0, abs=1e-8)
+
+
+def test_a_singular_mixed_fit_says_so_in_its_field() -> None:
+    # Each patient's deviations sum to zero: no patient-level variance, the fit sits on its boundary.
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        noise, baseline = rng.normal(0, 4, 2), rng.normal(50, 10)
+        for (timepoint, days), e in zip((("3m", 90), ("6m", 180), ("12m", 365)), (*noise, -noise.sum()), strict=True):
+            rows.append(
+                {
+                    "site_id": "s1",
+                    "patient_id": f"P{i:03d}",
+                    "treated": i % 2,
+                    "baseline_value": baseline,
+                    "timepoint": timepoint,
+                    "days_from_t0": days,
+                    "change": 5 + 3 * (i % 2) + e,
+                    "age_at_onset": 40,
+                    "sex": "F",
+                    "etiology": "bell",
+                    "onset_to_index_days": 300,
+                    "prior_treatment": False,
+                }
+            )
+    results = mixed(pd.DataFrame(rows), ModelSettings(), ("3m", "6m", "12m"))
+    assert results and all(estimate.boundary for estimate in results.values())
+    assert all(np.isfinite(estimate.estimate) for estimate in results.values())  # its numbers stand
