@@ -40,6 +40,7 @@ MODEL_TABLES = (
     "covariate_balance",
     "propensity_diagnostics",
     "preference_scores",
+    "estimate_patients",
 )
 PUBLISHED_TABLES = (
     "design_timepoints",
@@ -61,6 +62,7 @@ PUBLISHED_TABLES = (
     "covariate_balance",
     "propensity_diagnostics",
     "preference_scores",
+    "estimate_patients",
     "build_info",
     "botox_intervals",
 )

@@ -82,6 +82,17 @@ ESTIMATE_COLUMNS = (
     "balance_ok",
     "overlap_ok",
 )
+# Who is in each estimate: its two groups' patients (first_group true: the contrast's first group), as fitted.
+ESTIMATE_PATIENT_COLUMNS = (
+    "run_id",
+    "contrast",
+    "outcome",
+    "timepoint",
+    "method",
+    "site_id",
+    "patient_id",
+    "first_group",
+)
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
 BALANCE_COLUMNS = ("run_id", "contrast", "outcome", "timepoint", "covariate", "smd_unweighted", "smd_weighted")
@@ -111,6 +122,9 @@ class ModelResults:
     warnings: list[str] = field(default_factory=list)
     preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
     numerical_warnings: list[str] = field(default_factory=list)  # "<where>: <Category>: <message>"
+    estimate_patients: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    )
 
 
 @contextmanager
@@ -181,6 +195,9 @@ class _Cell:
     frame: pd.DataFrame
     small_note: str | None
     results: dict[str, tuple[Estimate, int, int]] = field(default_factory=dict)
+    # The patients of a method fitted on other rows than the cell's own (mixed: every timepoint fitted; mice:
+    # every patient with a baseline); the rest fit the cell's frame.
+    patients: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -237,17 +254,32 @@ def _fit_longitudinal(
     outcome; each gives an estimate for every timepoint."""
     by_timepoint = {cell.timepoint: cell for cell in cells}
 
-    def spread(method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int]) -> None:
+    def spread(
+        method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int], patients: pd.DataFrame
+    ) -> None:
         results = _guarded(method, fit, lambda note: {t: failed(note) for t in by_timepoint})
         for timepoint, cell in by_timepoint.items():
             cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
+            cell.patients[method] = patients
 
     if "mixed" in settings.methods:
         long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
+        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long), _patients(long))
     if "mice" in settings.methods and wide is not None:
         key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
+        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide), _patients(wide))
+
+
+def _patients(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient of an analysis frame: site_id, patient_id and first_group."""
+    patients = frame.drop_duplicates(["site_id", "patient_id"])
+    return pd.DataFrame(
+        {
+            "site_id": patients["site_id"].astype(str).to_numpy(),
+            "patient_id": patients["patient_id"].astype(str).to_numpy(),
+            "first_group": (patients["treated"] == 1).to_numpy(),
+        }
+    )
 
 
 def _fit_outcome(
@@ -346,7 +378,10 @@ def _estimate_rows(
     overlaps: dict[str, Overlap | None],
     preference: dict[str, pd.DataFrame | None],
     numerical: list[str],
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] | None = None,
 ) -> list[dict[str, object]]:
+    """Every comparative row; ``members`` gets each cell's patients (its frame's, and the methods' fitted on
+    other rows), keyed by (contrast, outcome, timepoint)."""
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
     for contrast in contrasts:
@@ -376,6 +411,8 @@ def _estimate_rows(
         diagnostics.extend(fits.diagnostics)
         balance.extend(fits.balance)
         for cell in fits.cells:
+            if members is not None:
+                members[(job.contrast.name, job.outcome, cell.timepoint)] = (_patients(cell.frame), cell.patients)
             sd = _pooled_sd(cell.frame)
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
@@ -491,6 +528,7 @@ def _fit_all(
         workers = workers_for(len(population))
     overlaps: dict[str, Overlap | None] = {}  # each contrast's, for the measures too
     preference: dict[str, pd.DataFrame | None] = {}  # each contrast's patients' preference scores
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] = {}
     with one_blas_thread():
         rows = _estimate_rows(
             population,
@@ -506,6 +544,7 @@ def _fit_all(
             overlaps,
             preference,
             numerical,
+            members,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
@@ -535,7 +574,30 @@ def _fit_all(
         _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
         warnings,
         _preference_frame(preference, run_id),
+        estimate_patients=_estimate_patients_frame(estimates, members, run_id),
     )
+
+
+def _estimate_patients_frame(
+    estimates: pd.DataFrame,
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]],
+    run_id: str,
+) -> pd.DataFrame:
+    """The patients of every comparative estimate (the responders and ordinal ones too, fitted on the cell's
+    frame), so the report reads who is in an estimate rather than choosing them again."""
+    frames = []
+    for r in estimates[["contrast", "outcome", "timepoint", "method"]].drop_duplicates().itertuples(index=False):
+        found = members.get((str(r.contrast), str(r.outcome), str(r.timepoint)))
+        if found is None:
+            continue
+        own, by_method = found
+        patients = by_method.get(str(r.method), own)
+        frames.append(patients.assign(contrast=r.contrast, outcome=r.outcome, timepoint=r.timepoint, method=r.method))
+    if not frames:
+        return pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True).assign(run_id=run_id).reindex(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame["first_group"] = frame["first_group"].astype(bool)
+    return frame
 
 
 def _preference_frame(preference: dict[str, pd.DataFrame | None], run_id: str) -> pd.DataFrame:

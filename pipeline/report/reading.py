@@ -22,9 +22,6 @@ from pipeline.report.published_counts import (
     read_patients,
 )
 from pipeline.report.safety import SafetyData, read_safety
-from pipeline.report.suppression import (
-    SMALL_CELL,
-)
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
@@ -135,7 +132,14 @@ def _run_info(runs: pd.DataFrame) -> dict[str, object]:
 def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
     """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
     empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics", "preference_scores")
+    names = (
+        "model_runs",
+        "model_estimates",
+        "covariate_balance",
+        "propensity_diagnostics",
+        "preference_scores",
+        "estimate_patients",
+    )
     frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
     if "model_runs" not in tables:
         return frames
@@ -182,8 +186,7 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
     data.claim_patients = read_claim_patients(con, data.claims, design)
     data.safety = read_safety(con)
-    minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
-    data.members = Members(patients, estimate_members(con, data.estimates, minimum))
+    data.members = Members(patients, estimate_members(data.estimates, models["estimate_patients"]))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
     preference = models["preference_scores"]

@@ -99,6 +99,11 @@ CREATE TABLE IF NOT EXISTS propensity_diagnostics (
     max_abs_smd_weighted DOUBLE, n_truncated BIGINT, diagnostics_ok BOOLEAN, note VARCHAR
 );
 
+CREATE TABLE IF NOT EXISTS estimate_patients (
+    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, timepoint VARCHAR, method VARCHAR, site_id VARCHAR,
+    patient_id VARCHAR, first_group BOOLEAN
+);
+
 CREATE TABLE IF NOT EXISTS preference_scores (
     run_id VARCHAR, contrast VARCHAR, site_id VARCHAR, patient_id VARCHAR, first_group BOOLEAN,
     preference_score DOUBLE

@@ -466,3 +466,24 @@ def test_numerical_warnings_of_the_fits_are_caught_and_kept_not_raised(workers: 
     aipw = results.model_estimates[results.model_estimates["method"] == "aipw"]
     assert aipw["estimate"].notna().all()
     assert not aipw["note"].fillna("").str.contains("Warning").any()
+
+
+def test_each_estimates_patients_are_written_and_match_its_group_sizes() -> None:
+    """estimate_patients: who is in each comparative estimate, so the report never chooses them again; each
+    group's patients number the estimate's n_treated and n_control (mixed: every timepoint fitted)."""
+    results = fit(*simulate(2, 6.0), ModelSettings(methods=("unadjusted", "ancova", "mixed")))
+    patients = results.estimate_patients
+    assert not patients.duplicated(["contrast", "outcome", "timepoint", "method", "site_id", "patient_id"]).any()
+    sizes = (
+        patients.groupby(["contrast", "outcome", "timepoint", "method"])["first_group"]
+        .agg(n_treated="sum", n_control=lambda s: int((~s.astype(bool)).sum()))
+        .reset_index()
+    )
+    estimates = results.model_estimates
+    merged = estimates.merge(sizes, on=["contrast", "outcome", "timepoint", "method"], suffixes=("", "_written"))
+    assert len(merged) == len(estimates) and {"mixed", "ancova"} <= set(merged["method"])
+    assert (merged["n_treated"] == merged["n_treated_written"]).all()
+    assert (merged["n_control"] == merged["n_control_written"]).all()
+    # mixed takes the patients of every timepoint fitted: more than any one timepoint's ancova.
+    mixed_n = merged.loc[merged["method"] == "mixed", "n_treated"].max()
+    assert mixed_n >= merged.loc[merged["method"] == "ancova", "n_treated"].max()
