@@ -13,15 +13,14 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import queries
-from pipeline.report.claims import ClaimPatients, split_claims
-from pipeline.report.claims import read_patients as read_claim_patients
+from pipeline.report.claims import split_claims
 from pipeline.report.flow import FlowStep, flow_steps, step_patients
 from pipeline.report.published_counts import (
     Members,
     estimate_members,
     read_patients,
 )
-from pipeline.report.safety import SafetyData, read_safety
+from pipeline.report.sections import SECTIONS
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
@@ -74,9 +73,8 @@ class WarehouseData:
     dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     # What surgeons claim (issue 19): their model_estimates rows and the patients behind their counts.
     claims: pd.DataFrame = field(default_factory=pd.DataFrame)
-    claim_patients: ClaimPatients = field(default_factory=ClaimPatients)
-    # Complications (contract 1.2): None where the warehouse records none.
-    safety: SafetyData | None = None
+    # What each self-contained section read (pipeline/report/sections.py), by its name.
+    sections: dict[str, object] = field(default_factory=dict)
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -184,8 +182,8 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     models = _model_frames(con, tables)
     data.run = _run_info(models["model_runs"])
     data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
-    data.claim_patients = read_claim_patients(con, data.claims, design)
-    data.safety = read_safety(con)
+    for section in SECTIONS:
+        data.sections[section.name] = section.read(con, data)
     data.members = Members(patients, estimate_members(data.estimates, models["estimate_patients"]))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
