@@ -221,5 +221,5 @@ def template_context(parts: ReportParts) -> dict[str, object]:
         if clash:
             raise ValueError(f"report context: {name} names {sorted(clash)} again")
         context |= names
-    context["sections"] = slots(parts, context)
+    context["sections"] = slots(REPORT_SECTIONS, context)
     return context

@@ -120,10 +120,10 @@ SECTIONS: list[Section] = [
 ]
 
 
-def slots(parts: ReportParts, context: dict[str, object]) -> dict[str, list[dict[str, object]]]:
+def slots(listed: list[Section], context: dict[str, object]) -> dict[str, list[dict[str, object]]]:
     """Each slot's sections for the template: partial, anchor, title and whether it is shown."""
     out: dict[str, list[dict[str, object]]] = {slot: [] for slot in SLOTS}
-    for section in SECTIONS:
+    for section in listed:
         out[section.slot].append(
             {
                 "partial": section.partial,
