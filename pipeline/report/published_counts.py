@@ -19,7 +19,7 @@ import pandas as pd
 
 from pipeline.errors import PipelineError
 from pipeline.report.register import Register
-from pipeline.sql_files import read_sql
+from pipeline.sql_files import FLOW_MACROS_SQL, read_sql
 from pipeline.vocabulary import PRIMARY_CONTRAST
 
 log = logging.getLogger("synk.report")
@@ -42,6 +42,7 @@ def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
 def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primary_outcome: str) -> pd.DataFrame:
     """One row per patient received: the flow's steps (the primary analysis: a change in the primary outcome at
     the primary timepoint, as the models' analysis frames take it), group, combination and exclusion reason."""
+    con.execute(read_sql(FLOW_MACROS_SQL))  # temporary macros: the published file stays read-only
     frame = con.execute(read_sql(FLOW_SQL), {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
