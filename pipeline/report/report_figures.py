@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report import figures, queries
+from pipeline.report import figures, queries, sections
 from pipeline.report.answer import AnswerRow, answer_rows, odds_words
 from pipeline.report.balance import primary_balance
 from pipeline.report.funnel import funnel_figure
@@ -332,4 +332,6 @@ FIGURE_BUILDERS: list[Callable[[FigureInputs], list[Figure]]] = [
 
 
 def report_figures(inputs: FigureInputs) -> list[Figure]:
-    return [figure for builder in FIGURE_BUILDERS for figure in builder(inputs)]
+    """The report's figures, then each self-contained section's (pipeline/report/sections.py)."""
+    own = [figure for builder in FIGURE_BUILDERS for figure in builder(inputs)]
+    return own + [f for s in sections.SECTIONS for f in s.figures(inputs, inputs.data.sections.get(s.name))]

@@ -1,10 +1,10 @@
 """The report's self-contained sections, each one module behind one small protocol, and their list.
 
 A section reads what it needs from the warehouse file the report was given, prints its tables, registers every
-count it publishes (so the disclosure audit sees them), words itself after the audit, and names its template
-partial and where the report places it. The report (``printed.audited_tables``, ``context``, ``build``), the
-disclosure bench (``bench/disclosure.py``) and the tests loop over :data:`SECTIONS`: adding a section is its
-module, its partial (``templates/<partial>``) and one line here.
+count it publishes (so the disclosure audit sees them), words itself after the audit, draws its figures, and
+names its template partial and where the report places it. The report (``printed.audited_tables``,
+``report_figures``, ``context``, ``build``), the disclosure bench (``bench/disclosure.py``) and the tests loop
+over :data:`SECTIONS`: adding a section is its module, its partial (``templates/<partial>``) and one line here.
 
 The report's older parts (flow, Table 1, estimates, figures) are still built stage by stage in ``printed.py``,
 ``context.py`` and ``report_figures.py``; they become sections one by one.
@@ -23,6 +23,7 @@ from pipeline.report.register import Register
 if TYPE_CHECKING:
     from pipeline.report.context import ReportParts
     from pipeline.report.reading import WarehouseData
+    from pipeline.report.report_figures import Figure, FigureInputs
 
 # Where the report's template includes a section's partial (and lists it in the contents).
 SLOTS = ("after_forest", "after_trajectories")
@@ -50,6 +51,10 @@ class Section(Protocol):
 
     def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
         """After the audit: what it says, from what its tables finally print."""
+        ...
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        """Its figures, drawn from the audited tables (the template reads them as figures.<name>)."""
         ...
 
     def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
@@ -80,6 +85,9 @@ class SafetySection:
     def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
         return safety.finish_safety(tables[safety.TABLE], found, register) if found is not None else []  # type: ignore[arg-type]
 
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []
+
     def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
         return {self.name: {"sentences": words} if found is not None else None}
 
@@ -106,6 +114,9 @@ class ClaimsSection:
 
     def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
         return None  # worded from the register in context: the claims' sentences read it as audited
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []  # its trajectories and dose figures are the report's (report_figures.py)
 
     def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
         data = parts.data

@@ -9,18 +9,22 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
 from pipeline.report import build, printed, sections
+from pipeline.report.figures import png_bytes
 from pipeline.report.printed import release_register
 from pipeline.report.published_counts import keys
 from pipeline.report.reading import read_warehouse
 from pipeline.report.register import Register
+from pipeline.report.report_figures import Figure
 from pipeline.report.suppression import format_count
 from tests.report.test_build import populate
 
-PARTIAL = """<section id="toy"><h2>Toy section</h2>{% if toy %}<p>{{ toy.sentence }}</p>{% endif %}</section>
+PARTIAL = """<section id="toy"><h2>Toy section</h2>{% if toy %}<p>{{ toy.sentence }}</p>{% endif %}
+<img src="{{ figures.toy.data_uri }}" alt="{{ figures.toy.title }}"></section>
 """
 
 
@@ -51,6 +55,13 @@ class ToySection:
 
     def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: pd.DataFrame) -> object:
         return f"{tables['toy']['patients with a baseline'].iloc[0]} patients have a baseline score."
+
+    def figures(self, inputs: object, found: pd.DataFrame) -> list[Figure]:
+        figure, axes = plt.subplots(figsize=(2, 1))
+        axes.bar(["baseline"], [len(found)])
+        png = png_bytes(figure)
+        plt.close(figure)
+        return [Figure("toy", "Patients with a baseline", "One bar.", png)]
 
     def context(self, parts: object, found: pd.DataFrame, words: object) -> dict[str, object]:
         return {"toy": {"sentence": words}}
@@ -94,6 +105,7 @@ def test_a_section_is_one_module_one_partial_and_one_line(
     assert published["patients with a baseline"].iloc[0] == format_count(expected)
     assert f"<p>{format_count(expected)} patients have a baseline score.</p>" in page
     assert '<li><a href="#toy">A toy section</a></li>' in page
+    assert (html.parent / "toy.png").read_bytes().startswith(b"\x89PNG") and 'alt="Patients with a baseline"' in page
     assert page.index('id="trajectories"') < page.index('id="toy"') < page.index('id="methods"')
     # The disclosure bench starts where the report does: the section's count is in its register, with its patients.
     tables, _, register = release_register(data, "2026Q4")
