@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models import fit_record
 from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
@@ -61,6 +62,13 @@ def claim_rows(
         family = ~synergy & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
+            if fit_record.on():
+                fit_record.record(
+                    "multiplicity_holm",
+                    frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
+                    key={"contrast": CONTRAST, "outcome": "all", "timepoint": "all"},
+                    family="the reliance outcomes of one kind of fit: Holm among themselves",
+                )
     return frame
 
 

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.models.aipw import aipw
+from pipeline.models import fit_record
+from pipeline.models.aipw import aipw, withheld
 from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
     Contrast,
@@ -42,13 +43,14 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
+from pipeline.models.estimands import with_roles
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.measures import measure_rows, with_measures
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw, no_overlap
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
@@ -77,6 +79,9 @@ ESTIMATE_COLUMNS = (
     "e_value",
     "e_value_ci",
     "mdd",
+    "estimand",
+    "role",
+    "site_spread",
     "converged",
     "boundary",
     "balance_ok",
@@ -215,6 +220,13 @@ def _fit_cross_sectional(
     cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
 ) -> None:
     """unadjusted, ancova, aipw and iptw on the patients observed at the cell's timepoint."""
+    with fit_record.labelled(contrast=cell.contrast.name, outcome=cell.outcome, timepoint=cell.timepoint):
+        _fit_cell(cell, settings, diagnostics, balance)
+
+
+def _fit_cell(
+    cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
+) -> None:
     counts, frame = cell.counts, cell.frame
     # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
     prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
@@ -262,12 +274,14 @@ def _fit_longitudinal(
             cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
             cell.patients[method] = patients
 
-    if "mixed" in settings.methods:
-        long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long), _patients(long))
-    if "mice" in settings.methods and wide is not None:
-        key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide), _patients(wide))
+    label = fit_record.labelled(contrast=cells[0].contrast.name, outcome=cells[0].outcome, timepoint="all")
+    with label:
+        if "mixed" in settings.methods:
+            long = pd.concat([cell.frame for cell in cells], ignore_index=True)
+            spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long), _patients(long))
+        if "mice" in settings.methods and wide is not None:
+            key = f"{cells[0].contrast.name}/{cells[0].outcome}"
+            spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide), _patients(wide))
 
 
 def _patients(frame: pd.DataFrame) -> pd.DataFrame:
@@ -313,7 +327,8 @@ def _fit_outcome(
         for method in settings.methods:
             if method in cell.results and overlap is not None:
                 result, *counts = cell.results[method]
-                cell.results[method] = (overlap.apply(result, method), *counts)
+                result = overlap.apply(result, method)
+                cell.results[method] = (withheld(result) if method == "aipw" else result, *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -388,7 +403,8 @@ def _estimate_rows(
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
-        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        # A failed overlap model is the verdict 'no overlap', never no verdict (issue 29).
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), no_overlap)
         if overlap is not None:
             preference[contrast.name] = overlap.scores
             overlap = overlap.without_scores()  # the jobs need the verdict, not every patient's score
@@ -414,9 +430,20 @@ def _estimate_rows(
             if members is not None:
                 members[(job.contrast.name, job.outcome, cell.timepoint)] = (_patients(cell.frame), cell.patients)
             sd = _pooled_sd(cell.frame)
+            if cell.small_note is None and fit_record.on():  # a cell with a group too small has no fit
+                fit_record.record(
+                    "sensitivity",
+                    cell.frame[["treated", "change"]],
+                    key={"contrast": job.contrast.name, "outcome": job.outcome, "timepoint": cell.timepoint},
+                    sd="pooled within-group SD of change",
+                    power=settings.power,
+                    alpha=0.05,
+                )
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
                 e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
+                if not np.isfinite(result.ci_low):  # no interval published: no bound of the E-value either
+                    e_value_ci = float("nan")
                 rows.append(
                     {
                         "method": method,
@@ -464,7 +491,9 @@ def _estimates_frame(
 BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok", "converged", "boundary"})
 NULLABLE_BOOL_COLUMNS = frozenset({"balance_ok", "overlap_ok"})  # NULL: the method has no such check
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
-TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
+TEXT_COLUMNS = frozenset(
+    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "estimand", "role"}
+)
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
@@ -552,6 +581,8 @@ def _fit_all(
     estimates = with_measures(estimates, measures)
     # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
     estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
+    # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
+    estimates = with_roles(_flag_degenerate(estimates), con)
     runs = pd.DataFrame(
         [
             {
@@ -576,6 +607,23 @@ def _fit_all(
         _preference_frame(preference, run_id),
         estimate_patients=_estimate_patients_frame(estimates, members, run_id),
     )
+
+
+DEGENERATE = "degenerate fit: its standard error is 0 (to rounding) or not finite, so its interval means nothing"
+
+
+def _flag_degenerate(estimates: pd.DataFrame) -> pd.DataFrame:
+    """An estimate whose SE is 0 or not finite (a zero-variance outcome gave SE 0, CI [0, 0]) is flagged."""
+    se, value = estimates["std_error"].to_numpy(dtype=float), estimates["estimate"].to_numpy(dtype=float)
+    # Zero to rounding: a least-squares fit of a constant leaves residuals of 1e-15, not 0.
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(value) & ~(np.isfinite(se) & (se > 1e-8 * (1 + np.abs(value))))
+    if not bad.any():
+        return estimates
+    frame = estimates.copy()
+    frame.loc[bad, "diagnostics_ok"] = False
+    frame.loc[bad, "note"] = [f"{DEGENERATE}; {note}" if note else DEGENERATE for note in frame.loc[bad, "note"]]
+    return frame
 
 
 def _estimate_patients_frame(

@@ -152,7 +152,15 @@ def test_ancova_recovers_the_effect_the_unadjusted_comparison_misses(seed: int) 
     assert ancova.ci_low < truth < ancova.ci_high
     assert abs(ancova.estimate - truth) < 2
     assert crude.ci_low > truth  # confounded by indication: biased upwards, CI excludes the truth
-    assert ancova.diagnostics_ok and crude.diagnostics_ok
+    assert ancova.diagnostics_ok
+    # A description, never an effect (issue 29): not diagnostics_ok, and its note says why first.
+    assert not crude.diagnostics_ok and crude.note.endswith("descriptive: no adjustment for how the groups differ")
+    assert (ancova.role, ancova.estimand, crude.role, crude.estimand) == (
+        "primary",
+        "conditional",
+        "descriptive",
+        "crude",
+    )
     assert "HC3" in ancova.note
     assert ancova.higher_is_better
     assert list(results.model_estimates.columns) == list(ESTIMATE_COLUMNS)
@@ -413,6 +421,7 @@ def test_results_insert_into_the_contract_tables() -> None:
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
         "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, "
+        "estimand VARCHAR, role VARCHAR, site_spread DOUBLE, "
         "converged BOOLEAN, boundary BOOLEAN, balance_ok BOOLEAN, overlap_ok BOOLEAN)"
     )
     con.register("frame", results.model_estimates)
@@ -453,19 +462,21 @@ def test_preference_scores_are_those_behind_each_contrasts_overlap_verdict() -> 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_numerical_warnings_of_the_fits_are_caught_and_kept_not_raised(workers: int) -> None:
-    """A rank-deficient outcome model (every combined patient female: sex is constant in that arm) makes
-    statsmodels warn. Under "error" a warning that escaped would fail the fit (its note would name it);
-    caught, the estimate stands and the warning is kept, with its cell, on one process or on workers."""
-    patients, scores = simulate(7, 6.0)
+    """A small clinic (80 patients, every combined patient female) makes a propensity model overflow
+    (numpy's RuntimeWarning) in a small contrast. Under "error" a warning that escaped would fail that fit
+    (its note would name it); caught, the estimates stand and each warning is kept, with its cell, on one
+    process or on workers."""
+    patients, scores = simulate(7, 6.0, n=80)
     patients.loc[patients["combination"].str.contains("+", regex=False), "sex"] = "F"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        results = fit(patients, scores, ModelSettings(methods=("aipw",)), workers=workers)
+        results = fit(patients, scores, ModelSettings(), workers=workers)
     caught = results.numerical_warnings
-    assert any(w.startswith("combined_vs_single, sunnybrook_composite: SingularMatrixWarning: ") for w in caught)
-    aipw = results.model_estimates[results.model_estimates["method"] == "aipw"]
-    assert aipw["estimate"].notna().all()
-    assert not aipw["note"].fillna("").str.contains("Warning").any()
+    assert caught and all(": RuntimeWarning: " in w or "Warning: " in w for w in caught), caught
+    assert any(w.startswith("BTX+PT_vs_BTX, sunnybrook_composite: RuntimeWarning: ") for w in caught), caught
+    estimates = results.model_estimates
+    assert estimates["estimate"].notna().any()
+    assert not estimates["note"].fillna("").str.contains("Warning").any()
 
 
 def test_each_estimates_patients_are_written_and_match_its_group_sizes() -> None:
