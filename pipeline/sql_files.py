@@ -13,6 +13,7 @@ LAYERS = ("seeds", "staging", "core", "marts")
 # Table macros the build and the report share (temporary: defined on each connection that calls them).
 MACROS_SQL = "macros/placed_on_timepoints.sql"
 COMPLICATION_MACROS_SQL = "macros/complication_events.sql"  # complication_rates and the report's Safety section
+FLOW_MACROS_SQL = "macros/patient_flow.sql"  # the attrition table and the report's patient flow
 
 
 def read_sql(relative: str) -> str:

@@ -296,6 +296,8 @@ def test_benefit_is_the_estimate_signed_so_that_above_0_is_better() -> None:
                p_adjusted, n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd,
                estimand, "role", site_spread)"""
     )
+    for column in ("converged", "boundary", "balance_ok", "overlap_ok"):  # as the store's schema adds them
+        con.execute(f"ALTER TABLE store.model_estimates ADD COLUMN {column} BOOLEAN")
     con.execute(read_sql("marts/06_model_estimates.sql"))
     rows = con.execute(
         "SELECT outcome, estimate::DOUBLE, benefit::DOUBLE, benefit_ci_low::DOUBLE, benefit_ci_high::DOUBLE "

@@ -48,7 +48,7 @@ def claim_rows(
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    converged = frame.pop("converged").astype(bool)
+    converged = frame["converged"].astype(bool)
     for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
         warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
     frame["p_adjusted"] = np.nan

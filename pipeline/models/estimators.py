@@ -29,6 +29,10 @@ class Estimate:
     converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
     # ancova with two or more sites: the between-site SD of the site-specific effects (DerSimonian-Laird tau)
     site_spread: float = float("nan")
+    # The diagnostics as fields (model_estimates' columns), so no reader searches the note's wording:
+    boundary: bool = False  # a variance component estimated at zero (a singular mixed fit)
+    balance_ok: bool | None = None  # the weighted balance check (iptw); None where the method has none
+    overlap_ok: bool | None = None  # the contrast's overlap check; None where it was not computed
 
     def columns(self) -> dict[str, object]:
         """The estimate's own columns of a ``model_estimates`` row (``converged`` decides its multiplicity family)."""
@@ -42,6 +46,9 @@ class Estimate:
             "note": self.note,
             "converged": self.converged,
             "site_spread": self.site_spread,
+            "boundary": self.boundary,
+            "balance_ok": self.balance_ok,
+            "overlap_ok": self.overlap_ok,
         }
 
     @property

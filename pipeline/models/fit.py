@@ -82,6 +82,21 @@ ESTIMATE_COLUMNS = (
     "estimand",
     "role",
     "site_spread",
+    "converged",
+    "boundary",
+    "balance_ok",
+    "overlap_ok",
+)
+# Who is in each estimate: its two groups' patients (first_group true: the contrast's first group), as fitted.
+ESTIMATE_PATIENT_COLUMNS = (
+    "run_id",
+    "contrast",
+    "outcome",
+    "timepoint",
+    "method",
+    "site_id",
+    "patient_id",
+    "first_group",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
@@ -112,6 +127,9 @@ class ModelResults:
     warnings: list[str] = field(default_factory=list)
     preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
     numerical_warnings: list[str] = field(default_factory=list)  # "<where>: <Category>: <message>"
+    estimate_patients: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    )
 
 
 @contextmanager
@@ -182,6 +200,9 @@ class _Cell:
     frame: pd.DataFrame
     small_note: str | None
     results: dict[str, tuple[Estimate, int, int]] = field(default_factory=dict)
+    # The patients of a method fitted on other rows than the cell's own (mixed: every timepoint fitted; mice:
+    # every patient with a baseline); the rest fit the cell's frame.
+    patients: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -245,19 +266,34 @@ def _fit_longitudinal(
     outcome; each gives an estimate for every timepoint."""
     by_timepoint = {cell.timepoint: cell for cell in cells}
 
-    def spread(method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int]) -> None:
+    def spread(
+        method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int], patients: pd.DataFrame
+    ) -> None:
         results = _guarded(method, fit, lambda note: {t: failed(note) for t in by_timepoint})
         for timepoint, cell in by_timepoint.items():
             cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
+            cell.patients[method] = patients
 
     label = fit_record.labelled(contrast=cells[0].contrast.name, outcome=cells[0].outcome, timepoint="all")
     with label:
         if "mixed" in settings.methods:
             long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-            spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
+            spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long), _patients(long))
         if "mice" in settings.methods and wide is not None:
             key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-            spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
+            spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide), _patients(wide))
+
+
+def _patients(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient of an analysis frame: site_id, patient_id and first_group."""
+    patients = frame.drop_duplicates(["site_id", "patient_id"])
+    return pd.DataFrame(
+        {
+            "site_id": patients["site_id"].astype(str).to_numpy(),
+            "patient_id": patients["patient_id"].astype(str).to_numpy(),
+            "first_group": (patients["treated"] == 1).to_numpy(),
+        }
+    )
 
 
 def _fit_outcome(
@@ -357,7 +393,10 @@ def _estimate_rows(
     overlaps: dict[str, Overlap | None],
     preference: dict[str, pd.DataFrame | None],
     numerical: list[str],
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] | None = None,
 ) -> list[dict[str, object]]:
+    """Every comparative row; ``members`` gets each cell's patients (its frame's, and the methods' fitted on
+    other rows), keyed by (contrast, outcome, timepoint)."""
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
     for contrast in contrasts:
@@ -388,6 +427,8 @@ def _estimate_rows(
         diagnostics.extend(fits.diagnostics)
         balance.extend(fits.balance)
         for cell in fits.cells:
+            if members is not None:
+                members[(job.contrast.name, job.outcome, cell.timepoint)] = (_patients(cell.frame), cell.patients)
             sd = _pooled_sd(cell.frame)
             if cell.small_note is None and fit_record.on():  # a cell with a group too small has no fit
                 fit_record.record(
@@ -431,7 +472,7 @@ def _estimates_frame(
     rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
 ) -> pd.DataFrame:
     columns = [c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")]
-    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame.insert(0, "run_id", run_id)
     frame["p_adjusted"] = adjusted_p_values(
         frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
@@ -447,7 +488,8 @@ def _estimates_frame(
     return _typed(frame, ESTIMATE_COLUMNS, run_id)
 
 
-BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
+BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok", "converged", "boundary"})
+NULLABLE_BOOL_COLUMNS = frozenset({"balance_ok", "overlap_ok"})  # NULL: the method has no such check
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
 TEXT_COLUMNS = frozenset(
     {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "estimand", "role"}
@@ -459,7 +501,9 @@ def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.Dat
     frame = frame.assign(run_id=run_id).reindex(columns=list(columns))
     for column in frame.columns:
         if column in BOOL_COLUMNS:
-            frame[column] = frame[column].astype(bool)
+            frame[column] = frame[column].fillna(False).astype(bool)
+        elif column in NULLABLE_BOOL_COLUMNS:
+            frame[column] = frame[column].astype("boolean")
         elif column in INT_COLUMNS:
             frame[column] = frame[column].astype("int64")
         elif column in TEXT_COLUMNS:
@@ -513,6 +557,7 @@ def _fit_all(
         workers = workers_for(len(population))
     overlaps: dict[str, Overlap | None] = {}  # each contrast's, for the measures too
     preference: dict[str, pd.DataFrame | None] = {}  # each contrast's patients' preference scores
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] = {}
     with one_blas_thread():
         rows = _estimate_rows(
             population,
@@ -528,6 +573,7 @@ def _fit_all(
             overlaps,
             preference,
             numerical,
+            members,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
@@ -559,6 +605,7 @@ def _fit_all(
         _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
         warnings,
         _preference_frame(preference, run_id),
+        estimate_patients=_estimate_patients_frame(estimates, members, run_id),
     )
 
 
@@ -576,6 +623,28 @@ def _flag_degenerate(estimates: pd.DataFrame) -> pd.DataFrame:
     frame = estimates.copy()
     frame.loc[bad, "diagnostics_ok"] = False
     frame.loc[bad, "note"] = [f"{DEGENERATE}; {note}" if note else DEGENERATE for note in frame.loc[bad, "note"]]
+    return frame
+
+
+def _estimate_patients_frame(
+    estimates: pd.DataFrame,
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]],
+    run_id: str,
+) -> pd.DataFrame:
+    """The patients of every comparative estimate (the responders and ordinal ones too, fitted on the cell's
+    frame), so the report reads who is in an estimate rather than choosing them again."""
+    frames = []
+    for r in estimates[["contrast", "outcome", "timepoint", "method"]].drop_duplicates().itertuples(index=False):
+        found = members.get((str(r.contrast), str(r.outcome), str(r.timepoint)))
+        if found is None:
+            continue
+        own, by_method = found
+        patients = by_method.get(str(r.method), own)
+        frames.append(patients.assign(contrast=r.contrast, outcome=r.outcome, timepoint=r.timepoint, method=r.method))
+    if not frames:
+        return pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True).assign(run_id=run_id).reindex(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame["first_group"] = frame["first_group"].astype(bool)
     return frame
 
 

@@ -90,7 +90,7 @@ def measure_rows(
         return frame
     # The same multiplicity as the mean differences (pipeline/models/multiplicity.py), within each measure.
     frame["p_adjusted"] = adjusted_p_values(
-        frame, frame.pop("converged").astype(bool), design.primary_outcome, design.composite_of
+        frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
     )
     return frame
 

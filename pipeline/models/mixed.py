@@ -215,5 +215,6 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
             ok,
             "; ".join([errors_note, *notes]),
             converged=ok,
+            boundary=bool(getattr(fit, "boundary", False)),
         )
     return results

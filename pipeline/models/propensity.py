@@ -231,6 +231,8 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     sensitivity = overlap_weighted(y, outcome_design, treated, propensity, frame.loc[design.index, "site_id"], settings)
     if sensitivity:
         estimate = replace(estimate, note="; ".join(part for part in (estimate.note, sensitivity) if part))
+    balanced = not any(f.startswith("balance fails") for f in failures)
+    estimate = replace(estimate, balance_ok=balanced)
     result.estimate = replace(estimate, diagnostics_ok=False, converged=not problems) if failures else estimate
     return result
 
@@ -290,7 +292,7 @@ class Overlap:
         # A failure's reason leads the note (as every failure's does); a pass is a fact at its end.
         parts = (self.note, estimate.note) if not self.ok else (estimate.note, self.note)
         note = "; ".join(part for part in parts if part)
-        return replace(estimate, diagnostics_ok=estimate.diagnostics_ok and self.ok, note=note)
+        return replace(estimate, diagnostics_ok=estimate.diagnostics_ok and self.ok, note=note, overlap_ok=self.ok)
 
 
 NO_OVERLAP = (

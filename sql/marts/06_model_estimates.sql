@@ -5,6 +5,7 @@ SELECT
     run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value, p_adjusted,
     n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd, estimand, "role",
     site_spread,
+    converged, boundary, balance_ok, overlap_ok,
     -- The same difference signed so that above 0 is better (the report's convention); none on a ratio scale.
     CASE WHEN method IN ('ordinal', 'phreg', 'phreg_vs_bont_alone') THEN NULL
         WHEN higher_is_better THEN estimate ELSE -estimate END AS benefit,
@@ -35,6 +36,10 @@ COMMENT ON COLUMN model_estimates.note IS 'Why diagnostics failed or no estimate
 COMMENT ON COLUMN model_estimates.e_value IS 'E-value (VanderWeele & Ding): the risk ratio an unmeasured confounder would need with both group and outcome to explain the estimate away. Approximate for these continuous outcomes: the difference is put on the RR scale as exp(0.91 x estimate / pooled SD of change), a conversion that assumes a roughly normal outcome.';
 COMMENT ON COLUMN model_estimates.e_value_ci IS 'E-value of the confidence limit nearer the null (1 when the CI contains 0).';
 COMMENT ON COLUMN model_estimates.mdd IS 'A measure of precision, not a power calculation: the difference that (z 0.975 + z 0.80) x this estimate''s observed SE would detect at 80% power and 5% two-sided, in the outcome''s units (computed after the fact from the observed SE, so it says how precise the estimate is, not whether the study could find an effect).';
+COMMENT ON COLUMN model_estimates.converged IS 'Whether the fit converged (false also for estimates not made): a fit that did not is outside every multiplicity family. NULL for runs made before the column.';
+COMMENT ON COLUMN model_estimates.boundary IS 'A variance component estimated at zero (mixed: the patient variance; a singular fit): the numbers stand, the report flags them. NULL for runs made before the column.';
+COMMENT ON COLUMN model_estimates.balance_ok IS 'iptw: whether the weighted groups are balanced (every |SMD| below max_smd, every variance ratio within bounds). NULL for methods without a balance check.';
+COMMENT ON COLUMN model_estimates.overlap_ok IS 'Whether the contrast has enough patients in equipoise (the same for every method of the contrast); false makes diagnostics_ok false. NULL where no overlap was computed (an estimate not made, the claims).';
 COMMENT ON COLUMN model_estimates.benefit IS 'The estimate signed so that above 0 means the first group did better, whatever the outcome''s direction: estimate where higher_is_better, else -estimate (SAQ ANCOVA -6.2 as fitted is benefit +6.2). The report prints this one. NULL for the ratios (ordinal odds ratio, phreg hazard ratios), which the report prints as fitted.';
 COMMENT ON COLUMN model_estimates.benefit_ci_low IS 'Lower end of the 95% CI of benefit.';
 COMMENT ON COLUMN model_estimates.benefit_ci_high IS 'Upper end of the 95% CI of benefit.';

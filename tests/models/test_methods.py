@@ -475,3 +475,31 @@ def test_the_mixed_model_recovers_the_pooled_effect_of_three_sites_with_differen
     estimate = row(results, "mixed")
     assert estimate.ci_low < pooled < estimate.ci_high, (estimate.estimate, estimate.std_error, pooled)
     assert estimate.diagnostics_ok, estimate.note
+
+
+def test_a_singular_mixed_fit_says_so_in_its_field() -> None:
+    # Each patient's deviations sum to zero: no patient-level variance, the fit sits on its boundary.
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        noise, baseline = rng.normal(0, 4, 2), rng.normal(50, 10)
+        for (timepoint, days), e in zip((("3m", 90), ("6m", 180), ("12m", 365)), (*noise, -noise.sum()), strict=True):
+            rows.append(
+                {
+                    "site_id": "s1",
+                    "patient_id": f"P{i:03d}",
+                    "treated": i % 2,
+                    "baseline_value": baseline,
+                    "timepoint": timepoint,
+                    "days_from_t0": days,
+                    "change": 5 + 3 * (i % 2) + e,
+                    "age_at_onset": 40,
+                    "sex": "F",
+                    "etiology": "bell",
+                    "onset_to_index_days": 300,
+                    "prior_treatment": False,
+                }
+            )
+    results = mixed(pd.DataFrame(rows), ModelSettings(), ("3m", "6m", "12m"))
+    assert results and all(estimate.boundary for estimate in results.values())
+    assert all(np.isfinite(estimate.estimate) for estimate in results.values())  # its numbers stand
