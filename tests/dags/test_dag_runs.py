@@ -169,8 +169,8 @@ def test_the_demo_run_again_with_nothing_new_redoes_nothing_and_says_so(airflow_
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
-    from pipeline.quarters import current_quarter
     from pipeline.build_state import fingerprint
+    from pipeline.quarters import current_quarter
     from pipeline.report.release import unchanged_release
     from pipeline.settings import DesignSettings, ModelSettings
     from pipeline.stages import latest_model_run
