@@ -1,0 +1,86 @@
+"""The target trial "surgery or more injections?" (issue 31), emulated by clone-censor-weight on generated
+patients whose latest scores drive surgery, with a known effect and a planted peak-versus-trough bias."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.models.target_trial import days_since_injection, emulate, naive_surgery_comparison
+from pipeline.tools.synthetic_surgery import SurgeryParameters, SurgeryTables, surgery_tables
+
+
+@pytest.fixture(scope="module")
+def tables() -> SurgeryTables:
+    return surgery_tables(400, 2)
+
+
+def _covers(estimate: object, value: float) -> bool:
+    return estimate.ci_low <= value <= estimate.ci_high  # type: ignore[attr-defined]
+
+
+def test_the_emulation_covers_the_truth_where_the_naive_comparison_does_not(tables: SurgeryTables) -> None:
+    truth = tables.truth["sunnybrook_composite"]
+    emulation = emulate(tables.patients, tables.treatments, tables.scores)
+    naive = naive_surgery_comparison(tables.patients, tables.treatments, tables.scores)
+    assert emulation.estimate.ok and _covers(emulation.estimate, truth)
+    assert not _covers(naive, truth)
+    assert naive.ci_high < truth  # the operated were those whose scores were falling
+
+
+def test_the_saq_falls_with_surgery_within_its_interval(tables: SurgeryTables) -> None:
+    emulation = emulate(tables.patients, tables.treatments, tables.scores, outcome="saq_pct")
+    assert _covers(emulation.estimate, tables.truth["saq_pct"])
+    assert tables.truth["saq_pct"] < -3
+
+
+def test_without_an_effect_the_interval_covers_zero() -> None:
+    data = surgery_tables(400, 5, SurgeryParameters(surgery_effect=0.0))
+    assert abs(data.truth["sunnybrook_composite"]) < 1e-9
+    assert _covers(emulate(data.patients, data.treatments, data.scores).estimate, 0.0)
+
+
+def test_the_phase_window_removes_the_planted_peak_bias() -> None:
+    # The peak bonus changes only the peak visits' scores (the random stream is the same): a trough-only
+    # outcome is untouched by it, an outcome of any phase is pulled towards injections.
+    with_bonus = surgery_tables(400, 2, SurgeryParameters(peak_bonus=8.0))
+    without = surgery_tables(400, 2, SurgeryParameters(peak_bonus=0.0))
+    trough = [emulate(d.patients, d.treatments, d.scores, phase_min_days=90).estimate for d in (with_bonus, without)]
+    any_phase = [emulate(d.patients, d.treatments, d.scores, phase_min_days=0).estimate for d in (with_bonus, without)]
+    assert trough[0].estimate == pytest.approx(trough[1].estimate, abs=1e-9)
+    assert any_phase[0].estimate < any_phase[1].estimate - 1.0
+
+
+def test_a_clone_whose_weight_explodes_is_flagged_not_hidden(tables: SurgeryTables) -> None:
+    emulation = emulate(tables.patients, tables.treatments, tables.scores, truncation=2.0)
+    followed = emulation.clones[~emulation.clones["censored"]]
+    exploded = followed[followed["raw_weight"] > 2.0]
+    assert len(exploded) > 0
+    assert len(emulation.flagged) == len(exploded)
+    assert (followed.loc[exploded.index, "weight"] == 2.0).all()
+    overall = emulation.by_trial[emulation.by_trial["trial"] == "all"]
+    assert overall["flagged"].sum() == len(exploded)
+    assert overall["largest_weight"].max() == pytest.approx(exploded["raw_weight"].max())
+
+
+def test_the_diagnostics_count_every_clone_per_arm(tables: SurgeryTables) -> None:
+    emulation = emulate(tables.patients, tables.treatments, tables.scores)
+    by_trial = emulation.by_trial
+    overall = by_trial[by_trial["trial"] == "all"].set_index("arm")
+    per_trial = by_trial[by_trial["trial"] != "all"].groupby("arm")["clones"].sum()
+    assert (overall["clones"] == per_trial.reindex(overall.index)).all()
+    assert overall.loc["A_surgery_within_90d", "censored_share"] > overall.loc["B_continue_bont", "censored_share"]
+    assert (overall["effective_sample_size"] <= overall["followed"]).all()
+    # every trial is cloned into both arms, and a patient enters several trials
+    assert emulation.clones.groupby(["patient_id", "t0"])["arm"].nunique().eq(2).all()
+    assert emulation.clones.groupby("patient_id")["t0"].nunique().max() > 1
+
+
+def test_days_since_injection_is_null_before_the_first_and_a_same_day_injection_comes_after() -> None:
+    treatments = pd.DataFrame(
+        {"patient_id": ["P1", "P1", "P2"], "day": [10, 110, 0], "modality": ["botox", "botox", "selective_myectomy"]}
+    )
+    visits = pd.DataFrame({"patient_id": ["P1", "P1", "P1", "P1", "P2"], "visit_day": [0, 10, 40, 110, 50]})
+    since = days_since_injection(visits, treatments)
+    assert since.isna().tolist() == [True, True, False, False, True]
+    assert since.dropna().tolist() == [30.0, 100.0]
