@@ -6,6 +6,8 @@ own, as every contrast is (per method, contrast and timepoint: the primary outco
 secondaries, subscores under their composite). The three reliance outcomes of one kind of fit (within the
 surgery patients: ``mixed`` and ``phreg``; against BoNT alone: ``mixed_vs_bont_alone`` and
 ``phreg_vs_bont_alone``) are one family, Holm among themselves: none of them is the design's primary outcome.
+The target trial "surgery or more injections?" (:mod:`pipeline.models.target_trial`, issue 31) adds its two
+``ccw`` rows (Sunnybrook composite, SAQ), a family of their own, Holm between them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
 from pipeline.models.synergy import synergy_rows
+from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL
+from pipeline.models.target_trial import target_trial_rows
 from pipeline.settings import ModelSettings
 
 
@@ -38,12 +42,18 @@ def claim_rows(
     design: AnalysisDesign,
     settings: ModelSettings,
     warnings: list[str],
+    emulation: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The synergy and reliance rows with ``p_adjusted`` (without run_id); empty where there is nothing to fit.
-    A warehouse without ``botox_intervals`` (one built before it existed) gets no reliance rows."""
+    """The synergy, reliance and target-trial rows with ``p_adjusted`` (without run_id); empty where there is
+    nothing to fit. A warehouse without ``botox_intervals`` (one built before it existed) gets no reliance rows.
+    ``emulation`` receives the target trial's summary (per outcome, trial and arm)."""
     rows = synergy_rows(population, changes, design, settings)
     if _has_table(con, "botox_intervals"):
         rows += reliance_rows(con, settings)
+    trial_rows, summary = target_trial_rows(con, settings)
+    rows += trial_rows
+    if emulation is not None:
+        emulation.append(summary)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -51,14 +61,17 @@ def claim_rows(
     for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
         warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
     frame["p_adjusted"] = np.nan
-    synergy = frame["contrast"] != CONTRAST
+    synergy = ~frame["contrast"].isin([CONTRAST, TARGET_TRIAL])
+    trial = frame["contrast"] == TARGET_TRIAL
+    if (trial & converged).any():
+        frame.loc[trial & converged, "p_adjusted"] = holm(frame.loc[trial & converged, "p_value"]).to_numpy()
     if synergy.any():
         part = frame[synergy]
         frame.loc[synergy, "p_adjusted"] = adjusted_p_values(
             part, converged[synergy], design.primary_outcome, design.composite_of
         ).to_numpy()
     for against in (False, True):
-        family = ~synergy & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
+        family = ~synergy & ~trial & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
     return frame

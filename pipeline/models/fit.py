@@ -50,6 +50,7 @@ from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
 from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
+from pipeline.models.target_trial import SUMMARY_COLUMNS
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
 
@@ -107,6 +108,8 @@ class ModelResults:
     warnings: list[str] = field(default_factory=list)
     preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
     numerical_warnings: list[str] = field(default_factory=list)  # "<where>: <Category>: <message>"
+    # The target trial's emulation per outcome, trial and arm (issue 31; pipeline/models/target_trial.py).
+    target_trial_summary: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SUMMARY_COLUMNS)))
 
 
 @contextmanager
@@ -421,8 +424,10 @@ def _estimates_frame(
 
 
 BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
-INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
-TEXT_COLUMNS = frozenset({"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"})
+INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated", "clones", "followed", "flagged"})
+TEXT_COLUMNS = frozenset(
+    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "trial", "arm"}
+)
 
 
 def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.DataFrame:
@@ -505,7 +510,9 @@ def _fit_all(
     measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id, overlaps)
     estimates = with_measures(estimates, measures)
     # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
-    estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
+    emulation: list[pd.DataFrame] = []  # the target trial's summary (pipeline/models/target_trial.py)
+    claims = claim_rows(con, population, changes, design, settings, warnings, emulation)
+    estimates = with_claims(estimates, claims, run_id)
     runs = pd.DataFrame(
         [
             {
@@ -528,6 +535,9 @@ def _fit_all(
         _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
         warnings,
         _preference_frame(preference, run_id),
+        target_trial_summary=_typed(
+            pd.concat(emulation, ignore_index=True) if emulation else pd.DataFrame(), SUMMARY_COLUMNS, run_id
+        ),
     )
 
 

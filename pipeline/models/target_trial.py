@@ -16,8 +16,9 @@ per-protocol effect of the sustained strategies, A minus B.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+import duckdb
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
@@ -25,6 +26,9 @@ import statsmodels.api as sm
 from pipeline.intervals import ALPHA
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.propensity import effective_sample_size
+from pipeline.models.sensitivity import minimum_detectable_difference
+from pipeline.settings import ModelSettings
+from pipeline.sql_files import read_sql
 
 CONTRAST = "surgery_within_90d_vs_continue_bont"
 METHOD = "ccw"
@@ -211,3 +215,70 @@ def naive_surgery_comparison(
     operated = set(treatments.loc[treatments["modality"].isin(SURGERY), "patient_id"])
     frame["arm"] = frame["patient_id"].isin(operated).astype(int)
     return _contrast(frame.assign(weight=1.0))
+
+
+OUTCOMES = {"sunnybrook_composite": True, "saq": False}  # outcome -> higher is better
+SUMMARY_COLUMNS = (
+    "run_id",
+    "outcome",
+    "trial",
+    "arm",
+    "clones",
+    "censored_share",
+    "followed",
+    "largest_weight",
+    "effective_sample_size",
+    "flagged",
+)
+
+
+def _phase_min_days(con: duckdb.DuckDBPyConnection) -> float:
+    """design.json's outcome_phase_min_days as the build recorded it (90 where the build predates it)."""
+    value = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
+    return float(value[0][0]) if value and value[0][0] is not None else 90.0
+
+
+def target_trial_rows(
+    con: duckdb.DuckDBPyConnection, settings: ModelSettings
+) -> tuple[list[dict[str, object]], pd.DataFrame]:
+    """The emulation's ``model_estimates`` rows (one per outcome, method ``ccw``) and its summary rows (per
+    outcome, trial and arm; without run_id). Nothing where the warehouse has no BoNT patient with two
+    sessions."""
+    patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
+    treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
+    scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
+    phase = _phase_min_days(con)
+    rows, summaries = [], []
+    for outcome, better in OUTCOMES.items():
+        try:
+            emulation = emulate(patients, treatments, scores, outcome, phase, settings.weight_truncation)
+        except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
+            estimate, followed = failed(f"fit failed ({outcome}): {type(error).__name__}: {error}"), (0, 0)
+        else:
+            estimate = emulation.estimate
+            kept = emulation.clones[~emulation.clones["censored"] & emulation.clones["y"].notna()]
+            followed = tuple(kept.loc[kept["arm"] == arm, "patient_id"].nunique() for arm in (1, 0))
+            note = f"clone-censor-weight over {emulation.clones['t0'].size // 2} patient-trials"
+            if len(emulation.flagged):
+                note += f"; {len(emulation.flagged)} clones' weights truncated at {settings.weight_truncation:g}"
+            estimate = replace(estimate, note=note if estimate.ok else estimate.note)
+            summaries.append(emulation.by_trial.assign(outcome=outcome))
+        if min(followed) < settings.min_group_size and estimate.ok:
+            estimate = failed(f"not estimated: fewer than {settings.min_group_size} patients followed in an arm")
+        rows.append(
+            {
+                "method": METHOD,
+                "outcome": outcome,
+                "timepoint": "12m",
+                "contrast": CONTRAST,
+                **estimate.columns(),
+                "n_treated": followed[0],
+                "n_control": followed[1],
+                "higher_is_better": better,
+                "e_value": float("nan"),
+                "e_value_ci": float("nan"),
+                "mdd": minimum_detectable_difference(estimate.std_error, settings.power),
+            }
+        )
+    summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    return rows, summary.reindex(columns=[c for c in SUMMARY_COLUMNS if c != "run_id"])

@@ -59,7 +59,7 @@ class SurgeryParameters:
 class SurgeryTables:
     patients: pd.DataFrame  # the contract's patients columns
     treatments: pd.DataFrame  # the contract's treatments columns (BoNT sessions and surgeries)
-    scores: pd.DataFrame  # patient_id, visit_day, sunnybrook_composite, saq_pct (every visit, every instrument)
+    scores: pd.DataFrame  # patient_id, visit_day, sunnybrook_composite, saq (every visit, every instrument)
     truth: dict[str, float]  # the per-protocol effect at 12 months, trough, on each outcome
     items: dict[str, dict[str, np.ndarray]]  # item values of every visit, in scores' row order
 
@@ -146,7 +146,7 @@ def surgery_tables(
             "patient_id": ids[visit_frame["who"].to_numpy()],
             "visit_day": visit_frame["visit_day"].to_numpy(),
             "sunnybrook_composite": composite,
-            "saq_pct": np.round(saq, 1),
+            "saq": np.round(saq, 1),
         }
     )
     treatments = _treatment_rows(rng, ids, sessions, surgery_day, end, site)
@@ -190,14 +190,14 @@ def _truth(
     trough = visits[(visits["since"] >= 91) & (visits["visit_day"] >= 300)]
     who = trough["who"].to_numpy()
     c = base[who] + drift[who] * trough["visit_day"].to_numpy() / 365
-    differences = {"sunnybrook_composite": [], "saq_pct": []}
+    differences = {"sunnybrook_composite": [], "saq": []}
     for draw in range(10):
         measured = []
         for shift in (p.surgery_effect, 0.0):
             rng = np.random.default_rng([seed, 31, draw])
             measured.append(_measured(_instrument_items(rng, _q(c + shift)), rng))
         differences["sunnybrook_composite"].append(np.mean(measured[0][0] - measured[1][0]))
-        differences["saq_pct"].append(np.mean(measured[0][1] - measured[1][1]))
+        differences["saq"].append(np.mean(measured[0][1] - measured[1][1]))
     return {k: float(np.mean(v)) for k, v in differences.items()}
 
 

@@ -29,9 +29,9 @@ def test_the_emulation_covers_the_truth_where_the_naive_comparison_does_not(tabl
 
 
 def test_the_saq_falls_with_surgery_within_its_interval(tables: SurgeryTables) -> None:
-    emulation = emulate(tables.patients, tables.treatments, tables.scores, outcome="saq_pct")
-    assert _covers(emulation.estimate, tables.truth["saq_pct"])
-    assert tables.truth["saq_pct"] < -3
+    emulation = emulate(tables.patients, tables.treatments, tables.scores, outcome="saq")
+    assert _covers(emulation.estimate, tables.truth["saq"])
+    assert tables.truth["saq"] < -3
 
 
 def test_without_an_effect_the_interval_covers_zero() -> None:
