@@ -209,7 +209,19 @@ def generate_surgery_drop(
     tables = surgery_tables(patients, seed, p, site)
     rng = np.random.default_rng([seed, 32])
     visits = tables.scores[["patient_id", "visit_day"]]
-    assessments = _assessments(rng, visits, tables.items, SyntheticParameters(), site)
+    # The Sunnybrook the surgeon decided on is in the export at every visit, item by item; the other
+    # instruments are taken as the main generator takes them.
+    others = {k: v for k, v in tables.items.items() if k != "sunnybrook"}
+    sunnybrook = pd.DataFrame(tables.items["sunnybrook"]).assign(
+        patient_id=visits["patient_id"].to_numpy(), visit_day=visits["visit_day"].to_numpy()
+    )
+    sunnybrook = sunnybrook.melt(id_vars=["patient_id", "visit_day"], var_name="item", value_name="value")
+    assessments = pd.concat(
+        [_assessments(rng, visits, others, SyntheticParameters(), site), sunnybrook.assign(instrument="sunnybrook")]
+    )
+    assessments["site_id"] = site
+    assessments = assessments.sort_values(["patient_id", "visit_day", "instrument", "item"], kind="stable")
+    assessments = assessments[[c.name for c in COLUMNS["assessments"]]].reset_index(drop=True)
     assessments["value"] = _format_value(assessments["value"])
     treatments = tables.treatments.copy()
     treatments["botox_units"] = treatments["botox_units"].map(lambda v: "" if pd.isna(v) else f"{v:g}")

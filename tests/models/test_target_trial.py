@@ -3,11 +3,19 @@ patients whose latest scores drive surgery, with a known effect and a planted pe
 
 from __future__ import annotations
 
+import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.models.target_trial import days_since_injection, emulate, naive_surgery_comparison
-from pipeline.tools.synthetic_surgery import SurgeryParameters, SurgeryTables, surgery_tables
+from pipeline.models.target_trial import CONTRAST, days_since_injection, emulate, naive_surgery_comparison
+from pipeline.settings import DataHome
+from pipeline.stages import run_all
+from pipeline.tools.synthetic_surgery import (
+    SurgeryParameters,
+    SurgeryTables,
+    generate_surgery_drop,
+    surgery_tables,
+)
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +92,29 @@ def test_days_since_injection_is_null_before_the_first_and_a_same_day_injection_
     since = days_since_injection(visits, treatments)
     assert since.isna().tolist() == [True, True, False, False, True]
     assert since.dropna().tolist() == [30.0, 100.0]
+
+
+def test_the_models_run_fits_the_trial_from_the_warehouse_as_from_the_generated_frames(home: DataHome) -> None:
+    generate_surgery_drop(home.landing / "surgery-drop", patients=250, seed=2)
+    run_all(home)
+    data = surgery_tables(250, 2)
+    expected = emulate(data.patients, data.treatments, data.scores).estimate
+    con = duckdb.connect(str(home.warehouse_path), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT estimate, ci_low, ci_high, p_adjusted FROM model_estimates WHERE contrast = ? AND method = 'ccw' "
+            "AND outcome = 'sunnybrook_composite'",
+            [CONTRAST],
+        ).fetchall()
+        arms = con.execute("SELECT arm, clones FROM target_trial_summary WHERE trial = 'all' AND outcome = 'saq'").df()
+        phase = con.execute(
+            "SELECT count(*) FILTER (WHERE days_since_injection IS NULL), count(*) FILTER (WHERE days_since_injection "
+            ">= 90) FROM followup_scores WHERE timepoint = '12m'"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert row[0][0] == pytest.approx(expected.estimate, rel=1e-6)
+    assert row[0][1] == pytest.approx(expected.ci_low, rel=1e-6)
+    assert sorted(arms["arm"]) == ["A_surgery_within_90d", "B_continue_bont"]
+    assert arms["clones"].nunique() == 1  # every patient-trial is cloned into both
+    assert phase[0] == 0 and phase[1] > 0  # every 12-month visit comes after an injection; some at a trough
