@@ -17,4 +17,4 @@ COMMENT ON COLUMN target_trial_summary.censored_share IS 'Share of the clones ce
 COMMENT ON COLUMN target_trial_summary.followed IS 'Clones that followed the strategy (not censored).';
 COMMENT ON COLUMN target_trial_summary.largest_weight IS 'Largest stabilized inverse-probability-of-censoring weight of a followed clone, before truncation.';
 COMMENT ON COLUMN target_trial_summary.effective_sample_size IS 'Kish effective sample size of the followed clones'' (truncated) weights.';
-COMMENT ON COLUMN target_trial_summary.flagged IS 'Followed clones whose weight exceeded models.json''s weight_truncation (truncated to it, and named in the run''s notes).';
+COMMENT ON COLUMN target_trial_summary.flagged IS 'Followed clones whose weight exceeded models.json''s weight_truncation (truncated to it, and counted in the ccw estimate''s note).';
