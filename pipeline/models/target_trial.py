@@ -25,12 +25,13 @@ import statsmodels.api as sm
 
 from pipeline.intervals import ALPHA
 from pipeline.models.estimators import Estimate, failed
+from pipeline.models.pairs import TARGET_TRIAL_CONTRAST
 from pipeline.models.propensity import effective_sample_size
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
 from pipeline.sql_files import read_sql
 
-CONTRAST = "surgery_within_90d_vs_continue_bont"
+CONTRAST = TARGET_TRIAL_CONTRAST
 METHOD = "ccw"
 SURGERY = ("selective_neurectomy", "selective_myectomy")
 GRACE_DAYS = 90  # strategy A: surgery within this many days of time zero

@@ -202,6 +202,12 @@ def safety_section(parts: ReportParts) -> dict[str, object]:
     return {"safety": {"sentences": parts.audited.safety_sentences} if parts.data.safety is not None else None}
 
 
+def target_trial_section(parts: ReportParts) -> dict[str, object]:
+    """Surgery or more injections? (issue 31); none where the run has no target-trial row."""
+    trial = parts.data.target_trial is not None
+    return {"target_trial": {"sentences": parts.audited.target_trial_sentences} if trial else None}
+
+
 def release_section(parts: ReportParts) -> dict[str, object]:
     """What the release records beside the page: the audit, and its primary estimate for the index of releases."""
     return {"disclosure": parts.audited.disclosure, "primary_estimate": parts.primary_estimate}
@@ -216,6 +222,7 @@ SECTIONS: list[Callable[[ReportParts], dict[str, object]]] = [
     methods_section,
     figures_section,
     safety_section,
+    target_trial_section,
     quality_section,
     release_section,
 ]

@@ -38,6 +38,7 @@ from pipeline.report.tables import (
     table_one,
     trajectory_table,
 )
+from pipeline.report.target_trial import register_target_trial, target_trial_sentences, target_trial_table
 
 
 def _ess_share(ess: object, n: object) -> str:
@@ -95,6 +96,7 @@ GIVE_UP_FIRST = (
     "preference_overlap",
     "responder_shares",
     "safety",
+    "target_trial",
     "claims",
     "estimates",
     "trajectories",
@@ -264,6 +266,7 @@ class Audited:
     register: Register
     disclosure: dict[str, object]
     safety_sentences: list[str] = field(default_factory=list)
+    target_trial_sentences: list[str] = field(default_factory=list)
 
 
 def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | None) -> Audited:
@@ -274,15 +277,21 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
     tables, primary = printed_tables(data)
     if data.safety is not None:
         tables["safety"] = safety_table(data.safety)
+    if data.target_trial is not None:
+        tables["target_trial"] = target_trial_table(data.target_trial)
     register = published_register(data, tables, release, primary)
     tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     if data.safety is not None:
         register_safety(register, tables["safety"], data.safety)
+    if data.target_trial is not None:
+        register_target_trial(register, tables["target_trial"], data.target_trial)
     disclosure = protect(register, earlier, GIVE_UP_FIRST, headline_keys(design, tables))
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)
     # No rate, share or median beside a count the audit hid; then the Safety section's sentences.
     safety_sentences = finish_safety(tables["safety"], data.safety, register) if data.safety is not None else []
+    trial = data.target_trial
+    trial_sentences = target_trial_sentences(trial, register, design) if trial is not None else []
     for name, frame in tables.items():
         audit_table(name, frame)
-    return Audited(tables, primary, register, disclosure, safety_sentences)
+    return Audited(tables, primary, register, disclosure, safety_sentences, trial_sentences)

@@ -28,6 +28,7 @@ from pipeline.report.suppression import (
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
+from pipeline.report.target_trial import TargetTrialData, read_target_trial
 
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 TRAJECTORY_OUTCOMES = (
@@ -80,6 +81,7 @@ class WarehouseData:
     claim_patients: ClaimPatients = field(default_factory=ClaimPatients)
     # Complications (contract 1.2): None where the warehouse records none.
     safety: SafetyData | None = None
+    target_trial: TargetTrialData | None = None  # Surgery or more injections? (issue 31)
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -182,6 +184,7 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
     data.claim_patients = read_claim_patients(con, data.claims, design)
     data.safety = read_safety(con)
+    data.target_trial = read_target_trial(con, data.claims, data.run)
     minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
     data.members = Members(patients, estimate_members(con, data.estimates, minimum))
     data.balance = models["covariate_balance"]

@@ -1,0 +1,160 @@
+"""The section "Surgery or more injections?" (issue 31): the emulated target trial in one sentence a surgeon can
+repeat, with its interval and the yardstick verdict (:func:`pipeline.report.answer.verdict`, the report's one
+rule), then the protocol in brief (docs/target_trial.md) and the weight diagnostics per strategy.
+
+Read from the published warehouse: the run's ``ccw`` rows of ``model_estimates`` and, for the register, the
+patients behind each count, found by emulating the trial again on the same rows (``sql/models/target_trial_*``)
+and checked against the stored estimate. Every count goes through the register and the disclosure audit; the
+sentence is written after the audit, from what it left shown.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.target_trial import CONTRAST, METHOD, Emulation, emulate
+from pipeline.report.register import Register
+from pipeline.report.suppression import SMALL_CELL, format_count
+from pipeline.sql_files import read_sql
+
+TABLE = "target_trial"
+OUTCOME = "sunnybrook_composite"  # the sentence's outcome; the SAQ row is in the estimates' CSV
+ARMS = {1: "A: surgery within 90 days", 0: "B: no surgery for 12 months"}
+COLUMNS = [
+    "strategy",
+    "patients entering",
+    "patients followed",
+    "share of trials censored",
+    "largest weight",
+    "effective sample size",
+    "patients with a truncated weight",
+]
+PatientKey = tuple[str, str]
+
+
+@dataclass
+class TargetTrialData:
+    row: pd.Series  # the run's ccw row on the Sunnybrook composite
+    emulation: Emulation
+    phase_min_days: float
+
+
+def read_target_trial(
+    con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, run: dict[str, object] | None
+) -> TargetTrialData | None:
+    """The section's data, or None where the run has no target-trial row (no BoNT patients, or an older run)."""
+    if claims.empty:
+        return None
+    rows = claims[(claims["contrast"] == CONTRAST) & (claims["method"] == METHOD) & (claims["outcome"] == OUTCOME)]
+    if rows.empty:
+        return None
+    settings = (run or {}).get("settings", {})
+    if isinstance(settings, str):
+        settings = json.loads(settings)
+    truncation = float(settings.get("weight_truncation", 10.0))  # type: ignore[union-attr]
+    design = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
+    phase = float(design[0][0]) if design and design[0][0] is not None else 90.0
+    patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
+    treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
+    scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
+    emulation = emulate(patients, treatments, scores, OUTCOME, phase, truncation)
+    row = rows.iloc[0]
+    if math.isfinite(float(row["estimate"])) and not math.isclose(
+        emulation.estimate.estimate, float(row["estimate"]), rel_tol=1e-6, abs_tol=1e-9
+    ):
+        raise ValueError("target trial: the warehouse's rows no longer give the run's ccw estimate")
+    return TargetTrialData(row, emulation, phase)
+
+
+def _keys(patient_ids: pd.Series) -> list[PatientKey]:
+    return [tuple(str(p).split("/", 1)) for p in sorted(set(patient_ids))]  # type: ignore[misc]
+
+
+def _members(data: TargetTrialData) -> dict[str, list[PatientKey]]:
+    clones = data.emulation.clones
+    followed = clones[~clones["censored"] & clones["y"].notna()]
+    members = {"entering": _keys(clones["patient_id"])}
+    for arm in ARMS:
+        members[f"followed|{arm}"] = _keys(followed.loc[followed["arm"] == arm, "patient_id"])
+        members[f"flagged|{arm}"] = _keys(followed.loc[(followed["arm"] == arm) & followed["flagged"], "patient_id"])
+    return members
+
+
+def target_trial_table(data: TargetTrialData) -> pd.DataFrame:
+    """The diagnostics per strategy, as the table's own rule prints them (before the release-wide audit)."""
+    members = _members(data)
+    overall = data.emulation.by_trial[data.emulation.by_trial["trial"] == "all"].set_index("arm")
+    rows = []
+    for arm, words in ARMS.items():
+        diag = overall.loc["A_surgery_within_90d" if arm == 1 else "B_continue_bont"]
+        rows.append(
+            [
+                words,
+                format_count(len(members["entering"])),
+                format_count(len(members[f"followed|{arm}"])),
+                f"{100 * diag['censored_share']:.0f}%",
+                f"{diag['largest_weight']:.1f}",
+                f"{diag['effective_sample_size']:.0f}",
+                format_count(len(members[f"flagged|{arm}"])),
+            ]
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def register_target_trial(register: Register, table: pd.DataFrame, data: TargetTrialData) -> None:
+    """Every count of the table with its patients."""
+    members = _members(data)
+    for i, arm in enumerate(ARMS):
+        for column, name, what in (
+            ("patients entering", "entering", "patients entering a trial of surgery or more injections"),
+            ("patients followed", f"followed|{arm}", f"patients followed under strategy {ARMS[arm]}"),
+            ("patients with a truncated weight", f"flagged|{arm}", f"patients truncated under {ARMS[arm]}"),
+        ):
+            text = str(table[column].iloc[i])
+            register.printed_count(f"{TABLE}|{name}", what, members[name], text, (TABLE, i, column))
+
+
+def target_trial_sentences(data: TargetTrialData, register: Register, design: AnalysisDesign) -> list[str]:
+    """After the audit: the answer in one sentence, then the protocol in brief and the weights in words."""
+    # Imported here: answer reads the report's data (reading.py), which reads this section's.
+    from pipeline.report.answer import NOT_ESTIMABLE, verdict
+
+    row = data.row
+    stick = design.yardsticks.get(OUTCOME)
+    threshold = stick.value if stick is not None else None
+    both_shown = all(register.shown(f"{TABLE}|followed|{arm}") for arm in ARMS)
+    estimate, low, high = float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"])
+    words = verdict(estimate, low, high, threshold) if both_shown and bool(row["diagnostics_ok"]) else NOT_ESTIMABLE
+    if words == NOT_ESTIMABLE:
+        answer = (
+            "Surgery or more injections: not estimable here (fewer than "
+            f"{SMALL_CELL} patients followed a strategy, or the fit failed)."
+        )
+    else:
+        yardstick = f" against a yardstick of {threshold:g} points" if threshold else ""
+        answer = (
+            "For a patient who has had botulinum toxin at least twice, having a selective neurectomy or myectomy "
+            f"within 90 days rather than going on with injections changes the Sunnybrook composite a year later by "
+            f"{estimate:+.1f} points (95% CI {low:+.1f} to {high:+.1f}): {words}{yardstick}."
+        )
+    flagged = sum(len(m) for k, m in _members(data).items() if k.startswith("flagged"))
+    weights = (
+        "No patient's weight was truncated."
+        if flagged == 0
+        else "Some patients' weights were above the truncation and were truncated, not dropped (the table)."
+    )
+    return [
+        answer,
+        "The trial it emulates: every BoNT session from a patient's second, before any surgery, is a time zero; "
+        "each patient-trial is cloned into both strategies and censored when it deviates; the censoring is "
+        "weighted by the latest scores, their fall, sessions and units so far, time since onset, age and sex; "
+        f"the outcome is the assessment nearest 12 months after time zero taken at least {data.phase_min_days:g} "
+        "days after an injection (a trough), compared with a variance clustered by patient (docs/target_trial.md).",
+        weights,
+    ]
