@@ -100,9 +100,12 @@ class Emulation:
     flagged: pd.DataFrame = field(default_factory=pd.DataFrame)  # clones whose weight was truncated
 
 
-def _censoring_probability(sessions: pd.DataFrame) -> tuple[np.ndarray, float]:
-    """P(surgery within 90 days | the session's covariates), pooled over every session from the second on."""
+def _censoring_probability(sessions: pd.DataFrame) -> tuple[np.ndarray, float] | None:
+    """P(surgery within 90 days | the session's covariates), pooled over every session from the second on; None
+    where no such session, or none, was followed by surgery (nothing to emulate)."""
     at_risk = sessions[(sessions["sessions"] >= 2) & sessions["latest"].notna()]
+    if at_risk["surgery_90d"].nunique() < 2:
+        return None
     x = sm.add_constant(at_risk[list(COVARIATES)].to_numpy(dtype=float), has_constant="add")
     fit = sm.Logit(at_risk["surgery_90d"].to_numpy(dtype=float), x).fit(disp=0, maxiter=200)
     p = np.full(len(sessions), np.nan)
@@ -135,7 +138,11 @@ def emulate(
     """The clone-censor-weight emulation of the target trial on one outcome (module docstring)."""
     scores = scores.assign(days_since_injection=days_since_injection(scores, treatments))
     sessions = person_sessions(patients, treatments, scores)
-    p, share = _censoring_probability(sessions)
+    censoring = _censoring_probability(sessions)
+    if censoring is None:
+        note = "not estimated: no BoNT session from a second on was followed by surgery within 90 days, or none not"
+        return Emulation(failed(note), outcome, pd.DataFrame(), pd.DataFrame(columns=list(SUMMARY_COLUMNS[2:])))
+    p, share = censoring
     sessions["p"] = p
     trials = sessions[sessions["eligible"]]
     outcomes = _outcomes(trials, scores, outcome, phase_min_days)
@@ -164,7 +171,7 @@ def emulate(
 
 def _contrast(analysed: pd.DataFrame) -> Estimate:
     if analysed["arm"].nunique() < 2 or analysed["patient_id"].nunique() < 10:
-        return failed("fit failed: too few uncensored clones in an arm")
+        return failed("not estimated: fewer than ten patients followed in an arm")
     x = sm.add_constant(analysed[["arm", "latest"]].to_numpy(dtype=float), has_constant="add")
     groups = pd.factorize(analysed["patient_id"])[0]
     fit = sm.WLS(analysed["y"].to_numpy(dtype=float), x, weights=analysed["weight"].to_numpy(dtype=float)).fit(
@@ -256,15 +263,18 @@ def target_trial_rows(
         except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
             estimate, followed = failed(f"fit failed ({outcome}): {type(error).__name__}: {error}"), (0, 0)
         else:
-            estimate = emulation.estimate
-            kept = emulation.clones[~emulation.clones["censored"] & emulation.clones["y"].notna()]
-            followed = tuple(kept.loc[kept["arm"] == arm, "patient_id"].nunique() for arm in (1, 0))
-            note = f"clone-censor-weight over {emulation.clones['t0'].size // 2} patient-trials"
-            if len(emulation.flagged):
-                note += f"; {len(emulation.flagged)} clones' weights truncated at {settings.weight_truncation:g}"
-            estimate = replace(estimate, note=note if estimate.ok else estimate.note)
+            estimate, clones = emulation.estimate, emulation.clones
+            if len(clones):
+                kept = clones[~clones["censored"] & clones["y"].notna()]
+                followed = tuple(kept.loc[kept["arm"] == arm, "patient_id"].nunique() for arm in (1, 0))
+                note = f"clone-censor-weight over {len(clones) // 2} patient-trials"
+                if len(emulation.flagged):
+                    note += f"; {len(emulation.flagged)} clones' weights truncated at {settings.weight_truncation:g}"
+                estimate = replace(estimate, note=note if estimate.ok else estimate.note)
+            else:
+                followed = (0, 0)
             summaries.append(emulation.by_trial.assign(outcome=outcome))
-        if min(followed) < settings.min_group_size and estimate.ok:
+        if min(followed) < settings.min_group_size and estimate.ok:  # the small-cell rule, as for every model
             estimate = failed(f"not estimated: fewer than {settings.min_group_size} patients followed in an arm")
         rows.append(
             {

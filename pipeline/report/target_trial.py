@@ -64,6 +64,8 @@ def read_target_trial(
     treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
     scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
     emulation = emulate(patients, treatments, scores, OUTCOME, phase, truncation)
+    if emulation.clones.empty:
+        return None  # nothing to emulate: the row says why
     row = rows.iloc[0]
     if math.isfinite(float(row["estimate"])) and not math.isclose(
         emulation.estimate.estimate, float(row["estimate"]), rel_tol=1e-6, abs_tol=1e-9
