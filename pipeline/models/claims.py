@@ -22,6 +22,7 @@ from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
 from pipeline.models.synergy import synergy_rows
 from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL
+from pipeline.models.target_trial import TABLES as TRIAL_TABLES
 from pipeline.models.target_trial import target_trial_rows
 from pipeline.settings import ModelSettings
 
@@ -50,10 +51,11 @@ def claim_rows(
     rows = synergy_rows(population, changes, design, settings)
     if _has_table(con, "botox_intervals"):
         rows += reliance_rows(con, settings)
-    trial_rows, summary = target_trial_rows(con, settings)
-    rows += trial_rows
-    if emulation is not None:
-        emulation.append(summary)
+    if all(_has_table(con, t) for t in TRIAL_TABLES):
+        trial_rows, summary = target_trial_rows(con, settings)
+        rows += trial_rows
+        if emulation is not None:
+            emulation.append(summary)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame

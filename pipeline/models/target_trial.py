@@ -226,6 +226,7 @@ def naive_surgery_comparison(
 
 
 OUTCOMES = {"sunnybrook_composite": True, "saq": False}  # outcome -> higher is better
+TABLES = ("patients", "treatments", "instrument_scores", "design_outcomes", "build_info")  # what the emulation reads
 SUMMARY_COLUMNS = (
     "run_id",
     "outcome",
