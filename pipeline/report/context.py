@@ -205,7 +205,10 @@ def safety_section(parts: ReportParts) -> dict[str, object]:
 def target_trial_section(parts: ReportParts) -> dict[str, object]:
     """Surgery or more injections? (issue 31); none where the run has no target-trial row."""
     trial = parts.data.target_trial is not None
-    return {"target_trial": {"sentences": parts.audited.target_trial_sentences} if trial else None}
+    if not trial:
+        return {"target_trial": None}
+    phase = f"{parts.data.target_trial.phase_min_days:g}"  # type: ignore[union-attr]
+    return {"target_trial": {"sentences": parts.audited.target_trial_sentences, "phase_min_days": phase}}
 
 
 def release_section(parts: ReportParts) -> dict[str, object]:

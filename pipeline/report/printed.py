@@ -38,7 +38,13 @@ from pipeline.report.tables import (
     table_one,
     trajectory_table,
 )
-from pipeline.report.target_trial import register_target_trial, target_trial_sentences, target_trial_table
+from pipeline.report.target_trial import (
+    phase_mix_table,
+    register_phase_mix,
+    register_target_trial,
+    target_trial_sentences,
+    target_trial_table,
+)
 
 
 def _ess_share(ess: object, n: object) -> str:
@@ -97,6 +103,7 @@ GIVE_UP_FIRST = (
     "responder_shares",
     "safety",
     "target_trial",
+    "phase_mix",
     "claims",
     "estimates",
     "trajectories",
@@ -279,12 +286,14 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
         tables["safety"] = safety_table(data.safety)
     if data.target_trial is not None:
         tables["target_trial"] = target_trial_table(data.target_trial)
+        tables["phase_mix"] = phase_mix_table(data.target_trial)
     register = published_register(data, tables, release, primary)
     tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
     if data.safety is not None:
         register_safety(register, tables["safety"], data.safety)
     if data.target_trial is not None:
         register_target_trial(register, tables["target_trial"], data.target_trial)
+        register_phase_mix(register, tables["phase_mix"], data.target_trial)
     disclosure = protect(register, earlier, GIVE_UP_FIRST, headline_keys(design, tables))
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
@@ -36,6 +37,9 @@ COLUMNS = [
     "patients with a truncated weight",
 ]
 PatientKey = tuple[str, str]
+PHASE_TABLE = "phase_mix"
+PHASES = ("at a trough", "at the peak (14-56 days)", "in between", "before any injection")
+PHASE_COLUMNS = ["group", "patients assessed", *(f"patients {p}" for p in PHASES)]
 
 
 @dataclass
@@ -43,6 +47,7 @@ class TargetTrialData:
     row: pd.Series  # the run's ccw row on the Sunnybrook composite
     emulation: Emulation
     phase_min_days: float
+    phase_mix: pd.DataFrame  # site_id, patient_id, is_combined, days_since_injection (primary outcome and timepoint)
 
 
 def read_target_trial(
@@ -71,7 +76,64 @@ def read_target_trial(
         emulation.estimate.estimate, float(row["estimate"]), rel_tol=1e-6, abs_tol=1e-9
     ):
         raise ValueError("target trial: the warehouse's rows no longer give the run's ccw estimate")
-    return TargetTrialData(row, emulation, phase)
+    primary = con.execute("SELECT outcome FROM design_outcomes WHERE is_primary").fetchall()[0][0]
+    timepoint = con.execute("SELECT design_settings->>'primary_timepoint' FROM build_info").fetchall()[0][0] or "12m"
+    mix = con.execute(read_sql("report/phase_mix.sql"), {"outcome": primary, "timepoint": timepoint}).df()
+    return TargetTrialData(row, emulation, phase, mix)
+
+
+def _phase_of(days: pd.Series, phase_min_days: float) -> pd.Series:
+    return pd.Series(
+        np.select(
+            [days.isna(), days >= phase_min_days, days.between(14, 56)],
+            [PHASES[3], PHASES[0], PHASES[1]],
+            PHASES[2],
+        ),
+        index=days.index,
+    )
+
+
+def _pairs(frame: pd.DataFrame) -> list[PatientKey]:
+    return list(zip(frame["site_id"].astype(str), frame["patient_id"].astype(str), strict=True))
+
+
+def _phase_members(data: TargetTrialData) -> dict[tuple[str, str], list[PatientKey]]:
+    mix = data.phase_mix.assign(phase=_phase_of(data.phase_mix["days_since_injection"], data.phase_min_days))
+    members = {}
+    for combined, group in ((True, "combined"), (False, "single")):
+        part = mix[mix["is_combined"].astype(bool) == combined]
+        keys = list(zip(part["site_id"].astype(str), part["patient_id"].astype(str), strict=True))
+        members[(group, "assessed")] = keys
+        for phase in PHASES:
+            chosen = part[part["phase"] == phase]
+            members[(group, phase)] = list(
+                zip(chosen["site_id"].astype(str), chosen["patient_id"].astype(str), strict=True)
+            )
+    return members
+
+
+def phase_mix_table(data: TargetTrialData) -> pd.DataFrame:
+    """The phase of the comparisons' primary assessments per group, as counts (before the audit)."""
+    members = _phase_members(data)
+    rows = []
+    for group in ("combined", "single"):
+        rows.append(
+            [group, format_count(len(members[(group, "assessed")]))]
+            + [format_count(len(members[(group, phase)])) for phase in PHASES]
+        )
+    return pd.DataFrame(rows, columns=PHASE_COLUMNS)
+
+
+def register_phase_mix(register: Register, table: pd.DataFrame, data: TargetTrialData) -> None:
+    """Every count of the phase mix with its patients (the audit sees the differences with the other tables)."""
+    members = _phase_members(data)
+    for i, group in enumerate(("combined", "single")):
+        for column, name in zip(PHASE_COLUMNS[1:], ("assessed", *PHASES), strict=True):
+            what = f"{group} patients with the primary assessment {name}"
+            text = str(table[column].iloc[i])
+            register.printed_count(
+                f"{PHASE_TABLE}|{group}|{name}", what, members[(group, name)], text, (PHASE_TABLE, i, column)
+            )
 
 
 def _keys(patient_ids: pd.Series) -> list[PatientKey]:

@@ -13,7 +13,14 @@ import pytest
 from pipeline.report.build import write_report
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL
-from pipeline.report.target_trial import read_target_trial, register_target_trial, target_trial_table
+from pipeline.report.target_trial import (
+    PHASES,
+    phase_mix_table,
+    read_target_trial,
+    register_phase_mix,
+    register_target_trial,
+    target_trial_table,
+)
 from pipeline.settings import DataHome
 from pipeline.stages import run_all
 from pipeline.tools.synthetic_surgery import generate_surgery_drop
@@ -58,3 +65,18 @@ def test_every_count_of_the_table_is_registered_with_its_patients(warehouse: Pat
     assert followed.value >= SMALL_CELL
     entering = register.cells["target_trial|entering"]
     assert len(entering.places) == 2  # one count, printed on both rows
+
+
+def test_the_phase_mix_counts_each_groups_patients_once(warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        claims = con.execute("SELECT * FROM model_estimates WHERE method = 'ccw'").df()
+        data = read_target_trial(con, claims, None)
+    assert data is not None
+    table = phase_mix_table(data)
+    register = Register("test")
+    register_phase_mix(register, table, data)
+    for group in ("combined", "single"):
+        assessed = register.cells[f"phase_mix|{group}|assessed"].value
+        assert assessed == sum(len(register.cells[f"phase_mix|{group}|{p}"].members) for p in PHASES)
+    # the generator's peak visits are of patients on injections alone: some single-modality patients' only
+    assert register.cells["phase_mix|single|at the peak (14-56 days)"].value > 0
