@@ -3,11 +3,21 @@ patients whose latest scores drive surgery, with a known effect and a planted pe
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.models.target_trial import CONTRAST, days_since_injection, emulate, naive_surgery_comparison
+from pipeline.models.target_trial import (
+    CONTRAST,
+    days_since_injection,
+    emulate,
+    naive_surgery_comparison,
+    person_sessions,
+)
 from pipeline.settings import DataHome
 from pipeline.stages import run_all
 from pipeline.tools.synthetic_surgery import (
@@ -118,3 +128,23 @@ def test_the_models_run_fits_the_trial_from_the_warehouse_as_from_the_generated_
     assert sorted(arms["arm"]) == ["A_surgery_within_90d", "B_continue_bont"]
     assert arms["clones"].nunique() == 1  # every patient-trial is cloned into both
     assert phase[0] == 0 and phase[1] > 0  # every 12-month visit comes after an injection; some at a trough
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed")
+def test_an_independent_implementation_in_r_gives_the_same_estimate_and_interval(
+    tables: SurgeryTables, tmp_path: Path
+) -> None:
+    scores = tables.scores.assign(days_since_injection=days_since_injection(tables.scores, tables.treatments))
+    person_sessions(tables.patients, tables.treatments, scores).to_csv(tmp_path / "sessions.csv", index=False)
+    emulation = emulate(tables.patients, tables.treatments, tables.scores)
+    clones = emulation.clones[["patient_id", "t0", "arm", "censored", "y", "latest", "outcome_day"]]
+    clones.assign(censored=clones["censored"].astype(int)).to_csv(tmp_path / "clones.csv", index=False)
+    script = Path(__file__).with_name("target_trial_check.R")
+    done = subprocess.run(
+        ["Rscript", str(script), str(tmp_path), "10"], capture_output=True, text=True, check=False, timeout=120
+    )
+    if "there is no package called" in done.stderr:
+        pytest.skip("R's sandwich package is not installed")
+    estimate, std_error = (float(v) for v in done.stdout.split())
+    assert estimate == pytest.approx(emulation.estimate.estimate, rel=1e-6)
+    assert std_error == pytest.approx(emulation.estimate.std_error, rel=1e-3)
