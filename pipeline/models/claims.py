@@ -7,7 +7,8 @@ secondaries, subscores under their composite). The three reliance outcomes of on
 surgery patients: ``mixed`` and ``phreg``; against BoNT alone: ``mixed_vs_bont_alone`` and
 ``phreg_vs_bont_alone``) are one family, Holm among themselves: none of them is the design's primary outcome.
 The target trial "surgery or more injections?" (:mod:`pipeline.models.target_trial`, issue 31) adds its two
-``ccw`` rows (Sunnybrook composite, SAQ), a family of their own, Holm between them.
+``ccw`` rows (Sunnybrook composite, SAQ), a family of their own, Holm between them, and the primary comparison
+restricted to trough assessments (contrast ``combined_vs_single_at_trough``, a sensitivity analysis, alone).
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
 from pipeline.models.synergy import synergy_rows
+from pipeline.models.target_trial import AT_TROUGH_CONTRAST as AT_TROUGH
 from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL
 from pipeline.models.target_trial import TABLES as TRIAL_TABLES
-from pipeline.models.target_trial import target_trial_rows
+from pipeline.models.target_trial import at_trough_row, target_trial_rows
 from pipeline.settings import ModelSettings
 
 
@@ -54,6 +56,8 @@ def claim_rows(
     if all(_has_table(con, t) for t in TRIAL_TABLES):
         trial_rows, summary = target_trial_rows(con, settings)
         rows += trial_rows
+        primary = (design.primary_outcome, design.primary_timepoint)
+        rows.append(at_trough_row(con, population, changes, primary, settings))
         if emulation is not None:
             emulation.append(summary)
     frame = pd.DataFrame(rows)
@@ -63,10 +67,12 @@ def claim_rows(
     for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
         warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
     frame["p_adjusted"] = np.nan
-    synergy = ~frame["contrast"].isin([CONTRAST, TARGET_TRIAL])
-    trial = frame["contrast"] == TARGET_TRIAL
-    if (trial & converged).any():
-        frame.loc[trial & converged, "p_adjusted"] = holm(frame.loc[trial & converged, "p_value"]).to_numpy()
+    synergy = ~frame["contrast"].isin([CONTRAST, TARGET_TRIAL, AT_TROUGH])
+    trial = frame["contrast"].isin([TARGET_TRIAL, AT_TROUGH])
+    for contrast in (TARGET_TRIAL, AT_TROUGH):  # each a family of its own
+        family = (frame["contrast"] == contrast) & converged
+        if family.any():
+            frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
     if synergy.any():
         part = frame[synergy]
         frame.loc[synergy, "p_adjusted"] = adjusted_p_values(

@@ -25,7 +25,7 @@ import statsmodels.api as sm
 
 from pipeline.intervals import ALPHA
 from pipeline.models.estimators import Estimate, failed
-from pipeline.models.pairs import TARGET_TRIAL_CONTRAST
+from pipeline.models.pairs import AT_TROUGH_CONTRAST, TARGET_TRIAL_CONTRAST
 from pipeline.models.propensity import effective_sample_size
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
@@ -226,7 +226,8 @@ def naive_surgery_comparison(
 
 
 OUTCOMES = {"sunnybrook_composite": True, "saq": False}  # outcome -> higher is better
-TABLES = ("patients", "treatments", "instrument_scores", "design_outcomes", "build_info")  # what the emulation reads
+# What the emulation and its trough sensitivity analysis read.
+TABLES = ("patients", "treatments", "instrument_scores", "design_outcomes", "build_info", "followup_scores")
 SUMMARY_COLUMNS = (
     "run_id",
     "outcome",
@@ -294,3 +295,48 @@ def target_trial_rows(
         )
     summary = pd.concat(summaries, ignore_index=True) if summaries else pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     return rows, summary.reindex(columns=[c for c in SUMMARY_COLUMNS if c != "run_id"])
+
+
+def at_trough_row(
+    con: duckdb.DuckDBPyConnection,
+    population: pd.DataFrame,
+    changes: pd.DataFrame,
+    primary: tuple[str, str],
+    settings: ModelSettings,
+) -> dict[str, object]:
+    """The sensitivity analysis of the primary comparison (combined vs single, ANCOVA) restricted to primary
+    assessments at a trough of the toxin cycle (design.json's outcome_phase_min_days after the last injection,
+    or before any): contrast ``combined_vs_single_at_trough``."""
+    from pipeline.models.design_matrix import COMBINED_VS_SINGLE, Contrast, analysis_frames
+    from pipeline.models.estimators import ancova
+
+    outcome, timepoint = primary
+    phase = con.execute(
+        "SELECT site_id, patient_id, days_since_injection FROM followup_scores WHERE outcome = ? AND timepoint = ?",
+        [outcome, timepoint],
+    ).df()
+    minimum = _phase_min_days(con)
+    trough = phase[phase["days_since_injection"].isna() | (phase["days_since_injection"] >= minimum)]
+    kept = changes[(changes["outcome"] == outcome) & (changes["timepoint"] == timepoint)]
+    kept = kept.merge(trough[["site_id", "patient_id"]], on=["site_id", "patient_id"])
+    frame = analysis_frames(population, kept, Contrast(COMBINED_VS_SINGLE)).get((outcome, timepoint))
+    counts = (0, 0) if frame is None else (int(frame["treated"].sum()), int((1 - frame["treated"]).sum()))
+    if frame is None or min(counts) < settings.min_group_size:
+        estimate = failed(
+            f"not estimated: fewer than {settings.min_group_size} patients assessed at a trough in a group"
+        )
+    else:
+        estimate = ancova(frame, settings)
+    return {
+        "method": "ancova",
+        "outcome": outcome,
+        "timepoint": timepoint,
+        "contrast": AT_TROUGH_CONTRAST,
+        **estimate.columns(),
+        "n_treated": counts[0],
+        "n_control": counts[1],
+        "higher_is_better": OUTCOMES.get(outcome, True),
+        "e_value": float("nan"),
+        "e_value_ci": float("nan"),
+        "mdd": minimum_detectable_difference(estimate.std_error, settings.power),
+    }

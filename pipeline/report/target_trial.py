@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models.pairs import AT_TROUGH_CONTRAST
 from pipeline.models.target_trial import CONTRAST, METHOD, Emulation, emulate
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, format_count
@@ -48,6 +49,7 @@ class TargetTrialData:
     emulation: Emulation
     phase_min_days: float
     phase_mix: pd.DataFrame  # site_id, patient_id, is_combined, days_since_injection (primary outcome and timepoint)
+    at_trough: pd.Series | None = None  # the primary comparison restricted to trough assessments
 
 
 def read_target_trial(
@@ -79,7 +81,8 @@ def read_target_trial(
     primary = con.execute("SELECT outcome FROM design_outcomes WHERE is_primary").fetchall()[0][0]
     timepoint = con.execute("SELECT design_settings->>'primary_timepoint' FROM build_info").fetchall()[0][0] or "12m"
     mix = con.execute(read_sql("report/phase_mix.sql"), {"outcome": primary, "timepoint": timepoint}).df()
-    return TargetTrialData(row, emulation, phase, mix)
+    trough = claims[claims["contrast"] == AT_TROUGH_CONTRAST]
+    return TargetTrialData(row, emulation, phase, mix, trough.iloc[0] if len(trough) else None)
 
 
 def _phase_of(days: pd.Series, phase_min_days: float) -> pd.Series:
@@ -213,8 +216,16 @@ def target_trial_sentences(data: TargetTrialData, register: Register, design: An
         if flagged == 0
         else "Some patients' weights were above the truncation and were truncated, not dropped (the table)."
     )
+    sentences = [answer]
+    trough = data.at_trough
+    if trough is not None and math.isfinite(float(trough["estimate"])):
+        sentences.append(
+            "Sensitivity of the comparisons to the toxin cycle: restricted to primary assessments at a trough, "
+            f"combined minus single modality is {float(trough['estimate']):+.1f} points "
+            f"(95% CI {float(trough['ci_low']):+.1f} to {float(trough['ci_high']):+.1f}; the phase mix is below)."
+        )
     return [
-        answer,
+        *sentences,
         "The trial it emulates: every BoNT session from a patient's second, before any surgery, is a time zero; "
         "each patient-trial is cloned into both strategies and censored when it deviates; the censoring is "
         "weighted by the latest scores, their fall, sessions and units so far, time since onset, age and sex; "
