@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CLUSTER_STAMP := $(VENV)/.cluster-installed
 SYNK_HOME ?= $(CURDIR)/data
 export SYNK_HOME
 DEMO_DROP := $(SYNK_HOME)/landing/demo-site01-2026q4
 
-.PHONY: setup chromium demo network-demo test test-server airflow lint suites bench clean-data
+.PHONY: setup chromium r cluster-packages demo network-demo test test-server crosscheck test-cluster airflow cluster lint suites bench clean-data
 
 # Creates .venv and installs the project, and installs Debian's Chromium (it prints the report's PDF and
 # the tests open the report in it) when it is missing; does nothing while both are up to date.
@@ -47,11 +48,61 @@ demo: setup
 # stays under ten minutes on two cores, and the DAGs still run for real in it (dag.test() on SQLite).
 TEST_WORKERS := $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; [ $$n -lt 2 ] && n=2; echo $$n)
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not server"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not server and not crosscheck and not cluster"
 
-# Only the tests that start a real Airflow server on loopback (`make test` runs them too).
+# Only the tests that start a real Airflow server on loopback (`make test` leaves them out).
 test-server: setup
 	$(BIN)/python -m pytest -m server
+
+# R and the reference packages the cross-check refits with (Debian's, as Chromium above); nothing
+# when they are all there. R is not a dependency of the platform, only of `make crosscheck`.
+R_DEBS := r-base-core r-cran-sandwich r-cran-lme4 r-cran-clubsandwich r-cran-survival r-cran-ordinal \
+	r-cran-mice r-cran-metafor r-cran-mass r-cran-jsonlite
+R_LIBRARIES := sandwich lme4 clubSandwich survival ordinal mice metafor MASS jsonlite
+r:
+	@if command -v Rscript >/dev/null 2>&1 && Rscript -e 'for (p in strsplit("$(R_LIBRARIES)", " ")[[1]]) library(p, character.only = TRUE)' >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing R and the reference packages (Debian's) for the cross-check"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(R_DEBS); \
+	else \
+		echo "Install R and the packages $(R_LIBRARIES): the cross-check refits every estimate with them." >&2; exit 1; \
+	fi
+
+# Every estimate the platform publishes refitted by R's reference implementations (docs/crosscheck.md):
+# the demo's data and three generated sites in one home, each within 1e-6 (closed forms) or 1e-4
+# (iterative fits). A few minutes on two cores; the homes and the table of the largest differences
+# stay in $(CROSSCHECK_DIR).
+CROSSCHECK_DIR ?= $(CURDIR)/build/crosscheck
+crosscheck: setup r
+	rm -rf $(CROSSCHECK_DIR) && mkdir -p $(CROSSCHECK_DIR)
+	SYNK_CROSSCHECK_DIR=$(CROSSCHECK_DIR) $(BIN)/python -m pytest -m crosscheck tests/crosscheck tests/network -q
+	@cat $(CROSSCHECK_DIR)/largest_differences.md
+
+# The department server of docker-compose.yml without containers (pipeline/tools/airflow_cluster.py):
+# Debian's PostgreSQL and Redis on loopback, CeleryExecutor with two workers, the three DAGs end to
+# end on it, a worker killed mid-load (6 to 10 minutes on two cores). CI runs it after `make test`.
+test-cluster: setup cluster-packages $(CLUSTER_STAMP)
+	$(BIN)/python -m pytest -m cluster
+
+# The same cluster, kept running with the data home until Ctrl-C; the DAGs start paused, as in compose.
+CLUSTER_PORT ?= 8781
+cluster: setup cluster-packages $(CLUSTER_STAMP)
+	$(BIN)/python -m pipeline.tools.airflow_cluster --home $(SYNK_HOME) --port $(CLUSTER_PORT)
+
+# The cluster's Python parts (the Celery provider, psycopg2, asyncpg: the `cluster` extra), pinned.
+$(CLUSTER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,cluster]"
+	touch $(CLUSTER_STAMP)
+
+# Debian's PostgreSQL and Redis (the cluster's metadata database and broker), when either is missing.
+cluster-packages:
+	@if ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing Debian's postgresql and redis-server (the cluster's database and broker)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends postgresql redis-server; \
+	else \
+		echo "Install PostgreSQL (15 or newer) and Redis (7): the cluster runs on them." >&2; exit 1; \
+	fi
 
 # A local Airflow on loopback (scheduler, DAG processor, triggerer, API server and UI) with the
 # project's DAGs and data home; prints the URL and where the admin password is. Ctrl-C stops it.

@@ -19,9 +19,8 @@ import duckdb
 from pipeline.quarters import release_name
 from pipeline.report.disclosure import audit, protect
 from pipeline.report.kept_registers import earlier_registers
-from pipeline.report.printed import GIVE_UP_FIRST, headline_keys, printed_tables, published_register
+from pipeline.report.printed import give_up_order, headline_keys, release_register
 from pipeline.report.reading import read_warehouse
-from pipeline.report.safety import read_safety, register_safety, safety_table
 from pipeline.settings import DataHome
 
 
@@ -34,16 +33,12 @@ def main() -> None:
     home = DataHome.resolve(args.home)
     con = duckdb.connect(str(home.warehouse_path), read_only=True)
     try:
-        data = read_warehouse(con)
-        safety = read_safety(con)
+        data = read_warehouse(con)  # every section's rows too (pipeline/report/sections.py)
     finally:
         con.close()
-    tables, primary = printed_tables(data)
     release = release_name(args.quarter, args.provisional)
-    register = published_register(data, tables, release, primary)
-    if safety is not None:  # the Safety section's counts (complications), as the report registers them
-        tables["safety"] = safety_table(safety)
-        register_safety(register, tables["safety"], safety)
+    # The report's own start: every table and section's counts, the answer's and the claims' among them.
+    tables, _, register = release_register(data, release)
     earlier = earlier_registers(home, args.quarter, args.provisional)
     started = time.perf_counter()
     before = audit(register, earlier)
@@ -60,7 +55,7 @@ def main() -> None:
         print(f"  {n:4d}  {kind:10s}  {table}")
     started = time.perf_counter()
     assert data.design is not None
-    record = protect(register, earlier, GIVE_UP_FIRST, headline_keys(data.design, tables))
+    record = protect(register, earlier, give_up_order(), headline_keys(data.design, tables))
     protected = time.perf_counter() - started
     after = audit(register, earlier)
     print(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, dag, task
 
 from pipeline.notify import CoordinatorNotifier
-from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries, task_retry_delay
 
 DOC = """
 ### Fit comparative models
@@ -34,7 +34,7 @@ numbers. The `check_estimates` task fails when the run fitted no estimate at all
     default_args={
         "owner": DAG_OWNER,
         "retries": task_retries(1),
-        "retry_delay": timedelta(minutes=5),
+        "retry_delay": task_retry_delay(minutes=5),
         "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
 )

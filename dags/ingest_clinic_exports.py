@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Asset, Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from pipeline.notify import CoordinatorNotifier
-from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, WAREHOUSE_ASSET, task_retries, task_retry_delay
 
 DOC = """
 ### Load clinic exports
@@ -40,7 +40,7 @@ warehouse with fewer analysable patients than before; `synk status` lists these 
     default_args={
         "owner": DAG_OWNER,
         "retries": task_retries(2),
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": task_retry_delay(minutes=2),
         "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={

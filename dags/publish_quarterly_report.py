@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from pipeline.notify import CoordinatorNotifier
-from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, task_retries
+from pipeline.settings import DAG_OWNER, STORE_WRITER_POOL, task_retries, task_retry_delay
 
 DOC = """
 ### Publish the quarterly report
@@ -42,7 +42,7 @@ Chromium missing). Rerun it for the quarter once fixed.
     default_args={
         "owner": DAG_OWNER,
         "retries": task_retries(1),
-        "retry_delay": timedelta(minutes=10),
+        "retry_delay": task_retry_delay(minutes=10),
         "on_failure_callback": CoordinatorNotifier(),  # off unless SYNK_NOTIFY_* is set
     },
     params={

@@ -65,7 +65,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
     params = SyntheticParameters(
-        complications=DEMO_COMPLICATIONS if args.complications else (), synergy_pt_sn_on_btx=args.synergy
+        complications=DEMO_COMPLICATIONS if args.complications else (),
+        synergy_pt_sn_on_btx=args.synergy,
+        combined_effect=args.effect,
     )
     counts = generate_drop(
         Path(args.out), patients=args.patients, seed=args.seed, site=args.site, export_format=args.format, params=params
@@ -223,6 +225,13 @@ def _network_parser(sub: argparse._SubParsersAction) -> None:
     simulate.set_defaults(func=cmd_network_simulate)
 
 
+def cmd_crosscheck_export(args: argparse.Namespace) -> int:
+    from pipeline.tools.crosscheck_export import export_fits
+
+    print(f"Fits written for the cross-check against R (patient rows; stays in staging/): {export_fits(_home(args))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synk", description="Synkinesis treatment-outcomes pipeline.")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every step")
@@ -273,6 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="write a network of this many clinics instead (OUT/<clinic>/landing/...; sizes and effects differ)",
     )
+    gen.add_argument(
+        "--effect",
+        type=float,
+        default=8.0,
+        help="true 12-month Sunnybrook composite effect of combined treatment at this site (several sites with "
+        "different effects: a pooled truth that depends on the estimand)",
+    )
     gen.set_defaults(func=cmd_generate)
 
     run = with_home(
@@ -291,6 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="confirm a full snapshot held for what it would retire (with --drop: that one only)",
     )
     run.set_defaults(func=cmd_run)
+
+    export = with_home(
+        sub.add_parser(
+            "crosscheck-export",
+            help="refit the models, writing what each fitted to staging/crosscheck/",
+            description="Refit the models on the published warehouse and write each fit's analysis frame and "
+            "specification to staging/crosscheck/<run_id>/ (patient rows: never published), for the R cross-check "
+            "(`make crosscheck`, docs/crosscheck.md).",
+        )
+    )
+    export.set_defaults(func=cmd_crosscheck_export)
 
     report = with_home(
         sub.add_parser(

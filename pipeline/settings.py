@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -445,3 +446,10 @@ DAG_OWNER = "synk-data"
 def task_retries(default: int) -> int:
     """Retries for DAG tasks; ``SYNK_TASK_RETRIES`` overrides (0 in embedded runs, which report at once)."""
     return int(os.environ.get("SYNK_TASK_RETRIES", default))
+
+
+def task_retry_delay(minutes: float) -> timedelta:
+    """The wait before a task's retry; ``SYNK_TASK_RETRY_DELAY`` (seconds) overrides (the cluster test
+    retries a task whose worker it killed without waiting minutes)."""
+    seconds = os.environ.get("SYNK_TASK_RETRY_DELAY")
+    return timedelta(seconds=float(seconds)) if seconds else timedelta(minutes=minutes)

@@ -319,7 +319,8 @@ def _unchanged_release(
     with writer_lock(home, activity=f"checking what was loaded by {as_of:%Y-%m-%d %H:%M}"):
         snapshot, last = loaded_by(home, as_of)
     settings = settings or ModelSettings.for_home(home)
-    report = unchanged_release(home, quarter, provisional, snapshot, settings, as_of, last)
+    build = fingerprint(DesignSettings.for_home(home))
+    report = unchanged_release(home, quarter, provisional, snapshot, settings, as_of, last, build)
     if report is None:
         return None
     manifest = json.loads(report.with_name("manifest.json").read_text(encoding="utf-8"))
@@ -345,6 +346,7 @@ def write_report(home: DataHome, quarter: str, as_of_warehouse: dict[str, object
         Path(str(as_of_warehouse["warehouse"])),
         datetime.fromisoformat(str(as_of_warehouse["as_of"])),
         provisional=provisional,
+        build_fingerprint=fingerprint(DesignSettings.for_home(home)),
     )
 
 

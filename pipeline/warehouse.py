@@ -25,7 +25,15 @@ from pipeline.errors import PipelineError
 from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import COMPLICATION_MACROS_SQL, LAYERS, MACROS_SQL, TOXIN_PHASE_SQL, layer_files, read_sql
+from pipeline.sql_files import (
+    COMPLICATION_MACROS_SQL,
+    FLOW_MACROS_SQL,
+    LAYERS,
+    MACROS_SQL,
+    TOXIN_PHASE_SQL,
+    layer_files,
+    read_sql,
+)
 from pipeline.stale_wal import set_aside
 from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
@@ -40,6 +48,7 @@ MODEL_TABLES = (
     "covariate_balance",
     "propensity_diagnostics",
     "preference_scores",
+    "estimate_patients",
     "target_trial_summary",
 )
 PUBLISHED_TABLES = (
@@ -62,6 +71,7 @@ PUBLISHED_TABLES = (
     "covariate_balance",
     "propensity_diagnostics",
     "preference_scores",
+    "estimate_patients",
     "target_trial_summary",
     "build_info",
     "botox_intervals",
@@ -232,6 +242,7 @@ def build_warehouse(
         con.execute(read_sql(MACROS_SQL))
         con.execute(read_sql(COMPLICATION_MACROS_SQL))
         con.execute(read_sql(TOXIN_PHASE_SQL))
+        con.execute(read_sql(FLOW_MACROS_SQL))
         # Temp views (staging, item scores) stay in memory; tables land in the new warehouse file.
         con.execute("USE warehouse")
         for layer in LAYERS:

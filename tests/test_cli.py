@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,14 @@ def test_generate_writes_a_redcap_export_on_request(tmp_path: Path) -> None:
         "redcap_records.csv",
     ]
     assert '"source": "redcap"' in (tmp_path / "rc" / "manifest.json").read_text()
+
+
+def test_generate_sets_a_sites_true_effect(tmp_path: Path) -> None:
+    # Several sites with different effects (issue 29): each drop its own --effect, in its manifest.
+    result = synk("generate", "--out", str(tmp_path / "s2"), "--patients", "5", "--site", "site02", "--effect", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "s2" / "manifest.json").read_text())
+    assert manifest["generator"]["params"]["combined_effect"] == 2.0 and manifest["site_id"] == "site02"
 
 
 HOLD_THE_STORE = """

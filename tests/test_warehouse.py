@@ -287,14 +287,17 @@ def test_benefit_is_the_estimate_signed_so_that_above_0_is_better() -> None:
     con.execute(
         """CREATE TABLE store.model_estimates AS SELECT * FROM (VALUES
         ('r', 'ancova', 'saq', '12m', 'combined_vs_single', -6.25, 0.9, -8.0, -4.5, 0.001, 0.001, 130, 126, false,
-         true, '', 2.0, 1.5, 2.5),
+         true, '', 2.0, 1.5, 2.5, 'conditional', 'primary', NULL),
         ('r', 'ancova', 'sunnybrook_composite', '12m', 'combined_vs_single', 7.4, 1.4, 4.7, 10.0, 0.001, 0.001, 141,
-         148, true, true, '', 2.0, 1.5, 4.0),
+         148, true, true, '', 2.0, 1.5, 4.0, 'conditional', 'primary', NULL),
         ('r', 'ordinal', 'house_brackmann', '12m', 'combined_vs_single', 1.6, 0.2, 1.1, 2.3, 0.01, 0.01, 80, 76,
-         true, true, '', NULL, NULL, NULL)
+         true, true, '', NULL, NULL, NULL, 'conditional', 'sensitivity', NULL)
         ) AS t(run_id, method, outcome, timepoint, contrast, estimate, std_error, ci_low, ci_high, p_value,
-               p_adjusted, n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd)"""
+               p_adjusted, n_treated, n_control, higher_is_better, diagnostics_ok, note, e_value, e_value_ci, mdd,
+               estimand, "role", site_spread)"""
     )
+    for column in ("converged", "boundary", "balance_ok", "overlap_ok"):  # as the store's schema adds them
+        con.execute(f"ALTER TABLE store.model_estimates ADD COLUMN {column} BOOLEAN")
     con.execute(read_sql("marts/06_model_estimates.sql"))
     rows = con.execute(
         "SELECT outcome, estimate::DOUBLE, benefit::DOUBLE, benefit_ci_low::DOUBLE, benefit_ci_high::DOUBLE "

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models import fit_record
 from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
@@ -63,7 +64,7 @@ def claim_rows(
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    converged = frame.pop("converged").astype(bool)
+    converged = frame["converged"].astype(bool)
     for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
         warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
     frame["p_adjusted"] = np.nan
@@ -73,6 +74,13 @@ def claim_rows(
         family = (frame["contrast"] == contrast) & converged
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
+            if fit_record.on():
+                fit_record.record(
+                    "multiplicity_holm",
+                    frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
+                    key={"contrast": contrast, "outcome": "all", "timepoint": "all"},
+                    family="the target trial's outcomes (or the trough comparison alone): Holm among themselves",
+                )
     if synergy.any():
         part = frame[synergy]
         frame.loc[synergy, "p_adjusted"] = adjusted_p_values(
@@ -82,6 +90,13 @@ def claim_rows(
         family = ~synergy & ~trial & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
+            if fit_record.on():
+                fit_record.record(
+                    "multiplicity_holm",
+                    frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
+                    key={"contrast": CONTRAST, "outcome": "all", "timepoint": "all"},
+                    family="the reliance outcomes of one kind of fit: Holm among themselves",
+                )
     return frame
 
 

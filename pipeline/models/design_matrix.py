@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.contract import combination_sort_key
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_name
 
-COMBINED_VS_SINGLE = "combined_vs_single"
+COMBINED_VS_SINGLE = PRIMARY_CONTRAST
 
 # How each covariate the settings may name enters a model.
 NUMERIC_COVARIATES = frozenset({"age_at_onset", "onset_to_index_days", "index_year"})
@@ -147,7 +148,7 @@ def define_contrasts(population: pd.DataFrame, min_group_size: int) -> tuple[lis
             continue
         contrasts.append(
             Contrast(
-                f"{combination}_vs_{reference}",
+                contrast_name(combination, reference),
                 frozenset({combination}),
                 frozenset({reference}),
                 combination,

@@ -3,7 +3,7 @@ covariates) and returns an :class:`Estimate` of the mean change of the first gro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ import statsmodels.api as sm
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from pipeline.intervals import ALPHA
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import NUMERIC_COVARIATES, covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.splines import spline_columns
 from pipeline.settings import ModelSettings
@@ -26,6 +27,12 @@ class Estimate:
     diagnostics_ok: bool = False
     note: str | None = None
     converged: bool = True  # False: a fit that did not converge, outside every multiplicity family
+    # ancova with two or more sites: the between-site SD of the site-specific effects (DerSimonian-Laird tau)
+    site_spread: float = float("nan")
+    # The diagnostics as fields (model_estimates' columns), so no reader searches the note's wording:
+    boundary: bool = False  # a variance component estimated at zero (a singular mixed fit)
+    balance_ok: bool | None = None  # the weighted balance check (iptw); None where the method has none
+    overlap_ok: bool | None = None  # the contrast's overlap check; None where it was not computed
 
     def columns(self) -> dict[str, object]:
         """The estimate's own columns of a ``model_estimates`` row (``converged`` decides its multiplicity family)."""
@@ -38,6 +45,10 @@ class Estimate:
             "diagnostics_ok": self.diagnostics_ok,
             "note": self.note,
             "converged": self.converged,
+            "site_spread": self.site_spread,
+            "boundary": self.boundary,
+            "balance_ok": self.balance_ok,
+            "overlap_ok": self.overlap_ok,
         }
 
     @property
@@ -114,9 +125,32 @@ def adjustment_design(frame: pd.DataFrame, settings: ModelSettings) -> tuple[pd.
     if dropped:
         notes.append("collinear term(s) dropped: " + ", ".join(dropped))
     design = design[kept]
+    alone = exact_fit_rows(design)
+    if alone.any():
+        # A patient alone on a term (the one without a severity measure, say) is fitted exactly: leverage
+        # 1, where HC3 divides by 1 - h = 0 (R's vcovHC gives NaN, statsmodels a number made of rounding)
+        # and a logit separates. The group effect is the same without them and their term.
+        design = design[~alone]
+        kept, _ = full_rank_columns(design, keep=2)
+        design = design[kept]
+        n_alone = int(alone.sum())
+        shown = n_alone if n_alone >= settings.min_group_size else f"fewer than {settings.min_group_size}"
+        notes.append(f"{shown} patient(s) alone on a term (leverage 1) left out")
+        n_treated = int(design["treated"].sum())
+        if min(n_treated, len(design) - n_treated) < settings.min_group_size:
+            return None, [*notes, f"not estimated: fewer than {settings.min_group_size} patients in a group"]
     if len(design) - design.shape[1] < 2:
         return None, [*notes, "fit failed: too few patients for the number of covariates"]
     return design, notes
+
+
+LEVERAGE_ONE = 1 - 1e-8  # a leverage this close to 1 is 1 in floating point
+
+
+def exact_fit_rows(design: pd.DataFrame) -> pd.Series:
+    """Rows with leverage 1 in a full-rank design: each is alone on some term, so fitted exactly."""
+    q, _ = np.linalg.qr(design.to_numpy(dtype=float))
+    return pd.Series((q**2).sum(axis=1) > LEVERAGE_ONE, index=design.index)
 
 
 def continuous_terms(design: pd.DataFrame) -> list[str]:
@@ -146,6 +180,43 @@ def robust_fit(
     if clusters is not None:
         return model.fit(cov_type="cluster", cov_kwds={"groups": clusters}, use_t=True)
     return model.fit(cov_type="HC3", use_t=True)
+
+
+def record_regression(
+    method: str,
+    y: np.ndarray,
+    design: pd.DataFrame,
+    sites: pd.Series,
+    settings: ModelSettings,
+    weights: np.ndarray | None = None,
+    extra: pd.DataFrame | None = None,
+    coefficient: str = "treated",
+    **spec: object,
+) -> None:
+    """Record a regression fitted by :func:`robust_fit` (for the cross-check against R): ``.y``, the design
+    columns as built, ``.weight`` (variance weights) and ``.cluster`` (the site), with the variance type."""
+    if not fit_record.active():
+        return
+    clusters, _ = site_clusters(sites, settings)
+    frame = pd.concat(
+        [pd.DataFrame({".y": np.asarray(y, dtype=float)}, index=design.index), design.astype(float)], axis=1
+    )
+    if weights is not None:
+        frame[".weight"] = np.asarray(weights, dtype=float)
+    frame[".cluster"] = sites.astype(str).to_numpy()
+    if extra is not None:
+        frame = pd.concat([frame, extra.set_axis(design.index)], axis=1)
+    fit_record.record(
+        method,
+        frame.reset_index(drop=True),
+        x=[str(c) for c in design.columns],
+        coefficient=coefficient,
+        weights=None if weights is None else "variance",
+        # statsmodels' "cluster": sandwich::vcovCL type HC1 (G/(G-1) (N-1)/(N-K)), t with G - 1 df.
+        variance="HC3" if clusters is None else "cluster-HC1",
+        df="residual" if clusters is None else "clusters-1",
+        **spec,
+    )
 
 
 def coefficient(fit: sm.regression.linear_model.RegressionResults, index: int, notes: list[str]) -> Estimate:
@@ -186,18 +257,38 @@ def ancova(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
-    heterogeneity = site_heterogeneity(frame, design, y, settings)
-    return coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
+    record_regression("ancova", y.to_numpy(), design, frame.loc[design.index, "site_id"], settings)
+    with fit_record.labelled():  # each site's own ANCOVA is a note, not a published estimate
+        heterogeneity, spread, by_site = site_heterogeneity(frame, design, y, settings)
+    if fit_record.on() and by_site is not None:  # the sites' effects behind site_spread, for metafor's rma
+        fit_record.record("site_spread", by_site, estimator="DerSimonian-Laird tau, clipped at 0")
+    result = coefficient(fit, 1, [*notes, heterogeneity] if heterogeneity else notes)
+    return replace(result, site_spread=spread)
 
 
-def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings) -> str | None:
+def between_site_sd(estimates: list[float], std_errors: list[float]) -> float:
+    """DerSimonian-Laird's between-site SD (tau) of site-specific effects; NaN with fewer than two sites."""
+    if len(estimates) < 2:
+        return float("nan")
+    y, v = np.asarray(estimates), np.asarray(std_errors) ** 2
+    w = 1 / v
+    pooled = float((w * y).sum() / w.sum())
+    q = float((w * (y - pooled) ** 2).sum())
+    tau2 = max(0.0, (q - (len(y) - 1)) / float(w.sum() - (w**2).sum() / w.sum()))
+    return float(np.sqrt(tau2))
+
+
+def site_heterogeneity(
+    frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, settings: ModelSettings
+) -> tuple[str | None, float, pd.DataFrame | None]:
     """With two or more sites: the site-by-group interaction test (a robust Wald F test of group x
     site terms added to the ANCOVA) and each site's own ANCOVA estimate where the site has at least
     ``min_group_size`` patients in each group, so a pooled number that hides sites with different
-    effects says so. None with one site."""
+    effects says so; the between-site SD of those estimates (``between_site_sd``); and the estimates
+    themselves (site, estimate, std_error). (None, NaN, None) with one site."""
     sites = frame.loc[design.index, "site_id"].astype(str)
     if sites.nunique() < 2:
-        return None
+        return None, float("nan"), None
     reference = sites.value_counts().sort_index().idxmax()
     treated = design["treated"]
     interactions = pd.DataFrame(
@@ -220,7 +311,7 @@ def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, 
             parts.append(f"{lead}site by group interaction p {p_value:.3f} ({sites.nunique()} sites)")
         except (np.linalg.LinAlgError, ValueError):
             parts.append("site by group interaction not testable")
-    by_site = []
+    by_site, site_names, site_estimates, site_errors = [], [], [], []
     for site in sorted(sites.unique()):
         rows = frame.loc[sites.index[sites == site]]
         if min(int((rows["treated"] == 1).sum()), int((rows["treated"] == 0).sum())) < settings.min_group_size:
@@ -228,9 +319,16 @@ def site_heterogeneity(frame: pd.DataFrame, design: pd.DataFrame, y: pd.Series, 
         estimate = ancova(rows.reset_index(drop=True), settings)
         if estimate.ok:
             by_site.append(f"{site} {estimate.estimate:.1f} ({estimate.ci_low:.1f} to {estimate.ci_high:.1f})")
+            site_names.append(site)
+            site_estimates.append(estimate.estimate)
+            site_errors.append(estimate.std_error)
+    spread = between_site_sd(site_estimates, site_errors)
     if by_site:
         parts.append(f"by site ({settings.min_group_size} or more per group): " + ", ".join(by_site))
-    return "; ".join(parts) if parts else None
+    if np.isfinite(spread):
+        parts.append(f"between-site SD of the effect {spread:.1f} (DerSimonian-Laird)")
+    effects = pd.DataFrame({"site": site_names, "estimate": site_estimates, "std_error": site_errors})
+    return ("; ".join(parts) if parts else None), spread, effects
 
 
 def holm(p_values: pd.Series) -> pd.Series:

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.models.aipw import aipw
+from pipeline.models import fit_record
+from pipeline.models.aipw import aipw, withheld
 from pipeline.models.claims import claim_rows, with_claims
 from pipeline.models.design_matrix import (
     Contrast,
@@ -42,13 +43,14 @@ from pipeline.models.design_matrix import (
     load_population,
     wide_frame,
 )
+from pipeline.models.estimands import with_roles
 from pipeline.models.estimators import Estimate, adjustment_design, ancova, failed, unadjusted
 from pipeline.models.imputation import mice
 from pipeline.models.measures import measure_rows, with_measures
 from pipeline.models.mixed import mixed
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
-from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw
+from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw, no_overlap
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
 from pipeline.models.target_trial import SUMMARY_COLUMNS
 from pipeline.settings import ModelSettings
@@ -78,6 +80,24 @@ ESTIMATE_COLUMNS = (
     "e_value",
     "e_value_ci",
     "mdd",
+    "estimand",
+    "role",
+    "site_spread",
+    "converged",
+    "boundary",
+    "balance_ok",
+    "overlap_ok",
+)
+# Who is in each estimate: its two groups' patients (first_group true: the contrast's first group), as fitted.
+ESTIMATE_PATIENT_COLUMNS = (
+    "run_id",
+    "contrast",
+    "outcome",
+    "timepoint",
+    "method",
+    "site_id",
+    "patient_id",
+    "first_group",
 )
 RUN_COLUMNS = ("run_id", "started_at", "data_snapshot", "code_version", "settings", "packages")
 PREFERENCE_COLUMNS = ("run_id", "contrast", "site_id", "patient_id", "first_group", "preference_score")
@@ -108,6 +128,9 @@ class ModelResults:
     warnings: list[str] = field(default_factory=list)
     preference_scores: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(PREFERENCE_COLUMNS)))
     numerical_warnings: list[str] = field(default_factory=list)  # "<where>: <Category>: <message>"
+    estimate_patients: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    )
     # The target trial's emulation per outcome, trial and arm (issue 31; pipeline/models/target_trial.py).
     target_trial_summary: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SUMMARY_COLUMNS)))
 
@@ -180,6 +203,9 @@ class _Cell:
     frame: pd.DataFrame
     small_note: str | None
     results: dict[str, tuple[Estimate, int, int]] = field(default_factory=dict)
+    # The patients of a method fitted on other rows than the cell's own (mixed: every timepoint fitted; mice:
+    # every patient with a baseline); the rest fit the cell's frame.
+    patients: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -197,6 +223,13 @@ def _fit_cross_sectional(
     cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
 ) -> None:
     """unadjusted, ancova, aipw and iptw on the patients observed at the cell's timepoint."""
+    with fit_record.labelled(contrast=cell.contrast.name, outcome=cell.outcome, timepoint=cell.timepoint):
+        _fit_cell(cell, settings, diagnostics, balance)
+
+
+def _fit_cell(
+    cell: _Cell, settings: ModelSettings, diagnostics: list[dict[str, object]], balance: list[pd.DataFrame]
+) -> None:
     counts, frame = cell.counts, cell.frame
     # One design for ancova and iptw: pooling levels and the rank checks are most of their cost.
     prepared = _guarded("design", lambda: adjustment_design(frame, settings), lambda note: (None, [note]))
@@ -236,17 +269,34 @@ def _fit_longitudinal(
     outcome; each gives an estimate for every timepoint."""
     by_timepoint = {cell.timepoint: cell for cell in cells}
 
-    def spread(method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int]) -> None:
+    def spread(
+        method: str, fit: Callable[[], dict[str, Estimate]], counts: tuple[int, int], patients: pd.DataFrame
+    ) -> None:
         results = _guarded(method, fit, lambda note: {t: failed(note) for t in by_timepoint})
         for timepoint, cell in by_timepoint.items():
             cell.results[method] = (results.get(timepoint, failed("not estimated: no data at this timepoint")), *counts)
+            cell.patients[method] = patients
 
-    if "mixed" in settings.methods:
-        long = pd.concat([cell.frame for cell in cells], ignore_index=True)
-        spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long))
-    if "mice" in settings.methods and wide is not None:
-        key = f"{cells[0].contrast.name}/{cells[0].outcome}"
-        spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide))
+    label = fit_record.labelled(contrast=cells[0].contrast.name, outcome=cells[0].outcome, timepoint="all")
+    with label:
+        if "mixed" in settings.methods:
+            long = pd.concat([cell.frame for cell in cells], ignore_index=True)
+            spread("mixed", lambda: mixed(long, settings, timepoints), _group_counts(long), _patients(long))
+        if "mice" in settings.methods and wide is not None:
+            key = f"{cells[0].contrast.name}/{cells[0].outcome}"
+            spread("mice", lambda: mice(wide, settings, key, timepoints), _group_counts(wide), _patients(wide))
+
+
+def _patients(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per patient of an analysis frame: site_id, patient_id and first_group."""
+    patients = frame.drop_duplicates(["site_id", "patient_id"])
+    return pd.DataFrame(
+        {
+            "site_id": patients["site_id"].astype(str).to_numpy(),
+            "patient_id": patients["patient_id"].astype(str).to_numpy(),
+            "first_group": (patients["treated"] == 1).to_numpy(),
+        }
+    )
 
 
 def _fit_outcome(
@@ -280,7 +330,8 @@ def _fit_outcome(
         for method in settings.methods:
             if method in cell.results and overlap is not None:
                 result, *counts = cell.results[method]
-                cell.results[method] = (overlap.apply(result, method), *counts)
+                result = overlap.apply(result, method)
+                cell.results[method] = (withheld(result) if method == "aipw" else result, *counts)
             if method in cell.results:
                 result = cell.results[method][0]
                 if not result.diagnostics_ok:
@@ -345,14 +396,18 @@ def _estimate_rows(
     overlaps: dict[str, Overlap | None],
     preference: dict[str, pd.DataFrame | None],
     numerical: list[str],
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] | None = None,
 ) -> list[dict[str, object]]:
+    """Every comparative row; ``members`` gets each cell's patients (its frame's, and the methods' fitted on
+    other rows), keyed by (contrast, outcome, timepoint)."""
     missing: dict[str, list[str]] = {}
     jobs: list[_OutcomeJob] = []
     for contrast in contrasts:
         frames = analysis_frames(population, changes, contrast)
         wides = wide_frame(population, baselines, changes, contrast)
         grouped = population.assign(treated=contrast.group(population)).dropna(subset=["treated"])
-        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), lambda _: None)
+        # A failed overlap model is the verdict 'no overlap', never no verdict (issue 29).
+        overlap = _guarded("overlap", lambda g=grouped: contrast_overlap(g, settings), no_overlap)
         if overlap is not None:
             preference[contrast.name] = overlap.scores
             overlap = overlap.without_scores()  # the jobs need the verdict, not every patient's score
@@ -375,10 +430,23 @@ def _estimate_rows(
         diagnostics.extend(fits.diagnostics)
         balance.extend(fits.balance)
         for cell in fits.cells:
+            if members is not None:
+                members[(job.contrast.name, job.outcome, cell.timepoint)] = (_patients(cell.frame), cell.patients)
             sd = _pooled_sd(cell.frame)
+            if cell.small_note is None and fit_record.on():  # a cell with a group too small has no fit
+                fit_record.record(
+                    "sensitivity",
+                    cell.frame[["treated", "change"]],
+                    key={"contrast": job.contrast.name, "outcome": job.outcome, "timepoint": cell.timepoint},
+                    sd="pooled within-group SD of change",
+                    power=settings.power,
+                    alpha=0.05,
+                )
             for method in settings.methods:
                 result, n_treated, n_control = cell.results[method]
                 e_value, e_value_ci = e_values(result.estimate, result.std_error, sd)
+                if not np.isfinite(result.ci_low):  # no interval published: no bound of the E-value either
+                    e_value_ci = float("nan")
                 rows.append(
                     {
                         "method": method,
@@ -407,7 +475,7 @@ def _estimates_frame(
     rows: list[dict[str, object]], run_id: str, contrasts: list[Contrast], design: AnalysisDesign
 ) -> pd.DataFrame:
     columns = [c for c in ESTIMATE_COLUMNS if c not in ("run_id", "p_adjusted")]
-    frame = pd.DataFrame(rows, columns=[*columns, "converged"])
+    frame = pd.DataFrame(rows, columns=columns)
     frame.insert(0, "run_id", run_id)
     frame["p_adjusted"] = adjusted_p_values(
         frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
@@ -423,10 +491,14 @@ def _estimates_frame(
     return _typed(frame, ESTIMATE_COLUMNS, run_id)
 
 
-BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok"})
+BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok", "converged", "boundary"})
+NULLABLE_BOOL_COLUMNS = frozenset({"balance_ok", "overlap_ok"})  # NULL: the method has no such check
 INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated", "clones", "followed", "flagged"})
 TEXT_COLUMNS = frozenset(
-    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "trial", "arm"}
+    {
+        *("run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"),
+        *("estimand", "role", "trial", "arm"),
+    }
 )
 
 
@@ -435,7 +507,9 @@ def _typed(frame: pd.DataFrame, columns: tuple[str, ...], run_id: str) -> pd.Dat
     frame = frame.assign(run_id=run_id).reindex(columns=list(columns))
     for column in frame.columns:
         if column in BOOL_COLUMNS:
-            frame[column] = frame[column].astype(bool)
+            frame[column] = frame[column].fillna(False).astype(bool)
+        elif column in NULLABLE_BOOL_COLUMNS:
+            frame[column] = frame[column].astype("boolean")
         elif column in INT_COLUMNS:
             frame[column] = frame[column].astype("int64")
         elif column in TEXT_COLUMNS:
@@ -489,6 +563,7 @@ def _fit_all(
         workers = workers_for(len(population))
     overlaps: dict[str, Overlap | None] = {}  # each contrast's, for the measures too
     preference: dict[str, pd.DataFrame | None] = {}  # each contrast's patients' preference scores
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]] = {}
     with one_blas_thread():
         rows = _estimate_rows(
             population,
@@ -504,6 +579,7 @@ def _fit_all(
             overlaps,
             preference,
             numerical,
+            members,
         )
     estimates = _estimates_frame(rows, run_id, contrasts, design)
     # Responders and the ordinal House-Brackmann, beside the mean differences (pipeline/models/measures.py).
@@ -513,6 +589,8 @@ def _fit_all(
     emulation: list[pd.DataFrame] = []  # the target trial's summary (pipeline/models/target_trial.py)
     claims = claim_rows(con, population, changes, design, settings, warnings, emulation)
     estimates = with_claims(estimates, claims, run_id)
+    # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
+    estimates = with_roles(_flag_degenerate(estimates), con)
     runs = pd.DataFrame(
         [
             {
@@ -535,10 +613,50 @@ def _fit_all(
         _typed(diagnostics_frame, DIAGNOSTICS_COLUMNS, run_id),
         warnings,
         _preference_frame(preference, run_id),
+        estimate_patients=_estimate_patients_frame(estimates, members, run_id),
         target_trial_summary=_typed(
             pd.concat(emulation, ignore_index=True) if emulation else pd.DataFrame(), SUMMARY_COLUMNS, run_id
         ),
     )
+
+
+DEGENERATE = "degenerate fit: its standard error is 0 (to rounding) or not finite, so its interval means nothing"
+
+
+def _flag_degenerate(estimates: pd.DataFrame) -> pd.DataFrame:
+    """An estimate whose SE is 0 or not finite (a zero-variance outcome gave SE 0, CI [0, 0]) is flagged."""
+    se, value = estimates["std_error"].to_numpy(dtype=float), estimates["estimate"].to_numpy(dtype=float)
+    # Zero to rounding: a least-squares fit of a constant leaves residuals of 1e-15, not 0.
+    with np.errstate(invalid="ignore"):
+        bad = np.isfinite(value) & ~(np.isfinite(se) & (se > 1e-8 * (1 + np.abs(value))))
+    if not bad.any():
+        return estimates
+    frame = estimates.copy()
+    frame.loc[bad, "diagnostics_ok"] = False
+    frame.loc[bad, "note"] = [f"{DEGENERATE}; {note}" if note else DEGENERATE for note in frame.loc[bad, "note"]]
+    return frame
+
+
+def _estimate_patients_frame(
+    estimates: pd.DataFrame,
+    members: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, pd.DataFrame]]],
+    run_id: str,
+) -> pd.DataFrame:
+    """The patients of every comparative estimate (the responders and ordinal ones too, fitted on the cell's
+    frame), so the report reads who is in an estimate rather than choosing them again."""
+    frames = []
+    for r in estimates[["contrast", "outcome", "timepoint", "method"]].drop_duplicates().itertuples(index=False):
+        found = members.get((str(r.contrast), str(r.outcome), str(r.timepoint)))
+        if found is None:
+            continue
+        own, by_method = found
+        patients = by_method.get(str(r.method), own)
+        frames.append(patients.assign(contrast=r.contrast, outcome=r.outcome, timepoint=r.timepoint, method=r.method))
+    if not frames:
+        return pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame = pd.concat(frames, ignore_index=True).assign(run_id=run_id).reindex(columns=list(ESTIMATE_PATIENT_COLUMNS))
+    frame["first_group"] = frame["first_group"].astype(bool)
+    return frame
 
 
 def _preference_frame(preference: dict[str, pd.DataFrame | None], run_id: str) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from pipeline.intervals import interval
+from pipeline.models import fit_record
 from pipeline.models.estimators import Estimate, adjustment_design, failed, site_clusters
 from pipeline.settings import ModelSettings
 
@@ -177,11 +178,32 @@ def mice(
     rng = np.random.default_rng(_seed(settings, key))
     first = design["treated"].to_numpy(dtype=float) == 1
     imputed = {t: changes[f"change_{t}"].isna().to_numpy() for t in timepoints}
-    for completed in chained_imputations(data, settings.mice_imputations, settings.mice_iterations, rng):
+    recorded: list[pd.DataFrame] = []
+    for number, completed in enumerate(
+        chained_imputations(data, settings.mice_imputations, settings.mice_iterations, rng), start=1
+    ):
+        outcomes = {}
         for index, timepoint in enumerate(timepoints):
             y = completed[:, covariates.shape[1] + index]
             y = y + imputed[timepoint] * np.where(first, shift[0], shift[1])
             draws[timepoint].append(coefficient(y))
+            outcomes[f".y[{timepoint}]"] = y
+        if fit_record.active():
+            recorded.append(pd.DataFrame({".imp": number, **outcomes, ".cluster": sites.to_numpy()}))
+    if recorded:
+        frame = pd.concat(recorded, ignore_index=True)
+        x_columns = pd.DataFrame(np.tile(x, (len(recorded), 1)), columns=["const", *map(str, covariates.columns)])
+        fit_record.record(
+            "mice",
+            pd.concat([frame, x_columns], axis=1),
+            y={t: f".y[{t}]" for t in timepoints},
+            x=list(x_columns.columns),
+            coefficient="treated",
+            imputations=len(recorded),
+            complete_df=coefficient.df,
+            variance=coefficient.note,
+            pooling="Rubin's rules, Barnard-Rubin df (mice::pool.scalar with n and k of the complete-data fit)",
+        )
     complete_df = coefficient.df
     results = {}
     for timepoint in timepoints:

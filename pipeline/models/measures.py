@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import Contrast, analysis_frames
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.multiplicity import adjusted_p_values
@@ -54,18 +55,19 @@ def measure_rows(
             better = design.higher_is_better[outcome]
             fits: dict[str, Estimate] = {}
             stick = thresholds[outcome]
-            if stick.value is not None:
-                fits["responder"] = (
-                    failed(f"not estimated: fewer than {settings.min_group_size} patients in a group")
-                    if small
-                    else responder_difference(frame, settings, better, stick.value, f"{stick.kind}, {stick.source}")
-                )
-            if outcome in ORDINAL_OUTCOMES:
-                fits["ordinal"] = (
-                    failed(f"not estimated: fewer than {settings.min_group_size} patients in a group")
-                    if small
-                    else better_grade_odds_ratio(frame, settings, better)
-                )
+            with fit_record.labelled(contrast=contrast.name, outcome=outcome, timepoint=timepoint):
+                if stick.value is not None:
+                    fits["responder"] = (
+                        failed(f"not estimated: fewer than {settings.min_group_size} patients in a group")
+                        if small
+                        else responder_difference(frame, settings, better, stick.value, f"{stick.kind}, {stick.source}")
+                    )
+                if outcome in ORDINAL_OUTCOMES:
+                    fits["ordinal"] = (
+                        failed(f"not estimated: fewer than {settings.min_group_size} patients in a group")
+                        if small
+                        else better_grade_odds_ratio(frame, settings, better)
+                    )
             overlap = (overlaps or {}).get(contrast.name)
             for method, result in fits.items():
                 if overlap is not None:  # the contrast's overlap holds for these estimates as for the others
@@ -88,7 +90,7 @@ def measure_rows(
         return frame
     # The same multiplicity as the mean differences (pipeline/models/multiplicity.py), within each measure.
     frame["p_adjusted"] = adjusted_p_values(
-        frame, frame.pop("converged").astype(bool), design.primary_outcome, design.composite_of
+        frame, frame["converged"].astype(bool), design.primary_outcome, design.composite_of
     )
     return frame
 

@@ -28,6 +28,7 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from pipeline.intervals import interval
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import covariate_matrix, full_rank_columns, severity_matrix
 from pipeline.models.estimators import Estimate, continuous_terms, failed, site_clusters
 from pipeline.models.random_intercept import fit_random_intercept
@@ -59,19 +60,24 @@ def _design(long: pd.DataFrame, timepoints: list[str], settings: ModelSettings) 
             long["baseline_value"].astype(float).where(long["timepoint"] == timepoint, 0.0)
         )
     # The other baseline severity measures (and the spline terms) by timepoint too: their effect on
-    # change grows with time.
+    # change grows with time. A missing covariate stays missing on every row (``where`` keeps NaN where
+    # the timepoint matches), so the caller's complete-case filter still sees it.
     keyed_severity = pd.concat([patients[["site_id", "patient_id"]], severity], axis=1)
     severity_rows = long[["site_id", "patient_id"]].merge(keyed_severity, on=["site_id", "patient_id"], how="left")
     severity_rows = severity_rows.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
     for name in severity.columns:
         for timepoint in timepoints:
             columns[f"{name}_at[{timepoint}]"] = severity_rows[name].where(long["timepoint"] == timepoint, 0.0)
-    fixed = pd.DataFrame(columns, index=long.index)
-    # Patient-level covariates (levels pooled by patient counts), repeated on each of the patient's rows.
+    # Patient-level covariates (levels pooled by patient counts) by timepoint as well, as an MMRM has them:
+    # one coefficient shared by 3, 6 and 12 months is biased wherever a covariate's effect on change grows
+    # with time and differs between the groups (issue 29: three sites with effects 2, 6 and 12).
     keyed = pd.concat([patients[["site_id", "patient_id"]], covariates], axis=1)
     per_row = long[["site_id", "patient_id"]].merge(keyed, on=["site_id", "patient_id"], how="left")
     per_row = per_row.drop(columns=["site_id", "patient_id"]).set_axis(long.index)
-    return pd.concat([fixed, per_row], axis=1), notes
+    for name in covariates.columns:
+        for timepoint in timepoints:
+            columns[f"{name}_at[{timepoint}]"] = per_row[name].where(long["timepoint"] == timepoint, 0.0)
+    return pd.DataFrame(columns, index=long.index), notes
 
 
 def _fit(
@@ -168,6 +174,28 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
     if problems:
         notes.append("did not converge (" + "; ".join(problems) + "): numbers shown for completeness only")
     ok = not problems
+    if fit_record.on():
+        fit_record.record(
+            "mixed",
+            design.assign(
+                **{
+                    ".y": y,
+                    ".group": groups,
+                    ".cluster": clusters,
+                    ".years": rows["days_from_t0"].to_numpy(float) / 365.25,
+                }
+            ).reset_index(drop=True),
+            y=".y",
+            x=[str(c) for c in kept],
+            coefficients={t: f"treated_at[{t}]" for t in timepoints},
+            random="intercept" if hasattr(fit, "robust_bse") else "intercept and slope on .years",
+            # Where the REML has no finite optimum (the patient variance diverges: not converged, flagged), the
+            # fit stops at its bound; the cross-check evaluates lmer's deviance there.
+            variance_ratio=float(fit.tau2 / fit.sigma2) if hasattr(fit, "tau2") and fit.sigma2 > 0 else None,
+            diverged=any("diverged" in problem for problem in problems),
+            estimation="REML",
+            variance="sandwich with the model's marginal V, clustered by .cluster, times G/(G-1); normal p and CI",
+        )
     params, model_bse = np.asarray(fit.fe_params), np.asarray(fit.bse_fe)
     bse = model_bse if robust_bse is None else robust_bse
     results = {}
@@ -187,5 +215,6 @@ def mixed(long: pd.DataFrame, settings: ModelSettings, design_timepoints: tuple[
             ok,
             "; ".join([errors_note, *notes]),
             converged=ok,
+            boundary=bool(getattr(fit, "boundary", False)),
         )
     return results

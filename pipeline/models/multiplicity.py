@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.models import fit_record
 from pipeline.models.estimators import holm
 
 
@@ -59,4 +60,13 @@ def adjusted_p_values(estimates: pd.DataFrame, eligible: pd.Series, primary: str
         by_outcome = family.set_index("outcome")["p_value"].astype(float)
         adjusted = family_adjusted(by_outcome, primary, parents)
         result[family.index] = adjusted.reindex(family["outcome"]).to_numpy()
+    if fit_record.on():
+        fit_record.record(
+            "multiplicity",
+            estimates[["method", "contrast", "timepoint", "outcome", "p_value"]].assign(eligible=eligible.astype(bool)),
+            key={"contrast": "all", "outcome": "all", "timepoint": "all"},
+            family="method, contrast, timepoint; primary alone, then Holm over secondaries, subscores under composite",
+            primary=primary,
+            parents=parents,
+        )
     return result

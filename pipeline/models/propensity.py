@@ -35,6 +35,7 @@ from pipeline.models.estimators import (
     coefficient,
     continuous_terms,
     failed,
+    record_regression,
     robust_fit,
 )
 from pipeline.models.splines import spline_columns
@@ -212,10 +213,26 @@ def iptw(frame: pd.DataFrame, settings: ModelSettings, prepared: Design | None =
     except (np.linalg.LinAlgError, ValueError) as error:
         result.estimate = failed("; ".join([*fit_notes, f"fit failed: {error}"]))
         return result
+    ps_terms = [str(c) for c in predictors.columns if curved or not str(c).startswith("spline[")]
+    record_regression(
+        "iptw",
+        y,
+        outcome_design,
+        frame.loc[design.index, "site_id"],
+        settings,
+        weights,
+        predictors[ps_terms].add_prefix("ps:").assign(**{".treated": treated}),
+        propensity=[f"ps:{c}" for c in ps_terms],
+        propensity_clip=1e-6,
+        weights_rule="stabilized ATE, truncated",
+        truncation=settings.weight_truncation,
+    )
     estimate = coefficient(fit, 1, fit_notes)
     sensitivity = overlap_weighted(y, outcome_design, treated, propensity, frame.loc[design.index, "site_id"], settings)
     if sensitivity:
         estimate = replace(estimate, note="; ".join(part for part in (estimate.note, sensitivity) if part))
+    balanced = not any(f.startswith("balance fails") for f in failures)
+    estimate = replace(estimate, balance_ok=balanced)
     result.estimate = replace(estimate, diagnostics_ok=False, converged=not problems) if failures else estimate
     return result
 
@@ -275,14 +292,42 @@ class Overlap:
         # A failure's reason leads the note (as every failure's does); a pass is a fact at its end.
         parts = (self.note, estimate.note) if not self.ok else (estimate.note, self.note)
         note = "; ".join(part for part in parts if part)
-        return replace(estimate, diagnostics_ok=estimate.diagnostics_ok and self.ok, note=note)
+        return replace(estimate, diagnostics_ok=estimate.diagnostics_ok and self.ok, note=note, overlap_ok=self.ok)
+
+
+NO_OVERLAP = (
+    "overlap fails for every method: {reason}; some patients' treatment is decided by the covariates, so any "
+    "adjusted difference extrapolates between patients unlike each other"
+)
+EXTREME = 1e-4  # a fitted propensity this close to 0 or 1: that patient has (almost) no counterpart
+
+
+def no_overlap(reason: str) -> Overlap:
+    """The verdict where the propensity model cannot be fitted or separates the groups."""
+    return Overlap(float("nan"), float("nan"), False, NO_OVERLAP.format(reason=reason))
+
+
+def separation(fit: object, caught: list[warnings.WarningMessage], propensity: np.ndarray) -> str:
+    """Why the propensity model separates the groups ('' where it does not): it did not converge (a
+    coefficient running off to infinity, as a covariate level all of one group makes it), statsmodels
+    saw perfect separation, or patients' fitted propensities are 0 or 1 to four decimals."""
+    retvals = getattr(fit, "mle_retvals", None) or {}
+    if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
+        return "the propensity model separates the groups (perfect separation)"
+    if not retvals.get("converged", True):
+        return "the propensity model did not converge (quasi-complete separation: a covariate decides the group)"
+    extreme = float(((propensity <= EXTREME) | (propensity >= 1 - EXTREME)).mean())
+    if extreme > 0.01:
+        return f"{extreme:.0%} of the contrast's patients have a propensity of 0 or 1 (to four decimals)"
+    return ""
 
 
 def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap | None:
     """``patients``: the contrast's patients (``treated`` 0/1, covariates, ``severity[...]``), one row
     each. A logistic model of group on the covariates and every baseline severity measure (missing
     indicators where absent); its AUC and the share of patients whose preference score is in the
-    equipoise range. None where no model can be fitted (too few patients: the cells say why)."""
+    equipoise range. None where there are too few patients for a model (the cells say why); a model
+    that is singular or separates the groups is the verdict 'no overlap' (``no_overlap``)."""
     severity_columns = [c for c in patients.columns if str(c).startswith(f"{SEVERITY}[")]
     if severity_columns:  # patients with no baseline measure are in no analysis
         patients = patients[patients[severity_columns].notna().any(axis=1)]
@@ -299,13 +344,18 @@ def contrast_overlap(patients: pd.DataFrame, settings: ModelSettings) -> Overlap
     if min(treated.sum(), len(treated) - treated.sum()) < settings.min_group_size:
         return None
     kept, _ = full_rank_columns(design, keep=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # separation is what this measures, not an error
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # separation is what this measures, not an error
         try:
             fit, _ = propensity_fit(treated, design[kept])
-        except (np.linalg.LinAlgError, ValueError):
-            return None
+        except (np.linalg.LinAlgError, ValueError) as error:
+            # A singular model is itself the verdict: no overlap (issue 29: it returned nothing, so no
+            # method was flagged under a positivity violation).
+            return no_overlap(f"the propensity model is singular ({type(error).__name__}: {error})")
     propensity = np.clip(np.asarray(fit.predict()), 1e-6, 1 - 1e-6)
+    separated = separation(fit, caught, propensity)
+    if separated:
+        return no_overlap(separated)
     terms = [c for c in kept if c != "const"]
     smd = standardized_differences(design[terms], treated, None).abs().sort_values(ascending=False)
     imbalance = None

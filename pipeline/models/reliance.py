@@ -9,14 +9,19 @@ follow-up), the change after vs before surgery (``contrast = 'after_vs_before_su
 - ``botox_interval_days``: days between injections, a linear mixed model (statsmodels ``MixedLM``, REML)
   with a random intercept per patient; an interval is after surgery when the surgery came on or before the
   injection that starts it, before surgery when it came after the one that ends it; intervals with the
-  surgery inside them are left out. A fit that warns (non-convergence, a variance on its boundary) keeps
-  its numbers with ``diagnostics_ok`` false and the warning in ``note``.
+  surgery inside them are left out. Completed gaps alone miss the long ones (issue 29), so the note gives
+  a censored gap-time model beside it: a log-normal AFT of every gap, the open last one censored at the
+  last contact, with patient-clustered sandwich errors (``lognormal_aft``). A fit that warns
+  (non-convergence, a variance on its boundary) keeps its numbers with ``diagnostics_ok`` false and the
+  warning in ``note``.
 - ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
-  surgery came on or before its day.
+  surgery came on or before its day. The note gives the same model of log units too: the ratio of units
+  after vs before surgery (doses scale; the difference in raw units leans on the large doses).
 - ``time_to_next_botox``: the hazard of the next injection as a recurrent event: each gap is a time to the
   next injection, the last one censored at the patient's last contact (visit or treatment); statsmodels
   ``PHReg`` with a cluster-robust (sandwich) variance by patient. The estimate is the hazard ratio after vs
-  before surgery (below 1: the next injection comes later); ``std_error`` is that of its logarithm.
+  before surgery (below 1: the next injection comes later); ``std_error`` is that of its logarithm. The
+  note says whether proportional hazards hold (Schoenfeld residuals of ``after`` against the rank of time).
 
 Each is fitted twice: ``mixed`` / ``phreg`` within the surgery patients alone, and ``mixed_vs_bont_alone`` /
 ``phreg_vs_bont_alone``, the guard against drift: the patients on BoNT alone (no other treatment ever) join
@@ -41,11 +46,14 @@ from dataclasses import replace
 import duckdb
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from pipeline.intervals import ALPHA
+from pipeline.models import fit_record
+from pipeline.models.design_matrix import full_rank_columns
+from pipeline.models.efron_residuals import efron_score_residuals
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.mixed import mixedlm_sandwich
 from pipeline.models.pairs import RELIANCE_CONTRAST
@@ -128,8 +136,9 @@ def _design(frame: pd.DataFrame, drift: bool) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
-def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
-    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient.
+def mixed_change(frame: pd.DataFrame, y: str, drift: bool, recorded: bool = True) -> Estimate:
+    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient
+    (``recorded`` false: a fit for a note, not given to the cross-check's recorder).
 
     Within the surgery patients: statsmodels ``MixedLM`` (REML), its warnings caught and recorded. Against the
     patients on BoNT alone (some ten times the rows): the same model by the project's REML fit
@@ -172,6 +181,19 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
         ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
         notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
+    if recorded and fit_record.on():
+        fit_record.record(
+            "mixed",
+            design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": INTERVAL if y == "days" else UNITS, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[INTERVAL] if drift else WITHIN[INTERVAL],
+            y=".y",
+            x=[str(c) for c in design.columns],
+            coefficients={TIMEPOINT: "after"},
+            random="intercept",
+            estimation="REML",
+            variance="sandwich with the model's marginal V, clustered by patient, times G/(G-1); normal p and CI",
+        )
     ok = not problems
     if problems:
         notes.insert(0, "did not converge cleanly: " + "; ".join(problems))
@@ -202,18 +224,44 @@ def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
             fit = model.fit()
             # The sandwich by patient. statsmodels' own (fit(groups=...)) turns NaN when any stratum has no
             # event: such a stratum adds nothing to the partial likelihood, so its score residuals are 0 here.
-            scores = np.nan_to_num(model.score_residuals(fit.params))
+            # Efron's score residuals (PHReg's are Breslow's whatever the ties): the sandwich of R's coxph.
+            scores = efron_score_residuals(
+                frame["days"].to_numpy(dtype=float),
+                frame["event"].to_numpy(dtype=float),
+                design.to_numpy(dtype=float),
+                np.asarray(fit.params),
+                frame["window"].to_numpy() if drift else None,
+            )
             by_patient = pd.DataFrame(scores).groupby(patients).sum().to_numpy()
             bread = np.linalg.inv(model.hessian(fit.params))
             covariance = bread @ (by_patient.T @ by_patient) @ bread
         except (np.linalg.LinAlgError, ValueError) as error:
             return failed(f"fit failed (PHReg): {error}")
+    if fit_record.on():
+        fit_record.record(
+            "phreg",
+            design.assign(
+                **{
+                    ".time": frame["days"].to_numpy(dtype=float),
+                    ".event": frame["event"].to_numpy(dtype=float),
+                    ".strata": frame["window"].to_numpy() if drift else "all",
+                    ".cluster": patients,
+                }
+            ).reset_index(drop=True),
+            key={"contrast": CONTRAST, "outcome": HAZARD, "timepoint": TIMEPOINT},
+            published=AGAINST_BONT_ALONE[HAZARD] if drift else WITHIN[HAZARD],
+            x=[str(c) for c in design.columns],
+            coefficient="after",
+            ties="efron",
+            variance="robust sandwich by patient (Efron score residuals summed by cluster), no small-sample factor",
+        )
     problems = sorted({str(w.message).split("\n")[0] for w in caught})
     log_hr, se = float(fit.params[0]), float(np.sqrt(covariance[0, 0]))
     half = stats.norm.ppf(1 - ALPHA / 2) * se
     notes = [
         "hazard ratio of the next injection (Cox, PHReg, Efron ties), within-patient (Mundlak) term, "
-        "cluster-robust errors by patient; each patient's last gap censored at their last contact"
+        "cluster-robust errors by patient; each patient's last gap censored at their last contact",
+        proportional_hazards(fit, frame["days"].to_numpy(dtype=float)),
     ]
     ok = not problems
     if problems:
@@ -229,6 +277,25 @@ def hazard_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
         converged=ok,
     )
     return result if result.ok else failed("; ".join([*notes, "fit failed: non-finite result"]))
+
+
+def proportional_hazards(fit: object, durations: np.ndarray) -> str:
+    """The proportional-hazards check of ``after`` (issue 29), as a sentence for the note: the correlation of
+    its Schoenfeld residuals with the rank of the event time (Grambsch and Therneau 1994, the rank
+    transform), tested as a Pearson correlation. Where it fails the hazard ratio is an average over
+    follow-up of a ratio that changes with the time since the last injection (a gap made longer, not a
+    hazard scaled), and the days-between-injections rows are the ones to read."""
+    residuals = np.asarray(fit.schoenfeld_residuals)[:, 0]  # type: ignore[attr-defined]
+    events = np.isfinite(residuals)
+    if events.sum() < 10:
+        return "proportional hazards not checked (fewer than 10 events)"
+    r, p_value = stats.pearsonr(residuals[events], stats.rankdata(durations[events]))
+    if p_value < ALPHA:
+        return (
+            f"proportional hazards fail (Schoenfeld residuals against time rank: r {r:+.2f}, p {p_value:.3g}): "
+            "the hazard ratio averages a ratio that changes with the time since the last injection"
+        )
+    return f"proportional hazards hold (Schoenfeld residuals against time rank: p {p_value:.2f})"
 
 
 def _fit(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:
@@ -275,6 +342,18 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 result = _guarded(outcome, pd.concat([surgery, alone]) if drift else surgery, drift)
             results[drift] = (result, n_after, n_alone if drift else n_before)
         within, against = results[False][0], results[True][0]
+        if outcome == INTERVAL:  # the open last gaps too, censored: the long gaps the days rows miss
+            every_gap = gaps[gaps["patient_group"].isin(["surgery", "bont_alone"])]
+            operated = every_gap[every_gap["patient_group"] == "surgery"]
+            within, against = (
+                _with_censored_gaps(result, every_gap if drift else operated, drift)
+                for result, drift in ((within, False), (against, True))
+            )
+        if outcome == UNITS:  # units per session are skewed and scale with the dose: the ratio on the log scale too
+            within, against = (
+                _with_log_ratio(result, pd.concat([surgery, alone]) if drift else surgery, drift)
+                for result, drift in ((within, False), (against, True))
+            )
         both_words = f"{n_both} surgery patients with both" if n_both >= minimum else f"fewer than {minimum} with both"
         if np.isfinite(within.estimate):
             within = replace(
@@ -311,6 +390,92 @@ def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> li
                 }
             )
     return rows
+
+
+def lognormal_aft(
+    days: np.ndarray, event: np.ndarray, x: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A log-normal accelerated failure time model of gap lengths with censored gaps (``event`` 0: the open
+    last gap, cut off at the last contact): maximum likelihood, and patient-clustered sandwich SEs. Returns
+    (coefficients, their robust SEs); the log of the residual SD is the last parameter."""
+    y = np.log(np.maximum(days, 0.5))
+    p = x.shape[1]
+
+    def scores(theta: np.ndarray) -> np.ndarray:
+        beta, log_sigma = theta[:p], theta[p]
+        sigma = np.exp(log_sigma)
+        z = (y - x @ beta) / sigma
+        hazard = np.exp(stats.norm.logpdf(z) - stats.norm.logsf(z))
+        d_mean = np.where(event == 1, z, hazard) / sigma
+        d_log_sigma = np.where(event == 1, z**2 - 1, hazard * z)
+        return np.column_stack([x * d_mean[:, None], d_log_sigma])
+
+    def negative_log_likelihood(theta: np.ndarray) -> float:
+        beta, log_sigma = theta[:p], theta[p]
+        z = (y - x @ beta) / np.exp(log_sigma)
+        ll = np.where(event == 1, stats.norm.logpdf(z) - log_sigma, stats.norm.logsf(z))
+        return -float(ll.sum())
+
+    start = np.r_[np.linalg.lstsq(x, y, rcond=None)[0], np.log(y.std() + 1e-6)]
+    fit = optimize.minimize(negative_log_likelihood, start, jac=lambda t: -scores(t).sum(axis=0), method="BFGS")
+    theta = fit.x
+    step = 1e-5
+    hessian = np.empty((p + 1, p + 1))
+    for k in range(p + 1):  # the derivative of the analytic score, by central differences
+        shift = np.zeros(p + 1)
+        shift[k] = step
+        hessian[:, k] = (scores(theta + shift).sum(axis=0) - scores(theta - shift).sum(axis=0)) / (2 * step)
+    bread = np.linalg.inv(-hessian)
+    by_patient = pd.DataFrame(scores(theta)).groupby(groups).sum().to_numpy()
+    g = len(by_patient)
+    robust = bread @ (by_patient.T @ by_patient) @ bread * (g / max(g - 1, 1))
+    return theta, np.sqrt(np.clip(np.diag(robust), 0, None))
+
+
+def _with_censored_gaps(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
+    """``result`` with the censored gap-time model beside it in the note: every gap, the open last one censored
+    at the last contact, by a log-normal AFT on the same design (issue 29: completed gaps alone miss the long
+    ones after surgery). Its time ratio after vs before surgery is the multiple of a gap's length."""
+    if not np.isfinite(result.estimate) or frame.empty:
+        return result
+    frame = frame.reset_index(drop=True)
+    design = _design(frame, drift).to_numpy(dtype=float)
+    kept = [int(c) for c in full_rank_columns(pd.DataFrame(design), keep=2)[0]]
+    try:
+        theta, se = lognormal_aft(
+            frame["days"].to_numpy(dtype=float), frame["event"].to_numpy(dtype=int), design[:, kept], _patients(frame)
+        )
+    except (np.linalg.LinAlgError, ValueError):
+        return result
+    if not np.isfinite([theta[1], se[1]]).all():
+        return result
+    half = stats.norm.ppf(1 - ALPHA / 2) * se[1]
+    words = (
+        f"censored gap-time model (log-normal AFT, each open last gap censored at the last contact, "
+        f"patient-clustered errors): gaps x {np.exp(theta[1]):.2f} after surgery "
+        f"(95% CI {np.exp(theta[1] - half):.2f} to {np.exp(theta[1] + half):.2f})"
+    )
+    return replace(result, note=f"{result.note}; {words}")
+
+
+def _with_log_ratio(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
+    """``result`` with the same model of log units beside it in the note: the ratio of units per session after
+    vs before surgery (issue 29: a dose is multiplied, not shifted, and a Gaussian model of raw units leans on
+    the large doses)."""
+    if not np.isfinite(result.estimate) or not (frame["units"] > 0).all():
+        return result
+    logged = frame.assign(log_units=np.log(frame["units"].astype(float))).reset_index(drop=True)
+    try:
+        ratio = mixed_change(logged, "log_units", drift, recorded=False)  # a note, not a published estimate
+    except (np.linalg.LinAlgError, ValueError):
+        return result
+    if not np.isfinite(ratio.estimate):
+        return result
+    words = (
+        f"on the log scale: units x {np.exp(ratio.estimate):.2f} after surgery "
+        f"(95% CI {np.exp(ratio.ci_low):.2f} to {np.exp(ratio.ci_high):.2f})"
+    )
+    return replace(result, note=f"{result.note}; {words}")
 
 
 def _guarded(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:

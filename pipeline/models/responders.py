@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, record_regression, robust_fit
 from pipeline.settings import ModelSettings
 
 PERCENTAGE_POINTS = 100.0
@@ -56,6 +56,9 @@ def responder_difference(
     if fewest:
         return failed("; ".join([*notes, fewest]))
     fit = robust_fit(sm.OLS(outcome.to_numpy(), design), frame.loc[design.index, "site_id"], settings, notes)
+    record_regression(
+        "responder", outcome.to_numpy(), design, frame.loc[design.index, "site_id"], settings, scale=PERCENTAGE_POINTS
+    )
     index = list(design.columns).index("treated")
     result = coefficient(fit, index, [*notes, "linear probability model"])
     if not result.ok:

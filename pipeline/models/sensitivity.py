@@ -6,12 +6,15 @@ risk-ratio scale, that an unmeasured confounder would need with both treatment a
 explain the estimate away. A difference in means is first put on the risk-ratio scale by the
 approximation of VanderWeele (2017) that the R package ``EValue`` uses in ``evalues.MD``:
 standardized difference ``d = estimate / sd``, ``RR = exp(0.91 d)``, and for the confidence
-limit nearer the null ``exp(0.91 d ± 1.78 se_d)``; a CI that contains the null gives 1.
+limit nearer the null ``exp(0.91 d ± 1.78 se_d)``; a CI that contains the null gives 1. The
+conversion assumes a roughly normal outcome and a rare binary one behind it, so for these continuous
+outcomes the E-value is approximate (the warehouse's column comment and docs/sap.md say so).
 
 Minimum detectable difference: the true difference a two-sided test at 5% would find with the
 set power, given the estimate's own standard error: ``(z(1 - 0.05/2) + z(power)) x SE`` (Bloom's
 minimum detectable effect). It uses each method's precision, so covariate adjustment shows as a
-smaller detectable difference.
+smaller detectable difference. Computed after the fact from the observed SE, it is a measure of
+precision, not a power calculation (a post hoc power says nothing the interval does not).
 """
 
 from __future__ import annotations

@@ -12,6 +12,15 @@ least ``min_group_size`` classifiable patients; an outcome where a group has few
 gets a row with no estimate and the reason. With no background (C empty) the fourth group is the untreated,
 whom the population never holds, so such pairs are listed only where the data have them.
 
+Overlap and balance over the four groups (issue 29), in the note of every estimate: a multinomial logistic
+model of the group on the ANCOVA's main terms gives each patient's generalized propensity for each group,
+and Walker's preference score generalised to four groups (each propensity over its group's share,
+normalised); a patient is in equipoise where every group's preference is at least the two-group bound scaled
+to four groups (0.3 x 2 / 4 = 0.15). No more than ``min_equipoise_share`` of the patients in equipoise, or a
+model that does not converge (a covariate all but decides the group), fails: ``diagnostics_ok`` false, the
+reason first. Balance: the largest |SMD| of a main term between any group and the other three, said (the
+ANCOVA adjusts for it; the overlap is what it cannot mend).
+
 Contrast names: ``synergy:A+B|C`` (``synergy:PT+SN|BTX``; ``synergy:PT+SN|`` for no background), method
 ``ancova``. Multiplicity: each pair is a family of its own (per method, contrast and timepoint, as every
 contrast is), never shared with the comparative contrasts: the primary outcome first, then Holm over the
@@ -20,22 +29,78 @@ secondaries (``pipeline/models/multiplicity.py``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.contract import combination_sort_key
+from pipeline.models import fit_record
 from pipeline.models.design_matrix import Contrast, analysis_frames, full_rank_columns
-from pipeline.models.estimators import Estimate, adjustment_design, coefficient, failed, robust_fit
+from pipeline.models.estimators import (
+    Estimate,
+    adjustment_design,
+    coefficient,
+    failed,
+    record_regression,
+    robust_fit,
+)
 from pipeline.models.pairs import CODES, Pair, joined
+from pipeline.models.propensity import standardized_differences
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
 
 METHOD = "ancova"
+
+
+def four_group_overlap(design: pd.DataFrame, groups: pd.Series, settings: ModelSettings) -> tuple[bool, str]:
+    """(ok, sentence): the four groups' common support and largest baseline difference. ``design``: the
+    ANCOVA's design (its main terms are used), ``groups``: each patient's combination."""
+    terms = [c for c in design.columns if c not in ("treated",) and not str(c).startswith("spline[")]
+    x = design[terms]
+    codes, labels = pd.factorize(groups.loc[design.index], sort=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            fit = sm.MNLogit(codes, x.to_numpy(dtype=float)).fit(disp=0, maxiter=200)
+        except (np.linalg.LinAlgError, ValueError) as error:
+            return False, f"overlap fails over the four groups: the group model is singular ({error})"
+    separated = any(issubclass(w.category, (ConvergenceWarning, PerfectSeparationWarning)) for w in caught)
+    if separated or not fit.mle_retvals.get("converged", True):
+        return (
+            False,
+            "overlap fails over the four groups: the group model does not converge (a covariate decides the group)",
+        )
+    propensity = np.asarray(fit.predict())
+    # Walker's preference score for four groups: each group's propensity over its share, normalised to sum
+    # to 1 (0.25 each where nothing about the patient favours any group); in equipoise where every group's
+    # preference is at least the two-group lower bound scaled to four groups (0.3 x 2 / 4).
+    shares = np.bincount(codes, minlength=len(labels)) / len(codes)
+    preference = propensity / shares
+    preference = preference / preference.sum(axis=1, keepdims=True)
+    floor = settings.equipoise_bounds[0] * 2 / len(labels)
+    inside = float((preference >= floor).all(axis=1).mean())
+    main = [c for c in terms if c != "const"]
+    worst = max(
+        (
+            float(standardized_differences(x[main], (codes == g).astype(float), None).abs().max())
+            for g in range(len(labels))
+        ),
+        default=0.0,
+    )
+    facts = (
+        f"{inside:.0%} of the four groups' patients in equipoise (every group's preference score {floor:.2f} "
+        "or more), "
+        f"max |SMD| {worst:.2f} of a group against the rest"
+    )
+    if inside <= settings.min_equipoise_share:
+        return False, f"overlap fails over the four groups: {facts}, pass mark {settings.min_equipoise_share:.0%}"
+    return True, f"overlap over the four groups: {facts}"
 
 
 def synergy_pairs(population: pd.DataFrame, min_group_size: int) -> list[Pair]:
@@ -85,7 +150,13 @@ def interaction(frame: pd.DataFrame, pair: Pair, settings: ModelSettings) -> Est
         )
     except (np.linalg.LinAlgError, ValueError) as error:
         return failed("; ".join([*notes, f"fit failed: {error}"]))
-    return coefficient(fit, kept.index("AxB"), notes)
+    record_regression(
+        "synergy", y.to_numpy(), widened[kept], frame.loc[design.index, "site_id"], settings, coefficient="AxB"
+    )
+    result = coefficient(fit, kept.index("AxB"), notes)
+    ok, overlap = four_group_overlap(design, frame["combination"], settings)
+    parts = (overlap, result.note) if not ok else (result.note, overlap)
+    return replace(result, diagnostics_ok=result.diagnostics_ok and ok, note="; ".join(p for p in parts if p))
 
 
 def _counts_words(pair: Pair, counts: dict[str, int]) -> str:
@@ -117,7 +188,8 @@ def synergy_rows(
                     + " group"
                 )
             else:
-                result = interaction(frame, pair, settings)
+                with fit_record.labelled(contrast=pair.name, outcome=outcome, timepoint=timepoint):
+                    result = interaction(frame, pair, settings)
                 what = (
                     f"interaction: {both} - {with_a} - {with_b} + {base or 'untreated'} "
                     f"(adding {pair.a} and {pair.b} together beyond the sum of adding each"

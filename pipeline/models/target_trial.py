@@ -24,6 +24,7 @@ import pandas as pd
 import statsmodels.api as sm
 
 from pipeline.intervals import ALPHA
+from pipeline.models import fit_record
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.pairs import AT_TROUGH_CONTRAST, TARGET_TRIAL_CONTRAST
 from pipeline.models.propensity import effective_sample_size
@@ -325,8 +326,9 @@ def at_trough_row(
         estimate = failed(
             f"not estimated: fewer than {settings.min_group_size} patients assessed at a trough in a group"
         )
-    else:
-        estimate = ancova(frame, settings)
+    else:  # recorded for the cross-check against R (tests/crosscheck/refit.R refits every ancova)
+        with fit_record.labelled(contrast=AT_TROUGH_CONTRAST, outcome=outcome, timepoint=timepoint):
+            estimate = ancova(frame, settings)
     return {
         "method": "ancova",
         "outcome": outcome,

@@ -17,10 +17,9 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report.published_counts import Members
-from pipeline.report.reading import PRIMARY_CONTRAST
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, format_count, shown_estimate, too_small
-from pipeline.report.tables import contrast_label, outcome_label
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_groups, contrast_label, outcome_label
 from pipeline.yardsticks import DESIGN, HALF_SD, MIC, Yardstick
 
 IMPORTANT = "better by an important amount"
@@ -107,11 +106,7 @@ class AnswerRow:
         return f"{one(self.start_first, self.end_first)} vs {one(self.start_second, self.end_second)}"
 
 
-def group_names(contrast: str) -> tuple[str, str]:
-    if contrast == "combined_vs_single":
-        return "combined", "single"
-    first, second = contrast.split("_vs_", 1)
-    return first, second
+group_names = contrast_groups  # the answer's words for a contrast's two groups
 
 
 def _mean(values: pd.Series) -> float | None:

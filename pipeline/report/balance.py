@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report.reading import PRIMARY_CONTRAST
-from pipeline.report.tables import GROUPS, SEX_WORDS, outcome_label
+from pipeline.report.tables import GROUPS, SEX_WORDS
+from pipeline.vocabulary import PRIMARY_CONTRAST, outcome_label
 
 SMD_BEFORE = "SMD before weighting"
 SMD_AFTER = "SMD after weighting"

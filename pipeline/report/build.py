@@ -31,13 +31,13 @@ from pipeline.report.printed import (
     published_register,
     responder_groups_of,
 )
-from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData, read_warehouse
+from pipeline.report.reading import MAIN_OUTCOMES, WarehouseData, read_warehouse
 from pipeline.report.register import Register
 from pipeline.report.report_figures import Figure, FigureInputs, report_figures
 from pipeline.report.responder_shares import TOO_FEW, share_words, too_few
-from pipeline.report.tables import outcome_label
 from pipeline.report.trend import ESTIMATE_FILE, estimate_record, trend_table
 from pipeline.settings import PAGE_SIZES
+from pipeline.vocabulary import PRIMARY_CONTRAST, outcome_label
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 __all__ = ["GIVE_UP_FIRST", "printed_tables", "published_register", "read_warehouse", "write_report"]

@@ -22,25 +22,14 @@ from pipeline.models.design_matrix import load_changes, load_population
 from pipeline.models.pairs import CODES, PREFIX, RELIANCE_CONTRAST, Pair, is_claim, joined, parse
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, SUPPRESSED
-from pipeline.report.tables import outcome_label
+from pipeline.vocabulary import MODALITY_WORDS, RELIANCE_OUTCOME_WORDS, contrast_name, outcome_label
 from pipeline.yardsticks import Yardstick
 
 TABLE = "claims"  # the register's name for the section's counts
 SMALL_TEXT = SUPPRESSED  # "<11"
 SYNERGY_METHOD = "ancova"
-NAMES = {
-    "BTX": "BoNT",
-    "PT": "physical therapy",
-    "SN": "selective neurectomy",
-    "MY": "selective myectomy",
-    "OS": "other surgery",
-}
-
-OUTCOME_WORDS = {
-    "botox_interval_days": "the days between injections",
-    "botox_units_per_session": "the units per session",
-    "time_to_next_botox": "the time to the next injection",
-}
+NAMES = {code: m.short for code, m in MODALITY_WORDS.items()}  # the claims' sentences name modalities briefly
+OUTCOME_WORDS = RELIANCE_OUTCOME_WORDS
 
 PatientKey = tuple[str, str]
 
@@ -236,7 +225,7 @@ def synergy_sentences(
             f"({_interval(low, high)}; patients {counts}): {verdict}."
         )
         alone = [
-            (name, _finite_row(estimates, f"{group}_vs_{base}", outcome, SYNERGY_METHOD, at))
+            (name, _finite_row(estimates, contrast_name(group, base), outcome, SYNERGY_METHOD, at))
             for name, group in ((pair.a, with_a), (pair.b, with_b))
         ]
         shown = [

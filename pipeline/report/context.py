@@ -1,6 +1,7 @@
 """The template's context, section by section: each builder takes what the report has made (the warehouse's rows,
-the audited tables, the answer, the figures) and returns the names its part of the template reads. A new section
-adds its builder to ``SECTIONS`` (and its part of the template); none reads another's names."""
+the audited tables, the answer, the figures) and returns the names its part of the template reads; none reads
+another's names. A new section is a self-contained one (pipeline/report/sections.py: its module, its partial and
+one line in that list); the builders here are the report's older parts, to become such sections."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report import claims
 from pipeline.report.answer import VERDICT_RULES, AnswerRow, hidden_n_sentences, lead_sentences, short_words
 from pipeline.report.flow import flow_boxes
 from pipeline.report.printed import Audited
-from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, WarehouseData
 from pipeline.report.report_figures import HALLMARKS, Figure
+from pipeline.report.sections import SECTIONS as REPORT_SECTIONS
+from pipeline.report.sections import slots
 from pipeline.report.suppression import SMALL_CELL, format_count
-from pipeline.report.tables import COVARIATE_WORDS, contrast_label, footnoted, outcome_label, rows_loaded_total
+from pipeline.report.tables import COVARIATE_WORDS, footnoted, rows_loaded_total
 from pipeline.report.words import _timepoint_words, summary_sentences
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_label, outcome_label
 
 DEFAULT_COVARIATES = ("age_at_onset", "sex", "etiology", "onset_to_index_days", "prior_treatment", "site_id")
 
@@ -187,30 +190,6 @@ def quality_section(parts: ReportParts) -> dict[str, object]:
     }
 
 
-def claims_section(parts: ReportParts) -> dict[str, object]:
-    """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
-    data = parts.data
-    return {
-        "claims": claims.section(
-            data.claims, data.estimates, parts.audited.register, parts.design, data.claim_patients.untested
-        )
-    }
-
-
-def safety_section(parts: ReportParts) -> dict[str, object]:
-    """Complication rates in words (contract 1.2); none where the warehouse records no complications."""
-    return {"safety": {"sentences": parts.audited.safety_sentences} if parts.data.safety is not None else None}
-
-
-def target_trial_section(parts: ReportParts) -> dict[str, object]:
-    """Surgery or more injections? (issue 31); none where the run has no target-trial row."""
-    trial = parts.data.target_trial is not None
-    if not trial:
-        return {"target_trial": None}
-    phase = f"{parts.data.target_trial.phase_min_days:g}"  # type: ignore[union-attr]
-    return {"target_trial": {"sentences": parts.audited.target_trial_sentences, "phase_min_days": phase}}
-
-
 def release_section(parts: ReportParts) -> dict[str, object]:
     """What the release records beside the page: the audit, and its primary estimate for the index of releases."""
     return {"disclosure": parts.audited.disclosure, "primary_estimate": parts.primary_estimate}
@@ -219,13 +198,10 @@ def release_section(parts: ReportParts) -> dict[str, object]:
 SECTIONS: list[Callable[[ReportParts], dict[str, object]]] = [
     header_section,
     answer_section,
-    claims_section,
     flow_section,
     tables_section,
     methods_section,
     figures_section,
-    safety_section,
-    target_trial_section,
     quality_section,
     release_section,
 ]
@@ -234,10 +210,16 @@ SECTIONS: list[Callable[[ReportParts], dict[str, object]]] = [
 def template_context(parts: ReportParts) -> dict[str, object]:
     """The sections' names together; two sections naming the same thing is a mistake, refused."""
     context: dict[str, object] = {}
-    for section in SECTIONS:
-        names = section(parts)
+    # The older builders, then each self-contained section's names (pipeline/report/sections.py).
+    named = [(builder.__name__, builder(parts)) for builder in SECTIONS]
+    named += [
+        (s.name, s.context(parts, parts.data.sections.get(s.name), parts.audited.words.get(s.name)))
+        for s in REPORT_SECTIONS
+    ]
+    for name, names in named:
         clash = set(names) & set(context)
         if clash:
-            raise ValueError(f"report context: {section.__name__} names {sorted(clash)} again")
+            raise ValueError(f"report context: {name} names {sorted(clash)} again")
         context |= names
+    context["sections"] = slots(REPORT_SECTIONS, context)
     return context

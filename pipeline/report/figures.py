@@ -10,13 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from pipeline.report.tables import (
-    METHOD_LABELS,
-    SMALL_CELL,
-    contrast_label,
-    direction_words,
-    outcome_label,
-)
+from pipeline.report.tables import METHOD_LABELS, SMALL_CELL
+from pipeline.vocabulary import contrast_label, direction_words, outcome_label
 
 # Okabe-Ito colours: distinguishable with colour-vision deficiency and in greyscale print.
 GROUP_STYLE = {"combined": ("#0072B2", "o", "-"), "single modality": ("#E69F00", "s", "--")}

@@ -20,7 +20,8 @@ from pipeline.report.suppression import (
     format_count,
     is_small,
 )
-from pipeline.report.tables import flow_table, outcome_label
+from pipeline.report.tables import flow_table
+from pipeline.vocabulary import outcome_label
 
 FLOW_GROUPS = ("single modality", "combined")
 GROUPED_FROM = 2  # the classifiable step: groups are fixed there

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report import claims, queries
+from pipeline.report import queries
 from pipeline.report.answer import ANSWER_TABLE, register_answer_n
 from pipeline.report.answer import METHOD as ANSWER_METHOD
 from pipeline.report.balance import primary_balance, with_smd
@@ -18,33 +18,25 @@ from pipeline.report.flow import grouped_flow_table, register_flow_groups, step_
 from pipeline.report.funnel import funnel_table, register_sites, site_rows
 from pipeline.report.overlap import overlap_table, register_overlap
 from pipeline.report.published_counts import apply_register, fill_register
-from pipeline.report.reading import ALL_TRAJECTORIES, MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import ALL_TRAJECTORIES, MAIN_OUTCOMES, WarehouseData
 from pipeline.report.register import Register
 from pipeline.report.responder_shares import finish as finish_responders
 from pipeline.report.responder_shares import register_responders, responder_groups, responder_table
-from pipeline.report.safety import finish_safety, register_safety, safety_table
+from pipeline.report.sections import SECTIONS
 from pipeline.report.suppression import SMALL_CELL, audit_table
 from pipeline.report.tables import (
     SEX_WORDS,
     by_year_table,
-    contrast_label,
     counts_table,
     dose_table,
     estimates_table,
     grouped_counts,
     ledger_table,
-    outcome_label,
     quarter_refusals_table,
     table_one,
     trajectory_table,
 )
-from pipeline.report.target_trial import (
-    phase_mix_table,
-    register_phase_mix,
-    register_target_trial,
-    target_trial_sentences,
-    target_trial_table,
-)
+from pipeline.vocabulary import PRIMARY_CONTRAST, contrast_label, outcome_label
 
 
 def _ess_share(ess: object, n: object) -> str:
@@ -272,8 +264,25 @@ class Audited:
     primary: pd.DataFrame  # the primary comparison's estimates (rows of data.estimates)
     register: Register
     disclosure: dict[str, object]
-    safety_sentences: list[str] = field(default_factory=list)
-    target_trial_sentences: list[str] = field(default_factory=list)
+    words: dict[str, object] = field(default_factory=dict)  # each section's, after the audit (sections.py)
+
+
+def give_up_order() -> tuple[str, ...]:
+    """The audit's order: a section's table not placed in GIVE_UP_FIRST is a detail, given up first."""
+    extra = [t for s in SECTIONS for t in s.tables if t not in GIVE_UP_FIRST]
+    return (*extra, *GIVE_UP_FIRST)
+
+
+def release_register(data: WarehouseData, release: str) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, Register]:
+    """Every table as printed before the audit, and the register of every count they publish: the report's own
+    tables, then each section's (the report and bench/disclosure.py both start here)."""
+    tables, primary = printed_tables(data)
+    for section in SECTIONS:
+        tables |= section.printed(data.sections.get(section.name))
+    register = published_register(data, tables, release, primary)
+    for section in SECTIONS:
+        section.register(register, tables, data.sections.get(section.name))
+    return tables, primary, register
 
 
 def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | None) -> Audited:
@@ -281,26 +290,12 @@ def audited_tables(data: WarehouseData, release: str, earlier: list[Register] | 
     more before anything is written; what it hid is written back into the tables."""
     design = data.design
     assert design is not None
-    tables, primary = printed_tables(data)
-    if data.safety is not None:
-        tables["safety"] = safety_table(data.safety)
-    if data.target_trial is not None:
-        tables["target_trial"] = target_trial_table(data.target_trial)
-        tables["phase_mix"] = phase_mix_table(data.target_trial)
-    register = published_register(data, tables, release, primary)
-    tables[claims.TABLE] = claims.register_counts(register, data.claim_patients)
-    if data.safety is not None:
-        register_safety(register, tables["safety"], data.safety)
-    if data.target_trial is not None:
-        register_target_trial(register, tables["target_trial"], data.target_trial)
-        register_phase_mix(register, tables["phase_mix"], data.target_trial)
-    disclosure = protect(register, earlier, GIVE_UP_FIRST, headline_keys(design, tables))
+    tables, primary, register = release_register(data, release)
+    disclosure = protect(register, earlier, give_up_order(), headline_keys(design, tables))
     apply_register(register, tables)
     finish_responders(tables["responder_shares"], responder_groups_of(data), register, design.primary_timepoint)
-    # No rate, share or median beside a count the audit hid; then the Safety section's sentences.
-    safety_sentences = finish_safety(tables["safety"], data.safety, register) if data.safety is not None else []
-    trial = data.target_trial
-    trial_sentences = target_trial_sentences(trial, register, design) if trial is not None else []
+    # No rate, share or median beside a count the audit hid; then each section's words.
+    words = {s.name: s.finish(register, tables, data.sections.get(s.name)) for s in SECTIONS}
     for name, frame in tables.items():
         audit_table(name, frame)
-    return Audited(tables, primary, register, disclosure, safety_sentences, trial_sentences)
+    return Audited(tables, primary, register, disclosure, words)

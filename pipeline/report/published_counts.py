@@ -17,16 +17,10 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 
-from pipeline.models.design_matrix import (
-    Contrast,
-    analysis_frames,
-    load_baselines,
-    load_changes,
-    load_population,
-    wide_frame,
-)
+from pipeline.errors import PipelineError
 from pipeline.report.register import Register
-from pipeline.sql_files import read_sql
+from pipeline.sql_files import FLOW_MACROS_SQL, read_sql
+from pipeline.vocabulary import PRIMARY_CONTRAST
 
 log = logging.getLogger("synk.report")
 PATIENT = ["site_id", "patient_id"]
@@ -48,6 +42,7 @@ def keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
 def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primary_outcome: str) -> pd.DataFrame:
     """One row per patient received: the flow's steps (the primary analysis: a change in the primary outcome at
     the primary timepoint, as the models' analysis frames take it), group, combination and exclusion reason."""
+    con.execute(read_sql(FLOW_MACROS_SQL))  # temporary macros: the published file stays read-only
     frame = con.execute(read_sql(FLOW_SQL), {"timepoint": primary_timepoint, "outcome": primary_outcome}).df()
     # Patients with no row in modality_combinations (no treatment at all) count as received only.
     frame["treated"] = frame["treated"].fillna(False).astype(bool)
@@ -58,50 +53,29 @@ def read_patients(con: duckdb.DuckDBPyConnection, primary_timepoint: str, primar
     return frame
 
 
-def _contrast(name: str) -> Contrast:
-    if name == "combined_vs_single":
-        return Contrast(name)
-    treated, control = name.split("_vs_", 1)
-    return Contrast(name, frozenset({treated}), frozenset({control}), treated, control)
-
-
 def estimate_members(
-    con: duckdb.DuckDBPyConnection, estimates: pd.DataFrame, min_group_size: int
+    estimates: pd.DataFrame, patients: pd.DataFrame
 ) -> dict[tuple[str, str, str, str], tuple[list, list]]:
-    """The patients of each estimate's two groups, as the models choose them (pipeline.models.design_matrix):
-    unadjusted, ancova and iptw the patients with a change at the timepoint; mixed those at every timepoint
-    fitted; mice every patient with a baseline."""
+    """The patients of each estimate's two groups, as the model run fitted them (the warehouse's
+    ``estimate_patients``, written by pipeline.models.fit): the report counts them, never choosing them again.
+    A warehouse with estimates but no such table was built before it: the report refuses it, since counts
+    without their patients could not be audited."""
     if estimates.empty:
         return {}
-    population = load_population(con, ())
-    changes, baselines = load_changes(con), load_baselines(con)
+    if patients is None or "first_group" not in patients:
+        raise PipelineError(
+            "The warehouse's model run has no estimate_patients table (it was made before the models wrote it): "
+            "run `synk run` again to refit the models, then build the report."
+        )
     members: dict[tuple[str, str, str, str], tuple[list, list]] = {}
-    for contrast_name in dict.fromkeys(estimates["contrast"]):
-        contrast = _contrast(str(contrast_name))
-        frames = analysis_frames(population, changes, contrast)
-        wide = wide_frame(population, baselines, changes, contrast)
-        rows = estimates[estimates["contrast"] == contrast_name]
-        for outcome in dict.fromkeys(rows["outcome"]):
-            cells = {t: f for (o, t), f in frames.items() if o == outcome}
-            fitted = [
-                f for f in cells.values() if min((f["treated"] == 1).sum(), (f["treated"] == 0).sum()) >= min_group_size
-            ]
-            longitudinal = pd.concat(fitted, ignore_index=True).drop_duplicates(PATIENT) if fitted else None
-            for r in rows[rows["outcome"] == outcome].itertuples(index=False):
-                frame = cells.get(str(r.timepoint))
-                if frame is None:
-                    continue
-                # A timepoint too small to fit keeps its own patients for every method (pipeline.models.fit).
-                chosen = frame
-                if any(f is frame for f in fitted):
-                    if r.method == "mixed" and longitudinal is not None:
-                        chosen = longitudinal
-                    elif r.method == "mice" and outcome in wide:
-                        chosen = wide[outcome]
-                members[(str(contrast_name), str(outcome), str(r.timepoint), str(r.method))] = (
-                    keys(chosen[chosen["treated"] == 1]),
-                    keys(chosen[chosen["treated"] == 0]),
-                )
+    wanted = set(
+        zip(estimates["contrast"], estimates["outcome"], estimates["timepoint"], estimates["method"], strict=True)
+    )
+    for key, rows in patients.groupby(["contrast", "outcome", "timepoint", "method"], sort=False):
+        if key not in wanted:
+            continue
+        first = rows["first_group"].astype(bool)
+        members[tuple(str(k) for k in key)] = (keys(rows[first]), keys(rows[~first]))  # type: ignore[index]
     return members
 
 
@@ -299,7 +273,7 @@ def _estimates(
     if name != "estimates":
         return
     for (contrast, outcome, timepoint, method), (treated, _) in members.estimates.items():
-        if contrast != "combined_vs_single":
+        if contrast != PRIMARY_CONTRAST:
             continue
         parts: set = set()
         for (c, o, t, m), (first, _) in members.estimates.items():

@@ -13,22 +13,18 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.report import queries
-from pipeline.report.claims import ClaimPatients, split_claims
-from pipeline.report.claims import read_patients as read_claim_patients
+from pipeline.report.claims import split_claims
 from pipeline.report.flow import FlowStep, flow_steps, step_patients
 from pipeline.report.published_counts import (
     Members,
     estimate_members,
     read_patients,
 )
-from pipeline.report.safety import SafetyData, read_safety
-from pipeline.report.suppression import (
-    SMALL_CELL,
-)
+from pipeline.report.sections import SECTIONS
 from pipeline.report.tables import (
     METHOD_LABELS,
 )
-from pipeline.report.target_trial import TargetTrialData, read_target_trial
+from pipeline.vocabulary import PRIMARY_CONTRAST
 
 MAIN_OUTCOMES = ("sunnybrook_composite", "eface_total", "saq", "face_total")
 TRAJECTORY_OUTCOMES = (
@@ -39,7 +35,6 @@ TRAJECTORY_OUTCOMES = (
     "eface_static",
 )
 ALL_TRAJECTORIES = (*TRAJECTORY_OUTCOMES, *queries.SMILE_ITEMS)
-PRIMARY_CONTRAST = "combined_vs_single"
 METHOD_ORDER = tuple(METHOD_LABELS)
 
 
@@ -78,10 +73,8 @@ class WarehouseData:
     dose_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     # What surgeons claim (issue 19): their model_estimates rows and the patients behind their counts.
     claims: pd.DataFrame = field(default_factory=pd.DataFrame)
-    claim_patients: ClaimPatients = field(default_factory=ClaimPatients)
-    # Complications (contract 1.2): None where the warehouse records none.
-    safety: SafetyData | None = None
-    target_trial: TargetTrialData | None = None  # Surgery or more injections? (issue 31)
+    # What each self-contained section read (pipeline/report/sections.py), by its name.
+    sections: dict[str, object] = field(default_factory=dict)
 
 
 def _score_rows(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -137,7 +130,14 @@ def _run_info(runs: pd.DataFrame) -> dict[str, object]:
 def _model_frames(con: duckdb.DuckDBPyConnection, tables: set[str]) -> dict[str, pd.DataFrame]:
     """The warehouse's latest model run (an as-of warehouse holds one, pipeline/as_of.py). Tables read
     empty keep their columns."""
-    names = ("model_runs", "model_estimates", "covariate_balance", "propensity_diagnostics", "preference_scores")
+    names = (
+        "model_runs",
+        "model_estimates",
+        "covariate_balance",
+        "propensity_diagnostics",
+        "preference_scores",
+        "estimate_patients",
+    )
     frames = {n: con.execute(f"SELECT * FROM {n} LIMIT 0").df() if n in tables else pd.DataFrame() for n in names}
     if "model_runs" not in tables:
         return frames
@@ -182,11 +182,9 @@ def read_warehouse(con: duckdb.DuckDBPyConnection, window: tuple[datetime, datet
     models = _model_frames(con, tables)
     data.run = _run_info(models["model_runs"])
     data.estimates, data.claims = split_claims(_sort_estimates(models["model_estimates"], design))
-    data.claim_patients = read_claim_patients(con, data.claims, design)
-    data.safety = read_safety(con)
-    data.target_trial = read_target_trial(con, data.claims, data.run)
-    minimum = int(data.run.get("settings", {}).get("min_group_size", SMALL_CELL)) if data.run else SMALL_CELL
-    data.members = Members(patients, estimate_members(con, data.estimates, minimum))
+    for section in SECTIONS:
+        data.sections[section.name] = section.read(con, data)
+    data.members = Members(patients, estimate_members(data.estimates, models["estimate_patients"]))
     data.balance = models["covariate_balance"]
     data.diagnostics = models["propensity_diagnostics"]
     preference = models["preference_scores"]

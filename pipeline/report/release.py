@@ -23,7 +23,6 @@ from pathlib import Path
 import duckdb
 
 from pipeline import __version__
-from pipeline.build_state import fingerprint
 from pipeline.checksums import sha256_of
 from pipeline.progress import step
 from pipeline.quarters import quarter_folder, release_name
@@ -31,7 +30,7 @@ from pipeline.report.build import write_report
 from pipeline.report.kept_registers import bundle_registers, earlier_kept, earlier_registers, keep_register, kept
 from pipeline.report.pdf import chromium_version, html_to_pdf
 from pipeline.report.trend import write_index_json
-from pipeline.settings import DataHome, DesignSettings, ModelSettings, ReportSettings
+from pipeline.settings import DataHome, ModelSettings, ReportSettings
 from pipeline.versions import package_versions
 
 PACKAGES = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "jinja2", "great-expectations")
@@ -147,12 +146,13 @@ def unchanged_release(
     settings: ModelSettings,
     as_of: datetime,
     last_received: datetime | None,
+    build_fingerprint: str,
 ) -> Path | None:
     """The quarter's release already written from these very inputs, whose report.html writing it again
     would only replace with the same one; None where anything it rests on differs: the data loaded by
     ``as_of`` (``snapshot``), anything received since it was written (a refused drop is in the report's
-    ledger), the code, SQL and design (the build's fingerprint), the model settings, an earlier release's
-    register (the disclosure audit) or the paper size."""
+    ledger), the code, SQL and design (``build_fingerprint``, pipeline/build_state.py's), the model settings,
+    an earlier release's register (the disclosure audit) or the paper size."""
     folder = release_folder(home, quarter, provisional)
     manifest_path = folder / "manifest.json"
     try:
@@ -163,7 +163,7 @@ def unchanged_release(
         return None
     same_inputs = (
         manifest.get("data_snapshot") == snapshot
-        and manifest.get("build_fingerprint") == fingerprint(DesignSettings.for_home(home))
+        and manifest.get("build_fingerprint") == build_fingerprint
         and manifest.get("model_settings") == json.loads(json.dumps(settings.as_dict()))
         and (last_received is None or not written_as_of < last_received <= as_of)
     )
@@ -178,8 +178,16 @@ def unchanged_release(
     return folder / "report.html" if (folder / "report.html").exists() else None
 
 
-def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: datetime, provisional: bool = False) -> Path:
-    """Render ``warehouse`` (as of ``as_of``, with its model run) as the quarter's release; return report.html."""
+def release_quarter(
+    home: DataHome,
+    quarter: str,
+    warehouse: Path,
+    as_of: datetime,
+    provisional: bool = False,
+    build_fingerprint: str = "",
+) -> Path:
+    """Render ``warehouse`` (as of ``as_of``, with its model run) as the quarter's release; return report.html.
+    ``build_fingerprint``: the code, SQL and design it was built with, kept in the manifest (unchanged_release)."""
     name = quarter_folder(quarter)
     target = release_folder(home, quarter, provisional)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -205,7 +213,7 @@ def release_quarter(home: DataHome, quarter: str, warehouse: Path, as_of: dateti
             **_facts(warehouse),
             # The code, SQL and design the warehouse was built with (as pipeline/build_state.py keeps for the
             # published one): a release written again from the same inputs is left as it is (unchanged_release).
-            "build_fingerprint": fingerprint(DesignSettings.for_home(home)),
+            "build_fingerprint": build_fingerprint,
             "disclosure_audit": json.loads((private / "disclosure.json").read_text(encoding="utf-8")),
         }
         _manifest(folder, name.replace("-", ""), as_of, provisional, facts)

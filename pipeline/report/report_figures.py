@@ -13,25 +13,19 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
-from pipeline.report import figures, queries
+from pipeline.report import figures, queries, sections
 from pipeline.report.answer import AnswerRow, answer_rows, odds_words
 from pipeline.report.balance import primary_balance
 from pipeline.report.funnel import funnel_figure
 from pipeline.report.overlap import overlap_figure
 from pipeline.report.printed import Audited, funnel_rows
 from pipeline.report.published_counts import without_hidden_spread, year_cells_shown
-from pipeline.report.reading import MAIN_OUTCOMES, PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import MAIN_OUTCOMES, WarehouseData
 from pipeline.report.suppression import SMALL_CELL, mark_shown, safe_summary
-from pipeline.report.tables import (
-    GROUPS,
-    MEAN_DIFFERENCE_METHODS,
-    OUTCOME_LABELS,
-    by_year_table,
-    contrast_label,
-    outcome_label,
-)
+from pipeline.report.tables import GROUPS, MEAN_DIFFERENCE_METHODS, by_year_table
 from pipeline.report.trend import trend_figure
 from pipeline.report.words import _timepoint_words
+from pipeline.vocabulary import OUTCOME_LABELS, PRIMARY_CONTRAST, contrast_label, outcome_label
 
 # Forest plot families: (key, title, which outcomes), over the warehouse's outcomes.
 FOREST_FAMILIES = (
@@ -338,4 +332,6 @@ FIGURE_BUILDERS: list[Callable[[FigureInputs], list[Figure]]] = [
 
 
 def report_figures(inputs: FigureInputs) -> list[Figure]:
-    return [figure for builder in FIGURE_BUILDERS for figure in builder(inputs)]
+    """The report's figures, then each self-contained section's (pipeline/report/sections.py)."""
+    own = [figure for builder in FIGURE_BUILDERS for figure in builder(inputs)]
+    return own + [f for s in sections.SECTIONS for f in s.figures(inputs, inputs.data.sections.get(s.name))]

@@ -15,7 +15,7 @@ import pandas as pd
 from pipeline.report.published_counts import keys
 from pipeline.report.register import Register
 from pipeline.report.suppression import COMPLEMENTARY, SMALL_CELL, SUPPRESSED, format_count, is_small
-from pipeline.report.tables import contrast_label, outcome_label
+from pipeline.vocabulary import contrast_label, group_words, outcome_label
 
 TABLE = "responder_shares"
 COLUMNS = ["comparison", "outcome", "group", "threshold, points", "responders", "share of the group"]
@@ -72,11 +72,7 @@ def responder_groups(
     return out
 
 
-def contrast_groups(contrast: str) -> tuple[str, str]:
-    if contrast == "combined_vs_single":
-        return "combined", "single modality"
-    first, second = contrast.split("_vs_", 1)
-    return first, second
+contrast_groups = group_words  # the responder table's words for a contrast's two groups
 
 
 def responder_table(groups: list[dict[str, object]]) -> pd.DataFrame:

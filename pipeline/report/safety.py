@@ -24,15 +24,13 @@ import pandas as pd
 from pipeline.report.register import RANGE, SMALL, Register
 from pipeline.report.suppression import COMPLEMENTARY, SMALL_CELL, format_count, is_small
 from pipeline.sql_files import COMPLICATION_MACROS_SQL, read_sql
+from pipeline.vocabulary import MODALITY_WORDS as VOCABULARY
+from pipeline.vocabulary import SURGICAL_CODES
 
 TABLE = "safety"
-# Modalities in the order the section gives them: the operations a patient weighs, then injections.
-MODALITY_WORDS = {
-    "SN": ("selective neurectomy", "after selective neurectomy"),
-    "MY": ("selective myectomy", "after selective myectomy"),
-    "OS": ("other facial surgery", "after other facial surgery"),
-    "BTX": ("botulinum toxin", "on botulinum toxin injections"),
-}
+# Modalities in the order the section gives them: the operations a patient weighs, then injections; each
+# as (its name, the patients' words), from the one vocabulary.
+MODALITY_WORDS = {code: (VOCABULARY[code].name, VOCABULARY[code].with_it) for code in (*SURGICAL_CODES, "BTX")}
 COMPLICATION_WORDS = {
     "incomplete_eye_closure": "incomplete eye closure",
     "oral_incompetence": "oral incompetence",

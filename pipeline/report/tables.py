@@ -31,24 +31,13 @@ from pipeline.report.suppression import (
     suppress_grid,
     too_small,
 )
+from pipeline.vocabulary import (
+    OUTCOME_LABELS,
+    contrast_label,
+    direction_words,
+    outcome_label,
+)
 
-# Outcome: (display name, scale in words). Direction and timepoints come from the warehouse's design
-# (pipeline.analysis_design).
-OUTCOME_LABELS: dict[str, tuple[str, str]] = {
-    "sunnybrook_composite": ("Sunnybrook composite", "points, -15 to 100"),
-    "sunnybrook_voluntary": ("Sunnybrook voluntary movement", "points, 20 to 100"),
-    "sunnybrook_resting": ("Sunnybrook resting asymmetry", "points, 0 to 20"),
-    "sunnybrook_synkinesis": ("Sunnybrook synkinesis", "points, 0 to 15"),
-    "eface_total": ("eFACE total", "points, 0 to 100"),
-    "eface_static": ("eFACE static", "points, 0 to 100"),
-    "eface_dynamic": ("eFACE dynamic", "points, 0 to 100"),
-    "eface_synkinesis": ("eFACE synkinesis", "points, 0 to 100"),
-    "saq": ("SAQ", "percent score, 20 to 100"),
-    "face_total": ("FaCE total", "points, 0 to 100"),
-    "fdi_physical": ("FDI physical", "points, 0 to 100"),
-    "fdi_social": ("FDI social", "points, 0 to 100"),
-    "house_brackmann": ("House-Brackmann grade", "grade, 1 to 6"),
-}
 METHOD_LABELS = {
     "unadjusted": "Unadjusted",
     "ancova": "Adjusted (ANCOVA)",
@@ -62,20 +51,6 @@ METHOD_LABELS = {
 # The methods whose estimate is a difference in mean change (the others are on their own scale: percentage
 # points of responders, an odds ratio), so the ones a forest plot of mean differences may draw.
 MEAN_DIFFERENCE_METHODS = ("unadjusted", "ancova", "iptw", "mixed", "mice")
-
-
-def outcome_label(outcome: str) -> str:
-    return OUTCOME_LABELS.get(outcome, (outcome, ""))[0]
-
-
-def direction_words(higher_is_better: bool) -> str:
-    return "higher is better" if higher_is_better else "lower is better"
-
-
-def contrast_label(contrast: str) -> str:
-    if contrast == "combined_vs_single":
-        return "Combined vs single modality"
-    return contrast.replace("_vs_", " vs ")
 
 
 def format_p(p: object) -> str:
@@ -180,14 +155,11 @@ def _optional(record: object, column: str, digits: int) -> str:
     return "" if _missing(value) else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
 
-# A mixed fit whose patient variance is estimated at zero (pipeline.models.mixed notes it) is a singular fit:
-# its numbers stand, but "passed" would hide that the model had no patient-level variation to model.
-BOUNDARY_NOTE = "variance estimated at zero"
-
-
+# A fit with a variance estimated at zero (model_estimates.boundary) is a singular fit: its numbers stand, but
+# "passed" would hide that the model had no patient-level variation to model.
 def at_variance_boundary(record: object) -> bool:
-    note = getattr(record, "note", None)
-    return getattr(record, "method", "") == "mixed" and not _missing(note) and BOUNDARY_NOTE in str(note)
+    boundary = getattr(record, "boundary", None)
+    return not _missing(boundary) and bool(boundary)
 
 
 def _diagnostics_words(record: object) -> str:
@@ -331,13 +303,6 @@ def footnoted(frame: pd.DataFrame, column: str = "note") -> tuple[pd.DataFrame, 
 # --- the report's newer tables ---------------------------------------------------------------------------
 
 GROUPS = ("single modality", "combined")
-OUTCOME_LABELS.update(
-    {
-        "dyn_commissure_smile": ("eFACE commissure movement with smile", "item, 0 to 100"),
-        "dyn_nlf_depth_smile": ("eFACE nasolabial fold depth with smile", "item, 0 to 100"),
-        "dyn_nlf_orientation_smile": ("eFACE nasolabial fold orientation with smile", "item, 0 to 100"),
-    }
-)
 SEX_WORDS = {"F": "female", "M": "male", "X": "other", "U": "not stated"}
 
 

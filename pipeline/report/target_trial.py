@@ -50,10 +50,14 @@ class TargetTrialData:
     phase_min_days: float
     phase_mix: pd.DataFrame  # site_id, patient_id, is_combined, days_since_injection (primary outcome and timepoint)
     at_trough: pd.Series | None = None  # the primary comparison restricted to trough assessments
+    threshold: float | None = None  # the design's yardstick of the sentence's outcome (answer.verdict)
 
 
 def read_target_trial(
-    con: duckdb.DuckDBPyConnection, claims: pd.DataFrame, run: dict[str, object] | None
+    con: duckdb.DuckDBPyConnection,
+    claims: pd.DataFrame,
+    run: dict[str, object] | None,
+    design: AnalysisDesign | None = None,
 ) -> TargetTrialData | None:
     """The section's data, or None where the run has no target-trial row (no BoNT patients, or an older run)."""
     if claims.empty:
@@ -82,7 +86,9 @@ def read_target_trial(
     timepoint = con.execute("SELECT design_settings->>'primary_timepoint' FROM build_info").fetchall()[0][0] or "12m"
     mix = con.execute(read_sql("report/phase_mix.sql"), {"outcome": primary, "timepoint": timepoint}).df()
     trough = claims[claims["contrast"] == AT_TROUGH_CONTRAST]
-    return TargetTrialData(row, emulation, phase, mix, trough.iloc[0] if len(trough) else None)
+    stick = design.yardsticks.get(OUTCOME) if design is not None else None
+    threshold = stick.value if stick is not None else None
+    return TargetTrialData(row, emulation, phase, mix, trough.iloc[0] if len(trough) else None, threshold)
 
 
 def _phase_of(days: pd.Series, phase_min_days: float) -> pd.Series:
@@ -187,14 +193,12 @@ def register_target_trial(register: Register, table: pd.DataFrame, data: TargetT
             register.printed_count(f"{TABLE}|{name}", what, members[name], text, (TABLE, i, column))
 
 
-def target_trial_sentences(data: TargetTrialData, register: Register, design: AnalysisDesign) -> list[str]:
+def target_trial_sentences(data: TargetTrialData, register: Register) -> list[str]:
     """After the audit: the answer in one sentence, then the protocol in brief and the weights in words."""
     # Imported here: answer reads the report's data (reading.py), which reads this section's.
     from pipeline.report.answer import NOT_ESTIMABLE, verdict
 
-    row = data.row
-    stick = design.yardsticks.get(OUTCOME)
-    threshold = stick.value if stick is not None else None
+    row, threshold = data.row, data.threshold
     both_shown = all(register.shown(f"{TABLE}|followed|{arm}") for arm in ARMS)
     estimate, low, high = float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"])
     words = verdict(estimate, low, high, threshold) if both_shown and bool(row["diagnostics_ok"]) else NOT_ESTIMABLE

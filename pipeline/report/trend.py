@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.report.figures import MIN_FONT, _message, png_bytes
-from pipeline.report.tables import outcome_label
+from pipeline.vocabulary import outcome_label
 
 ESTIMATE_FILE = "primary_estimate.json"
 INDEX_FILE = "index.json"

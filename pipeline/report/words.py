@@ -9,15 +9,13 @@ from pipeline.report.answer import (
     AnswerRow,
     caught_up_sentence,
 )
-from pipeline.report.reading import PRIMARY_CONTRAST, WarehouseData
+from pipeline.report.reading import WarehouseData
 from pipeline.report.suppression import (
     SMALL_CELL,
     shown_estimate,
     too_small,
 )
-from pipeline.report.tables import (
-    outcome_label,
-)
+from pipeline.vocabulary import PRIMARY_CONTRAST, outcome_label
 
 # The report's answer: the design's primary outcome, then the patient-reported SAQ (or, where the
 SECOND_KEY_OUTCOMES = ("saq", "sunnybrook_composite")

@@ -47,10 +47,15 @@ def _airflow_cli(*args: str) -> None:
     subprocess.run([str(airflow), *args], check=True, capture_output=True, text=True, env=os.environ.copy())
 
 
+# Airflow's pools: (name, slots, description). docker-compose.yml's airflow-init creates the same (a test checks).
+POOLS = ((STORE_WRITER_POOL, 1, "One writer of the DuckDB staging store at a time"),)
+
+
 def migrate() -> None:
     """Create or upgrade the metadata database, and the one-slot pool every store writer shares."""
     _airflow_cli("db", "migrate")
-    _airflow_cli("pools", "set", STORE_WRITER_POOL, "1", "Serializes writers of the staging store and warehouse")
+    for name, slots, description in POOLS:
+        _airflow_cli("pools", "set", name, str(slots), description)
 
 
 def load_dags() -> dict[str, object]:

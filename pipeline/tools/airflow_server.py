@@ -15,12 +15,14 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -60,6 +62,16 @@ def server_environment(home: DataHome, port: int) -> dict[str, str]:
     return dict(os.environ)
 
 
+def free_port() -> int:
+    """A free port on loopback, never one of Airflow's fixed log-server ports (8793, 8794)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in (8793, 8794):
+            return port
+
+
 def password_file(home: DataHome) -> Path:
     """Where the simple auth manager writes the admin's generated password."""
     return home.root / "airflow" / "simple_auth_manager_passwords.json.generated"
@@ -76,30 +88,36 @@ def api_server_answers(port: int) -> bool:
 class Components:
     """Airflow's components as child processes, their output prefixed with their name."""
 
-    def __init__(self, environment: dict[str, str]) -> None:
+    def __init__(self, environment: dict[str, str], on_line: Callable[[str, str], None] | None = None) -> None:
         self.environment = environment
+        self.on_line = on_line  # called with (name, line) for each line a component prints
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.airflow = str(Path(sys.executable).with_name("airflow"))
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, command: list[str] | None = None, environment: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``airflow <name>`` (or ``airflow <command...>``) under ``name``, replacing one that stopped."""
         # Each in a process group of its own: a Ctrl-C reaches this process only, which stops them in order,
         # and what a component leaves behind (LocalExecutor's workers ignore SIGTERM) goes with its group.
         process = subprocess.Popen(
-            [self.airflow, name],
+            [self.airflow, *(command or [name])],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=self.environment,
+            env=environment or self.environment,
             start_new_session=True,
         )
         self.processes[name] = process
-        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
+        threading.Thread(target=self.relay, args=(name, process), daemon=True).start()
         return process
 
-    @staticmethod
-    def _relay(name: str, process: subprocess.Popen[bytes]) -> None:
+    def relay(self, name: str, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            print(f"{name:<13} | {line.decode(errors='replace').rstrip()}", flush=True)
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            print(f"{name:<13} | {line}", flush=True)
+            if self.on_line is not None:
+                self.on_line(name, line)
 
     def exited(self) -> str | None:
         """The name of a component that has stopped, if any."""

@@ -54,6 +54,9 @@ from pipeline.tools.synthetic_complications import ComplicationRate, as_redcap_i
 class SyntheticParameters:
     combined_effect: float = 8.0  # true 12-month composite change, combined minus single, in points
     confounding: float = 1.0  # how strongly baseline severity drives choosing combined treatment (0: random)
+    # Log-odds of choosing combined treatment at an average baseline and age: a site whose clinicians combine
+    # more or less often (issue 29's three sites differ in both this and combined_effect).
+    combined_log_odds: float = -0.2
     room_to_improve: float = 0.3  # extra 12-month change per composite point below 60 at baseline
     single_gain: float = 6.0  # mean 12-month composite change on a single modality (at a baseline of 60)
     change_sd: float = 6.0  # patient-level noise of the 12-month change
@@ -160,7 +163,7 @@ def _choose_treatment(
     n = len(cohort)
     severity_seen = (55 - observed_baseline) / 15
     age_z = (patients["age_at_onset"].to_numpy() - 45) / 15
-    logit = -0.2 + params.confounding * (0.9 * severity_seen + 0.2 * age_z)
+    logit = params.combined_log_odds + params.confounding * (0.9 * severity_seen + 0.2 * age_z)
     combined = rng.random(n) < 1 / (1 + np.exp(-logit))
     cohort = cohort.copy()
     cohort["combined"] = combined

@@ -2,44 +2,16 @@
 -- patients remain after each step, and how many the step excluded and why.
 -- key: outcome, timepoint, step_order
 CREATE TABLE attrition AS
-WITH outcomes AS (
-    SELECT DISTINCT outcome FROM followup_scores
-),
-
-timepoints AS (
-    SELECT timepoint FROM seed_timepoints
-),
-
-patient_steps AS (
-    SELECT
-        o.outcome, t.timepoint, p.site_id, p.patient_id,
-        m.t0_day IS NOT NULL AS treated,
-        coalesce(m.classifiable, false) AS classifiable,
-        EXISTS (
-            SELECT 1 FROM followup_scores AS b
-            WHERE b.site_id = p.site_id AND b.patient_id = p.patient_id AND b.outcome = o.outcome
-                AND b.timepoint = 'baseline'
-        ) AS has_baseline,
-        EXISTS (
-            SELECT 1 FROM followup_scores AS f
-            WHERE f.site_id = p.site_id AND f.patient_id = p.patient_id AND f.outcome = o.outcome
-                AND f.timepoint = t.timepoint
-        ) AS has_followup
-    FROM patients AS p
-    CROSS JOIN outcomes AS o
-    CROSS JOIN timepoints AS t
-    LEFT JOIN modality_combinations AS m USING (site_id, patient_id)
-),
-
-counted AS (
+-- The steps per patient: sql/macros/patient_flow.sql (the report's patient flow calls the same macro).
+WITH counted AS (
     SELECT
         outcome, timepoint,
         count(*) AS received,
         count(*) FILTER (WHERE treated) AS treated,
         count(*) FILTER (WHERE classifiable) AS classifiable,
-        count(*) FILTER (WHERE classifiable AND has_baseline) AS with_baseline,
-        count(*) FILTER (WHERE classifiable AND has_baseline AND has_followup) AS analysable
-    FROM patient_steps
+        count(*) FILTER (WHERE with_baseline) AS with_baseline,
+        count(*) FILTER (WHERE analysable) AS analysable
+    FROM patient_flow_steps('patients', 'modality_combinations', 'followup_scores', 'seed_timepoints', NULL::VARCHAR)
     GROUP BY ALL
 )
 

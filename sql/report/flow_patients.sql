@@ -1,34 +1,28 @@
--- One row per patient received: the steps of the patient flow (treated, classifiable, with a baseline score of the
--- primary outcome $outcome, in the primary analysis: a change in it at the primary timepoint $timepoint, as the
--- models' analysis frames take it), the group, the combination and why a patient is not classifiable.
-WITH scores AS (
-    SELECT site_id, patient_id, outcome, timepoint, "value", baseline_value, change
+-- One row per patient received: the steps of the patient flow for the primary outcome $outcome at the primary
+-- timepoint $timepoint (sql/macros/patient_flow.sql, the attrition table's definition: treated, classifiable, with
+-- a baseline score, in the primary analysis), the group, the combination and why a patient is not classifiable;
+-- with_primary: a change in any outcome at the primary timepoint.
+WITH primary_scores AS (
+    SELECT site_id, patient_id, bool_or("value" IS NOT NULL AND baseline_value IS NOT NULL) AS with_primary
     FROM followup_scores
-    WHERE timepoint IN ('baseline', $timepoint)
-),
-
-steps AS (
-    SELECT
-        site_id, patient_id,
-        bool_or(timepoint = $timepoint AND "value" IS NOT NULL AND baseline_value IS NOT NULL) AS with_primary,
-        bool_or(outcome = $outcome AND timepoint = 'baseline' AND "value" IS NOT NULL) AS with_baseline,
-        bool_or(outcome = $outcome AND timepoint = $timepoint AND change IS NOT NULL) AS in_primary
-    FROM scores
+    WHERE timepoint = $timepoint
     GROUP BY ALL
 )
 
 SELECT
     p.site_id, p.patient_id,
-    m.t0_day IS NOT NULL AS treated,
-    coalesce(m.classifiable, false) AS classifiable,
+    f.treated,
+    f.classifiable,
     CASE WHEN m.is_combined THEN 'combined' ELSE 'single modality' END AS "group",
     m.combination,
     coalesce(m.exclusion_reason, 'not classifiable') AS reason,
     m.patient_id IS NOT NULL AS in_combinations,
     coalesce(s.with_primary, false) AS with_primary,
-    coalesce(s.with_baseline, false) AS with_baseline,
-    coalesce(s.in_primary, false) AS in_primary
+    f.with_baseline,
+    f.analysable AS in_primary
 FROM patients AS p
-LEFT JOIN modality_combinations AS m USING (site_id, patient_id)
-LEFT JOIN steps AS s USING (site_id, patient_id)
+INNER JOIN patient_flow_steps('patients', 'modality_combinations', 'followup_scores', 'design_timepoints', $outcome) AS f
+    ON f.site_id = p.site_id AND f.patient_id = p.patient_id AND f.timepoint = $timepoint
+LEFT JOIN modality_combinations AS m ON m.site_id = p.site_id AND m.patient_id = p.patient_id
+LEFT JOIN primary_scores AS s ON s.site_id = p.site_id AND s.patient_id = p.patient_id
 ORDER BY p.site_id, p.patient_id

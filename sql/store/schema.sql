@@ -84,7 +84,9 @@ CREATE TABLE IF NOT EXISTS model_estimates (
     run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, contrast VARCHAR,
     estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, p_adjusted DOUBLE,
     n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, diagnostics_ok BOOLEAN, note VARCHAR,
-    e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE
+    e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, estimand VARCHAR, "role" VARCHAR,
+    site_spread DOUBLE,
+    converged BOOLEAN, boundary BOOLEAN, balance_ok BOOLEAN, overlap_ok BOOLEAN
 );
 
 CREATE TABLE IF NOT EXISTS covariate_balance (
@@ -96,6 +98,11 @@ CREATE TABLE IF NOT EXISTS propensity_diagnostics (
     run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, timepoint VARCHAR, covariates JSON,
     auc DOUBLE, equipoise_share DOUBLE, ess_treated DOUBLE, ess_control DOUBLE,
     max_abs_smd_weighted DOUBLE, n_truncated BIGINT, diagnostics_ok BOOLEAN, note VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS estimate_patients (
+    run_id VARCHAR, contrast VARCHAR, outcome VARCHAR, timepoint VARCHAR, method VARCHAR, site_id VARCHAR,
+    patient_id VARCHAR, first_group BOOLEAN
 );
 
 CREATE TABLE IF NOT EXISTS preference_scores (
@@ -113,4 +120,12 @@ CREATE TABLE IF NOT EXISTS target_trial_summary (
 ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value DOUBLE;
 ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value_ci DOUBLE;
 ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS mdd DOUBLE;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS estimand VARCHAR;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS "role" VARCHAR;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS site_spread DOUBLE;
+-- The diagnostics as fields (issue 27): NULL on the rows of runs made before them.
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS converged BOOLEAN;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS boundary BOOLEAN;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS balance_ok BOOLEAN;
+ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS overlap_ok BOOLEAN;
 ALTER TABLE covariate_balance ADD COLUMN IF NOT EXISTS timepoint VARCHAR;

@@ -169,9 +169,10 @@ def test_the_demo_run_again_with_nothing_new_redoes_nothing_and_says_so(airflow_
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
 
+    from pipeline.build_state import fingerprint
     from pipeline.quarters import current_quarter
     from pipeline.report.release import unchanged_release
-    from pipeline.settings import ModelSettings
+    from pipeline.settings import DesignSettings, ModelSettings
     from pipeline.stages import latest_model_run
     from pipeline.tools import airflow_local
 
@@ -213,12 +214,17 @@ def test_the_demo_run_again_with_nothing_new_redoes_nothing_and_says_so(airflow_
     manifest = json.loads(report.with_name("manifest.json").read_text(encoding="utf-8"))
     snapshot, as_of = manifest["data_snapshot"], datetime.now(UTC).replace(tzinfo=None)
     settings = ModelSettings.for_home(airflow_home)
-    assert unchanged_release(airflow_home, quarter, True, snapshot, settings, as_of, None) == report
-    assert unchanged_release(airflow_home, quarter, True, "other" + snapshot[5:], settings, as_of, None) is None
-    other = ModelSettings(methods=("unadjusted",))
-    assert unchanged_release(airflow_home, quarter, True, snapshot, other, as_of, None) is None
-    assert unchanged_release(airflow_home, quarter, True, snapshot, settings, as_of, as_of) is None
-    assert unchanged_release(airflow_home, quarter, False, snapshot, settings, as_of, None) is None  # none written
+    build = fingerprint(DesignSettings.for_home(airflow_home))
+
+    def unchanged(snapshot: str, settings: ModelSettings, received: datetime | None, provisional: bool = True):
+        return unchanged_release(airflow_home, quarter, provisional, snapshot, settings, as_of, received, build)
+
+    assert unchanged(snapshot, settings, None) == report
+    assert unchanged("other" + snapshot[5:], settings, None) is None
+    assert unchanged(snapshot, ModelSettings(methods=("unadjusted",)), None) is None
+    assert unchanged(snapshot, settings, as_of) is None
+    assert unchanged(snapshot, settings, None, provisional=False) is None  # none written
+    assert unchanged_release(airflow_home, quarter, True, snapshot, settings, as_of, None, "other code") is None
 
 
 def test_a_rejected_drop_fails_the_ingest_run_with_the_coordinator_message(airflow_home: DataHome, dags) -> None:

@@ -152,7 +152,15 @@ def test_ancova_recovers_the_effect_the_unadjusted_comparison_misses(seed: int) 
     assert ancova.ci_low < truth < ancova.ci_high
     assert abs(ancova.estimate - truth) < 2
     assert crude.ci_low > truth  # confounded by indication: biased upwards, CI excludes the truth
-    assert ancova.diagnostics_ok and crude.diagnostics_ok
+    assert ancova.diagnostics_ok
+    # A description, never an effect (issue 29): not diagnostics_ok, and its note says why first.
+    assert not crude.diagnostics_ok and crude.note.endswith("descriptive: no adjustment for how the groups differ")
+    assert (ancova.role, ancova.estimand, crude.role, crude.estimand) == (
+        "primary",
+        "conditional",
+        "descriptive",
+        "crude",
+    )
     assert "HC3" in ancova.note
     assert ancova.higher_is_better
     assert list(results.model_estimates.columns) == list(ESTIMATE_COLUMNS)
@@ -406,17 +414,32 @@ def test_model_runs_records_settings_and_package_versions() -> None:
 
 
 def test_results_insert_into_the_contract_tables() -> None:
-    results = fit(*simulate(1, 6.0))
+    results = fit(*simulate(1, 6.0), ModelSettings(methods=("unadjusted", "ancova", "iptw")))
     con = duckdb.connect()
     con.execute(
         "CREATE TABLE model_estimates (run_id VARCHAR, method VARCHAR, outcome VARCHAR, timepoint VARCHAR, "
         "contrast VARCHAR, estimate DOUBLE, std_error DOUBLE, ci_low DOUBLE, ci_high DOUBLE, p_value DOUBLE, "
         "p_adjusted DOUBLE, n_treated BIGINT, n_control BIGINT, higher_is_better BOOLEAN, "
-        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE)"
+        "diagnostics_ok BOOLEAN, note VARCHAR, e_value DOUBLE, e_value_ci DOUBLE, mdd DOUBLE, "
+        "estimand VARCHAR, role VARCHAR, site_spread DOUBLE, "
+        "converged BOOLEAN, boundary BOOLEAN, balance_ok BOOLEAN, overlap_ok BOOLEAN)"
     )
     con.register("frame", results.model_estimates)
     con.execute("INSERT INTO model_estimates SELECT * FROM frame")
     assert con.execute("SELECT count(*) FROM model_estimates WHERE note IN ('None', 'nan', '')").fetchone()[0] == 0
+    # The diagnostics as fields: every fitted row has its contrast's overlap verdict, only iptw a balance one.
+    fields = con.execute(
+        "SELECT method, bool_and(overlap_ok IS NOT NULL), bool_and(balance_ok IS NULL), bool_and(converged) "
+        "FROM model_estimates WHERE estimate IS NOT NULL AND NOT isnan(estimate) GROUP BY method"
+    ).fetchall()
+    assert fields and all(overlap and converged for _, overlap, _, converged in fields)
+    assert {method for method, _, no_balance, _ in fields if not no_balance} == {"iptw"}
+    # A weighted fit whose balance fails says so in its field, whatever its note's wording.
+    failing = con.execute("SELECT count(*) FROM model_estimates WHERE method = 'iptw' AND NOT balance_ok").fetchone()[0]
+    in_note = con.execute(
+        "SELECT count(*) FROM model_estimates WHERE method = 'iptw' AND note LIKE '%balance fails%'"
+    ).fetchone()[0]
+    assert failing == in_note
     # Every method's note carries the contrast's overlap, the unadjusted one too (after why it is confounded).
     notes = con.execute("SELECT note FROM model_estimates WHERE method = 'unadjusted'").fetchall()
     assert notes and all(note.startswith("confounded: ") and "overlap: " in note for (note,) in notes)
@@ -439,16 +462,39 @@ def test_preference_scores_are_those_behind_each_contrasts_overlap_verdict() -> 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_numerical_warnings_of_the_fits_are_caught_and_kept_not_raised(workers: int) -> None:
-    """A rank-deficient outcome model (every combined patient female: sex is constant in that arm) makes
-    statsmodels warn. Under "error" a warning that escaped would fail the fit (its note would name it);
-    caught, the estimate stands and the warning is kept, with its cell, on one process or on workers."""
-    patients, scores = simulate(7, 6.0)
+    """A small clinic (80 patients, every combined patient female) makes a propensity model overflow
+    (numpy's RuntimeWarning) in a small contrast. Under "error" a warning that escaped would fail that fit
+    (its note would name it); caught, the estimates stand and each warning is kept, with its cell, on one
+    process or on workers."""
+    patients, scores = simulate(7, 6.0, n=80)
     patients.loc[patients["combination"].str.contains("+", regex=False), "sex"] = "F"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        results = fit(patients, scores, ModelSettings(methods=("aipw",)), workers=workers)
+        results = fit(patients, scores, ModelSettings(), workers=workers)
     caught = results.numerical_warnings
-    assert any(w.startswith("combined_vs_single, sunnybrook_composite: SingularMatrixWarning: ") for w in caught)
-    aipw = results.model_estimates[results.model_estimates["method"] == "aipw"]
-    assert aipw["estimate"].notna().all()
-    assert not aipw["note"].fillna("").str.contains("Warning").any()
+    assert caught and all(": RuntimeWarning: " in w or "Warning: " in w for w in caught), caught
+    assert any(w.startswith("BTX+PT_vs_BTX, sunnybrook_composite: RuntimeWarning: ") for w in caught), caught
+    estimates = results.model_estimates
+    assert estimates["estimate"].notna().any()
+    assert not estimates["note"].fillna("").str.contains("Warning").any()
+
+
+def test_each_estimates_patients_are_written_and_match_its_group_sizes() -> None:
+    """estimate_patients: who is in each comparative estimate, so the report never chooses them again; each
+    group's patients number the estimate's n_treated and n_control (mixed: every timepoint fitted)."""
+    results = fit(*simulate(2, 6.0), ModelSettings(methods=("unadjusted", "ancova", "mixed")))
+    patients = results.estimate_patients
+    assert not patients.duplicated(["contrast", "outcome", "timepoint", "method", "site_id", "patient_id"]).any()
+    sizes = (
+        patients.groupby(["contrast", "outcome", "timepoint", "method"])["first_group"]
+        .agg(n_treated="sum", n_control=lambda s: int((~s.astype(bool)).sum()))
+        .reset_index()
+    )
+    estimates = results.model_estimates
+    merged = estimates.merge(sizes, on=["contrast", "outcome", "timepoint", "method"], suffixes=("", "_written"))
+    assert len(merged) == len(estimates) and {"mixed", "ancova"} <= set(merged["method"])
+    assert (merged["n_treated"] == merged["n_treated_written"]).all()
+    assert (merged["n_control"] == merged["n_control_written"]).all()
+    # mixed takes the patients of every timepoint fitted: more than any one timepoint's ancova.
+    mixed_n = merged.loc[merged["method"] == "mixed", "n_treated"].max()
+    assert mixed_n >= merged.loc[merged["method"] == "ancova", "n_treated"].max()

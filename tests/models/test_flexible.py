@@ -10,7 +10,7 @@ import pytest
 import statsmodels.api as sm
 from statsmodels.treatment.treatment_effects import TreatmentEffect
 
-from pipeline.models.aipw import aipw_components
+from pipeline.models.aipw import aipw, aipw_components, folds_of
 from pipeline.models.propensity import variance_ratios
 from pipeline.models.splines import spline_terms
 from pipeline.settings import ModelSettings
@@ -30,6 +30,40 @@ def test_aipw_agrees_with_statsmodels_treatment_effect() -> None:
     assert psi.mean() == pytest.approx(float(reference.effect[0]), abs=1e-6)
     # statsmodels' GMM SE also carries the propensity model's estimation: close, not equal.
     assert psi.std(ddof=1) / np.sqrt(n) == pytest.approx(float(reference.sd[0]), rel=0.05)
+
+
+def _positivity_violation(seed: int, n: int = 400) -> pd.DataFrame:
+    """The baseline all but decides the group, and change bends with it: outside each arm's support a
+    spline outcome model extrapolates (issue 29: 434.6 against a truth of 6.0)."""
+    rng = np.random.default_rng(seed)
+    baseline = rng.normal(50, 15, n)
+    z = (baseline - 50) / 15
+    treated = (rng.random(n) < 1 / (1 + np.exp(-6 * z))).astype(int)
+    change = 5 + 2 * z**3 + 6 * treated + rng.normal(0, 3, n)
+    ids = [f"P{i:04d}" for i in range(n)]
+    return pd.DataFrame(
+        {"site_id": "s0", "patient_id": ids, "treated": treated, "change": change, "baseline_value": baseline}
+    )
+
+
+def test_aipw_under_a_positivity_violation_neither_extrapolates_nor_publishes_an_interval() -> None:
+    frame = _positivity_violation(2)
+    result = aipw(frame, ModelSettings(covariates=()))
+    x = np.column_stack([np.ones(len(frame)), frame["baseline_value"]])
+    in_sample, _, _ = aipw_components(frame["change"].to_numpy(), frame["treated"].to_numpy(float), x)
+    assert abs(result.estimate - 6.0) < 2 < abs(in_sample.mean() - 6.0)  # in-sample, linear: far off
+    assert not result.diagnostics_ok and "outside the overlap region" in result.note
+    assert np.isnan([result.ci_low, result.ci_high, result.p_value]).all()
+    assert "no interval or p-value published" in result.note
+
+
+def test_aipw_folds_are_seeded_and_stratified_by_group() -> None:
+    treated = (np.arange(103) % 3 == 0).astype(float)
+    folds = folds_of(treated)
+    assert np.array_equal(folds, folds_of(treated))  # the same split every time
+    for group in (0, 1):
+        sizes = np.bincount(folds[treated == group], minlength=5)
+        assert sizes.max() - sizes.min() <= 1
 
 
 def test_restricted_cubic_spline_is_linear_beyond_its_outer_knots_and_fits_a_curve() -> None:

@@ -176,6 +176,24 @@ def test_a_data_set_built_to_break_overlap_is_flagged() -> None:
     assert share <= 0.2
 
 
+def test_a_propensity_model_that_separates_the_groups_is_the_verdict_no_overlap_for_every_method() -> None:
+    # A positivity violation: every patient with prior treatment got combined treatment (issue 29: the
+    # logistic model did not converge, the gate returned nothing, and no method was flagged).
+    rng = np.random.default_rng(5)
+    n = 400
+    prior = rng.random(n) < 0.3
+    combined = np.where(prior, True, rng.random(n) < 0.4)
+    patients, scores = _patients_with(combined, rng.normal(50, 10, n), prior, 5)
+    settings = ModelSettings(methods=("unadjusted", "ancova", "iptw", "aipw", "mixed"))
+    estimates = _fit(patients, scores, settings).model_estimates
+    rows = estimates[(estimates.contrast == "combined_vs_single") & np.isfinite(estimates.estimate)]
+    assert set(settings.methods) <= set(rows.method)  # responders and House-Brackmann rows too, where present
+    assert not rows.diagnostics_ok.any()
+    assert rows.note.str.contains("overlap fails for every method: the propensity model did not converge").all()
+    doubly_robust = rows[rows.method == "aipw"]  # flagged: no interval or p-value published for it
+    assert doubly_robust.ci_low.isna().all() and doubly_robust.p_value.isna().all()
+
+
 def test_a_data_set_where_the_mixed_model_cannot_converge_is_flagged() -> None:
     # Every patient seen once after treatment: the random intercept cannot be told from the residual.
     rng = np.random.default_rng(0)
@@ -396,3 +414,92 @@ def test_the_tipping_point_shift_brings_the_mice_estimate_to_zero() -> None:
         assert exact[index] == pytest.approx(group_shift, abs=0.051)
     at_tipping = mice(wide, settings, "k", ("6m", "12m"), shift=(exact[0], 0.0))["12m"]
     assert at_tipping.estimate == pytest.approx(0.0, abs=1e-8)
+
+
+def _site_drift(seed: int, n: int = 600) -> pd.DataFrame:
+    """Three sites whose change drifts apart with time (0, 5 and 10 points by 12 months) and whose
+    clinicians combine at different rates (75%, 50%, 25%); combined treatment adds 1, 2 and 4 points
+    at 3, 6 and 12 months. A site coefficient shared by the timepoints mixes the drift into the
+    treatment effect (issue 29: 12 months too low, 3 months too high)."""
+    rng = np.random.default_rng(seed)
+    site = rng.integers(0, 3, n)
+    treated = (rng.random(n) < np.array([0.75, 0.5, 0.25])[site]).astype(int)
+    baseline, patient = rng.normal(50, 12, n), rng.normal(0, 3, n)
+    rows = []
+    for timepoint, share, day in (("3m", 0.25, 90), ("6m", 0.5, 180), ("12m", 1.0, 365)):
+        change = np.array([0.0, 5.0, 10.0])[site] * share + 4.0 * share * treated + patient + rng.normal(0, 4, n)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site_id": [f"s{s}" for s in site],
+                    "patient_id": [f"P{i:04d}" for i in range(n)],
+                    "timepoint": timepoint,
+                    "days_from_t0": day,
+                    "treated": treated,
+                    "baseline_value": baseline,
+                    "change": change,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_mixed_model_gives_each_covariate_its_own_coefficient_per_timepoint() -> None:
+    fits = mixed(_site_drift(0), ModelSettings(covariates=("site_id",)), ("3m", "6m", "12m"))
+    # SE about 0.45: the shared-coefficient model's 2.0 at 12 months and 1.7 at 3 months were 4 and 1.5 SEs off.
+    for timepoint, truth in (("3m", 1.0), ("6m", 2.0), ("12m", 4.0)):
+        fit = fits[timepoint]
+        assert fit.ci_low < truth < fit.ci_high, (timepoint, fit.estimate, fit.std_error)
+        assert fit.diagnostics_ok, fit.note
+
+
+def test_the_mixed_model_recovers_the_pooled_effect_of_three_sites_with_different_effects() -> None:
+    """Three generated sites (300 patients each) whose true 12-month effects are 2, 6 and 12: the pooled
+    truth is the sites' measured truths weighted by their 12-month visits (the same treated share in every
+    site, so the conditional effect the model estimates and the average effect agree up to the
+    heterogeneity by baseline); it must lie inside the 12-month interval (SE about 0.85)."""
+    frames, scores, truths = [], [], []
+    for index, effect in enumerate((2.0, 6.0, 12.0)):
+        params = SyntheticParameters(combined_effect=effect)
+        patient_frame, site_scores, truth = analysis_tables(300, 1 + index, site=f"site{index + 1:02d}", params=params)
+        frames.append(patient_frame)
+        scores.append(site_scores)
+        truths.append((truth, int((site_scores["timepoint"] == "12m").sum())))
+    pooled = sum(t * w for t, w in truths) / sum(w for _, w in truths)
+    con = duckdb.connect()
+    try:
+        build_warehouse(con, pd.concat(frames, ignore_index=True), pd.concat(scores, ignore_index=True))
+        results = fit_models(con, ModelSettings(methods=("mixed",)), data_snapshot="snap", code_version="test")
+    finally:
+        con.close()
+    estimate = row(results, "mixed")
+    assert estimate.ci_low < pooled < estimate.ci_high, (estimate.estimate, estimate.std_error, pooled)
+    assert estimate.diagnostics_ok, estimate.note
+
+
+def test_a_singular_mixed_fit_says_so_in_its_field() -> None:
+    # Each patient's deviations sum to zero: no patient-level variance, the fit sits on its boundary.
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(60):
+        noise, baseline = rng.normal(0, 4, 2), rng.normal(50, 10)
+        for (timepoint, days), e in zip((("3m", 90), ("6m", 180), ("12m", 365)), (*noise, -noise.sum()), strict=True):
+            rows.append(
+                {
+                    "site_id": "s1",
+                    "patient_id": f"P{i:03d}",
+                    "treated": i % 2,
+                    "baseline_value": baseline,
+                    "timepoint": timepoint,
+                    "days_from_t0": days,
+                    "change": 5 + 3 * (i % 2) + e,
+                    "age_at_onset": 40,
+                    "sex": "F",
+                    "etiology": "bell",
+                    "onset_to_index_days": 300,
+                    "prior_treatment": False,
+                }
+            )
+    results = mixed(pd.DataFrame(rows), ModelSettings(), ("3m", "6m", "12m"))
+    assert results and all(estimate.boundary for estimate in results.values())
+    assert all(np.isfinite(estimate.estimate) for estimate in results.values())  # its numbers stand

@@ -135,3 +135,28 @@ def test_a_mixed_model_on_its_boundary_keeps_its_numbers_and_says_it_did_not_con
     assert not result.diagnostics_ok and not result.converged
     assert result.note.startswith("did not converge cleanly: ") and "boundary" in result.note
     assert abs(result.estimate - 40) < 2  # the numbers are kept
+
+
+def test_the_hazard_rows_say_whether_proportional_hazards_hold(truth_45_days, no_change) -> None:
+    # 45 days added to every gap after surgery shifts the gap times: the hazard ratio changes with time.
+    for method in ("phreg", "phreg_vs_bont_alone"):
+        assert "proportional hazards fail (Schoenfeld" in truth_45_days[("time_to_next_botox", method)]["note"]
+    assert "proportional hazards hold" in no_change[("time_to_next_botox", "phreg")]["note"]
+
+
+def test_units_per_session_are_also_given_as_a_ratio_on_the_log_scale(truth_45_days) -> None:
+    # 0.75 times the units after surgery: the drift-guarded fit's ratio is near 0.75.
+    note = truth_45_days[("botox_units_per_session", "mixed_vs_bont_alone")]["note"]
+    ratio = float(note.split("on the log scale: units x ")[1].split(" ")[0])
+    assert 0.68 < ratio < 0.82, note
+
+
+def test_the_censored_gap_time_model_recovers_the_longer_gaps_after_surgery(truth_45_days, no_change) -> None:
+    # About 90 days before, 135 after: a gap about 1.5 times as long; with no change, 1.
+    def ratio(rows: dict, method: str) -> float:
+        note = rows[("botox_interval_days", method)]["note"]
+        return float(note.split("gaps x ")[1].split(" ")[0])
+
+    assert 1.35 < ratio(truth_45_days, "mixed_vs_bont_alone") < 1.65
+    assert 0.93 < ratio(no_change, "mixed_vs_bont_alone") < 1.07
+    assert "each open last gap censored" in truth_45_days[("botox_interval_days", "mixed")]["note"]

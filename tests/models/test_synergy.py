@@ -68,3 +68,24 @@ def test_pairs_need_all_four_groups_with_eleven_patients() -> None:
     assert pairs[0].name == "synergy:PT+SN|BTX" and pairs[0].groups == ("BTX", "BTX+PT", "BTX+SN", "BTX+PT+SN")
     assert parse("synergy:PT+SN|") == Pair("PT", "SN", "") and Pair("PT", "SN", "").groups[0] == ""
     assert parse("combined_vs_single") is None
+
+
+def test_the_four_groups_overlap_is_checked_and_a_separated_group_fails_it() -> None:
+    row, _ = fit_synergy(SyntheticParameters(synergy_pt_sn_on_btx=3.0, **FOUR_GROUPS), 0)
+    assert row["diagnostics_ok"] and "of the four groups' patients in equipoise" in row["note"]
+    # Every patient of one group older than everyone else: the group model separates it, overlap fails.
+    patient_frame, scores, _ = synergy_tables(1200, 4, params=SyntheticParameters(**FOUR_GROUPS))
+    patient_frame.loc[patient_frame["combination"] == "BTX+PT+SN", "age_at_onset"] = 95
+    con = duckdb.connect()
+    try:
+        build_warehouse(con, patient_frame, scores)
+        settings = ModelSettings()
+        population = add_severity(
+            load_population(con, settings.covariates), load_baselines(con), ("sunnybrook_composite",)
+        )
+        rows = synergy_rows(population, load_changes(con), AnalysisDesign.read(con), settings)
+    finally:
+        con.close()
+    found = [r for r in rows if r["contrast"] == "synergy:PT+SN|BTX" and r["outcome"] == "sunnybrook_composite"]
+    assert found and not found[0]["diagnostics_ok"]
+    assert "overlap fails over the four groups" in found[0]["note"]

@@ -379,8 +379,26 @@ def test_a_section_is_one_more_builder_and_two_sections_cannot_name_the_same_thi
     def second(parts: object) -> dict[str, object]:
         return {"b": 2}
 
+    # The report's older parts are builders; a new section is a self-contained one (tests/report/test_sections.py).
+    monkeypatch.setattr(context, "REPORT_SECTIONS", [])
     monkeypatch.setattr(context, "SECTIONS", [first, second])
-    assert context.template_context(None) == {"a": 1, "b": 2}  # type: ignore[arg-type]
+    empty = {"after_forest": [], "after_trajectories": []}
+    assert context.template_context(None) == {"a": 1, "b": 2, "sections": empty}  # type: ignore[arg-type]
     monkeypatch.setattr(context, "SECTIONS", [first, second, first])
     with pytest.raises(ValueError, match="first names"):
         context.template_context(None)  # type: ignore[arg-type]
+
+    class Clashing:  # a self-contained section naming what a builder already names
+        name = "clashing"
+
+        def context(self, parts: object, found: object, words: object) -> dict[str, object]:
+            return {"a": 3}
+
+    class Parts:
+        data = type("Data", (), {"sections": {}})()
+        audited = type("Audited", (), {"words": {}})()
+
+    monkeypatch.setattr(context, "SECTIONS", [first])
+    monkeypatch.setattr(context, "REPORT_SECTIONS", [Clashing()])
+    with pytest.raises(ValueError, match="clashing names"):
+        context.template_context(Parts())  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,24 +23,14 @@ import psutil
 import pytest
 
 from pipeline.settings import PROJECT_ROOT, DataHome
-from pipeline.tools.airflow_server import password_file
+from pipeline.tools.airflow_server import free_port, password_file
 from pipeline.tools.synthetic import generate_drop
 
 T = TypeVar("T")
-AIRFLOW_LOG_SERVER_PORTS = {8793, 8794}
 
 
 def process_of(pid: int) -> psutil.Process:
     return psutil.Process(pid)
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port not in AIRFLOW_LOG_SERVER_PORTS:
-            return port
 
 
 def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
