@@ -69,8 +69,8 @@ def read_target_trial(
     if isinstance(settings, str):
         settings = json.loads(settings)
     truncation = float(settings.get("weight_truncation", 10.0))  # type: ignore[union-attr]
-    design = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
-    phase = float(design[0][0]) if design and design[0][0] is not None else 90.0
+    stored = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
+    phase = float(stored[0][0]) if stored and stored[0][0] is not None else 90.0
     patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
     treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
     scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
