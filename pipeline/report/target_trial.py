@@ -92,9 +92,11 @@ def read_target_trial(
 
 
 def _phase_of(days: pd.Series, phase_min_days: float) -> pd.Series:
+    # As floats: a nullable integer column's comparisons are NA where it is, which np.select refuses.
+    value = pd.to_numeric(days, errors="coerce").astype(float).to_numpy()
     return pd.Series(
         np.select(
-            [days.isna(), days >= phase_min_days, days.between(14, 56)],
+            [np.isnan(value), value >= phase_min_days, (value >= 14) & (value <= 56)],
             [PHASES[3], PHASES[0], PHASES[1]],
             PHASES[2],
         ),
