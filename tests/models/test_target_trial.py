@@ -126,6 +126,11 @@ def test_the_models_run_fits_the_trial_from_the_warehouse_as_from_the_generated_
             "SELECT count(*) FILTER (WHERE days_since_injection IS NULL), count(*) FILTER (WHERE days_since_injection "
             ">= 90) FROM followup_scores WHERE timepoint = '12m'"
         ).fetchall()[0]
+        roles = con.execute(
+            "SELECT DISTINCT method, estimand, role FROM model_estimates WHERE contrast IN (?, "
+            "'combined_vs_single_at_trough') ORDER BY method",
+            [CONTRAST],
+        ).fetchall()
     finally:
         con.close()
     assert row[0][0] == pytest.approx(expected.estimate, rel=1e-6)
@@ -136,6 +141,8 @@ def test_the_models_run_fits_the_trial_from_the_warehouse_as_from_the_generated_
     # the trough sensitivity analysis leaves out the single-modality patients assessed at the peak
     assert [c for c, _ in single] == ["combined_vs_single", "combined_vs_single_at_trough"]
     assert single[1][1] < single[0][1]  # every 12-month visit comes after an injection; some at a trough
+    # docs/sap.md: the trial is per protocol, and neither it nor the trough comparison is the primary analysis
+    assert roles == [("ancova", "conditional", "sensitivity"), ("ccw", "per_protocol", "sensitivity")]
 
 
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="R is not installed")
