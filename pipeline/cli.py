@@ -48,6 +48,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
                 f"effect {site['combined_effect']:.1f})"
             )
         return 0
+    if args.surgery_decision is not None:
+        from pipeline.tools.synthetic_surgery import SurgeryParameters, generate_surgery_drop
+
+        params = SurgeryParameters(surgery_effect=args.surgery_decision)
+        counts = generate_surgery_drop(
+            Path(args.out), patients=args.patients, seed=args.seed, params=params, site=args.site
+        )
+        print(
+            f"Wrote drop {Path(args.out).name}: "
+            + ", ".join(f"{n} {table} rows" for table, n in counts.items())
+            + f" (BoNT patients facing surgery; surgery adds {args.surgery_decision:g} composite points)"
+        )
+        return 0
     from pipeline.tools.synthetic import SyntheticParameters, generate_drop
     from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
 
@@ -254,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="Sunnybrook composite points BTX+PT+SN gains beyond adding PT and SN to BTX each (default 0: additive)",
+    )
+    gen.add_argument(
+        "--surgery-decision",
+        type=float,
+        default=None,
+        metavar="EFFECT",
+        help="write BoNT patients whose latest scores drive surgery instead, surgery adding EFFECT Sunnybrook "
+        "composite points (issue 31: the target trial 'surgery or more injections?')",
     )
     gen.add_argument(
         "--network",

@@ -172,6 +172,10 @@ class DesignSettings:
     # Outcome -> the smallest important difference between groups, in its units, where the department fixes
     # one; every other outcome takes the rule of pipeline/yardsticks.py (published MIC or half a reference SD).
     yardsticks: dict[str, float] = field(default_factory=dict)
+    # The toxin-cycle phase window of outcome assessments (issue 31): an outcome assessment counts in the
+    # target trial and in the comparisons' trough sensitivity analysis only if it was taken at least this many
+    # days after the last BoNT injection (or before any): 90 by default, the trough of a ~3-month effect.
+    outcome_phase_min_days: int = 90
 
     def __hash__(self) -> int:
         return hash(self.to_json())
@@ -188,6 +192,10 @@ class DesignSettings:
             problems.append("exposure_window_days must be a whole number of days above 0")
         if not _whole(self.baseline_lookback_days, 0):
             problems.append("baseline_lookback_days must be a whole number of days, 0 or more")
+        if not _whole(self.outcome_phase_min_days, 0):
+            problems.append(
+                "outcome_phase_min_days must be a whole number of days, 0 or more (0: assessments at any phase)"
+            )
         if not isinstance(self.timepoints, tuple) or not all(isinstance(t, Timepoint) for t in self.timepoints):
             return [*problems, "timepoints must be a list of objects with name, target, low and high"]
         if any(not _whole(v, 0) for t in self.timepoints for v in (t.target, t.low, t.high)):

@@ -12,6 +12,7 @@ SQL_DIR = PROJECT_ROOT / "sql"
 LAYERS = ("seeds", "staging", "core", "marts")
 # Table macros the build and the report share (temporary: defined on each connection that calls them).
 MACROS_SQL = "macros/placed_on_timepoints.sql"
+TOXIN_PHASE_SQL = "macros/toxin_phase.sql"  # days since the last injection: instrument_scores, followup_scores
 COMPLICATION_MACROS_SQL = "macros/complication_events.sql"  # complication_rates and the report's Safety section
 FLOW_MACROS_SQL = "macros/patient_flow.sql"  # the attrition table and the report's patient flow
 

@@ -25,7 +25,15 @@ from pipeline.errors import PipelineError
 from pipeline.intervals import clopper_pearson
 from pipeline.progress import step
 from pipeline.settings import DataHome, DesignSettings
-from pipeline.sql_files import COMPLICATION_MACROS_SQL, FLOW_MACROS_SQL, LAYERS, MACROS_SQL, layer_files, read_sql
+from pipeline.sql_files import (
+    COMPLICATION_MACROS_SQL,
+    FLOW_MACROS_SQL,
+    LAYERS,
+    MACROS_SQL,
+    TOXIN_PHASE_SQL,
+    layer_files,
+    read_sql,
+)
 from pipeline.stale_wal import set_aside
 from pipeline.store.connection import open_store
 from pipeline.store.ledger import loaded_checksums
@@ -41,6 +49,7 @@ MODEL_TABLES = (
     "propensity_diagnostics",
     "preference_scores",
     "estimate_patients",
+    "target_trial_summary",
 )
 PUBLISHED_TABLES = (
     "design_timepoints",
@@ -63,6 +72,7 @@ PUBLISHED_TABLES = (
     "propensity_diagnostics",
     "preference_scores",
     "estimate_patients",
+    "target_trial_summary",
     "build_info",
     "botox_intervals",
 )
@@ -231,6 +241,7 @@ def build_warehouse(
         register_functions(con)
         con.execute(read_sql(MACROS_SQL))
         con.execute(read_sql(COMPLICATION_MACROS_SQL))
+        con.execute(read_sql(TOXIN_PHASE_SQL))
         con.execute(read_sql(FLOW_MACROS_SQL))
         # Temp views (staging, item scores) stay in memory; tables land in the new warehouse file.
         con.execute("USE warehouse")

@@ -50,6 +50,8 @@ def refusal(home: DataHome, name: str, text: str | bytes) -> str:
         ({"exposure_window_days": -30}, "exposure_window_days must be a whole number of days above 0"),
         ({"exposure_window_days": "180"}, "exposure_window_days must be a whole number"),
         ({"baseline_lookback_days": -5}, "baseline_lookback_days must be a whole number of days, 0 or more"),
+        ({"outcome_phase_min_days": -1}, "outcome_phase_min_days must be a whole number of days, 0 or more"),
+        ({"outcome_phase_min_days": "90"}, "outcome_phase_min_days must be a whole number"),
         (
             {"timepoints": [{**TIMEPOINT, "target": "180"}], "primary_timepoint": "6m"},
             "target, low and high must be whole numbers",

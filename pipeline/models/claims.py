@@ -6,6 +6,9 @@ own, as every contrast is (per method, contrast and timepoint: the primary outco
 secondaries, subscores under their composite). The three reliance outcomes of one kind of fit (within the
 surgery patients: ``mixed`` and ``phreg``; against BoNT alone: ``mixed_vs_bont_alone`` and
 ``phreg_vs_bont_alone``) are one family, Holm among themselves: none of them is the design's primary outcome.
+The target trial "surgery or more injections?" (:mod:`pipeline.models.target_trial`, issue 31) adds its two
+``ccw`` rows (Sunnybrook composite, SAQ), a family of their own, Holm between them, and the primary comparison
+restricted to trough assessments (contrast ``combined_vs_single_at_trough``, a sensitivity analysis, alone).
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
 from pipeline.models.synergy import synergy_rows
+from pipeline.models.target_trial import AT_TROUGH_CONTRAST as AT_TROUGH
+from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL
+from pipeline.models.target_trial import TABLES as TRIAL_TABLES
+from pipeline.models.target_trial import at_trough_row, target_trial_rows
 from pipeline.settings import ModelSettings
 
 
@@ -39,12 +46,21 @@ def claim_rows(
     design: AnalysisDesign,
     settings: ModelSettings,
     warnings: list[str],
+    emulation: list[pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """The synergy and reliance rows with ``p_adjusted`` (without run_id); empty where there is nothing to fit.
-    A warehouse without ``botox_intervals`` (one built before it existed) gets no reliance rows."""
+    """The synergy, reliance and target-trial rows with ``p_adjusted`` (without run_id); empty where there is
+    nothing to fit. A warehouse without ``botox_intervals`` (one built before it existed) gets no reliance rows.
+    ``emulation`` receives the target trial's summary (per outcome, trial and arm)."""
     rows = synergy_rows(population, changes, design, settings)
     if _has_table(con, "botox_intervals"):
         rows += reliance_rows(con, settings)
+    if all(_has_table(con, t) for t in TRIAL_TABLES):
+        trial_rows, summary = target_trial_rows(con, settings)
+        rows += trial_rows
+        primary = (design.primary_outcome, design.primary_timepoint)
+        rows.append(at_trough_row(con, population, changes, primary, settings))
+        if emulation is not None:
+            emulation.append(summary)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -52,14 +68,26 @@ def claim_rows(
     for r in frame[~frame["diagnostics_ok"].astype(bool)].itertuples():
         warnings.append(f"{r.contrast}, {r.outcome} at {r.timepoint}, {r.method}: {r.note}.")
     frame["p_adjusted"] = np.nan
-    synergy = frame["contrast"] != CONTRAST
+    synergy = ~frame["contrast"].isin([CONTRAST, TARGET_TRIAL, AT_TROUGH])
+    trial = frame["contrast"].isin([TARGET_TRIAL, AT_TROUGH])
+    for contrast in (TARGET_TRIAL, AT_TROUGH):  # each a family of its own
+        family = (frame["contrast"] == contrast) & converged
+        if family.any():
+            frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
+            if fit_record.on():
+                fit_record.record(
+                    "multiplicity_holm",
+                    frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
+                    key={"contrast": contrast, "outcome": "all", "timepoint": "all"},
+                    family="the target trial's outcomes (or the trough comparison alone): Holm among themselves",
+                )
     if synergy.any():
         part = frame[synergy]
         frame.loc[synergy, "p_adjusted"] = adjusted_p_values(
             part, converged[synergy], design.primary_outcome, design.composite_of
         ).to_numpy()
     for against in (False, True):
-        family = ~synergy & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
+        family = ~synergy & ~trial & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
             if fit_record.on():

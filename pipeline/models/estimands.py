@@ -4,15 +4,17 @@
 difference: under a constant effect the average effect; with effects that differ between patients a
 variance-weighted average over the contrast's patients), ``ATE`` (the average effect over every
 patient of the contrast's two groups), ``ATE_overlap`` (the average effect among patients whose
-propensity lies in AIPW's overlap region), ``interaction`` (synergy's interaction contrast, adjusted)
-and ``within_patient`` (BoNT after surgery: after vs before, within the surgery patients).
+propensity lies in AIPW's overlap region), ``interaction`` (synergy's interaction contrast, adjusted),
+``within_patient`` (BoNT after surgery: after vs before, within the surgery patients) and ``per_protocol``
+(the target trial's clone-censor-weight contrast of two sustained strategies, docs/target_trial.md).
 
 ``role``: ``primary`` (the primary method: ANCOVA for the comparisons and synergy, the drift-guarded
-fits for BoNT after surgery), ``sensitivity`` (every other adjusted method, and the responder and
-ordinal measures) and ``descriptive``: the unadjusted difference, and every comparison at a timepoint
-whose target falls inside the exposure window that decides the groups (issue 29: at 3 and 6 months
-the outcome is read while the group is still being decided, so it is not a comparison of treatments
-as decided; the note says so). Unadjusted rows are never ``diagnostics_ok``.
+fits for BoNT after surgery), ``sensitivity`` (every other adjusted method, the responder and
+ordinal measures, the target trial's ``ccw`` rows and the primary comparison at trough assessments)
+and ``descriptive``: the unadjusted difference, and every comparison at a timepoint whose target
+falls inside the exposure window that decides the groups (issue 29: at 3 and 6 months the outcome is
+read while the group is still being decided, so it is not a comparison of treatments as decided; the
+note says so). Unadjusted rows are never ``diagnostics_ok``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.models.pairs import RELIANCE_CONTRAST, is_claim
+from pipeline.models.pairs import AT_TROUGH_CONTRAST, RELIANCE_CONTRAST, TARGET_TRIAL_CONTRAST, is_claim
 from pipeline.settings import DesignSettings
 
 ESTIMANDS = {
@@ -61,6 +63,10 @@ def descriptive_timepoints(con: duckdb.DuckDBPyConnection) -> tuple[frozenset[st
 
 
 def _role_and_estimand(method: str, contrast: str, timepoint: str, inside: frozenset[str]) -> tuple[str, str]:
+    if contrast == TARGET_TRIAL_CONTRAST:  # surgery or more injections? (issue 31)
+        return "sensitivity", "per_protocol"
+    if contrast == AT_TROUGH_CONTRAST:  # the primary comparison, trough assessments only
+        return "sensitivity", ESTIMANDS.get(method, "conditional")
     if contrast == RELIANCE_CONTRAST:
         return ("primary" if method in RELIANCE_PRIMARY else "sensitivity"), "within_patient"
     if is_claim(contrast):  # synergy

@@ -52,6 +52,7 @@ from pipeline.models.multiplicity import adjusted_p_values
 from pipeline.models.parallel import map_jobs, one_blas_thread, workers_for
 from pipeline.models.propensity import Overlap, PropensityResult, contrast_overlap, iptw, no_overlap
 from pipeline.models.sensitivity import e_values, minimum_detectable_difference
+from pipeline.models.target_trial import SUMMARY_COLUMNS
 from pipeline.settings import ModelSettings
 from pipeline.versions import package_versions
 
@@ -130,6 +131,8 @@ class ModelResults:
     estimate_patients: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=list(ESTIMATE_PATIENT_COLUMNS))
     )
+    # The target trial's emulation per outcome, trial and arm (issue 31; pipeline/models/target_trial.py).
+    target_trial_summary: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(SUMMARY_COLUMNS)))
 
 
 @contextmanager
@@ -490,9 +493,12 @@ def _estimates_frame(
 
 BOOL_COLUMNS = frozenset({"higher_is_better", "diagnostics_ok", "converged", "boundary"})
 NULLABLE_BOOL_COLUMNS = frozenset({"balance_ok", "overlap_ok"})  # NULL: the method has no such check
-INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated"})
+INT_COLUMNS = frozenset({"n_treated", "n_control", "n_truncated", "clones", "followed", "flagged"})
 TEXT_COLUMNS = frozenset(
-    {"run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note", "estimand", "role"}
+    {
+        *("run_id", "method", "outcome", "timepoint", "contrast", "covariate", "covariates", "note"),
+        *("estimand", "role", "trial", "arm"),
+    }
 )
 
 
@@ -580,7 +586,9 @@ def _fit_all(
     measures = measure_rows(population, baselines, changes, contrasts, settings, design, run_id, overlaps)
     estimates = with_measures(estimates, measures)
     # What surgeons claim, tested: synergy and reliance on BoNT after surgery (pipeline/models/claims.py).
-    estimates = with_claims(estimates, claim_rows(con, population, changes, design, settings, warnings), run_id)
+    emulation: list[pd.DataFrame] = []  # the target trial's summary (pipeline/models/target_trial.py)
+    claims = claim_rows(con, population, changes, design, settings, warnings, emulation)
+    estimates = with_claims(estimates, claims, run_id)
     # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
     estimates = with_roles(_flag_degenerate(estimates), con)
     runs = pd.DataFrame(
@@ -606,6 +614,9 @@ def _fit_all(
         warnings,
         _preference_frame(preference, run_id),
         estimate_patients=_estimate_patients_frame(estimates, members, run_id),
+        target_trial_summary=_typed(
+            pd.concat(emulation, ignore_index=True) if emulation else pd.DataFrame(), SUMMARY_COLUMNS, run_id
+        ),
     )
 
 

@@ -10,6 +10,8 @@ from pipeline.contract import MODALITY_CODES
 
 PREFIX = "synergy:"
 RELIANCE_CONTRAST = "after_vs_before_surgery"
+TARGET_TRIAL_CONTRAST = "surgery_within_90d_vs_continue_bont"  # the target trial of docs/target_trial.md
+AT_TROUGH_CONTRAST = "combined_vs_single_at_trough"  # its sensitivity analysis: trough assessments only
 CODES = tuple(MODALITY_CODES.values())
 
 
@@ -52,4 +54,4 @@ def parse(contrast: str) -> Pair | None:
 
 def is_claim(contrast: str) -> bool:
     """Whether a model_estimates contrast is one of the claims' (not a comparison of treatments)."""
-    return contrast.startswith(PREFIX) or contrast == RELIANCE_CONTRAST
+    return contrast.startswith(PREFIX) or contrast in (RELIANCE_CONTRAST, TARGET_TRIAL_CONTRAST, AT_TROUGH_CONTRAST)

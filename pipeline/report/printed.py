@@ -94,6 +94,8 @@ GIVE_UP_FIRST = (
     "preference_overlap",
     "responder_shares",
     "safety",
+    "target_trial",
+    "phase_mix",
     "claims",
     "estimates",
     "trajectories",

@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 
 from pipeline.report import claims, safety
+from pipeline.report import target_trial as trial
 from pipeline.report.register import Register
 
 if TYPE_CHECKING:
@@ -92,6 +93,41 @@ class SafetySection:
         return {self.name: {"sentences": words} if found is not None else None}
 
 
+class TargetTrialSection:
+    """Surgery or more injections? The emulated target trial (issue 31); not shown where the run has no ccw row."""
+
+    name = "target_trial"
+    slot = "after_trajectories"
+    partial = "target_trial.html.j2"
+    anchor = "target-trial"
+    title = "Surgery or more injections?"
+    tables = (trial.TABLE, trial.PHASE_TABLE)
+
+    def read(self, con: duckdb.DuckDBPyConnection, data: WarehouseData) -> object:
+        return trial.read_target_trial(con, data.claims, data.run, data.design)
+
+    def printed(self, found: object) -> dict[str, pd.DataFrame]:
+        if found is None:
+            return {}
+        return {trial.TABLE: trial.target_trial_table(found), trial.PHASE_TABLE: trial.phase_mix_table(found)}  # type: ignore[arg-type]
+
+    def register(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> None:
+        if found is not None:
+            trial.register_target_trial(register, tables[trial.TABLE], found)  # type: ignore[arg-type]
+            trial.register_phase_mix(register, tables[trial.PHASE_TABLE], found)  # type: ignore[arg-type]
+
+    def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
+        return trial.target_trial_sentences(found, register) if found is not None else []  # type: ignore[arg-type]
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []
+
+    def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
+        if found is None:
+            return {self.name: None}
+        return {self.name: {"sentences": words, "phase_min_days": f"{found.phase_min_days:g}"}}  # type: ignore[attr-defined]
+
+
 class ClaimsSection:
     """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
 
@@ -128,6 +164,7 @@ class ClaimsSection:
 SECTIONS: list[Section] = [
     ClaimsSection(),
     SafetySection(),
+    TargetTrialSection(),
 ]
 
 

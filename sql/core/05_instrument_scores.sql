@@ -49,15 +49,21 @@ chosen AS (
     QUALIFY row_number() OVER (
         PARTITION BY site_id, patient_id, visit_day, instrument, score ORDER BY priority
     ) = 1
+),
+
+flagged AS (
+    SELECT
+        site_id, patient_id, visit_day, instrument, score, "value", provenance,
+        CASE
+            WHEN NOT complete THEN 'incomplete_items'
+            WHEN instrument = 'sunnybrook' AND score = 'composite' AND "value" < 0 THEN 'negative_composite'
+        END AS flag
+    FROM chosen
 )
 
-SELECT
-    site_id, patient_id, visit_day, instrument, score, "value", provenance,
-    CASE
-        WHEN NOT complete THEN 'incomplete_items'
-        WHEN instrument = 'sunnybrook' AND score = 'composite' AND "value" < 0 THEN 'negative_composite'
-    END AS flag
-FROM chosen
+-- The toxin-cycle phase of each score's visit: sql/macros/toxin_phase.sql.
+SELECT *
+FROM with_toxin_phase('flagged', 'treatments')
 ORDER BY site_id, patient_id, visit_day, instrument, score;
 
 COMMENT ON TABLE instrument_scores IS 'One row per score of an instrument at a visit: recorded totals where given, otherwise derived from a complete set of items.';
@@ -69,3 +75,4 @@ COMMENT ON COLUMN instrument_scores.score IS 'Score code within the instrument (
 COMMENT ON COLUMN instrument_scores."value" IS 'The score; null when the instrument''s items were incomplete. Sunnybrook, eFACE, FaCE, FDI: higher is better; SAQ, House-Brackmann: higher is worse.';
 COMMENT ON COLUMN instrument_scores.provenance IS 'recorded (given in the export, SAQ raw totals converted to percent) or derived (computed from items).';
 COMMENT ON COLUMN instrument_scores.flag IS 'incomplete_items (not scored) or negative_composite (kept, for review); null otherwise.';
+COMMENT ON COLUMN instrument_scores.days_since_injection IS 'Days since the patient''s last BoNT injection before this visit''s day (the toxin-cycle phase: 14-56 about the peak, 90 or more a trough); null before the first. An injection on the visit''s day comes after the assessment.';

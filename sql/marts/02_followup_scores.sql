@@ -10,10 +10,16 @@ WITH scores AS (
     INNER JOIN seed_outcomes AS o USING (instrument, score)
     INNER JOIN modality_combinations AS m USING (site_id, patient_id)
     WHERE m.t0_day IS NOT NULL AND s."value" IS NOT NULL
+),
+
+placed AS (
+    SELECT site_id, patient_id, outcome, timepoint, visit_day, days_from_t0, "value", baseline_value, change
+    FROM placed_on_timepoints('scores', 'seed_timepoints', getvariable('baseline_lookback_days'))
 )
 
-SELECT site_id, patient_id, outcome, timepoint, visit_day, days_from_t0, "value", baseline_value, change
-FROM placed_on_timepoints('scores', 'seed_timepoints', getvariable('baseline_lookback_days'))
+-- The toxin-cycle phase of each chosen visit: sql/macros/toxin_phase.sql.
+SELECT *
+FROM with_toxin_phase('placed', 'treatments')
 ORDER BY site_id, patient_id, outcome, timepoint;
 
 COMMENT ON TABLE followup_scores IS 'One row per patient, outcome and timepoint: the baseline and the follow-up scores chosen by the analysis design.';
@@ -26,3 +32,4 @@ COMMENT ON COLUMN followup_scores.days_from_t0 IS 'Days of that visit from t0.';
 COMMENT ON COLUMN followup_scores."value" IS 'The outcome''s value at that visit.';
 COMMENT ON COLUMN followup_scores.baseline_value IS 'The patient''s baseline value of the outcome (latest in [t0 - lookback, t0], 90 days by default); null without a baseline.';
 COMMENT ON COLUMN followup_scores.change IS 'value - baseline_value; null on baseline rows and without a baseline.';
+COMMENT ON COLUMN followup_scores.days_since_injection IS 'Days since the patient''s last BoNT injection before that visit (the toxin-cycle phase; sql/macros/toxin_phase.sql); null before the first. design.json''s outcome_phase_min_days (90) marks the trough assessments.';

@@ -110,6 +110,11 @@ CREATE TABLE IF NOT EXISTS preference_scores (
     preference_score DOUBLE
 );
 
+CREATE TABLE IF NOT EXISTS target_trial_summary (
+    run_id VARCHAR, outcome VARCHAR, trial VARCHAR, arm VARCHAR, clones BIGINT, censored_share DOUBLE,
+    followed BIGINT, largest_weight DOUBLE, effective_sample_size DOUBLE, flagged BIGINT
+);
+
 -- Stores made before warehouse contract 1.1 gain its columns (new columns go last in the store;
 -- the marts select them in the published order).
 ALTER TABLE model_estimates ADD COLUMN IF NOT EXISTS e_value DOUBLE;

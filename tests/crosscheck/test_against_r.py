@@ -55,6 +55,15 @@ ON_ESTIMATE_SCALE = frozenset({"estimate", "ci_low", "ci_high"})
 # squared (z = 19 at p = 1e-79), so below it the statistic's agreement (estimate and SE) is what is checked.
 P_FLOOR = 1e-10
 P_COLUMNS = frozenset({"p_value", "p_adjusted"})
+# Published numbers refit.R cannot refit yet, each with its reason (docs/crosscheck.md, "Not refitted"): left out
+# of test_every_published_number_is_refitted, and only these columns (their mdd and p_adjusted are refitted).
+NOT_REFITTED = {
+    "ccw": (
+        ("estimate", "std_error", "ci_low", "ci_high", "p_value"),
+        "the target trial's clone-censor-weight contrast (issue 31): checked against its own R implementation "
+        "(glm, lm, sandwich::vcovCL) in tests/models/test_target_trial.py, not yet in refit.R",
+    ),
+}
 DATASETS = ("demo", "three_sites")
 METHODS = (
     "unadjusted",
@@ -222,10 +231,13 @@ def test_multiplicity_agrees_with_p_adjust(compared: dict[str, pd.DataFrame], da
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_published_number_is_refitted(compared: dict[str, pd.DataFrame], dataset: str) -> None:
     """Every finite number of model_estimates (estimate, SE, CI, p, p_adjusted, E-values, MDD) and every
-    complication rate has an R number beside it: nothing the platform publishes goes unchecked."""
+    complication rate has an R number beside it: nothing the platform publishes goes unchecked, but what
+    NOT_REFITTED names, each with its reason."""
     rows = compared[dataset]
     platform = _platform_numbers(rows.attrs["export"])
     platform = platform[np.isfinite(platform["platform"].to_numpy(float)) & platform["column"].ne("weights")]
+    for method, (columns, _reason) in NOT_REFITTED.items():
+        platform = platform[~(platform["method"].eq(method) & platform["column"].isin(columns))]
     checked = platform.merge(rows[[*KEY, "column"]].drop_duplicates(), on=[*KEY, "column"], how="left", indicator=True)
     missing = checked[checked["_merge"] == "left_only"]
     assert missing.empty, f"{dataset}: {len(missing)} published number(s) not refitted in R: " + "; ".join(

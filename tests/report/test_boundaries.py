@@ -30,8 +30,13 @@ ALLOWED = (
     "pipeline.yardsticks",
 )
 # Known exceptions, by file, each to be removed: the claims section still chooses its patients with the models'
-# readers of the warehouse (the comparative estimates' patients are the warehouse's estimate_patients).
-EXCEPTIONS = {"claims.py": ("pipeline.models.design_matrix",)}
+# readers of the warehouse (the comparative estimates' patients are the warehouse's estimate_patients); the
+# target trial's section (issue 31) emulates the trial again on the warehouse's rows to find the patients behind
+# its counts, checked against the run's stored ccw estimate, until the run stores its clones' patients.
+EXCEPTIONS = {
+    "claims.py": ("pipeline.models.design_matrix",),
+    "target_trial.py": ("pipeline.models.target_trial",),
+}
 
 
 def _imports(path: Path) -> set[str]:
