@@ -91,7 +91,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if result.models is None:
         models = "models not refitted (no new data)"
     else:
-        models = f"model run {result.models['run_id']} with {result.models['estimates']} estimates"
+        models = (
+            f"model run {result.models['run_id']} with {result.models['estimates']} estimates "
+            f"({result.models['comparisons']} comparing treatments)"
+        )
     print(f"Loaded {len(loaded)} new drop(s); {published}; {models}.")
     for note in [*result.warehouse.get("set_aside", []), *(result.models or {}).get("set_aside", [])]:  # type: ignore[union-attr]
         print(note)

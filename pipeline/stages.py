@@ -207,7 +207,8 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
         with step("republish the warehouse with the model results"):
             build_and_publish(home, notes=notes)
         # Nothing but the claims' rows (synergy, BoNT after surgery), or nothing at all: no comparison.
-        if results.model_estimates["contrast"].map(is_claim).astype(bool).all():
+        comparisons = int((~results.model_estimates["contrast"].map(is_claim).astype(bool)).sum())
+        if comparisons == 0:
             alerts.append(no_estimates_alert(home.warehouse_path, settings.min_group_size))
         failed = failed_methods_alert(results.model_estimates)
         if failed:
@@ -217,6 +218,7 @@ def fit_models(home: DataHome, settings: ModelSettings | None = None) -> dict[st
     return {
         "run_id": run_id,
         "estimates": len(results.model_estimates),
+        "comparisons": comparisons,  # the rows comparing treatments (the rest are the claims')
         "notes": len(results.warnings),
         "numerical_warnings": numerical,  # by kind, e.g. {"SingularMatrixWarning": 47}
         "alert": " ".join(alert.message for alert in alerts),

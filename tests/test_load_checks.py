@@ -133,7 +133,7 @@ def test_a_run_that_fits_no_estimate_exits_non_zero_and_says_why(home: DataHome)
     (home.root / "models.json").write_text(json.dumps({"methods": ["unadjusted"]}))
     result = synk("run", "--home", str(home.root))
     assert result.returncode == 1
-    assert "with 0 estimates" in result.stdout and "(0 analysable patients)" in result.stdout
+    assert "(0 comparing treatments)" in result.stdout and "(0 analysable patients)" in result.stdout
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("synk: The model run fitted no estimate: no patient is analysable")
     assert "Traceback" not in result.stderr
@@ -164,7 +164,7 @@ def test_no_estimate_is_told_once_to_the_dag_and_every_time_to_the_cli(home: Dat
     publish_warehouse(home)
     quick = ModelSettings(methods=("unadjusted",))
     first = fit_models(home, quick)
-    assert first["estimates"] == 0 and not first["told_before"]
+    assert first["comparisons"] == 0 and not first["told_before"]
     with pytest.raises(PipelineError, match="fitted no estimate: no patient is analysable"):
         raise_no_estimates(first, once=True)
     # The hourly publication refits the same data: the DAG's check stays green, `synk run` does not.
