@@ -7,6 +7,8 @@ CLUSTER_STAMP := $(VENV)/.cluster-installed
 SYNK_HOME ?= $(CURDIR)/data
 export SYNK_HOME
 DEMO_DROP := $(SYNK_HOME)/landing/demo-site01-2026q4
+# A second clinic whose BoNT patients face "surgery or more injections?" (their scores drive surgery).
+DEMO_DECISION_DROP := $(SYNK_HOME)/landing/demo-site02-2026q4
 
 .PHONY: setup chromium r cluster-packages demo network-demo test test-server crosscheck test-cluster airflow cluster lint suites bench clean-data
 
@@ -34,6 +36,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: setup
 	$(BIN)/synk generate --out $(DEMO_DROP) --patients 400 --seed 2026 --site site01 --complications --synergy 3
+	$(BIN)/synk generate --out $(DEMO_DECISION_DROP) --patients 300 --seed 2026 --site site02 --complications --surgery-decision 8
 	$(BIN)/python -m pipeline.tools.airflow_local --home $(SYNK_HOME)
 	@# What needs attention, the drops, the quarantine and the warehouse's counts (the ledger: synk status).
 	@$(BIN)/synk status --home $(SYNK_HOME) | awk '/^Needs attention:/ {told = 1} /^Drops:/ && !told {print "Needs attention: nothing (no load went wrong)."; print ""} /^(Load ledger|Data home):/ {skip = 1} /^$$/ {skip = 0} !skip && !/^GX Data Docs/' | cat -s

@@ -49,11 +49,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
             )
         return 0
     if args.surgery_decision is not None:
+        from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
         from pipeline.tools.synthetic_surgery import SurgeryParameters, generate_surgery_drop
 
         params = SurgeryParameters(surgery_effect=args.surgery_decision)
         counts = generate_surgery_drop(
-            Path(args.out), patients=args.patients, seed=args.seed, params=params, site=args.site
+            Path(args.out),
+            patients=args.patients,
+            seed=args.seed,
+            params=params,
+            site=args.site,
+            complication_rates=DEMO_COMPLICATIONS if args.complications else (),
         )
         print(
             f"Wrote drop {Path(args.out).name}: "

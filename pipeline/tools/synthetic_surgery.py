@@ -39,6 +39,7 @@ from pipeline.tools.synthetic import (
     _patients,
     _totals,
 )
+from pipeline.tools.synthetic_complications import ComplicationRate, complications
 
 SURGERY = ("selective_neurectomy", "selective_myectomy")
 PEAK_DAYS = (14, 56)  # an assessment this many days after an injection sees its peak effect
@@ -202,9 +203,15 @@ def _truth(
 
 
 def generate_surgery_drop(
-    out: Path, patients: int, seed: int, params: SurgeryParameters | None = None, site: str = "site01"
+    out: Path,
+    patients: int,
+    seed: int,
+    params: SurgeryParameters | None = None,
+    site: str = "site01",
+    complication_rates: tuple[ComplicationRate, ...] = (),
 ) -> dict[str, int]:
-    """Write the tables as a contract drop (patients, treatments, assessments, manifest.json) into ``out``."""
+    """Write the tables as a contract drop (patients, treatments, assessments, manifest.json) into ``out``;
+    with ``complication_rates``, a complications file too (drawn as the main generator draws them)."""
     p = params or SurgeryParameters()
     tables = surgery_tables(patients, seed, p, site)
     rng = np.random.default_rng([seed, 32])
@@ -228,6 +235,8 @@ def generate_surgery_drop(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = {"patients": tables.patients, "treatments": treatments, "assessments": assessments}
+    if complication_rates:
+        written["complications"] = complications(treatments, complication_rates, seed)
     for name, frame in written.items():
         frame.to_csv(out / f"{name}.csv", index=False, lineterminator="\n")
     manifest = {

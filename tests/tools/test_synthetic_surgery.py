@@ -35,3 +35,19 @@ def test_worse_latest_scores_make_surgery_likelier() -> None:
     # only patients not yet operated come back at the peak
     peak = data.scores.merge(surgery.rename("surgery_day"), on="patient_id")
     assert len(peak) > 0
+
+
+def test_complications_are_drawn_for_the_surgeries_the_drop_holds(tmp_path: Path) -> None:
+    from pipeline.tools.synthetic_complications import DEMO_COMPLICATIONS
+
+    counts = generate_surgery_drop(tmp_path / "drop", patients=300, seed=3, complication_rates=DEMO_COMPLICATIONS)
+    events = pd.read_csv(tmp_path / "drop" / "complications.csv", dtype=str, keep_default_na=False)
+    treatments = pd.read_csv(tmp_path / "drop" / "treatments.csv", dtype=str, keep_default_na=False)
+    assert list(events.columns) == [c.name for c in COLUMNS["complications"]] and len(events) == counts["complications"]
+    # Every event names one of the drop's own treatments, of the modality its code belongs to.
+    named = events.merge(treatments, on=["patient_id", "treatment_id"], how="left", suffixes=("", "_tx"))
+    assert named["modality"].notna().all()
+    assert set(named.loc[named["code"] == "incomplete_eye_closure", "modality"]) <= {"selective_neurectomy"}
+    assert not (tmp_path / "drop-without").exists()
+    generate_surgery_drop(tmp_path / "drop-without", patients=60, seed=3)
+    assert not (tmp_path / "drop-without" / "complications.csv").exists()
