@@ -119,12 +119,48 @@ class Contrast:
     control_label: str = "single modality"
 
     def group(self, population: pd.DataFrame) -> pd.Series:
-        """1 for the first group, 0 for the second, NaN for patients in neither."""
+        """1 for the first group, 0 for the second, NaN for patients in neither, and for every patient of a
+        site with no patient in one of the groups (see :func:`sites_left_out`)."""
+        membership = self._membership(population)
+        left_out = sites_left_out(population, membership)
+        if left_out:
+            membership[population["site_id"].astype(str).isin(left_out).to_numpy()] = np.nan
+        return membership
+
+    def _membership(self, population: pd.DataFrame) -> pd.Series:
         combined = population["is_combined"].astype(bool)
         combination = population["combination"].astype(str)
         in_treated = combined if self.treated is None else combination.isin(self.treated)
         in_control = ~combined if self.control is None else combination.isin(self.control)
         return pd.Series(np.where(in_treated, 1.0, np.where(in_control, 0.0, np.nan)), index=population.index)
+
+    def sites_left_out(self, population: pd.DataFrame) -> list[str]:
+        return sites_left_out(population, self._membership(population))
+
+
+def sites_left_out(population: pd.DataFrame, membership: pd.Series) -> list[str]:
+    """The sites left out of a comparison: those with no patient in one of its groups, where another site
+    has both. A clinic that does not offer one of the treatments cannot inform the comparison (a structural
+    positivity violation: its site would decide the group), so the comparison is among the sites that
+    offer both. With one site, or no site with both groups, nothing is left out."""
+    if "site_id" not in population or population["site_id"].nunique() < 2:
+        return []
+    arms = pd.DataFrame({"site": population["site_id"].astype(str).to_numpy(), "arm": membership.to_numpy()})
+    arms = arms.dropna(subset=["arm"])
+    both = arms.groupby("site")["arm"].nunique() == 2
+    if not both.any():
+        return []
+    sites = sorted(population["site_id"].astype(str).unique())
+    return [site for site in sites if not both.get(site, False)]
+
+
+def sites_left_out_note(left_out: list[str], sites: int) -> str:
+    """The estimate's note for the sites left out (counted, not named: a reader may know which site is small)."""
+    which = "1 site" if len(left_out) == 1 else f"{len(left_out)} sites"
+    return (
+        f"{which} of {sites} left out: no patient in one of the groups there, so it cannot inform this "
+        "comparison (it is among the sites that offer both)"
+    )
 
 
 def define_contrasts(population: pd.DataFrame, min_group_size: int) -> tuple[list[Contrast], list[str]]:

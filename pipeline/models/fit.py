@@ -41,6 +41,7 @@ from pipeline.models.design_matrix import (
     load_baselines,
     load_changes,
     load_population,
+    sites_left_out_note,
     wide_frame,
 )
 from pipeline.models.estimands import with_roles
@@ -590,7 +591,7 @@ def _fit_all(
     claims = claim_rows(con, population, changes, design, settings, warnings, emulation)
     estimates = with_claims(estimates, claims, run_id)
     # Each row's estimand and role in the analysis plan (docs/sap.md), claims and measures included.
-    estimates = with_roles(_flag_degenerate(estimates), con)
+    estimates = with_roles(_flag_degenerate(_note_sites_left_out(estimates, contrasts, population)), con)
     runs = pd.DataFrame(
         [
             {
@@ -618,6 +619,21 @@ def _fit_all(
             pd.concat(emulation, ignore_index=True) if emulation else pd.DataFrame(), SUMMARY_COLUMNS, run_id
         ),
     )
+
+
+def _note_sites_left_out(estimates: pd.DataFrame, contrasts: list[Contrast], population: pd.DataFrame) -> pd.DataFrame:
+    """Each comparison's rows say how many sites it left out for offering only one of its groups."""
+    frame = estimates
+    sites = int(population["site_id"].nunique())
+    for contrast in contrasts:
+        left_out = contrast.sites_left_out(population)
+        rows = (frame["contrast"] == contrast.name).to_numpy()
+        if not left_out or not rows.any():
+            continue
+        frame = frame.copy() if frame is estimates else frame
+        said = sites_left_out_note(left_out, sites)
+        frame.loc[rows, "note"] = [f"{said}; {note}" if note else said for note in frame.loc[rows, "note"]]
+    return frame
 
 
 DEGENERATE = "degenerate fit: its standard error is 0 (to rounding) or not finite, so its interval means nothing"

@@ -498,3 +498,30 @@ def test_each_estimates_patients_are_written_and_match_its_group_sizes() -> None
     # mixed takes the patients of every timepoint fitted: more than any one timepoint's ancova.
     mixed_n = merged.loc[merged["method"] == "mixed", "n_treated"].max()
     assert mixed_n >= merged.loc[merged["method"] == "ancova", "n_treated"].max()
+
+
+def test_a_site_offering_only_one_group_is_left_out_of_that_comparison() -> None:
+    """A fourth clinic whose 120 patients all have BoNT alone (it offers no PT), with a much worse course:
+    its site would decide the group (a structural positivity violation), so it informs neither comparison
+    of BTX-only patients; the three sites that offer both still recover the effect, and the rows say so."""
+    patients, scores = simulate(1, 6.0, n=300, n_sites=3)
+    rng = np.random.default_rng(7)
+    extra = patients.iloc[:120].copy()
+    extra["site_id"], extra["patient_id"], extra["combination"] = "s9", [f"Q{i:04d}" for i in range(120)], "BTX"
+    extra_scores = scores[scores["patient_id"].isin(patients["patient_id"].iloc[:120])].copy()
+    extra_scores["patient_id"] = extra_scores["patient_id"].map(dict(zip(patients["patient_id"], extra["patient_id"])))
+    extra_scores["site_id"] = "s9"
+    later = extra_scores["timepoint"] != "baseline"
+    extra_scores.loc[later, "value"] -= 15 + rng.normal(0, 2, int(later.sum()))
+    results = fit(pd.concat([patients, extra]), pd.concat([scores, extra_scores]))
+    for contrast in ("combined_vs_single", "BTX+PT_vs_BTX"):
+        ancova = row(results, "ancova", contrast=contrast)
+        assert ancova["note"].startswith("1 site of 4 left out: no patient in one of the groups there")
+        members = results.estimate_patients
+        chosen = members[(members["contrast"] == contrast) & (members["method"] == "ancova")]
+        assert not chosen.empty and not chosen["site_id"].eq("s9").any()
+    ancova = row(results, "ancova")
+    assert ancova["ci_low"] < 6.0 < ancova["ci_high"]
+    # Without the fourth site, nothing is left out and nothing is said.
+    alone = fit(patients, scores)
+    assert "left out" not in str(row(alone, "ancova")["note"])
