@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
+from pipeline.report.number_format import signed
 from pipeline.report.published_counts import Members
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, format_count, shown_estimate, too_small
@@ -94,7 +95,7 @@ class AnswerRow:
     def estimate_words(self) -> str:
         if self.better is None or self.low is None or self.high is None:
             return ""
-        return f"{self.better:+.1f} ({self.low:+.1f} to {self.high:+.1f})"
+        return f"{signed(self.better)} ({signed(self.low)} to {signed(self.high)})"
 
     @property
     def journey_words(self) -> str:
@@ -297,7 +298,7 @@ def lead_sentences(rows: list[AnswerRow], design: AnalysisDesign) -> list[str]:
     ]
     by_verdict: dict[str, list[str]] = {}
     for row in first_rows:
-        shown = f" ({row.better:+.1f})" if row.better is not None else ""
+        shown = f" ({signed(row.better)})" if row.better is not None else ""
         by_verdict.setdefault(row.verdict, []).append(f"{row.comparison}{shown}")
     for words, comparisons in by_verdict.items():
         sentences.append(f"{words[0].upper()}{words[1:]}: {'; '.join(comparisons)}.")

@@ -10,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+from pipeline.report.number_format import signed
 from pipeline.report.tables import METHOD_LABELS, SMALL_CELL
 from pipeline.vocabulary import contrast_label, direction_words, outcome_label
 
@@ -266,7 +267,9 @@ def primary_forest(rows: list[dict[str, object]], title: str) -> Figure:
             axis.spines[side].set_visible(False)
         text = figure.add_subplot(grid[i, 2])
         text.axis("off")
-        estimate = f"{better:+.1f} ({low:+.1f} to {high:+.1f})" if isinstance(better, int | float) else "not estimable"
+        estimate = "not estimable"
+        if isinstance(better, int | float):
+            estimate = f"{signed(better)} ({signed(low)} to {signed(high)})"
         text.text(0, 0.9, estimate, fontsize=9, va="center", ha="left")
         text.text(0, -0.02, str(row["verdict"]), fontsize=MIN_FONT, va="center", ha="left", color="#444444")
     figure.suptitle(title, fontsize=11, x=0.01, ha="left")

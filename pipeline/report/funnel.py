@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.report.figures import MIN_FONT, png_bytes
+from pipeline.report.number_format import signed
 from pipeline.report.published_counts import keys
 from pipeline.report.register import Register
 from pipeline.report.suppression import suppress_counts
@@ -45,7 +46,7 @@ def funnel_table(rows: pd.DataFrame) -> pd.DataFrame:
     adjusted = overall + sites["residual"].mean()
     return pd.DataFrame(
         [
-            [str(site), text, f"{adjusted[site]:+.1f}" if text.replace(",", "").isdigit() else ""]
+            [str(site), text, signed(adjusted[site]) if text.replace(",", "").isdigit() else ""]
             for site, text in zip(counts.index, shown, strict=True)
         ],
         columns=COLUMNS,

@@ -21,6 +21,7 @@ import pandas as pd
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.pairs import AT_TROUGH_CONTRAST
 from pipeline.models.target_trial import CONTRAST, METHOD, Emulation, emulate
+from pipeline.report.number_format import signed
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, format_count
 from pipeline.sql_files import read_sql
@@ -214,7 +215,7 @@ def target_trial_sentences(data: TargetTrialData, register: Register) -> list[st
         answer = (
             "For a patient who has had botulinum toxin at least twice, having a selective neurectomy or myectomy "
             f"within 90 days rather than going on with injections changes the Sunnybrook composite a year later by "
-            f"{estimate:+.1f} points (95% CI {low:+.1f} to {high:+.1f}): {words}{yardstick}."
+            f"{signed(estimate)} points (95% CI {signed(low)} to {signed(high)}): {words}{yardstick}."
         )
     flagged = sum(len(m) for k, m in _members(data).items() if k.startswith("flagged"))
     weights = (
@@ -227,8 +228,8 @@ def target_trial_sentences(data: TargetTrialData, register: Register) -> list[st
     if trough is not None and math.isfinite(float(trough["estimate"])):
         sentences.append(
             "Sensitivity of the comparisons to the toxin cycle: restricted to primary assessments at a trough, "
-            f"combined minus single modality is {float(trough['estimate']):+.1f} points "
-            f"(95% CI {float(trough['ci_low']):+.1f} to {float(trough['ci_high']):+.1f}; the phase mix is below)."
+            f"combined minus single modality is {signed(float(trough['estimate']))} points "
+            f"(95% CI {signed(float(trough['ci_low']))} to {signed(float(trough['ci_high']))}; the phase mix is below)."
         )
     return [
         *sentences,

@@ -15,6 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from pipeline.report.figures import MIN_FONT, _message, png_bytes
+from pipeline.report.number_format import signed
 from pipeline.vocabulary import outcome_label
 
 ESTIMATE_FILE = "primary_estimate.json"
@@ -85,9 +86,9 @@ def trend_table(published: Path | None, release: str, own: dict[str, object]) ->
                 r["release"],
                 outcome_label(str(r["outcome"])),
                 r["timepoint"],
-                "" if r["better"] is None else f"{r['better']:+.1f}",
-                "" if r["low"] is None else f"{r['low']:+.1f}",
-                "" if r["high"] is None else f"{r['high']:+.1f}",
+                "" if r["better"] is None else signed(r["better"]),
+                "" if r["low"] is None else signed(r["low"]),
+                "" if r["high"] is None else signed(r["high"]),
                 r["verdict"],
             ]
             for r in rows

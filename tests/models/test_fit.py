@@ -509,7 +509,8 @@ def test_a_site_offering_only_one_group_is_left_out_of_that_comparison() -> None
     extra = patients.iloc[:120].copy()
     extra["site_id"], extra["patient_id"], extra["combination"] = "s9", [f"Q{i:04d}" for i in range(120)], "BTX"
     extra_scores = scores[scores["patient_id"].isin(patients["patient_id"].iloc[:120])].copy()
-    extra_scores["patient_id"] = extra_scores["patient_id"].map(dict(zip(patients["patient_id"], extra["patient_id"])))
+    renamed = dict(zip(patients["patient_id"], extra["patient_id"], strict=False))  # the first 120 only
+    extra_scores["patient_id"] = extra_scores["patient_id"].map(renamed)
     extra_scores["site_id"] = "s9"
     later = extra_scores["timepoint"] != "baseline"
     extra_scores.loc[later, "value"] -= 15 + rng.normal(0, 2, int(later.sum()))
