@@ -63,6 +63,7 @@ PUBLISHED_TABLES = (
     "followup_scores",
     "attrition",
     "complications",
+    "complication_sites",
     "complication_rates",
     "load_ledger",
     "quarantine",

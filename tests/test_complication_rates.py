@@ -91,3 +91,39 @@ def test_a_store_made_before_contract_1_2_builds(home: DataHome, write_drop) -> 
     with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM patients").fetchone()[0] == 2
         assert con.execute("SELECT count(*) FROM complications").fetchone()[0] == 0
+
+
+def test_a_site_that_sends_no_complications_is_not_counted_at_risk(tmp_path) -> None:
+    """A second clinic exports no complications file: it has not recorded none, so its 300 patients would
+    cut every rate by more than half. Only the reporting site's patients are at risk; its rates are the
+    ones it has alone; the second site is counted at risk once a drop of it carries the file."""
+    params = SyntheticParameters(complications=TRUTH)
+    alone = DataHome.resolve(tmp_path / "alone").ensure()
+    generate_drop(alone.landing / "site01-2026-11", patients=300, seed=19, site="site01", params=params)
+    both = DataHome.resolve(tmp_path / "both").ensure()
+    generate_drop(both.landing / "site01-2026-11", patients=300, seed=19, site="site01", params=params)
+    generate_drop(both.landing / "site02-2026-11", patients=300, seed=20, site="site02")
+    columns = "grouping, group_code, code, patients_at_risk, patients_with"
+    found = {}
+    for name, home in (("alone", alone), ("both", both)):
+        ingest(home)
+        publish_warehouse(home)
+        with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+            found[name] = con.execute(f"SELECT {columns} FROM complication_rates ORDER BY ALL").df()
+            sites = con.execute("SELECT site_id FROM complication_sites").fetchall()
+    assert sites == [("site01",)]
+    pd.testing.assert_frame_equal(found["alone"], found["both"])
+    # site02 now sends the file (with no event yet): its patients are at risk from then on.
+    drop = both.landing / "site02-2026-12"
+    generate_drop(drop, patients=300, seed=20, site="site02", params=SyntheticParameters(complications=TRUTH))
+    (drop / "complications.csv").write_text(
+        (drop / "complications.csv").read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8"
+    )
+    ingest(both)
+    publish_warehouse(both)
+    with duckdb.connect(str(both.warehouse_path), read_only=True) as con:
+        later = con.execute(f"SELECT {columns} FROM complication_rates ORDER BY ALL").df()
+        assert con.execute("SELECT count(*) FROM complication_sites").fetchone()[0] == 2
+    at_risk = later.merge(found["alone"], on=["grouping", "group_code", "code"], suffixes=("", "_alone"))
+    assert (at_risk["patients_at_risk"] > at_risk["patients_at_risk_alone"]).any()
+    assert (at_risk["patients_with"] == at_risk["patients_with_alone"]).all()

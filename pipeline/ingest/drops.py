@@ -448,6 +448,8 @@ def _ingest_drop(
         "rows_quarantined": result.rows_quarantined,
         "quarantine_by_rule": result.quarantine_by_rule,
         "exported_on": drop.manifest.exported_on,
+        # The tables the drop carried, empty ones too: a header-only complications file reports none.
+        "tables": sorted(drop.tables),
         "validation": validated.gx_results,
     }
     with step(f"{landed.drop_id}: load {result.rows_loaded} rows"):

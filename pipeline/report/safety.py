@@ -80,6 +80,8 @@ class SafetyData:
     rates: pd.DataFrame  # complication_rates, per modality, codes with at least one patient
     at_risk: dict[str, list[PatientKey]]  # modality code -> patients at risk
     events: pd.DataFrame  # group_code, code, site_id, patient_id, resolved: each patient's first event
+    sites_reporting: int = 1  # sites whose patients are at risk (complication_sites)
+    sites: int = 1  # sites in the warehouse
 
 
 def read_safety(con: duckdb.DuckDBPyConnection) -> SafetyData | None:
@@ -100,7 +102,9 @@ def read_safety(con: duckdb.DuckDBPyConnection) -> SafetyData | None:
     rates = rates[rates["group_code"].isin(MODALITY_WORDS)]
     if rates.empty:
         return None
-    return SafetyData(rates, at_risk, con.execute(_EVENTS_SQL).df())
+    sites = con.execute("SELECT count(DISTINCT site_id) FROM patients").fetchone()[0]
+    reporting = con.execute("SELECT count(*) FROM complication_sites").fetchone()[0]
+    return SafetyData(rates, at_risk, con.execute(_EVENTS_SQL).df(), int(reporting), int(sites))
 
 
 def _patients(frame: pd.DataFrame) -> list[PatientKey]:
@@ -202,6 +206,12 @@ def register_safety(register: Register, table: pd.DataFrame, data: SafetyData) -
 def finish_safety(table: pd.DataFrame, data: SafetyData, register: Register) -> list[str]:
     """After the audit: no rate, share or median beside a count it hid; then the section's sentences."""
     sentences = []
+    if data.sites_reporting < data.sites:
+        # A clinic that sends no complications has not recorded none: its patients are not at risk here.
+        sentences.append(
+            f"Counted at the {data.sites_reporting} of {data.sites} sites that report complications: the others "
+            "send none, so their patients are not counted at risk."
+        )
     for i, r in enumerate(_order(data.rates).itertuples(index=False)):
         group, code = str(r.group_code), str(r.code)
         key = _keys(group, code)

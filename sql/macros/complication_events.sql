@@ -5,15 +5,20 @@
 -- under a combination whenever it came; under a modality where it names a treatment of that modality,
 -- or names none and came on or after the patient's first one. A patient counts once per code: their
 -- first event of it in the group (its resolution with it). The tables are named by the caller (the
--- build's, or the published warehouse's): modality_combinations, treatments, modality_codes, complications.
-CREATE OR REPLACE TEMP MACRO complication_at_risk(combinations_table, treatments_table, codes_table) AS TABLE
+-- build's, or the published warehouse's): modality_combinations, treatments, modality_codes, complications
+-- and complication_sites.
+-- Only the patients of the sites that report complications (complication_sites) are at risk.
+CREATE OR REPLACE TEMP MACRO complication_at_risk(
+    combinations_table, treatments_table, codes_table, sites_table := 'complication_sites'
+) AS TABLE
 SELECT site_id, patient_id, 'combination' AS grouping, combination AS group_code, NULL::INTEGER AS first_day
 FROM query_table(combinations_table)
-WHERE combination IS NOT NULL
+WHERE combination IS NOT NULL AND site_id IN (SELECT site_id FROM query_table(sites_table))
 UNION ALL
 SELECT t.site_id, t.patient_id, 'modality' AS grouping, m.code AS group_code, min(t."day") AS first_day
 FROM query_table(treatments_table) AS t
 INNER JOIN query_table(codes_table) AS m USING (modality)
+WHERE t.site_id IN (SELECT site_id FROM query_table(sites_table))
 GROUP BY ALL;
 
 CREATE OR REPLACE TEMP MACRO complication_first_events(

@@ -168,3 +168,23 @@ def test_the_report_carries_the_section_and_its_table(warehouse: Path, tmp_path:
     assert len(csv) == 3
     for column in ("patients at risk", "patients with it", "patients resolved"):
         assert not [v for v in csv[column] if SMALL.match(counts_of(v))], csv
+
+
+def test_the_section_says_when_a_site_sends_no_complications(warehouse: Path, tmp_path: Path) -> None:
+    """A second clinic without the complications file: its patients are not at risk, and the section says so."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        one_site = read_safety(con)
+    assert one_site is not None and (one_site.sites_reporting, one_site.sites) == (1, 1)
+    assert not [s for s in section(one_site)[1] if "sites that report complications" in s]
+    home = DataHome.resolve(tmp_path / "two").ensure()
+    params = SyntheticParameters(complications=RATES)
+    generate_drop(home.landing / "site01-2026-11", patients=300, seed=7, site="site01", params=params)
+    generate_drop(home.landing / "site02-2026-11", patients=300, seed=8, site="site02")
+    ingest(home)
+    publish_warehouse(home)
+    with duckdb.connect(str(home.warehouse_path), read_only=True) as con:
+        two_sites = read_safety(con)
+    assert two_sites is not None and (two_sites.sites_reporting, two_sites.sites) == (1, 2)
+    assert two_sites.at_risk == one_site.at_risk
+    sentences = section(two_sites)[1]
+    assert sentences[0].startswith("Counted at the 1 of 2 sites that report complications")
