@@ -96,6 +96,12 @@ def direction_words(higher_is_better: bool) -> str:
 PRIMARY_CONTRAST = "combined_vs_single"
 VS = "_vs_"
 PRIMARY_LABEL = "Combined vs single modality"
+TARGET_TRIAL_CONTRAST = "surgery_within_90d_vs_continue_bont"  # the target trial of docs/target_trial.md
+# Contrasts named for a question rather than two groups.
+NAMED_CONTRASTS = {
+    PRIMARY_CONTRAST: PRIMARY_LABEL,
+    TARGET_TRIAL_CONTRAST: "Surgery within 90 days vs more injections (target trial)",
+}
 
 
 def contrast_name(first: str, second: str) -> str:
@@ -118,6 +124,6 @@ def group_words(contrast: str) -> tuple[str, str]:
 
 
 def contrast_label(contrast: str) -> str:
-    if contrast == PRIMARY_CONTRAST:
-        return PRIMARY_LABEL
+    if contrast in NAMED_CONTRASTS:
+        return NAMED_CONTRASTS[contrast]
     return contrast.replace(VS, " vs ")

@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.contract import MODALITY_CODES
+from pipeline.vocabulary import TARGET_TRIAL_CONTRAST
 
 PREFIX = "synergy:"
 RELIANCE_CONTRAST = "after_vs_before_surgery"
-TARGET_TRIAL_CONTRAST = "surgery_within_90d_vs_continue_bont"  # the target trial of docs/target_trial.md
 AT_TROUGH_CONTRAST = "combined_vs_single_at_trough"  # its sensitivity analysis: trough assessments only
 CODES = tuple(MODALITY_CODES.values())
 

@@ -227,6 +227,7 @@ def naive_surgery_comparison(
 
 
 OUTCOMES = {"sunnybrook_composite": True, "saq": False}  # outcome -> higher is better
+PRIMARY_OUTCOME = "sunnybrook_composite"  # the answer's outcome (the report's sentence, the network's bundle)
 # What the emulation and its trough sensitivity analysis read.
 TABLES = ("patients", "treatments", "instrument_scores", "design_outcomes", "build_info", "followup_scores")
 SUMMARY_COLUMNS = (
@@ -243,10 +244,26 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _phase_min_days(con: duckdb.DuckDBPyConnection) -> float:
+def phase_min_days(con: duckdb.DuckDBPyConnection) -> float:
     """design.json's outcome_phase_min_days as the build recorded it (90 where the build predates it)."""
     value = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
     return float(value[0][0]) if value and value[0][0] is not None else 90.0
+
+
+def emulation_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """What :func:`emulate` reads from a warehouse (the models run's, or a published one, read-only): patients,
+    treatments and scored visits."""
+    patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
+    treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
+    scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
+    return patients, treatments, scores
+
+
+def followed_patients(emulation: Emulation) -> dict[int, list[str]]:
+    """Arm (1: surgery within 90 days, 0: no surgery) -> the patients ("site/patient") followed to an outcome
+    under it, uncensored: the n of each arm in ``model_estimates``."""
+    kept = emulation.clones[~emulation.clones["censored"] & emulation.clones["y"].notna()]
+    return {arm: sorted(set(kept.loc[kept["arm"] == arm, "patient_id"].astype(str))) for arm in (1, 0)}
 
 
 def target_trial_rows(
@@ -255,21 +272,17 @@ def target_trial_rows(
     """The emulation's ``model_estimates`` rows (one per outcome, method ``ccw``) and its summary rows (per
     outcome, trial and arm; without run_id). Nothing where the warehouse has no BoNT patient with two
     sessions."""
-    patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
-    treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
-    scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
-    phase = _phase_min_days(con)
+    inputs, phase = emulation_inputs(con), phase_min_days(con)
     rows, summaries = [], []
     for outcome, better in OUTCOMES.items():
         try:
-            emulation = emulate(patients, treatments, scores, outcome, phase, settings.weight_truncation)
+            emulation = emulate(*inputs, outcome, phase, settings.weight_truncation)
         except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
             estimate, followed = failed(f"fit failed ({outcome}): {type(error).__name__}: {error}"), (0, 0)
         else:
             estimate, clones = emulation.estimate, emulation.clones
             if len(clones):
-                kept = clones[~clones["censored"] & clones["y"].notna()]
-                followed = tuple(kept.loc[kept["arm"] == arm, "patient_id"].nunique() for arm in (1, 0))
+                followed = tuple(len(followed_patients(emulation)[arm]) for arm in (1, 0))
                 note = f"clone-censor-weight over {len(clones) // 2} patient-trials"
                 if len(emulation.flagged):
                     note += f"; {len(emulation.flagged)} clones' weights truncated at {settings.weight_truncation:g}"
@@ -316,7 +329,7 @@ def at_trough_row(
         "SELECT site_id, patient_id, days_since_injection FROM followup_scores WHERE outcome = ? AND timepoint = ?",
         [outcome, timepoint],
     ).df()
-    minimum = _phase_min_days(con)
+    minimum = phase_min_days(con)
     trough = phase[phase["days_since_injection"].isna() | (phase["days_since_injection"] >= minimum)]
     kept = changes[(changes["outcome"] == outcome) & (changes["timepoint"] == timepoint)]
     kept = kept.merge(trough[["site_id", "patient_id"]], on=["site_id", "patient_id"])

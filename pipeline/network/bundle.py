@@ -2,8 +2,9 @@
 
 Aggregates only, in the versioned format of docs/network.md ("The site bundle"): for one-stage pooling each
 network model's sufficient statistics (X'WX, X'Wy, y'Wy, n over the intercept and the protocol's columns;
-the coordinator adds the site's fixed effect), for two-stage pooling the site's own estimates, then the
-complication counts and the responder counts. Before anything is written, the disclosure rules: no statistic
+the coordinator adds the site's fixed effect), for two-stage pooling the site's own estimates (with its
+target trial's, surgery or more injections?, which only the site can weight), then the complication counts and
+the responder counts. Before anything is written, the disclosure rules: no statistic
 over 1 to 10 patients (``small_cells``), at most one parameter per ten rows, and every count registered and
 audited with the site's earlier bundles and releases (``pipeline/report/disclosure.py``); what was left out
 and why is said in the bundle and on the page the data owner reads before sending it.
@@ -24,6 +25,10 @@ from pipeline import __version__
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.checksums import sha256_of
 from pipeline.errors import NetworkInputError, PipelineError
+from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL_CONTRAST
+from pipeline.models.target_trial import METHOD as TARGET_TRIAL_METHOD
+from pipeline.models.target_trial import PRIMARY_OUTCOME as TARGET_TRIAL_OUTCOME
+from pipeline.models.target_trial import emulate, emulation_inputs, followed_patients, phase_min_days
 from pipeline.network import protocol
 from pipeline.network.site_frames import ModelFrame, model_frames, patients_of
 from pipeline.network.site_weights import site_iptw_weights
@@ -149,13 +154,38 @@ def _model(bundle: _Bundle, model: ModelFrame, settings: ModelSettings) -> None:
     bundle.models.append(_statistics_entry(model, stats, counts))
 
 
+_LATEST_ESTIMATES_SQL = """
+SELECT method, contrast, outcome, timepoint, estimate, std_error, ci_low, ci_high, p_value, n_treated, n_control,
+    higher_is_better, diagnostics_ok
+FROM model_estimates
+WHERE run_id = (SELECT run_id FROM model_runs ORDER BY started_at DESC LIMIT 1)
+"""
+
+
+def _latest_estimates(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The latest model run's estimates (the warehouse keeps earlier runs' rows too)."""
+    return con.execute(_LATEST_ESTIMATES_SQL).df()
+
+
+def _estimate_entry(key: str, row: pd.Series, counts: tuple[int, int]) -> dict[str, object]:
+    return {
+        "key": key,
+        "method": str(row["method"]),
+        "contrast": str(row["contrast"]),
+        "outcome": str(row["outcome"]),
+        "timepoint": str(row["timepoint"]),
+        **{c: float(row[c]) for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value")},
+        "n_treated": counts[0],
+        "n_control": counts[1],
+        "higher_is_better": bool(row["higher_is_better"]),
+        "diagnostics_ok": bool(row["diagnostics_ok"]),
+    }
+
+
 def _estimates(bundle: _Bundle, con: duckdb.DuckDBPyConnection, frames: dict[str, ModelFrame]) -> None:
     """The site's own estimates (model_estimates) of the network's comparisons, for two-stage pooling:
     only where both groups have 11 or more patients and their counts are those of the network's frame."""
-    rows = con.execute(
-        "SELECT method, contrast, outcome, timepoint, estimate, std_error, ci_low, ci_high, p_value, "
-        "n_treated, n_control, higher_is_better, diagnostics_ok FROM model_estimates"
-    ).df()
+    rows = _latest_estimates(con)
     _, _, _, both = protocol.SYNERGY.groups
     for model in frames.values():
         method = "ancova" if model.kind == "synergy" else model.kind
@@ -183,20 +213,39 @@ def _estimates(bundle: _Bundle, con: duckdb.DuckDBPyConnection, frames: dict[str
         key = f"two-stage|{method}|{model.contrast}|{model.outcome}|{model.timepoint}"
         bundle.count(key, "n_treated", f"first group of {what}", patients_of(first))
         bundle.count(key, "n_control", f"second group of {what}", patients_of(second))
-        bundle.estimates.append(
-            {
-                "key": key,
-                "method": method,
-                "contrast": model.contrast,
-                "outcome": model.outcome,
-                "timepoint": model.timepoint,
-                **{c: float(row[c]) for c in ("estimate", "std_error", "ci_low", "ci_high", "p_value")},
-                "n_treated": counts[0],
-                "n_control": counts[1],
-                "higher_is_better": bool(row["higher_is_better"]),
-                "diagnostics_ok": bool(row["diagnostics_ok"]),
-            }
-        )
+        bundle.estimates.append(_estimate_entry(key, row, counts))
+
+
+def _target_trial(bundle: _Bundle, con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> None:
+    """Surgery or more injections? The site's own clone-censor-weight estimate (``ccw``, docs/target_trial.md)
+    on the Sunnybrook composite, for two-stage pooling only (the censoring weights are the site's own model):
+    where both strategies followed 11 or more patients, the patients found by emulating the trial again on the
+    warehouse's rows and checked against the estimate's n. Not the SAQ's: its patients followed are the
+    Sunnybrook's less a few without an SAQ, a difference of 1 to 10 the audit would give away."""
+    rows = _latest_estimates(con)
+    rows = rows[
+        (rows["contrast"] == TARGET_TRIAL_CONTRAST)
+        & (rows["method"] == TARGET_TRIAL_METHOD)
+        & (rows["outcome"] == TARGET_TRIAL_OUTCOME)
+    ]
+    if rows.empty:
+        return
+    inputs, phase = emulation_inputs(con), phase_min_days(con)
+    for _, row in rows.iterrows():
+        what = f"the site's own target-trial estimate, surgery or more injections? ({row['outcome']} at 12m)"
+        if not np.isfinite([float(row["estimate"]), float(row["std_error"])]).all():
+            bundle.left_out.append(f"{what}: none (the site's emulation gave no estimate)")
+            continue
+        followed = followed_patients(emulate(*inputs, str(row["outcome"]), phase, settings.weight_truncation))
+        counts = (len(followed[1]), len(followed[0]))
+        if counts != (int(row["n_treated"]), int(row["n_control"])) or min(counts) < SMALL_CELL:
+            bundle.left_out.append(f"{what}: not sent: a strategy followed 1 to 10 patients, or its rows changed")
+            continue
+        key = f"two-stage|{TARGET_TRIAL_METHOD}|{TARGET_TRIAL_CONTRAST}|{row['outcome']}|{row['timepoint']}"
+        for name, arm, words in (("n_treated", 1, "surgery within 90 days"), ("n_control", 0, "more injections")):
+            patients = [tuple(p.split("/", 1)) for p in followed[arm]]
+            bundle.count(key, name, f"patients followed under {words}, {what}", patients)  # type: ignore[arg-type]
+        bundle.estimates.append(_estimate_entry(key, row, counts))
 
 
 def _complications(bundle: _Bundle, con: duckdb.DuckDBPyConnection) -> None:
@@ -356,6 +405,7 @@ def build_bundle(home: DataHome, out: Path, created_at: datetime | None = None) 
         for model in frames.values():
             _model(bundle, model, settings)
         _estimates(bundle, con, frames)
+        _target_trial(bundle, con, settings)
         _complications(bundle, con)
         _responders(bundle, design, frames)
     register_path = home.staging / "releases" / f"{bundle.register.release}.register.json.gz"

@@ -73,9 +73,10 @@ def network_tables(home: DataHome) -> dict[str, pd.DataFrame]:
     if not bundles:
         raise PipelineError(f"No accepted bundle in {home.root}: nothing to pool.")
     higher = _higher(bundles)
-    stages = one_stage_fits(bundles)
+    not_pooled: list[dict[str, object]] = []
+    stages = one_stage_fits(bundles, not_pooled)
     sites = site_estimates(bundles)
-    rows = [*one_stage_rows(stages, _answers_for(home, bundles), higher), *two_stage_rows(sites)]
+    rows = [*one_stage_rows(stages, _answers_for(home, bundles), higher), *not_pooled, *two_stage_rows(sites)]
     estimates = side_by_side(rows, higher)
     run_id = content_checksum({"bundles": [b["checksum"] for b in bundles]})[:16]
     estimates["run_id"] = run_id

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import NetworkInputError
 from pipeline.network import protocol
 from pipeline.network.complications import pooled_rates
 from pipeline.network.meta_analysis import random_effects
@@ -98,8 +99,12 @@ class OneStage:
     entries: dict[str, dict[str, object]]  # site -> its bundle's model entry
 
 
-def one_stage_fits(bundles: Sequence[dict[str, object]]) -> list[OneStage]:
-    """Each model that one site or more sent, fitted over the sites that sent it (site order)."""
+def one_stage_fits(
+    bundles: Sequence[dict[str, object]], not_pooled: list[dict[str, object]] | None = None
+) -> list[OneStage]:
+    """Each model that one site or more sent, fitted over the sites that sent it (site order). A model whose
+    pooled X'X is singular (no patient of one group at any site that sent it) is left out, and its row, with
+    the reason, added to ``not_pooled``: one model that cannot be pooled does not stop the others."""
     by_key: dict[str, dict[str, dict[str, object]]] = {}
     for bundle in bundles:
         for entry in bundle["models"]:  # type: ignore[union-attr]
@@ -126,8 +131,37 @@ def one_stage_fits(bundles: Sequence[dict[str, object]]) -> list[OneStage]:
                     bool(entry["weighted"]),
                 )
             )
-        fits.append(OneStage(key, design, pool(statistics), expansions, entries))
+        try:
+            fit = pool(statistics)
+        except NetworkInputError:
+            if not_pooled is not None:
+                reason = (
+                    f"over the {len(sites)} site(s) that sent it, one of its groups has no patient or a column is "
+                    "collinear (the pooled X'X is singular)"
+                )
+                not_pooled.append(_not_pooled_row(entries, reason))
+            continue
+        fits.append(OneStage(key, design, fit, expansions, entries))
     return fits
+
+
+def _not_pooled_row(entries: dict[str, dict[str, object]], reason: str) -> dict[str, object]:
+    first = next(iter(entries.values()))
+    n_treated = sum(int(e["counts"]["treated"]) for e in entries.values())  # type: ignore[index]
+    return {
+        "method": _method(str(first["kind"])),
+        "outcome": first["outcome"],
+        "timepoint": first["timepoint"],
+        "contrast": first["contrast"],
+        "stage": "one-stage",
+        **dict.fromkeys(("estimate", "std_error", "ci_low", "ci_high", "p_value", "std_error_model"), float("nan")),
+        "n_treated": n_treated,
+        "n_control": sum(int(e["n"]) for e in entries.values()) - n_treated,  # type: ignore[call-overload]
+        "diagnostics_ok": False,
+        "k_sites": len(entries),
+        "sites": ",".join(sorted(entries)),
+        "note": f"not pooled: {reason}",
+    }
 
 
 def local_request(stage: OneStage, site: str, cov_type: str) -> dict[str, object]:

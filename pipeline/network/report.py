@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -32,6 +32,7 @@ from pipeline.report.figures import png_bytes
 from pipeline.report.register import Register
 from pipeline.report.tables import contrast_label, outcome_label
 from pipeline.settings import DataHome
+from pipeline.vocabulary import TARGET_TRIAL_CONTRAST
 from pipeline.yardsticks import Yardstick, yardstick
 
 MIN_SITES = 3
@@ -65,9 +66,10 @@ def _read(home: DataHome) -> dict[str, pd.DataFrame]:
 
 
 def network_yardstick(outcome: str) -> Yardstick:
-    """The outcome's yardstick, from the network's agreed baseline SD where it is computed from one."""
-    stick = yardstick(outcome, protocol.NETWORK_BASELINE_SD.get(outcome))
-    return replace(stick, source=stick.source.replace("these data's SD", "the network's agreed SD"))
+    """The outcome's yardstick: the clinic report's rule with no department's value (a published MIC above the
+    group's measurement error, else half the reference SD), so that every site and the network judge alike.
+    (The network's agreed baseline SD serves the responder threshold only, as a patient's own change.)"""
+    return yardstick(outcome)
 
 
 def gate(two: pd.Series | None, important: float | None) -> list[str]:
@@ -107,6 +109,8 @@ def answer_sentence(pooled: Pooled) -> str:
     label = f"{contrast_label(pooled.contrast)}, {outcome_label(pooled.outcome)} at {pooled.timepoint}"
     if row is None:
         return f"{label}: not estimable."
+    if not math.isfinite(float(row["estimate"])):
+        return f"{label}: not estimable ({row['note']})."
     stick = network_yardstick(pooled.outcome)
     better, low, high = _interval(pooled.sign, row["estimate"], row["ci_low"], row["ci_high"])
     stage = str(row["stage"])
@@ -115,7 +119,7 @@ def answer_sentence(pooled: Pooled) -> str:
         f"(95% CI {low:.1f} to {high:.1f})"
     )
     held = gate(pooled.two, stick.value)
-    if int(row["k_sites"]) < MIN_SITES:
+    if stage == "one-stage" and int(row["k_sites"]) < MIN_SITES:
         held.insert(0, f"the pooled model holds {int(row['k_sites'])} sites (at least {MIN_SITES} needed)")
     if held:
         return f"{text}; no pooled verdict: {'; '.join(held)}."
@@ -257,7 +261,7 @@ def write_network_report(home: DataHome) -> Path:
         "",
     ]
     for item in pooled:
-        if item.method == "ancova":
+        if item.method == "ancova" or item.contrast == TARGET_TRIAL_CONTRAST:
             lines.append(f"- {answer_sentence(item)}")
     lines += ["", "## Every pooled estimate, with the clinics' heterogeneity", ""]
     for index, item in enumerate(pooled):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -24,6 +25,11 @@ from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, SUPPRESSED
 from pipeline.vocabulary import MODALITY_WORDS, RELIANCE_OUTCOME_WORDS, contrast_name, outcome_label
 from pipeline.yardsticks import Yardstick
+
+if TYPE_CHECKING:
+    from pipeline.report.context import ReportParts
+    from pipeline.report.reading import WarehouseData
+    from pipeline.report.report_figures import Figure, FigureInputs
 
 TABLE = "claims"  # the register's name for the section's counts
 SMALL_TEXT = SUPPRESSED  # "<11"
@@ -372,3 +378,36 @@ def section(
     if reliance:
         parts.append({"title": "Do patients need less BoNT after surgery?", "sentences": reliance})
     return parts
+
+
+# The section, as the report's list (pipeline/report/sections.py) takes it.
+class ClaimsSection:
+    """What surgeons claim, tested: synergy and BoNT after surgery, in sentences (issue 19)."""
+
+    name = "claims"
+    slot = "after_forest"
+    partial = "claims.html.j2"
+    anchor = "claims"
+    title = "What surgeons claim, tested"
+    tables = (TABLE,)
+
+    def read(self, con: duckdb.DuckDBPyConnection, data: WarehouseData) -> object:
+        assert data.design is not None
+        return read_patients(con, data.claims, data.design)
+
+    def printed(self, found: object) -> dict[str, pd.DataFrame]:
+        return {}  # its table is its registered counts (register)
+
+    def register(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> None:
+        tables[TABLE] = register_counts(register, found)  # type: ignore[arg-type]
+
+    def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
+        return None  # worded from the register in context: the claims' sentences read it as audited
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []  # its trajectories and dose figures are the report's (report_figures.py)
+
+    def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
+        data = parts.data
+        untested = found.untested  # type: ignore[attr-defined]
+        return {self.name: section(data.claims, data.estimates, parts.audited.register, parts.design, untested)}

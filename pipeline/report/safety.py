@@ -17,6 +17,7 @@ audit, from what the table finally prints.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -26,6 +27,11 @@ from pipeline.report.suppression import COMPLEMENTARY, SMALL_CELL, format_count,
 from pipeline.sql_files import COMPLICATION_MACROS_SQL, read_sql
 from pipeline.vocabulary import MODALITY_WORDS as VOCABULARY
 from pipeline.vocabulary import SURGICAL_CODES
+
+if TYPE_CHECKING:
+    from pipeline.report.context import ReportParts
+    from pipeline.report.reading import WarehouseData
+    from pipeline.report.report_figures import Figure, FigureInputs
 
 TABLE = "safety"
 # Modalities in the order the section gives them: the operations a patient weighs, then injections; each
@@ -270,3 +276,34 @@ def _sentence(printed: pd.Series, r: object, register: Register, key: dict[str, 
     else:
         words += f"; how many resolved is not shown (fewer than {SMALL_CELL} resolved, or fewer than {SMALL_CELL} not)"
     return words + "."
+
+
+# The section, as the report's list (pipeline/report/sections.py) takes it.
+class SafetySection:
+    """Complication rates per treatment (contract 1.2); not shown where the warehouse records none."""
+
+    name = "safety"
+    slot = "after_trajectories"
+    partial = "safety.html.j2"
+    anchor = "safety"
+    title = "Safety: complications"
+    tables = (TABLE,)
+
+    def read(self, con: duckdb.DuckDBPyConnection, data: WarehouseData) -> object:
+        return read_safety(con)
+
+    def printed(self, found: object) -> dict[str, pd.DataFrame]:
+        return {TABLE: safety_table(found)} if found is not None else {}  # type: ignore[arg-type]
+
+    def register(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> None:
+        if found is not None:
+            register_safety(register, tables[TABLE], found)  # type: ignore[arg-type]
+
+    def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
+        return finish_safety(tables[TABLE], found, register) if found is not None else []  # type: ignore[arg-type]
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []
+
+    def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
+        return {self.name: {"sentences": words} if found is not None else None}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -20,14 +21,27 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.pairs import AT_TROUGH_CONTRAST
-from pipeline.models.target_trial import CONTRAST, METHOD, Emulation, emulate
+from pipeline.models.target_trial import (
+    CONTRAST,
+    METHOD,
+    PRIMARY_OUTCOME,
+    Emulation,
+    emulate,
+    emulation_inputs,
+    phase_min_days,
+)
 from pipeline.report.number_format import signed
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, format_count
 from pipeline.sql_files import read_sql
 
+if TYPE_CHECKING:
+    from pipeline.report.context import ReportParts
+    from pipeline.report.reading import WarehouseData
+    from pipeline.report.report_figures import Figure, FigureInputs
+
 TABLE = "target_trial"
-OUTCOME = "sunnybrook_composite"  # the sentence's outcome; the SAQ row is in the estimates' CSV
+OUTCOME = PRIMARY_OUTCOME  # the sentence's outcome; the SAQ row is in the estimates' CSV
 ARMS = {1: "A: surgery within 90 days", 0: "B: no surgery for 12 months"}
 COLUMNS = [
     "strategy",
@@ -70,12 +84,8 @@ def read_target_trial(
     if isinstance(settings, str):
         settings = json.loads(settings)
     truncation = float(settings.get("weight_truncation", 10.0))  # type: ignore[union-attr]
-    stored = con.execute("SELECT design_settings->>'outcome_phase_min_days' FROM build_info").fetchall()
-    phase = float(stored[0][0]) if stored and stored[0][0] is not None else 90.0
-    patients = con.execute(read_sql("models/target_trial_patients.sql")).df()
-    treatments = con.execute(read_sql("models/target_trial_treatments.sql")).df()
-    scores = con.execute(read_sql("models/target_trial_visits.sql")).df()
-    emulation = emulate(patients, treatments, scores, OUTCOME, phase, truncation)
+    phase = phase_min_days(con)
+    emulation = emulate(*emulation_inputs(con), OUTCOME, phase, truncation)
     if emulation.clones.empty:
         return None  # nothing to emulate: the row says why
     row = rows.iloc[0]
@@ -240,3 +250,39 @@ def target_trial_sentences(data: TargetTrialData, register: Register) -> list[st
         "days after an injection (a trough), compared with a variance clustered by patient (docs/target_trial.md).",
         weights,
     ]
+
+
+# The section, as the report's list (pipeline/report/sections.py) takes it.
+class TargetTrialSection:
+    """Surgery or more injections? The emulated target trial (issue 31); not shown where the run has no ccw row."""
+
+    name = "target_trial"
+    slot = "after_trajectories"
+    partial = "target_trial.html.j2"
+    anchor = "target-trial"
+    title = "Surgery or more injections?"
+    tables = (TABLE, PHASE_TABLE)
+
+    def read(self, con: duckdb.DuckDBPyConnection, data: WarehouseData) -> object:
+        return read_target_trial(con, data.claims, data.run, data.design)
+
+    def printed(self, found: object) -> dict[str, pd.DataFrame]:
+        if found is None:
+            return {}
+        return {TABLE: target_trial_table(found), PHASE_TABLE: phase_mix_table(found)}  # type: ignore[arg-type]
+
+    def register(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> None:
+        if found is not None:
+            register_target_trial(register, tables[TABLE], found)  # type: ignore[arg-type]
+            register_phase_mix(register, tables[PHASE_TABLE], found)  # type: ignore[arg-type]
+
+    def finish(self, register: Register, tables: dict[str, pd.DataFrame], found: object) -> object:
+        return target_trial_sentences(found, register) if found is not None else []  # type: ignore[arg-type]
+
+    def figures(self, inputs: FigureInputs, found: object) -> list[Figure]:
+        return []
+
+    def context(self, parts: ReportParts, found: object, words: object) -> dict[str, object]:
+        if found is None:
+            return {self.name: None}
+        return {self.name: {"sentences": words, "phase_min_days": f"{found.phase_min_days:g}"}}  # type: ignore[attr-defined]
