@@ -259,11 +259,21 @@ def emulation_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.D
     return patients, treatments, scores
 
 
-def followed_patients(emulation: Emulation) -> dict[int, list[str]]:
-    """Arm (1: surgery within 90 days, 0: no surgery) -> the patients ("site/patient") followed to an outcome
-    under it, uncensored: the n of each arm in ``model_estimates``."""
-    kept = emulation.clones[~emulation.clones["censored"] & emulation.clones["y"].notna()]
-    return {arm: sorted(set(kept.loc[kept["arm"] == arm, "patient_id"].astype(str))) for arm in (1, 0)}
+def followed_clones(clones: pd.DataFrame) -> pd.DataFrame:
+    """The clones followed to an outcome under their strategy, uncensored."""
+    return clones[~clones["censored"] & clones["y"].notna()]
+
+
+def patient_keys(patient_ids: pd.Series) -> list[tuple[str, str]]:
+    """The clones' patient ids ("site/patient") as sorted (site, patient) pairs, each once."""
+    return [tuple(str(p).split("/", 1)) for p in sorted(set(patient_ids.astype(str)))]  # type: ignore[misc]
+
+
+def followed_patients(emulation: Emulation) -> dict[int, list[tuple[str, str]]]:
+    """Arm (1: surgery within 90 days, 0: no surgery) -> the patients followed to an outcome under it: the n of
+    each arm in ``model_estimates``."""
+    kept = followed_clones(emulation.clones)
+    return {arm: patient_keys(kept.loc[kept["arm"] == arm, "patient_id"]) for arm in (1, 0)}
 
 
 def target_trial_rows(

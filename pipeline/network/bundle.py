@@ -243,8 +243,7 @@ def _target_trial(bundle: _Bundle, con: duckdb.DuckDBPyConnection, settings: Mod
             continue
         key = f"two-stage|{TARGET_TRIAL_METHOD}|{TARGET_TRIAL_CONTRAST}|{row['outcome']}|{row['timepoint']}"
         for name, arm, words in (("n_treated", 1, "surgery within 90 days"), ("n_control", 0, "more injections")):
-            patients = [tuple(p.split("/", 1)) for p in followed[arm]]
-            bundle.count(key, name, f"patients followed under {words}, {what}", patients)  # type: ignore[arg-type]
+            bundle.count(key, name, f"patients followed under {words}, {what}", followed[arm])
         bundle.estimates.append(_estimate_entry(key, row, counts))
 
 

@@ -28,6 +28,9 @@ from pipeline.models.target_trial import (
     Emulation,
     emulate,
     emulation_inputs,
+    followed_clones,
+    followed_patients,
+    patient_keys,
     phase_min_days,
 )
 from pipeline.report.number_format import signed
@@ -158,17 +161,15 @@ def register_phase_mix(register: Register, table: pd.DataFrame, data: TargetTria
             )
 
 
-def _keys(patient_ids: pd.Series) -> list[PatientKey]:
-    return [tuple(str(p).split("/", 1)) for p in sorted(set(patient_ids))]  # type: ignore[misc]
-
-
 def _members(data: TargetTrialData) -> dict[str, list[PatientKey]]:
     clones = data.emulation.clones
-    followed = clones[~clones["censored"] & clones["y"].notna()]
-    members = {"entering": _keys(clones["patient_id"])}
-    for arm in ARMS:
-        members[f"followed|{arm}"] = _keys(followed.loc[followed["arm"] == arm, "patient_id"])
-        members[f"flagged|{arm}"] = _keys(followed.loc[(followed["arm"] == arm) & followed["flagged"], "patient_id"])
+    followed = followed_clones(clones)
+    members = {"entering": patient_keys(clones["patient_id"])}
+    for arm, patients in followed_patients(data.emulation).items():
+        members[f"followed|{arm}"] = patients
+        members[f"flagged|{arm}"] = patient_keys(
+            followed.loc[(followed["arm"] == arm) & followed["flagged"], "patient_id"]
+        )
     return members
 
 
