@@ -3,9 +3,10 @@ reliance on BoNT after surgery (:mod:`pipeline.models.reliance`), as ``model_est
 
 Multiplicity: neither shares a family with the comparative contrasts. Each synergy pair is a family of its
 own, as every contrast is (per method, contrast and timepoint: the primary outcome first, then Holm over the
-secondaries, subscores under their composite). The three reliance outcomes of one kind of fit (within the
-surgery patients: ``mixed`` and ``phreg``; against BoNT alone: ``mixed_vs_bont_alone`` and
-``phreg_vs_bont_alone``) are one family, Holm among themselves: none of them is the design's primary outcome.
+secondaries, subscores under their composite). The reliance rows' families are ``reliance.FAMILY``'s (the
+three answers against BoNT alone, ``aft_vs_bont_alone``, ``mixed_log_vs_bont_alone`` and
+``phreg_vs_bont_alone``, are one; the within-patient ones another; the raw-scale sensitivity rows of each
+kind two more), Holm among themselves: none of them is the design's primary outcome.
 The target trial "surgery or more injections?" (:mod:`pipeline.models.target_trial`, issue 31) adds its two
 ``ccw`` rows (Sunnybrook composite, SAQ), a family of their own, Holm between them, and the primary comparison
 restricted to trough assessments (contrast ``combined_vs_single_at_trough``, a sensitivity analysis, alone).
@@ -21,7 +22,7 @@ from pipeline.analysis_design import AnalysisDesign
 from pipeline.models import fit_record
 from pipeline.models.estimators import holm
 from pipeline.models.multiplicity import adjusted_p_values
-from pipeline.models.reliance import AGAINST_BONT_ALONE, CONTRAST, reliance_rows
+from pipeline.models.reliance import CONTRAST, FAMILY, reliance_rows
 from pipeline.models.synergy import synergy_rows
 from pipeline.models.target_trial import AT_TROUGH_CONTRAST as AT_TROUGH
 from pipeline.models.target_trial import CONTRAST as TARGET_TRIAL
@@ -86,8 +87,9 @@ def claim_rows(
         frame.loc[synergy, "p_adjusted"] = adjusted_p_values(
             part, converged[synergy], design.primary_outcome, design.composite_of
         ).to_numpy()
-    for against in (False, True):
-        family = ~synergy & ~trial & converged & frame["method"].isin(set(AGAINST_BONT_ALONE.values())).eq(against)
+    reliance = ~synergy & ~trial & converged
+    for name in dict.fromkeys(FAMILY.values()):
+        family = reliance & frame["method"].map(FAMILY).eq(name)
         if family.any():
             frame.loc[family, "p_adjusted"] = holm(frame.loc[family, "p_value"]).to_numpy()
             if fit_record.on():
@@ -95,7 +97,7 @@ def claim_rows(
                     "multiplicity_holm",
                     frame.loc[family, ["method", "contrast", "timepoint", "outcome", "p_value"]],
                     key={"contrast": CONTRAST, "outcome": "all", "timepoint": "all"},
-                    family="the reliance outcomes of one kind of fit: Holm among themselves",
+                    family=f"the reliance rows of one kind of fit ({name}): Holm among themselves",
                 )
     return frame
 

@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline.models.pairs import AT_TROUGH_CONTRAST, RELIANCE_CONTRAST, TARGET_TRIAL_CONTRAST, is_claim
+from pipeline.models.pairs import AT_TROUGH_CONTRAST, RATIO_AGAINST, RELIANCE_CONTRAST, TARGET_TRIAL_CONTRAST, is_claim
 from pipeline.settings import DesignSettings
 
 ESTIMANDS = {
@@ -39,7 +39,7 @@ ESTIMANDS = {
     "aipw": "ATE_overlap",
 }
 PRIMARY_METHOD = "ancova"
-RELIANCE_PRIMARY = frozenset({"mixed_vs_bont_alone", "phreg_vs_bont_alone"})  # the drift-guarded fits
+RELIANCE_PRIMARY = frozenset(RATIO_AGAINST.values())  # the drift-guarded fits on a ratio scale (issue 29)
 INSIDE_WINDOW = "descriptive: the outcome is read inside the {days}-day window that decides the groups"
 CRUDE = "descriptive: no adjustment for how the groups differ"
 

@@ -11,6 +11,11 @@ from pipeline.vocabulary import TARGET_TRIAL_CONTRAST
 
 PREFIX = "synergy:"
 RELIANCE_CONTRAST = "after_vs_before_surgery"
+# BoNT after surgery: its outcomes, and the fits that answer it on ratio scales (issue 29), within the surgery
+# patients and guarded against drift by the patients on BoNT alone (pipeline/models/reliance.py fits them).
+INTERVAL, UNITS, HAZARD = "botox_interval_days", "botox_units_per_session", "time_to_next_botox"
+RATIO_WITHIN = {INTERVAL: "aft", UNITS: "mixed_log", HAZARD: "phreg"}
+RATIO_AGAINST = {INTERVAL: "aft_vs_bont_alone", UNITS: "mixed_log_vs_bont_alone", HAZARD: "phreg_vs_bont_alone"}
 AT_TROUGH_CONTRAST = "combined_vs_single_at_trough"  # its sensitivity analysis: trough assessments only
 CODES = tuple(MODALITY_CODES.values())
 

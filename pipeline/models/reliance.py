@@ -6,41 +6,47 @@ surgery (``patient_group = 'surgery'``), from the index visit on (an injection b
 follow-up), the change after vs before surgery (``contrast = 'after_vs_before_surgery'``, ``timepoint =
 'all'``) in:
 
-- ``botox_interval_days``: days between injections, a linear mixed model (statsmodels ``MixedLM``, REML)
-  with a random intercept per patient; an interval is after surgery when the surgery came on or before the
-  injection that starts it, before surgery when it came after the one that ends it; intervals with the
-  surgery inside them are left out. Completed gaps alone miss the long ones (issue 29), so the note gives
-  a censored gap-time model beside it: a log-normal AFT of every gap, the open last one censored at the
-  last contact, with patient-clustered sandwich errors (``lognormal_aft``). A fit that warns
-  (non-convergence, a variance on its boundary) keeps its numbers with ``diagnostics_ok`` false and the
-  warning in ``note``.
-- ``botox_units_per_session``: units per session, the same model; a session is after surgery when the
-  surgery came on or before its day. The note gives the same model of log units too: the ratio of units
-  after vs before surgery (doses scale; the difference in raw units leans on the large doses).
+- ``botox_interval_days``, the answer (issue 29): a censored gap-time model, ``aft`` / ``aft_vs_bont_alone``:
+  a log-normal accelerated failure time model of every gap, each patient's open last gap censored at the
+  last contact, with patient-clustered sandwich errors (``lognormal_aft``). Its estimate is the time ratio
+  (a gap's length after surgery as a multiple of before), ``std_error`` that of its logarithm. An interval
+  is after surgery when the surgery came on or before the injection that starts it; one with the surgery
+  inside it counts as before. Beside it, as a sensitivity analysis on the days scale, ``mixed`` /
+  ``mixed_vs_bont_alone``: a linear mixed model (REML, random intercept per patient, patient-clustered
+  sandwich errors) of the completed gaps alone, which misses the long ones (issue 29 measured -3 to -8 days
+  with a realistic gap spread). A fit that warns (non-convergence, a variance on its boundary) keeps its
+  numbers with ``diagnostics_ok`` false and the warning in ``note``.
+- ``botox_units_per_session``, the answer: ``mixed_log`` / ``mixed_log_vs_bont_alone``, the same mixed model
+  of log units: the ratio of units per session after vs before surgery (a dose is multiplied, not shifted;
+  a Gaussian model of raw units leans on the large doses), ``std_error`` that of its log. Beside it, on the
+  raw scale, ``mixed`` / ``mixed_vs_bont_alone``. A session is after surgery when the surgery came on or
+  before its day.
 - ``time_to_next_botox``: the hazard of the next injection as a recurrent event: each gap is a time to the
   next injection, the last one censored at the patient's last contact (visit or treatment); statsmodels
   ``PHReg`` with a cluster-robust (sandwich) variance by patient. The estimate is the hazard ratio after vs
   before surgery (below 1: the next injection comes later); ``std_error`` is that of its logarithm. The
   note says whether proportional hazards hold (Schoenfeld residuals of ``after`` against the rank of time).
 
-Each is fitted twice: ``mixed`` / ``phreg`` within the surgery patients alone, and ``mixed_vs_bont_alone`` /
-``phreg_vs_bont_alone``, the guard against drift: the patients on BoNT alone (no other treatment ever) join
-the same model, and every row carries its session-number window (the number of the injection that starts
-the interval, or of the session, counted from the index visit on: 1, 2, 3, 4, 5-6, 7 and on) as fixed effects
-(with each patient's share of rows in each window, so that they too are compared within patients; for the
-hazard, the windows are strata and a term for the surgery patients' own baseline hazard is added).
-So a change that comes with the session number anyway (doses titrated up over the first sessions, intervals
-drifting) is estimated on patients who never had surgery and taken out: what is left is the change that
-comes with surgery, compared over the same calendar of sessions. The first fit's note gives the second's
-estimate beside it.
+Each is fitted twice: within the surgery patients alone (``aft``, ``mixed_log``, ``phreg``, ``mixed``), and
+against the patients on BoNT alone (``..._vs_bont_alone``), the guard against drift: the patients on BoNT
+alone (no other treatment ever) join the same model, and every row carries its session-number window (the
+number of the injection that starts the interval, or of the session, counted from the index visit on: 1, 2,
+3, 4, 5-6, 7 and on) as fixed effects (with each patient's share of rows in each window, so that they too are
+compared within patients; for the hazard, the windows are strata and a term for the surgery patients' own
+baseline hazard is added). So a change that comes with the session number anyway (doses titrated up over the
+first sessions, intervals drifting) is estimated on patients who never had surgery and taken out: what is
+left is the change that comes with surgery, compared over the same calendar of sessions. The guarded ratio
+fits are the answer (``RATIO_AGAINST``, the report leads with them); each row's note gives the other fit.
 
-Multiplicity: the three outcomes of one fit kind (within; against BoNT alone) are a family, Holm among
-themselves; they share no family with the comparative contrasts or with synergy.
+Multiplicity (``FAMILY``): the three answers (guarded ratio fits and hazard) are a family, Holm among
+themselves; so are the three within-patient ones, and the raw-scale sensitivity rows of each kind. None
+shares a family with the comparative contrasts or with synergy.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 
 import duckdb
@@ -56,7 +62,7 @@ from pipeline.models.design_matrix import full_rank_columns
 from pipeline.models.efron_residuals import efron_score_residuals
 from pipeline.models.estimators import Estimate, failed
 from pipeline.models.mixed import mixedlm_sandwich
-from pipeline.models.pairs import RELIANCE_CONTRAST
+from pipeline.models.pairs import HAZARD, INTERVAL, RATIO_AGAINST, RATIO_WITHIN, RELIANCE_CONTRAST, UNITS
 from pipeline.models.random_intercept import fit_random_intercept
 from pipeline.models.sensitivity import minimum_detectable_difference
 from pipeline.settings import ModelSettings
@@ -64,13 +70,20 @@ from pipeline.sql_files import read_sql
 
 CONTRAST = RELIANCE_CONTRAST
 TIMEPOINT = "all"
-INTERVAL, UNITS, HAZARD = "botox_interval_days", "botox_units_per_session", "time_to_next_botox"
 OUTCOMES = (INTERVAL, UNITS, HAZARD)
 # Which way is less reliance on BoNT: longer intervals, fewer units, a lower hazard of the next injection.
 HIGHER_IS_BETTER = {INTERVAL: True, UNITS: False, HAZARD: False}
 WITHIN = {INTERVAL: "mixed", UNITS: "mixed", HAZARD: "phreg"}
 AGAINST_BONT_ALONE = {INTERVAL: "mixed_vs_bont_alone", UNITS: "mixed_vs_bont_alone", HAZARD: "phreg_vs_bont_alone"}
-METHODS = ("mixed", "phreg", "mixed_vs_bont_alone", "phreg_vs_bont_alone")
+METHODS = tuple(dict.fromkeys([*RATIO_AGAINST.values(), *RATIO_WITHIN.values(), *AGAINST_BONT_ALONE.values(), "mixed"]))
+# Estimates on a ratio scale (model_estimates' benefit is not given for them: sql/marts/06_model_estimates.sql).
+RATIO_METHODS = frozenset({*RATIO_WITHIN.values(), *RATIO_AGAINST.values()})
+# The multiplicity families, Holm within each.
+FAMILY = (
+    {m: "answer" for m in RATIO_AGAINST.values()}
+    | {m: "answer, within" for m in RATIO_WITHIN.values()}
+    | {"mixed_vs_bont_alone": "days and units", "mixed": "days and units, within"}
+)
 # statsmodels' warnings when its first optimiser fails and it retries with the next.
 RETRIED, FIRST_FAILED = "Retrying MixedLM optimization", "Maximum Likelihood optimization failed to converge"
 WINDOW_EDGES = (1, 2, 3, 4, 5, 7)  # session-number windows: 1, 2, 3, 4, 5-6, 7 and on
@@ -136,9 +149,9 @@ def _design(frame: pd.DataFrame, drift: bool) -> pd.DataFrame:
     return pd.concat(parts, axis=1)
 
 
-def mixed_change(frame: pd.DataFrame, y: str, drift: bool, recorded: bool = True) -> Estimate:
-    """The ``after`` coefficient of a linear mixed model of ``y`` with a random intercept per patient
-    (``recorded`` false: a fit for a note, not given to the cross-check's recorder).
+def mixed_change(frame: pd.DataFrame, y: str, drift: bool) -> Estimate:
+    """The ``after`` coefficient of a linear mixed model of ``y`` (days, units or log_units) with a random
+    intercept per patient.
 
     Within the surgery patients: statsmodels ``MixedLM`` (REML), its warnings caught and recorded. Against the
     patients on BoNT alone (some ten times the rows): the same model by the project's REML fit
@@ -181,12 +194,15 @@ def mixed_change(frame: pd.DataFrame, y: str, drift: bool, recorded: bool = True
         ci, p_value = (estimate - half, estimate + half), float(2 * stats.norm.sf(abs(estimate / se)))
         notes[0] = notes[0].replace("linear mixed model", "linear mixed model (MixedLM)")
         notes.append(f"patient-clustered sandwich errors (model-based SE {float(fit.bse_fe[1]):.2f})")
-    if recorded and fit_record.on():
+    if fit_record.on():
+        outcome, logged = (INTERVAL, False) if y == "days" else (UNITS, y == "log_units")
+        methods = (RATIO_WITHIN, RATIO_AGAINST) if logged else (WITHIN, AGAINST_BONT_ALONE)
         fit_record.record(
             "mixed",
             design.assign(**{".y": values, ".group": groups, ".cluster": groups}).reset_index(drop=True),
-            key={"contrast": CONTRAST, "outcome": INTERVAL if y == "days" else UNITS, "timepoint": TIMEPOINT},
-            published=AGAINST_BONT_ALONE[INTERVAL] if drift else WITHIN[INTERVAL],
+            key={"contrast": CONTRAST, "outcome": outcome, "timepoint": TIMEPOINT},
+            published=methods[drift][outcome],
+            exponentiate=logged,  # the row is the ratio: its estimate and interval exp() of the coefficient's
             y=".y",
             x=[str(c) for c in design.columns],
             coefficients={TIMEPOINT: "after"},
@@ -298,106 +314,140 @@ def proportional_hazards(fit: object, durations: np.ndarray) -> str:
     return f"proportional hazards hold (Schoenfeld residuals against time rank: p {p_value:.2f})"
 
 
-def _fit(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:
-    if outcome == HAZARD:
-        return hazard_ratio(frame, drift)
-    return mixed_change(frame, "days" if outcome == INTERVAL else "units", drift)
-
-
-def _words(result: Estimate, outcome: str) -> str:
+def _words(result: Estimate, ratio: bool) -> str:
     if not np.isfinite(result.estimate):
         return "not estimated"
-    fmt = "{:.2f}" if outcome == HAZARD else "{:.1f}"
+    fmt = "{:.2f}" if ratio else "{:.1f}"
     return f"{fmt.format(result.estimate)} ({fmt.format(result.ci_low)} to {fmt.format(result.ci_high)})"
 
 
+# What each fit reads: every gap (the open last one censored), the completed gaps alone, or the sessions.
+EVERY_GAP, COMPLETED_GAPS, SESSIONS = "every gap", "completed gaps", "sessions"
+
+
+def _fits(outcome: str) -> list[tuple[str, str, str, Callable[[pd.DataFrame, bool], Estimate]]]:
+    """(within method, guarded method, rows read, fit) of an outcome: the answer's first."""
+    if outcome == INTERVAL:
+        return [
+            (RATIO_WITHIN[outcome], RATIO_AGAINST[outcome], EVERY_GAP, aft_ratio),
+            (WITHIN[outcome], AGAINST_BONT_ALONE[outcome], COMPLETED_GAPS, lambda f, d: mixed_change(f, "days", d)),
+        ]
+    if outcome == UNITS:
+        return [
+            (RATIO_WITHIN[outcome], RATIO_AGAINST[outcome], SESSIONS, units_ratio),
+            (WITHIN[outcome], AGAINST_BONT_ALONE[outcome], SESSIONS, lambda f, d: mixed_change(f, "units", d)),
+        ]
+    return [(WITHIN[outcome], AGAINST_BONT_ALONE[outcome], EVERY_GAP, hazard_ratio)]
+
+
+SENSITIVITY_WORDS = {
+    COMPLETED_GAPS: "a sensitivity analysis on the days scale: completed gaps only, so the long open last gaps "
+    "are missed; the answer is the censored gap-time model ({answer})",
+    SESSIONS: "a sensitivity analysis on the raw scale; the answer is the ratio on the log scale ({answer})",
+}
+
+
 def reliance_rows(con: duckdb.DuckDBPyConnection, settings: ModelSettings) -> list[dict[str, object]]:
-    """Two rows per outcome (within the surgery patients; against those on BoNT alone), in ``model_estimates``'
+    """Two rows per fit (within the surgery patients; against those on BoNT alone), in ``model_estimates``'
     columns (without run_id and p_adjusted), with ``converged``. None where no patient with surgery had repeat
     injections."""
-    minimum = settings.min_group_size
     gaps, sessions = load_gaps(con), load_sessions(con)
+    frames = {EVERY_GAP: gaps, COMPLETED_GAPS: gaps[gaps["event"] == 1], SESSIONS: sessions}
     rows: list[dict[str, object]] = []
     for outcome in OUTCOMES:
-        data = gaps if outcome != UNITS else sessions
-        if outcome == INTERVAL:
-            data = data[data["event"] == 1]
-        surgery = data[data["patient_group"] == "surgery"]
-        alone = data[data["patient_group"] == "bont_alone"]
-        n_after, n_before = _n(surgery[surgery["after"] == 1]), _n(surgery[surgery["after"] == 0])
-        n_alone = _n(alone)
-        if n_after + n_before == 0:
-            continue  # no patient with surgery and repeat injections: nothing to say, as no row (not a failed one)
-        both = surgery.groupby(["site_id", "patient_id"])["after"].nunique()
-        n_both = int((both == 2).sum())
-        results: dict[bool, tuple[Estimate, int, int]] = {}
-        for drift in (False, True):
-            small = min(n_after, n_before) < minimum or (drift and n_alone < minimum)
-            if small:
-                who = "surgery patients with a " + ("gap" if outcome != UNITS else "session") + " before and after"
-                result = failed(
-                    f"not estimated: fewer than {minimum} {who} surgery" + (", or on BoNT alone" if drift else "")
-                )
-            else:
-                result = _guarded(outcome, pd.concat([surgery, alone]) if drift else surgery, drift)
-            results[drift] = (result, n_after, n_alone if drift else n_before)
-        within, against = results[False][0], results[True][0]
-        if outcome == INTERVAL:  # the open last gaps too, censored: the long gaps the days rows miss
-            every_gap = gaps[gaps["patient_group"].isin(["surgery", "bont_alone"])]
-            operated = every_gap[every_gap["patient_group"] == "surgery"]
-            within, against = (
-                _with_censored_gaps(result, every_gap if drift else operated, drift)
-                for result, drift in ((within, False), (against, True))
-            )
-        if outcome == UNITS:  # units per session are skewed and scale with the dose: the ratio on the log scale too
-            within, against = (
-                _with_log_ratio(result, pd.concat([surgery, alone]) if drift else surgery, drift)
-                for result, drift in ((within, False), (against, True))
-            )
-        both_words = f"{n_both} surgery patients with both" if n_both >= minimum else f"fewer than {minimum} with both"
-        if np.isfinite(within.estimate):
-            within = replace(
-                within,
-                note=f"{within.note}; {both_words}; against patients on BoNT alone over the same session-number "
-                f"windows ({AGAINST_BONT_ALONE[outcome]}): {_words(against, outcome)}",
-            )
-        if np.isfinite(against.estimate):
-            against = replace(
-                against,
-                note=f"{against.note}; surgery patients and patients on BoNT alone ({n_alone}), session-number "
-                "windows (1, 2, 3, 4, 5-6, 7+) as fixed effects (strata for the hazard): the drift over sessions "
-                "without surgery taken out",
-            )
-        for method, (result, n_treated, n_control) in (
-            (WITHIN[outcome], (within, *results[False][1:])),
-            (AGAINST_BONT_ALONE[outcome], (against, *results[True][1:])),
-        ):
-            rows.append(
-                {
-                    "method": method,
-                    "outcome": outcome,
-                    "timepoint": TIMEPOINT,
-                    "contrast": CONTRAST,
-                    **result.columns(),
-                    "n_treated": n_treated,
-                    "n_control": n_control,
-                    "higher_is_better": HIGHER_IS_BETTER[outcome],
-                    "e_value": float("nan"),
-                    "e_value_ci": float("nan"),
-                    "mdd": float("nan")
-                    if outcome == HAZARD
-                    else minimum_detectable_difference(result.std_error, settings.power),
-                }
-            )
+        answer = ""
+        for within_method, against_method, read, fit in _fits(outcome):
+            data = frames[read]
+            surgery = data[data["patient_group"] == "surgery"]
+            if _n(surgery) == 0:
+                break  # no patient with surgery and repeat injections: nothing to say, as no row (not a failed one)
+            pair = _pair(outcome, data, fit, settings.min_group_size, (within_method, against_method))
+            if answer and read in SENSITIVITY_WORDS:
+                for row in pair:
+                    row["note"] = f"{row['note']}; {SENSITIVITY_WORDS[read].format(answer=answer)}"
+            answer = answer or f"{against_method}: {_words_of(pair[1])}"
+            rows += pair
+    for row in rows:
+        row["mdd"] = (
+            float("nan")
+            if row["method"] in RATIO_METHODS
+            else minimum_detectable_difference(float(row["std_error"]), settings.power)  # type: ignore[arg-type]
+        )
     return rows
+
+
+def _words_of(row: dict[str, object]) -> str:
+    estimate = Estimate(float(row["estimate"]), float(row["std_error"]), float(row["ci_low"]), float(row["ci_high"]))  # type: ignore[arg-type]
+    return _words(estimate, row["method"] in RATIO_METHODS)
+
+
+def _pair(
+    outcome: str,
+    data: pd.DataFrame,
+    fit: Callable[[pd.DataFrame, bool], Estimate],
+    minimum: int,
+    methods: tuple[str, str],
+) -> list[dict[str, object]]:
+    """The within-patient row and the row guarded against drift (surgery patients with those on BoNT alone)."""
+    surgery = data[data["patient_group"] == "surgery"]
+    alone = data[data["patient_group"] == "bont_alone"]
+    n_after, n_before = _n(surgery[surgery["after"] == 1]), _n(surgery[surgery["after"] == 0])
+    n_alone = _n(alone)
+    both = surgery.groupby(["site_id", "patient_id"])["after"].nunique()
+    n_both = int((both == 2).sum())
+    results: dict[bool, tuple[Estimate, int, int]] = {}
+    for drift in (False, True):
+        if min(n_after, n_before) < minimum or (drift and n_alone < minimum):
+            who = "surgery patients with a " + ("session" if outcome == UNITS else "gap") + " before and after"
+            result = failed(
+                f"not estimated: fewer than {minimum} {who} surgery" + (", or on BoNT alone" if drift else "")
+            )
+        else:
+            result = _guarded(fit, pd.concat([surgery, alone]) if drift else surgery, drift, outcome)
+        results[drift] = (result, n_after, n_alone if drift else n_before)
+    within, against = results[False][0], results[True][0]
+    ratio = methods[0] in RATIO_METHODS
+    both_words = f"{n_both} surgery patients with both" if n_both >= minimum else f"fewer than {minimum} with both"
+    if np.isfinite(within.estimate):
+        within = replace(
+            within,
+            note=f"{within.note}; {both_words}; against patients on BoNT alone over the same session-number "
+            f"windows ({methods[1]}): {_words(against, ratio)}",
+        )
+    if np.isfinite(against.estimate):
+        against = replace(
+            against,
+            note=f"{against.note}; surgery patients and patients on BoNT alone ({n_alone}), session-number "
+            "windows (1, 2, 3, 4, 5-6, 7+) as fixed effects (strata for the hazard): the drift over sessions "
+            "without surgery taken out",
+        )
+    return [
+        {
+            "method": method,
+            "outcome": outcome,
+            "timepoint": TIMEPOINT,
+            "contrast": CONTRAST,
+            **result.columns(),
+            "n_treated": n_treated,
+            "n_control": n_control,
+            "higher_is_better": HIGHER_IS_BETTER[outcome],
+            "e_value": float("nan"),
+            "e_value_ci": float("nan"),
+        }
+        for method, (result, n_treated, n_control) in (
+            (methods[0], (within, *results[False][1:])),
+            (methods[1], (against, *results[True][1:])),
+        )
+    ]
 
 
 def lognormal_aft(
     days: np.ndarray, event: np.ndarray, x: np.ndarray, groups: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """A log-normal accelerated failure time model of gap lengths with censored gaps (``event`` 0: the open
     last gap, cut off at the last contact): maximum likelihood, and patient-clustered sandwich SEs. Returns
-    (coefficients, their robust SEs); the log of the residual SD is the last parameter."""
+    (coefficients, their robust SEs, converged); the log of the residual SD is the last parameter (R's
+    ``survreg(dist = "lognormal", robust = TRUE)`` times G/(G-1): tests/crosscheck/refit.R)."""
     y = np.log(np.maximum(days, 0.5))
     p = x.shape[1]
 
@@ -417,8 +467,12 @@ def lognormal_aft(
         return -float(ll.sum())
 
     start = np.r_[np.linalg.lstsq(x, y, rcond=None)[0], np.log(y.std() + 1e-6)]
-    fit = optimize.minimize(negative_log_likelihood, start, jac=lambda t: -scores(t).sum(axis=0), method="BFGS")
+    fit = optimize.minimize(
+        negative_log_likelihood, start, jac=lambda t: -scores(t).sum(axis=0), method="BFGS", options={"gtol": 1e-8}
+    )
     theta = fit.x
+    # BFGS reports precision loss at an optimum it cannot refine: a score of (almost) zero is converged.
+    converged = bool(fit.success) or float(np.abs(scores(theta).sum(axis=0)).max()) < 1e-4
     step = 1e-5
     hessian = np.empty((p + 1, p + 1))
     for k in range(p + 1):  # the derivative of the analytic score, by central differences
@@ -429,57 +483,76 @@ def lognormal_aft(
     by_patient = pd.DataFrame(scores(theta)).groupby(groups).sum().to_numpy()
     g = len(by_patient)
     robust = bread @ (by_patient.T @ by_patient) @ bread * (g / max(g - 1, 1))
-    return theta, np.sqrt(np.clip(np.diag(robust), 0, None))
+    return theta, np.sqrt(np.clip(np.diag(robust), 0, None)), converged
 
 
-def _with_censored_gaps(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
-    """``result`` with the censored gap-time model beside it in the note: every gap, the open last one censored
-    at the last contact, by a log-normal AFT on the same design (issue 29: completed gaps alone miss the long
-    ones after surgery). Its time ratio after vs before surgery is the multiple of a gap's length."""
-    if not np.isfinite(result.estimate) or frame.empty:
-        return result
+def aft_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
+    """The censored gap-time model: every gap, each open last one censored at the last contact, by a log-normal
+    AFT on the design of :func:`_design` (issue 29: completed gaps alone miss the long ones after surgery). The
+    estimate is the time ratio after vs before surgery, the multiple of a gap's length; ``std_error`` that of
+    its log."""
     frame = frame.reset_index(drop=True)
-    design = _design(frame, drift).to_numpy(dtype=float)
-    kept = [int(c) for c in full_rank_columns(pd.DataFrame(design), keep=2)[0]]
-    try:
-        theta, se = lognormal_aft(
-            frame["days"].to_numpy(dtype=float), frame["event"].to_numpy(dtype=int), design[:, kept], _patients(frame)
+    design = _design(frame, drift)
+    kept = [int(c) for c in full_rank_columns(pd.DataFrame(design.to_numpy(dtype=float)), keep=2)[0]]
+    design = design.iloc[:, kept]
+    days, event, groups = frame["days"].to_numpy(dtype=float), frame["event"].to_numpy(dtype=int), _patients(frame)
+    theta, se, converged = lognormal_aft(days, event, design.to_numpy(dtype=float), groups)
+    if fit_record.on():
+        fit_record.record(
+            "aft",
+            design.assign(**{".time": np.maximum(days, 0.5), ".event": event, ".cluster": groups}).reset_index(
+                drop=True
+            ),
+            key={"contrast": CONTRAST, "outcome": INTERVAL, "timepoint": TIMEPOINT},
+            published=RATIO_AGAINST[INTERVAL] if drift else RATIO_WITHIN[INTERVAL],
+            x=[str(c) for c in design.columns],
+            coefficient="after",
+            distribution="lognormal",
+            variance="robust sandwich by patient (score contributions summed by cluster) times G/(G-1)",
         )
-    except (np.linalg.LinAlgError, ValueError):
-        return result
-    if not np.isfinite([theta[1], se[1]]).all():
-        return result
-    half = stats.norm.ppf(1 - ALPHA / 2) * se[1]
-    words = (
-        f"censored gap-time model (log-normal AFT, each open last gap censored at the last contact, "
-        f"patient-clustered errors): gaps x {np.exp(theta[1]):.2f} after surgery "
-        f"(95% CI {np.exp(theta[1] - half):.2f} to {np.exp(theta[1] + half):.2f})"
-    )
-    return replace(result, note=f"{result.note}; {words}")
+    log_ratio, log_se = float(theta[1]), float(se[1])
+    notes = [
+        "censored gap-time model: log-normal accelerated failure time, each open last gap censored at the last "
+        "contact, within-patient (Mundlak) term, patient-clustered errors; the estimate is the multiple of a "
+        f"gap's length after surgery (residual SD on the log scale {np.exp(theta[-1]):.2f})"
+    ]
+    if not converged:
+        notes.insert(0, "did not converge cleanly: the optimiser stopped short of the maximum likelihood")
+    return _ratio_estimate(log_ratio, log_se, converged, notes)
 
 
-def _with_log_ratio(result: Estimate, frame: pd.DataFrame, drift: bool) -> Estimate:
-    """``result`` with the same model of log units beside it in the note: the ratio of units per session after
-    vs before surgery (issue 29: a dose is multiplied, not shifted, and a Gaussian model of raw units leans on
-    the large doses)."""
-    if not np.isfinite(result.estimate) or not (frame["units"] > 0).all():
-        return result
+def units_ratio(frame: pd.DataFrame, drift: bool) -> Estimate:
+    """The mixed model of :func:`mixed_change` on log units: the ratio of units per session after vs before
+    surgery (issue 29: a dose is multiplied, not shifted, and a Gaussian model of raw units leans on the large
+    doses); ``std_error`` that of its log."""
+    if not (frame["units"] > 0).all():
+        return failed("not estimated on the log scale: a session recorded with no units")
     logged = frame.assign(log_units=np.log(frame["units"].astype(float))).reset_index(drop=True)
-    try:
-        ratio = mixed_change(logged, "log_units", drift, recorded=False)  # a note, not a published estimate
-    except (np.linalg.LinAlgError, ValueError):
-        return result
-    if not np.isfinite(ratio.estimate):
-        return result
-    words = (
-        f"on the log scale: units x {np.exp(ratio.estimate):.2f} after surgery "
-        f"(95% CI {np.exp(ratio.ci_low):.2f} to {np.exp(ratio.ci_high):.2f})"
+    fit = mixed_change(logged, "log_units", drift)
+    if not np.isfinite(fit.estimate):
+        return fit
+    notes = [str(fit.note).replace("linear mixed model", "linear mixed model of log units"), "the ratio of units"]
+    return _ratio_estimate(fit.estimate, fit.std_error, fit.diagnostics_ok, notes)
+
+
+def _ratio_estimate(log_ratio: float, log_se: float, ok: bool, notes: list[str]) -> Estimate:
+    if not (np.isfinite(log_ratio) and np.isfinite(log_se) and log_se > 0):
+        return failed("; ".join([*notes, "fit failed: non-finite result"]))
+    half = stats.norm.ppf(1 - ALPHA / 2) * log_se
+    return Estimate(
+        float(np.exp(log_ratio)),
+        log_se,
+        float(np.exp(log_ratio - half)),
+        float(np.exp(log_ratio + half)),
+        float(2 * stats.norm.sf(abs(log_ratio / log_se))),
+        ok,
+        "; ".join(notes),
+        converged=ok,
     )
-    return replace(result, note=f"{result.note}; {words}")
 
 
-def _guarded(outcome: str, frame: pd.DataFrame, drift: bool) -> Estimate:
+def _guarded(fit: Callable[[pd.DataFrame, bool], Estimate], frame: pd.DataFrame, drift: bool, outcome: str) -> Estimate:
     try:
-        return _fit(outcome, frame.reset_index(drop=True), drift)
+        return fit(frame.reset_index(drop=True), drift)
     except Exception as error:  # a failed fit is a result to report, not a crash of the whole run
         return failed(f"fit failed ({outcome}): {type(error).__name__}: {error}")

@@ -20,7 +20,20 @@ import pandas as pd
 
 from pipeline.analysis_design import AnalysisDesign
 from pipeline.models.design_matrix import load_changes, load_population
-from pipeline.models.pairs import CODES, PREFIX, RELIANCE_CONTRAST, Pair, is_claim, joined, parse
+from pipeline.models.pairs import (
+    CODES,
+    HAZARD,
+    INTERVAL,
+    PREFIX,
+    RATIO_AGAINST,
+    RATIO_WITHIN,
+    RELIANCE_CONTRAST,
+    UNITS,
+    Pair,
+    is_claim,
+    joined,
+    parse,
+)
 from pipeline.report.register import Register
 from pipeline.report.suppression import SMALL_CELL, SUPPRESSED
 from pipeline.vocabulary import MODALITY_WORDS, RELIANCE_OUTCOME_WORDS, contrast_name, outcome_label
@@ -246,15 +259,22 @@ def synergy_sentences(
     return sentences
 
 
+def _ratio_words(ratio: float, low: float, high: float, longer: str, shorter: str) -> str:
+    """A ratio after vs before surgery in words: the multiple and the percentage change it means."""
+    change = 100 * (ratio - 1)
+    way = longer if change >= 0 else shorter
+    return f"{_number(ratio, 2)} times ({_interval(low, high, 2)}), {abs(change):.0f}% {way}"
+
+
 def _reliance_parts(interval: pd.Series | None, hazard: pd.Series | None, units: pd.Series | None) -> list[str]:
-    """The days between injections, the hazard of the next one and the units per session, in words."""
+    """The gaps between injections, the hazard of the next one and the units per session, in words; each a
+    ratio after vs before surgery (issue 29: a gap is made longer and a dose smaller by a multiple)."""
     parts = []
     if interval is not None:
-        days = float(interval["estimate"])
-        parts.append(
-            f"injections came {_number(abs(days), 0)} days {'further apart' if days >= 0 else 'closer together'} "
-            f"after surgery ({_interval(interval['ci_low'], interval['ci_high'], 0)})"
+        words = _ratio_words(
+            float(interval["estimate"]), float(interval["ci_low"]), float(interval["ci_high"]), "longer", "shorter"
         )
+        parts.append(f"the gap between injections after surgery was {words}, the open last gaps counted as censored")
     if hazard is not None:
         ratio, low, high = float(hazard["estimate"]), float(hazard["ci_low"]), float(hazard["ci_high"])
         verdict = (
@@ -268,11 +288,8 @@ def _reliance_parts(interval: pd.Series | None, hazard: pd.Series | None, units:
             f"the hazard ratio of the next injection was {_number(ratio, 2)} ({_interval(low, high, 2)}): {verdict}"
         )
     if units is not None:
-        change = float(units["estimate"])
-        parts.append(
-            f"each session used {_number(abs(change))} units {'fewer' if change < 0 else 'more'} "
-            f"({_interval(units['ci_low'], units['ci_high'])})"
-        )
+        words = _ratio_words(float(units["estimate"]), float(units["ci_low"]), float(units["ci_high"]), "more", "fewer")
+        parts.append(f"each session used {words} units")
     return parts
 
 
@@ -291,16 +308,10 @@ def reliance_sentences(claims: pd.DataFrame, register: Register) -> list[str]:
     """The answer guarded against drift first (surgery patients against patients on BoNT alone over the same
     session numbers), then the within-patient comparison as a sensitivity analysis, with its reason. No count
     in these sentences: each model has its own patients (the claims table gives the groups)."""
-    guarded = [
-        _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed_vs_bont_alone"),
-        _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg_vs_bont_alone"),
-        _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed_vs_bont_alone"),
-    ]
-    within = [
-        _finite_row(claims, RELIANCE_CONTRAST, "botox_interval_days", "mixed"),
-        _finite_row(claims, RELIANCE_CONTRAST, "time_to_next_botox", "phreg"),
-        _finite_row(claims, RELIANCE_CONTRAST, "botox_units_per_session", "mixed"),
-    ]
+    guarded, within = (
+        [_finite_row(claims, RELIANCE_CONTRAST, outcome, methods[outcome]) for outcome in (INTERVAL, HAZARD, UNITS)]
+        for methods in (RATIO_AGAINST, RATIO_WITHIN)
+    )
     if all(r is None for r in [*guarded, *within]):
         if (claims["contrast"] == RELIANCE_CONTRAST).any():
             return [

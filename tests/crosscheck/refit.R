@@ -172,7 +172,11 @@ for (f in fits("mixed")) {
     j <- match(s$coefficients[[timepoint]], s$x)
     key <- key_of(s); key$timepoint <- timepoint
     method <- if (is.null(s$published)) "mixed" else s$published
-    emit(method, key, t_inference(unname(fixef(fit)[j]), sqrt(V[j, j]), Inf), "iterative")
+    values <- t_inference(unname(fixef(fit)[j]), sqrt(V[j, j]), Inf)
+    if (isTRUE(s$exponentiate)) {  # units per session on the log scale: the row is the ratio
+      values[c("estimate", "ci_low", "ci_high")] <- exp(values[c("estimate", "ci_low", "ci_high")])
+    }
+    emit(method, key, values, "iterative")
   }
 }
 
@@ -224,6 +228,22 @@ for (f in fits("phreg")) {
                                  ci_high = exp(beta + q * se), p_value = 2 * pnorm(-abs(beta / se))), "iterative")
 }
 
+# Days between injections: survival::survreg, log-normal AFT of every gap, the open last one censored,
+# robust = TRUE with cluster() by patient (dfbeta sandwich) times G/(G-1) as the platform; the time ratio.
+for (f in fits("aft")) {
+  s <- f$spec; d <- f$frame
+  X <- as.matrix(d[, s$x, drop = FALSE])
+  cluster <- factor(d[[".cluster"]])
+  fit <- survreg(Surv(d[[".time"]], d[[".event"]]) ~ X - 1, dist = "lognormal", robust = TRUE,
+                 cluster = cluster, control = survreg.control(rel.tolerance = 1e-12, maxiter = 100))
+  name <- paste0("X", s$coefficient)
+  g <- nlevels(cluster)
+  beta <- unname(coef(fit)[name]); se <- sqrt(vcov(fit)[name, name] * g / (g - 1))
+  q <- qnorm(0.975)
+  emit(s$published, key_of(s), c(estimate = exp(beta), std_error = se, ci_low = exp(beta - q * se),
+                                 ci_high = exp(beta + q * se), p_value = 2 * pnorm(-abs(beta / se))), "iterative")
+}
+
 estimates <- read.csv(file.path(export, "estimates.csv"), stringsAsFactors = FALSE)
 
 # The unadjusted difference: Welch's t test (t.test, unequal variances) on the cell's changes.
@@ -258,7 +278,7 @@ for (f in fits("sensitivity")) {
 # The minimum detectable difference of every row that has one (a difference of means: not the responders,
 # the odds ratios or the hazard ratios), at the run's power.
 power <- fromJSON(file.path(export, "run.json"))$power
-has_mdd <- is.finite(estimates$std_error) & !(estimates$method %in% c("responder", "ordinal", "phreg", "phreg_vs_bont_alone"))
+has_mdd <- is.finite(estimates$std_error) & !(estimates$method %in% c("responder", "ordinal", "phreg", "phreg_vs_bont_alone", "aft", "aft_vs_bont_alone", "mixed_log", "mixed_log_vs_bont_alone"))
 for (i in which(has_mdd)) {
   row <- estimates[i, ]
   emit(row$method, list(contrast = row$contrast, outcome = row$outcome, timepoint = row$timepoint),

@@ -77,6 +77,10 @@ METHODS = (
     "mixed_vs_bont_alone",
     "phreg",
     "phreg_vs_bont_alone",
+    "aft",
+    "aft_vs_bont_alone",
+    "mixed_log",
+    "mixed_log_vs_bont_alone",
     "complication_rate",
 )
 
